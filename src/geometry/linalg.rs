@@ -1,0 +1,128 @@
+//! Small fixed-size vector and matrix helpers on [`Vec3`] and [`Mat3`].
+
+use super::{Mat3, Vec3};
+
+/// Dot product.
+#[inline]
+pub fn dot(a: Vec3, b: Vec3) -> f64 {
+    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+}
+
+/// Cross product `a × b`.
+#[inline]
+pub fn cross(a: Vec3, b: Vec3) -> Vec3 {
+    [
+        a[1] * b[2] - a[2] * b[1],
+        a[2] * b[0] - a[0] * b[2],
+        a[0] * b[1] - a[1] * b[0],
+    ]
+}
+
+/// Euclidean length.
+#[inline]
+pub fn norm(a: Vec3) -> f64 {
+    dot(a, a).sqrt()
+}
+
+/// `a + b`.
+#[inline]
+pub fn add(a: Vec3, b: Vec3) -> Vec3 {
+    [a[0] + b[0], a[1] + b[1], a[2] + b[2]]
+}
+
+/// `a − b`.
+#[inline]
+pub fn sub(a: Vec3, b: Vec3) -> Vec3 {
+    [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
+}
+
+/// `s·a`.
+#[inline]
+pub fn scale(a: Vec3, s: f64) -> Vec3 {
+    [a[0] * s, a[1] * s, a[2] * s]
+}
+
+/// `a / |a|`, or `None` if `a` is zero or not finite.
+pub fn normalize(a: Vec3) -> Option<Vec3> {
+    let n = norm(a);
+    if n.is_finite() && n > 0.0 {
+        Some(scale(a, 1.0 / n))
+    } else {
+        None
+    }
+}
+
+/// Angle between two vectors in radians, in [0, π].
+///
+/// Uses `atan2(|a×b|, a·b)`, which stays accurate for nearly (anti)parallel
+/// vectors where `acos` loses half the digits. Returns 0 if either is zero.
+pub fn angle_between(a: Vec3, b: Vec3) -> f64 {
+    norm(cross(a, b)).atan2(dot(a, b))
+}
+
+/// The mirror through the z = 0 plane: `(x, y, z) → (x, y, −z)`.
+#[inline]
+pub fn mirror_z(v: Vec3) -> Vec3 {
+    [v[0], v[1], -v[2]]
+}
+
+/// The 3×3 identity matrix.
+pub fn mat_identity() -> Mat3 {
+    [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+}
+
+/// Matrix product `a·b`.
+pub fn mat_mul(a: &Mat3, b: &Mat3) -> Mat3 {
+    let mut out = [[0.0; 3]; 3];
+    for (i, row) in out.iter_mut().enumerate() {
+        for (j, cell) in row.iter_mut().enumerate() {
+            *cell = (0..3).map(|k| a[i][k] * b[k][j]).sum();
+        }
+    }
+    out
+}
+
+/// Matrix–vector product `m·v`.
+pub fn mat_vec(m: &Mat3, v: Vec3) -> Vec3 {
+    [dot(m[0], v), dot(m[1], v), dot(m[2], v)]
+}
+
+/// Transpose.
+pub fn mat_transpose(m: &Mat3) -> Mat3 {
+    let mut out = [[0.0; 3]; 3];
+    for (i, row) in m.iter().enumerate() {
+        for (j, &x) in row.iter().enumerate() {
+            out[j][i] = x;
+        }
+    }
+    out
+}
+
+/// Determinant.
+pub fn det(m: &Mat3) -> f64 {
+    dot(m[0], cross(m[1], m[2]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn angle_between_is_accurate_for_tiny_angles() {
+        let a = [1.0, 0.0, 0.0];
+        let b = [1.0, 1e-9, 0.0];
+        assert!((angle_between(a, b) - 1e-9).abs() < 1e-20);
+        assert!((angle_between(a, [-1.0, 0.0, 0.0]) - std::f64::consts::PI).abs() < 1e-15);
+    }
+
+    #[test]
+    fn matrix_helpers() {
+        let m = [[1.0, 2.0, 3.0], [0.0, 1.0, 4.0], [5.0, 6.0, 0.0]];
+        assert_eq!(det(&m), 1.0);
+        assert_eq!(mat_mul(&m, &mat_identity()), m);
+        assert_eq!(mat_transpose(&mat_transpose(&m)), m);
+        assert_eq!(mat_vec(&m, [1.0, 0.0, 0.0]), [1.0, 0.0, 5.0]);
+        assert!(normalize([0.0; 3]).is_none());
+        assert!(normalize([f64::NAN, 0.0, 1.0]).is_none());
+    }
+}

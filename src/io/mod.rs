@@ -1,0 +1,813 @@
+//! Image I/O: reading microscopy image stacks (TIFF, BigTIFF, FITS, PNG, JPEG) and writing
+//! TIFF stacks and 16-bit PNG previews.
+//!
+//! # Reading
+//!
+//! [`open`] (or [`open_with_limits`], or [`open_bytes`] for data already in memory) looks at the
+//! first bytes of the file — not only its extension — to pick a decoder, reads the headers and
+//! returns a [`Stack`]. Every frame is returned as a [`Frame`] of `f32` values in row-major
+//! order, keeping the original sample values (no rescaling to 0..1). Colour images are converted
+//! to luminance (`0.2126 R + 0.7152 G + 0.0722 B`), with a note in [`StackInfo::warnings`].
+//!
+//! ## Lazy reading
+//!
+//! Opening a stack never decodes pixel data. For TIFF, opening walks the chain of image file
+//! directories (IFDs) once, reading only each directory's entry table, and records the offset of
+//! every page; [`Stack::frame`] then decodes only the requested page, starting a decoder directly
+//! at that page's directory. For FITS, opening parses the header and computes where the data of
+//! each plane begins; [`Stack::frame`] seeks there and reads exactly one plane. Opening a
+//! multi-gigabyte stack and reading frame 0 therefore needs about one frame of memory (plus
+//! eight bytes per TIFF page for the offset table). A page that is corrupt makes only
+//! `frame(that page)` fail.
+//!
+//! ## Limits
+//!
+//! Files are untrusted input. [`Limits`] caps the size of one decoded frame (counted as `f32`
+//! bytes, `width * height * 4`) and the number of frames. Declared sizes are checked against
+//! these limits, and against the length of the file, *before* any buffer is allocated, so a
+//! 100-byte file that claims to hold a 100000×100000 image is rejected at once. The raw sample
+//! buffer of one page (before conversion to `f32`) may be at most twice `max_frame_bytes`,
+//! which covers every grey-scale layout and 8/16-bit colour; the same bound is handed to the
+//! `tiff` and `image` decoders as their own allocation limits. IFD chains are capped at
+//! `max_frames` entries and checked for loops, so a malicious file cannot make opening hang.
+//! Decoding by third-party crates runs under [`std::panic::catch_unwind`] as a last line of
+//! defence: a panic inside a decoder becomes [`IoError::Corrupt`].
+//!
+//! Bad input — truncated, corrupt, empty, absurdly large files or unsupported layouts — gives an
+//! [`IoError`] whose message starts with the file's path and names the problem, e.g.
+//! `foo.tif: truncated: page 3: strip 0 (offset 81234, 65536 bytes) extends past the end of the
+//! file (90000 bytes)`.
+//!
+//! NaN pixels in floating-point data are kept; the first frames found to contain them are noted
+//! in [`StackInfo::warnings`] when they are read.
+//!
+//! # Writing
+//!
+//! [`write_tiff_stack`] writes a multi-page grey-scale TIFF (16-bit unsigned or 32-bit float),
+//! with an ImageJ-style description and the pixel size stored so that ImageJ, Fiji and this
+//! reader all find it. [`write_png_gray16`] writes one frame as a 16-bit PNG. Both write to
+//! `<path>.tmp` first and rename it over `<path>` when complete.
+
+mod fits;
+mod metadata;
+mod raster;
+mod raw;
+mod tiff_read;
+mod write;
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Cursor, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+pub use metadata::unit_to_nm;
+pub use write::{write_png_gray16, write_tiff_stack, WriteSample};
+
+/// Errors from reading or writing images. Every message starts with the file's path.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IoError {
+    /// The operating system reported an error (file missing, permission denied, disk full …).
+    #[error("{}: I/O error: {source}", path.display())]
+    Io {
+        /// The file concerned.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The file has no bytes at all.
+    #[error("{}: empty file (0 bytes)", path.display())]
+    Empty {
+        /// The file concerned.
+        path: PathBuf,
+    },
+    /// The first bytes match none of the supported formats.
+    #[error("{}: unrecognised format: {detail}", path.display())]
+    UnknownFormat {
+        /// The file concerned.
+        path: PathBuf,
+        /// What was found instead.
+        detail: String,
+    },
+    /// The file ends before all the data it declares.
+    #[error("{}: truncated: {detail}", path.display())]
+    Truncated {
+        /// The file concerned.
+        path: PathBuf,
+        /// Which part is missing.
+        detail: String,
+    },
+    /// The file's structure or data is invalid.
+    #[error("{}: corrupt: {detail}", path.display())]
+    Corrupt {
+        /// The file concerned.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The file is valid but uses a layout this reader does not handle.
+    #[error("{}: unsupported: {detail}", path.display())]
+    Unsupported {
+        /// The file concerned.
+        path: PathBuf,
+        /// Which feature is missing.
+        detail: String,
+    },
+    /// A declared size exceeds [`Limits`] (or the decoder's own allocation limits).
+    #[error("{}: exceeds limit: {detail}", path.display())]
+    LimitExceeded {
+        /// The file concerned.
+        path: PathBuf,
+        /// Which size and which limit.
+        detail: String,
+    },
+    /// [`Stack::frame`] was asked for a frame the stack does not have.
+    #[error("{}: frame index {index} out of range (the stack has {frames} frames)", path.display())]
+    FrameOutOfRange {
+        /// The file concerned.
+        path: PathBuf,
+        /// The requested index.
+        index: usize,
+        /// Number of frames in the stack.
+        frames: usize,
+    },
+    /// A writer was given data it cannot write (mismatched frame sizes, empty stack …).
+    #[error("{}: invalid input: {detail}", path.display())]
+    InvalidInput {
+        /// The file that was to be written.
+        path: PathBuf,
+        /// What is wrong with the input.
+        detail: String,
+    },
+}
+
+impl IoError {
+    /// The path of the file this error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            IoError::Io { path, .. }
+            | IoError::Empty { path }
+            | IoError::UnknownFormat { path, .. }
+            | IoError::Truncated { path, .. }
+            | IoError::Corrupt { path, .. }
+            | IoError::Unsupported { path, .. }
+            | IoError::LimitExceeded { path, .. }
+            | IoError::FrameOutOfRange { path, .. }
+            | IoError::InvalidInput { path, .. } => path,
+        }
+    }
+
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        IoError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    pub(crate) fn truncated(path: &Path, detail: impl Into<String>) -> Self {
+        IoError::Truncated {
+            path: path.to_path_buf(),
+            detail: detail.into(),
+        }
+    }
+
+    pub(crate) fn corrupt(path: &Path, detail: impl Into<String>) -> Self {
+        IoError::Corrupt {
+            path: path.to_path_buf(),
+            detail: detail.into(),
+        }
+    }
+
+    pub(crate) fn unsupported(path: &Path, detail: impl Into<String>) -> Self {
+        IoError::Unsupported {
+            path: path.to_path_buf(),
+            detail: detail.into(),
+        }
+    }
+
+    pub(crate) fn limit(path: &Path, detail: impl Into<String>) -> Self {
+        IoError::LimitExceeded {
+            path: path.to_path_buf(),
+            detail: detail.into(),
+        }
+    }
+
+    pub(crate) fn invalid_input(path: &Path, detail: impl Into<String>) -> Self {
+        IoError::InvalidInput {
+            path: path.to_path_buf(),
+            detail: detail.into(),
+        }
+    }
+
+    /// Maps an I/O error that happened while reading `what`: an unexpected end of file becomes
+    /// [`IoError::Truncated`], anything else [`IoError::Io`].
+    pub(crate) fn read(path: &Path, what: &str, source: std::io::Error) -> Self {
+        if source.kind() == std::io::ErrorKind::UnexpectedEof {
+            IoError::truncated(path, format!("{what}: unexpected end of file"))
+        } else {
+            IoError::io(path, source)
+        }
+    }
+}
+
+/// Caps on what a file may make the reader allocate.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Largest frame accepted, counted as `f32` bytes of one frame (`width * height * 4`).
+    /// Default 1 GiB.
+    pub max_frame_bytes: u64,
+    /// Largest number of frames (TIFF pages, FITS planes) accepted. Default 10 000 000.
+    pub max_frames: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_frame_bytes: 1 << 30,
+            max_frames: 10_000_000,
+        }
+    }
+}
+
+impl Limits {
+    /// Largest raw (undecoded) sample buffer of one page: twice `max_frame_bytes`.
+    pub(crate) fn max_raw_bytes(&self) -> u64 {
+        self.max_frame_bytes.saturating_mul(2)
+    }
+
+    /// Checks that a `width × height` frame fits `max_frame_bytes` (as `f32`).
+    pub(crate) fn check_frame(&self, path: &Path, width: u64, height: u64) -> Result<(), IoError> {
+        let bytes = width
+            .checked_mul(height)
+            .and_then(|n| n.checked_mul(4))
+            .unwrap_or(u64::MAX);
+        if bytes > self.max_frame_bytes || usize::try_from(bytes).is_err() {
+            return Err(IoError::limit(
+                path,
+                format!(
+                    "{width}×{height} frame needs {bytes} bytes as float32, above the limit of {} \
+                     bytes (Limits::max_frame_bytes)",
+                    self.max_frame_bytes
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks a frame count against `max_frames`.
+    pub(crate) fn check_frames(&self, path: &Path, frames: u64) -> Result<(), IoError> {
+        if frames > self.max_frames as u64 {
+            return Err(IoError::limit(
+                path,
+                format!(
+                    "{frames} frames, above the limit of {} (Limits::max_frames)",
+                    self.max_frames
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks a raw sample buffer size against [`Limits::max_raw_bytes`].
+    pub(crate) fn check_raw(&self, path: &Path, what: &str, bytes: u64) -> Result<(), IoError> {
+        if bytes > self.max_raw_bytes() || usize::try_from(bytes).is_err() {
+            return Err(IoError::limit(
+                path,
+                format!(
+                    "{what} needs a {bytes}-byte sample buffer, above the limit of {} bytes \
+                     (2 × Limits::max_frame_bytes)",
+                    self.max_raw_bytes()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The type of the samples as stored in the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SampleType {
+    /// Unsigned 8-bit integer.
+    U8,
+    /// Unsigned 16-bit integer.
+    U16,
+    /// Unsigned 32-bit integer.
+    U32,
+    /// Signed 8-bit integer.
+    I8,
+    /// Signed 16-bit integer.
+    I16,
+    /// Signed 32-bit integer.
+    I32,
+    /// 32-bit IEEE float.
+    F32,
+    /// 64-bit IEEE float.
+    F64,
+}
+
+impl SampleType {
+    /// Bytes per sample.
+    pub fn bytes(self) -> usize {
+        match self {
+            SampleType::U8 | SampleType::I8 => 1,
+            SampleType::U16 | SampleType::I16 => 2,
+            SampleType::U32 | SampleType::I32 | SampleType::F32 => 4,
+            SampleType::F64 => 8,
+        }
+    }
+
+    /// Whether the samples are floating point (and may hold NaN).
+    pub fn is_float(self) -> bool {
+        matches!(self, SampleType::F32 | SampleType::F64)
+    }
+}
+
+impl fmt::Display for SampleType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SampleType::U8 => "uint8",
+            SampleType::U16 => "uint16",
+            SampleType::U32 => "uint32",
+            SampleType::I8 => "int8",
+            SampleType::I16 => "int16",
+            SampleType::I32 => "int32",
+            SampleType::F32 => "float32",
+            SampleType::F64 => "float64",
+        })
+    }
+}
+
+/// One grey-scale image, row-major, with the file's original sample values as `f32`.
+#[derive(Clone, Debug)]
+pub struct Frame {
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// `width * height` values, row by row (`data[y * width + x]`).
+    pub data: Vec<f32>,
+}
+
+impl Frame {
+    /// A frame from its data.
+    ///
+    /// # Panics
+    /// If `data.len() != width * height`.
+    pub fn new(width: usize, height: usize, data: Vec<f32>) -> Self {
+        assert_eq!(
+            Some(data.len()),
+            width.checked_mul(height),
+            "frame data length must be width * height"
+        );
+        Frame {
+            width,
+            height,
+            data,
+        }
+    }
+
+    /// A frame filled with zeros.
+    pub fn zeros(width: usize, height: usize) -> Self {
+        Frame::new(width, height, vec![0.0; width * height])
+    }
+
+    /// The value at column `x`, row `y`.
+    ///
+    /// # Panics
+    /// If `x >= width` or `y >= height`.
+    pub fn get(&self, x: usize, y: usize) -> f32 {
+        assert!(
+            x < self.width && y < self.height,
+            "pixel ({x}, {y}) outside {}×{} frame",
+            self.width,
+            self.height
+        );
+        self.data[y * self.width + x]
+    }
+
+    /// Smallest and largest value, ignoring NaN. `(NaN, NaN)` if there is no other value.
+    pub fn min_max(&self) -> (f32, f32) {
+        let mut lo = f32::INFINITY;
+        let mut hi = f32::NEG_INFINITY;
+        let mut any = false;
+        for &v in &self.data {
+            if !v.is_nan() {
+                any = true;
+                lo = lo.min(v);
+                hi = hi.max(v);
+            }
+        }
+        if any {
+            (lo, hi)
+        } else {
+            (f32::NAN, f32::NAN)
+        }
+    }
+}
+
+/// What is known about a stack after opening it (before reading any pixel data).
+#[derive(Clone, Debug)]
+pub struct StackInfo {
+    /// The file's path (for [`open_bytes`], the name given).
+    pub path: PathBuf,
+    /// `"TIFF"`, `"BigTIFF"`, `"FITS"`, `"PNG"` or `"JPEG"`.
+    pub format: &'static str,
+    /// Frame width in pixels.
+    pub width: usize,
+    /// Frame height in pixels.
+    pub height: usize,
+    /// Number of frames.
+    pub frames: usize,
+    /// Type of the stored samples (for FITS, after the usual BZERO unsigned-integer conventions).
+    pub sample_type: SampleType,
+    /// Pixel size in nanometres, when the file states it.
+    pub pixel_size_nm: Option<f64>,
+    /// Notes about conversions and oddities (colour → luminance, NaN pixels, skipped pages …).
+    /// Frames read later may append to this list.
+    pub warnings: Vec<String>,
+}
+
+/// Byte stream a [`Stack`] reads from: a buffered file or an in-memory buffer.
+pub(crate) trait Source: BufRead + Seek + Send {}
+impl<T: BufRead + Seek + Send> Source for T {}
+
+/// The per-format part of a [`Stack`].
+enum Backend {
+    Tiff(tiff_read::TiffBackend),
+    Fits(fits::FitsBackend),
+    Raster(raster::RasterBackend),
+}
+
+/// At most this many frames with NaN pixels are listed individually in the warnings.
+const MAX_NAN_WARNINGS: usize = 16;
+
+/// An opened image stack. Owns its file handle (or buffer); frames are decoded on demand.
+pub struct Stack {
+    info: StackInfo,
+    source: Box<dyn Source>,
+    backend: Backend,
+    limits: Limits,
+    nan_frames: BTreeSet<usize>,
+}
+
+impl fmt::Debug for Stack {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stack")
+            .field("info", &self.info)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Stack {
+    /// Metadata gathered when opening (and warnings added by frames read since).
+    pub fn info(&self) -> &StackInfo {
+        &self.info
+    }
+
+    /// Number of frames.
+    pub fn len(&self) -> usize {
+        self.info.frames
+    }
+
+    /// Whether the stack has no frames (never the case for a successfully opened file).
+    pub fn is_empty(&self) -> bool {
+        self.info.frames == 0
+    }
+
+    /// The limits this stack was opened with.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Decodes frame `index` (random access; only that page or plane is read).
+    pub fn frame(&mut self, index: usize) -> Result<Frame, IoError> {
+        if index >= self.info.frames {
+            return Err(IoError::FrameOutOfRange {
+                path: self.info.path.clone(),
+                index,
+                frames: self.info.frames,
+            });
+        }
+        let ctx = Ctx {
+            path: &self.info.path,
+            limits: &self.limits,
+        };
+        let source: &mut dyn Source = &mut *self.source;
+        let frame = match &self.backend {
+            Backend::Tiff(b) => b.read_frame(source, &ctx, index)?,
+            Backend::Fits(b) => b.read_frame(source, &ctx, index)?,
+            Backend::Raster(b) => b.read_frame(source, &ctx)?,
+        };
+        if frame.width != self.info.width
+            || frame.height != self.info.height
+            || frame.data.len() != frame.width * frame.height
+        {
+            return Err(IoError::corrupt(
+                &self.info.path,
+                format!(
+                    "frame {index} decoded as {}×{} ({} values), expected {}×{}",
+                    frame.width,
+                    frame.height,
+                    frame.data.len(),
+                    self.info.width,
+                    self.info.height
+                ),
+            ));
+        }
+        self.note_nans(index, &frame);
+        Ok(frame)
+    }
+
+    /// Iterates over all frames in order.
+    pub fn frames(&mut self) -> impl Iterator<Item = Result<Frame, IoError>> + '_ {
+        (0..self.len()).map(move |i| self.frame(i))
+    }
+
+    fn note_nans(&mut self, index: usize, frame: &Frame) {
+        if self.nan_frames.contains(&index) || self.nan_frames.len() > MAX_NAN_WARNINGS {
+            return;
+        }
+        let nans = frame.data.iter().filter(|v| v.is_nan()).count();
+        if nans == 0 {
+            return;
+        }
+        self.nan_frames.insert(index);
+        if self.nan_frames.len() > MAX_NAN_WARNINGS {
+            self.info
+                .warnings
+                .push("more frames contain NaN pixels (not listed)".to_string());
+        } else {
+            self.info.warnings.push(format!(
+                "frame {index} contains {nans} NaN pixel(s); they are kept as NaN"
+            ));
+        }
+    }
+}
+
+/// Context handed to the format back-ends.
+pub(crate) struct Ctx<'a> {
+    pub path: &'a Path,
+    pub limits: &'a Limits,
+}
+
+/// Opens an image stack with default [`Limits`].
+///
+/// The format is chosen from the file's first bytes (the extension is only used in error
+/// messages). See the [module documentation](self) for what is read when.
+pub fn open(path: &Path) -> Result<Stack, IoError> {
+    open_with_limits(path, &Limits::default())
+}
+
+/// Opens an image stack, rejecting files whose declared sizes exceed `limits`.
+pub fn open_with_limits(path: &Path, limits: &Limits) -> Result<Stack, IoError> {
+    let file = File::open(path).map_err(|e| IoError::io(path, e))?;
+    let meta = file.metadata().map_err(|e| IoError::io(path, e))?;
+    if !meta.is_file() {
+        return Err(IoError::unsupported(path, "not a regular file"));
+    }
+    let len = meta.len();
+    open_source(
+        path.to_path_buf(),
+        Box::new(BufReader::with_capacity(64 * 1024, file)),
+        len,
+        limits,
+    )
+}
+
+/// Opens an image held in memory; `name` is used as the path in [`StackInfo`] and in errors.
+pub fn open_bytes(name: &str, bytes: Vec<u8>, limits: &Limits) -> Result<Stack, IoError> {
+    let len = bytes.len() as u64;
+    open_source(PathBuf::from(name), Box::new(Cursor::new(bytes)), len, limits)
+}
+
+/// Recognised file signatures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Tiff,
+    Fits,
+    Png,
+    Jpeg,
+}
+
+fn sniff(magic: &[u8]) -> Option<Kind> {
+    if magic.starts_with(b"II*\0")
+        || magic.starts_with(b"MM\0*")
+        || magic.starts_with(b"II+\0")
+        || magic.starts_with(b"MM\0+")
+    {
+        Some(Kind::Tiff)
+    } else if magic.starts_with(b"SIMPLE  =") {
+        Some(Kind::Fits)
+    } else if magic.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some(Kind::Png)
+    } else if magic.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some(Kind::Jpeg)
+    } else {
+        None
+    }
+}
+
+fn open_source(
+    path: PathBuf,
+    mut source: Box<dyn Source>,
+    file_len: u64,
+    limits: &Limits,
+) -> Result<Stack, IoError> {
+    if file_len == 0 {
+        return Err(IoError::Empty { path });
+    }
+    let mut magic = Vec::with_capacity(16);
+    source
+        .by_ref()
+        .take(16)
+        .read_to_end(&mut magic)
+        .map_err(|e| IoError::io(&path, e))?;
+    source
+        .seek(SeekFrom::Start(0))
+        .map_err(|e| IoError::io(&path, e))?;
+    let kind = sniff(&magic).ok_or_else(|| unknown_format(&path, &magic))?;
+    let ctx = Ctx {
+        path: &path,
+        limits,
+    };
+    let (backend, header) = match kind {
+        Kind::Tiff => {
+            let (b, h) = tiff_read::TiffBackend::open(&mut *source, &ctx, file_len)?;
+            (Backend::Tiff(b), h)
+        }
+        Kind::Fits => {
+            let (b, h) = fits::FitsBackend::open(&mut *source, &ctx, file_len)?;
+            (Backend::Fits(b), h)
+        }
+        Kind::Png | Kind::Jpeg => {
+            let (b, h) = raster::RasterBackend::open(&mut *source, &ctx, file_len, kind == Kind::Png)?;
+            (Backend::Raster(b), h)
+        }
+    };
+    if header.frames == 0 {
+        return Err(IoError::corrupt(&path, "no frames"));
+    }
+    let info = StackInfo {
+        path,
+        format: header.format,
+        width: header.width,
+        height: header.height,
+        frames: header.frames,
+        sample_type: header.sample_type,
+        pixel_size_nm: header.pixel_size_nm,
+        warnings: header.warnings,
+    };
+    tracing::debug!(
+        path = %info.path.display(),
+        format = info.format,
+        width = info.width,
+        height = info.height,
+        frames = info.frames,
+        sample_type = %info.sample_type,
+        "opened image stack"
+    );
+    Ok(Stack {
+        info,
+        source,
+        backend,
+        limits: limits.clone(),
+        nan_frames: BTreeSet::new(),
+    })
+}
+
+fn unknown_format(path: &Path, magic: &[u8]) -> IoError {
+    let hex: Vec<String> = magic.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(|e| e.to_ascii_lowercase());
+    let hint = match ext.as_deref() {
+        Some("tif" | "tiff" | "btf" | "tf8") => " (the extension says TIFF but the TIFF signature is missing)",
+        Some("fits" | "fit" | "fts") => " (the extension says FITS but the file does not start with SIMPLE  =)",
+        Some("png") => " (the extension says PNG but the PNG signature is missing)",
+        Some("jpg" | "jpeg") => " (the extension says JPEG but the JPEG signature is missing)",
+        _ => "",
+    };
+    IoError::UnknownFormat {
+        path: path.to_path_buf(),
+        detail: format!(
+            "first bytes [{}] are not TIFF, BigTIFF, FITS, PNG or JPEG{hint}",
+            hex.join(" ")
+        ),
+    }
+}
+
+/// What a back-end found when opening; becomes the [`StackInfo`].
+pub(crate) struct Header {
+    pub format: &'static str,
+    pub width: usize,
+    pub height: usize,
+    pub frames: usize,
+    pub sample_type: SampleType,
+    pub pixel_size_nm: Option<f64>,
+    pub warnings: Vec<String>,
+}
+
+/// Seeks to `offset` and fills `buf`, mapping errors (end of file → [`IoError::Truncated`]).
+pub(crate) fn read_exact_at(
+    source: &mut dyn Source,
+    path: &Path,
+    offset: u64,
+    buf: &mut [u8],
+    what: &str,
+) -> Result<(), IoError> {
+    source
+        .seek(SeekFrom::Start(offset))
+        .map_err(|e| IoError::io(path, e))?;
+    source
+        .read_exact(buf)
+        .map_err(|e| IoError::read(path, what, e))
+}
+
+/// Runs `f`, turning a panic inside a dependency into [`IoError::Corrupt`].
+///
+/// This is a last line of defence only: inputs are validated before they reach decoders.
+pub(crate) fn guard<T>(
+    path: &Path,
+    what: &str,
+    f: impl FnOnce() -> Result<T, IoError>,
+) -> Result<T, IoError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_string());
+            tracing::warn!(path = %path.display(), %msg, "decoder panicked");
+            Err(IoError::corrupt(path, format!("{what}: decoder failed ({msg})")))
+        }
+    }
+}
+
+/// Luminance weights (Rec. 709) used for colour → grey conversion.
+pub(crate) const LUMA: [f32; 3] = [0.2126, 0.7152, 0.0722];
+
+/// The warning added when colour is converted to luminance.
+pub(crate) fn luminance_warning(what: &str) -> String {
+    format!("{what} converted to luminance (0.2126 R + 0.7152 G + 0.0722 B)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sample_type_display() {
+        assert_eq!(SampleType::U16.to_string(), "uint16");
+        assert_eq!(SampleType::F32.to_string(), "float32");
+        assert_eq!(SampleType::I8.to_string(), "int8");
+        assert_eq!(SampleType::F64.to_string(), "float64");
+        assert_eq!(SampleType::U32.bytes(), 4);
+    }
+
+    #[test]
+    fn frame_min_max_ignores_nan() {
+        let f = Frame::new(2, 2, vec![f32::NAN, 3.0, -1.0, f32::NAN]);
+        assert_eq!(f.min_max(), (-1.0, 3.0));
+        assert_eq!(f.get(1, 0), 3.0);
+        assert_eq!(f.get(0, 1), -1.0);
+        let all_nan = Frame::new(1, 1, vec![f32::NAN]);
+        let (lo, hi) = all_nan.min_max();
+        assert!(lo.is_nan() && hi.is_nan());
+    }
+
+    #[test]
+    fn sniff_signatures() {
+        assert_eq!(sniff(b"II*\0\x08\0\0\0"), Some(Kind::Tiff));
+        assert_eq!(sniff(b"MM\0+\0\x08\0\0"), Some(Kind::Tiff));
+        assert_eq!(sniff(b"SIMPLE  =    T"), Some(Kind::Fits));
+        assert_eq!(sniff(b"\x89PNG\r\n\x1a\n"), Some(Kind::Png));
+        assert_eq!(sniff(&[0xFF, 0xD8, 0xFF, 0xE0]), Some(Kind::Jpeg));
+        assert_eq!(sniff(b"GIF89a"), None);
+    }
+
+    #[test]
+    fn errors_name_the_file() {
+        let e = open_bytes("x.tif", b"hello world".to_vec(), &Limits::default()).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.starts_with("x.tif: unrecognised format"), "{msg}");
+        assert!(msg.contains("extension says TIFF"), "{msg}");
+        let e = open_bytes("y.fits", Vec::new(), &Limits::default()).unwrap_err();
+        assert!(matches!(e, IoError::Empty { .. }));
+        assert_eq!(e.path(), Path::new("y.fits"));
+    }
+
+    #[test]
+    fn limits_check_frame() {
+        let l = Limits::default();
+        assert!(l.check_frame(Path::new("a"), 1000, 1000).is_ok());
+        let e = l.check_frame(Path::new("a"), 100_000, 100_000).unwrap_err();
+        assert!(e.to_string().contains("max_frame_bytes"), "{e}");
+        assert!(l.check_frame(Path::new("a"), u64::MAX, u64::MAX).is_err());
+        assert!(l.check_frames(Path::new("a"), 10_000_001).is_err());
+    }
+}

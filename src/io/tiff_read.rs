@@ -1,0 +1,950 @@
+//! TIFF and BigTIFF stacks.
+//!
+//! Opening walks the IFD chain with a small parser of our own that reads only each directory's
+//! entry table (no tag values, no pixel data), to count pages, skip reduced-resolution pages,
+//! detect loops and check the first page's declared size against the limits. The offset of each
+//! page's directory is kept. To decode page `i`, a `tiff::decoder::Decoder` is started on a view
+//! of the file whose header points straight at that page's directory, so no other page is
+//! touched and random access costs the same for every page.
+//!
+//! Before a page is decoded its layout (compression, sample type, colour model) is checked, its
+//! declared sample buffer is checked against the limits, and every strip or tile is checked to
+//! lie inside the file.
+//!
+//! ImageJ writes stacks larger than 4 GiB as one directory followed by all the images back to
+//! back, with `images=N` in its description. Such files are recognised and read plane by plane
+//! directly from the file.
+
+use std::collections::HashSet;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::Path;
+
+use tiff::decoder::ifd::Value;
+use tiff::decoder::{ChunkType, Decoder, DecodingResult, DecodingSampleType};
+use tiff::tags::Tag;
+use tiff::{ColorType, TiffError};
+
+use super::metadata::{self, Resolution};
+use super::raw::{self, Encoding, Endian, Scaling};
+use super::{
+    guard, luminance_warning, read_exact_at, Ctx, Frame, Header, IoError, Limits, SampleType,
+    Source, LUMA,
+};
+
+/// Largest number of entries accepted in one directory.
+const MAX_IFD_ENTRIES: u64 = 65_535;
+
+/// Compressed data may expand at most this many times (LZW and Deflate stay well below; the
+/// bound only stops tiny files from declaring huge images).
+const MAX_EXPANSION: u64 = 4096;
+
+/// Fixed facts from the file header.
+#[derive(Clone, Copy, Debug)]
+struct TiffHeader {
+    little: bool,
+    big: bool,
+}
+
+impl TiffHeader {
+    fn u16(&self, b: &[u8]) -> u16 {
+        let a = [b[0], b[1]];
+        if self.little {
+            u16::from_le_bytes(a)
+        } else {
+            u16::from_be_bytes(a)
+        }
+    }
+
+    fn u32(&self, b: &[u8]) -> u32 {
+        let a = [b[0], b[1], b[2], b[3]];
+        if self.little {
+            u32::from_le_bytes(a)
+        } else {
+            u32::from_be_bytes(a)
+        }
+    }
+
+    fn u64(&self, b: &[u8]) -> u64 {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&b[..8]);
+        if self.little {
+            u64::from_le_bytes(a)
+        } else {
+            u64::from_be_bytes(a)
+        }
+    }
+
+    /// An offset-sized field (4 bytes in TIFF, 8 in BigTIFF).
+    fn offset(&self, b: &[u8]) -> u64 {
+        if self.big {
+            self.u64(b)
+        } else {
+            u64::from(self.u32(b))
+        }
+    }
+
+    fn count_size(&self) -> u64 {
+        if self.big {
+            8
+        } else {
+            2
+        }
+    }
+
+    fn entry_size(&self) -> u64 {
+        if self.big {
+            20
+        } else {
+            12
+        }
+    }
+
+    fn offset_size(&self) -> u64 {
+        if self.big {
+            8
+        } else {
+            4
+        }
+    }
+
+    /// Where the first-IFD pointer sits in the header.
+    fn first_ifd_field(&self) -> u64 {
+        if self.big {
+            8
+        } else {
+            4
+        }
+    }
+
+    /// The value of a single SHORT/LONG/LONG8/BYTE entry stored inline, if it is one.
+    fn inline_uint(&self, entry: &[u8]) -> Option<u64> {
+        let typ = self.u16(&entry[2..]);
+        let (count, value) = if self.big {
+            (self.u64(&entry[4..]), &entry[12..20])
+        } else {
+            (u64::from(self.u32(&entry[4..])), &entry[8..12])
+        };
+        if count != 1 {
+            return None;
+        }
+        match typ {
+            1 => Some(u64::from(value[0])),
+            3 => Some(u64::from(self.u16(value))),
+            4 => Some(u64::from(self.u32(value))),
+            16 if self.big => Some(self.u64(value)),
+            _ => None,
+        }
+    }
+}
+
+/// How a page's samples become one grey value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ColorMode {
+    /// One sample per pixel.
+    Gray,
+    /// Several samples, the first is the grey (or luma) value.
+    First,
+    /// RGB(A): luminance of the first three.
+    Rgb,
+}
+
+/// What [`inspect`] learns about a page before decoding it.
+#[derive(Clone, Debug)]
+struct PageLayout {
+    width: u32,
+    height: u32,
+    mode: ColorMode,
+    color: ColorType,
+    samples: usize,
+    planar: bool,
+    sample_type: SampleType,
+    half_float: bool,
+    compression: u16,
+    white_is_zero: bool,
+    /// `(start, length)` when all strips/tiles lie back to back in the file.
+    contiguous: Option<(u64, u64)>,
+}
+
+/// ImageJ's > 4 GiB layout: all planes back to back after the first page's data.
+#[derive(Clone, Copy, Debug)]
+struct Contiguous {
+    offset: u64,
+    frame_bytes: u64,
+    encoding: Encoding,
+}
+
+/// Reader state for an open TIFF stack.
+pub(crate) struct TiffBackend {
+    header: TiffHeader,
+    /// Directory offset of each frame's page.
+    pages: Vec<u64>,
+    width: u32,
+    height: u32,
+    file_len: u64,
+    contiguous: Option<Contiguous>,
+}
+
+/// One directory found while walking the chain.
+struct DirInfo {
+    width: u64,
+    height: u64,
+    subfile_type: u64,
+    next: u64,
+}
+
+impl TiffBackend {
+    pub(crate) fn open(
+        source: &mut dyn Source,
+        ctx: &Ctx<'_>,
+        file_len: u64,
+    ) -> Result<(Self, Header), IoError> {
+        let path = ctx.path;
+        if file_len < 8 {
+            return Err(IoError::truncated(
+                path,
+                format!("TIFF header needs 8 bytes, the file has {file_len}"),
+            ));
+        }
+        let mut head = [0u8; 16];
+        let head_len = file_len.min(16) as usize;
+        read_exact_at(source, path, 0, &mut head[..head_len], "TIFF header")?;
+        let little = head[0] == b'I';
+        let mut header = TiffHeader { little, big: false };
+        match header.u16(&head[2..]) {
+            42 => {}
+            43 => {
+                header.big = true;
+                if file_len < 16 {
+                    return Err(IoError::truncated(
+                        path,
+                        format!("BigTIFF header needs 16 bytes, the file has {file_len}"),
+                    ));
+                }
+                if header.u16(&head[4..]) != 8 || header.u16(&head[6..]) != 0 {
+                    return Err(IoError::corrupt(
+                        path,
+                        "BigTIFF header: offset size is not 8 bytes",
+                    ));
+                }
+            }
+            other => {
+                return Err(IoError::corrupt(path, format!("TIFF version {other} is not 42 or 43")))
+            }
+        }
+        let first = header.offset(&head[header.first_ifd_field() as usize..]);
+        if first == 0 {
+            return Err(IoError::corrupt(path, "no image directory (first IFD offset is 0)"));
+        }
+
+        let mut warnings = Vec::new();
+        let (pages, (width, height)) = scan_chain(source, ctx, header, first, file_len, &mut warnings)?;
+        let first_page = pages[0];
+
+        // Decode the first page's directory with the tiff crate: layout and metadata.
+        let (layout, description, x_res, res_unit) = guard(path, "page 0", || {
+            let mut dec = decoder_at(source, header, first_page, ctx.limits, file_len)
+                .map_err(|e| tiff_error(path, 0, e))?;
+            let layout = inspect(&mut dec, path, 0, file_len, ctx.limits)?;
+            let description = match dec.find_tag(Tag::ImageDescription) {
+                Ok(Some(v)) => match v.into_string() {
+                    Ok(s) => Some(s),
+                    Err(_) => {
+                        warnings.push("ImageDescription is not text; ignored".to_string());
+                        None
+                    }
+                },
+                Ok(None) => None,
+                Err(e) => {
+                    warnings.push(format!("ImageDescription unreadable ({e}); ignored"));
+                    None
+                }
+            };
+            let x_res = match dec.find_tag(Tag::XResolution) {
+                Ok(Some(v)) => resolution(v),
+                _ => None,
+            };
+            let res_unit = dec
+                .find_tag_unsigned::<u16>(Tag::ResolutionUnit)
+                .ok()
+                .flatten();
+            Ok((layout, description, x_res, res_unit))
+        })?;
+        if (u64::from(layout.width), u64::from(layout.height)) != (width, height) {
+            return Err(IoError::corrupt(
+                path,
+                format!(
+                    "page 0: directory scan found {width}×{height} but the decoder reads {}×{}",
+                    layout.width, layout.height
+                ),
+            ));
+        }
+
+        match layout.mode {
+            ColorMode::Gray => {}
+            ColorMode::Rgb => {
+                warnings.push(luminance_warning(&format!("{:?} image", layout.color)));
+                if layout.samples > 3 {
+                    warnings.push("alpha channel ignored".to_string());
+                }
+            }
+            ColorMode::First => warnings.push(format!(
+                "{:?} image with {} samples per pixel: only the first sample is used",
+                layout.color, layout.samples
+            )),
+        }
+        if layout.half_float {
+            warnings.push("16-bit float samples are widened to float32".to_string());
+        }
+
+        let pixel_size_nm =
+            metadata::pixel_size_nm(description.as_deref(), x_res, res_unit, &mut warnings);
+
+        let mut frames = pages.len();
+        let mut contiguous = None;
+        let imagej_images = description
+            .as_deref()
+            .filter(|d| d.trim_start().starts_with("ImageJ="))
+            .and_then(|d| metadata::imagej_field(d, "images"))
+            .and_then(|v| v.parse::<u64>().ok());
+        if let (Some(images), 1) = (imagej_images, pages.len()) {
+            if images > 1 {
+                let c = imagej_contiguous(ctx, header, &layout, images, file_len)?;
+                if let Some(c) = c {
+                    frames = usize::try_from(images).map_err(|_| {
+                        IoError::limit(path, format!("{images} frames do not fit in memory indices"))
+                    })?;
+                    contiguous = Some(c);
+                } else {
+                    warnings.push(format!(
+                        "ImageJ description declares {images} images but the file has one page \
+                         whose data is not a plain contiguous block; only page 0 is read"
+                    ));
+                }
+            }
+        }
+
+        let info = Header {
+            format: if header.big { "BigTIFF" } else { "TIFF" },
+            width: width as usize,
+            height: height as usize,
+            frames,
+            sample_type: layout.sample_type,
+            pixel_size_nm,
+            warnings,
+        };
+        Ok((
+            TiffBackend {
+                header,
+                pages,
+                width: layout.width,
+                height: layout.height,
+                file_len,
+                contiguous,
+            },
+            info,
+        ))
+    }
+
+    pub(crate) fn read_frame(
+        &self,
+        source: &mut dyn Source,
+        ctx: &Ctx<'_>,
+        index: usize,
+    ) -> Result<Frame, IoError> {
+        let path = ctx.path;
+        let (w, h) = (self.width as usize, self.height as usize);
+        if let Some(c) = self.contiguous {
+            let offset = c.offset + index as u64 * c.frame_bytes;
+            let data = raw::read_plane(
+                source,
+                path,
+                offset,
+                w * h,
+                c.encoding,
+                &format!("image {index}"),
+            )?;
+            return Ok(Frame {
+                width: w,
+                height: h,
+                data,
+            });
+        }
+        let ifd = *self.pages.get(index).ok_or_else(|| {
+            IoError::corrupt(path, format!("page {index} missing from the page table"))
+        })?;
+        let what = format!("page {index}");
+        guard(path, &what, || {
+            let mut dec = decoder_at(source, self.header, ifd, ctx.limits, self.file_len)
+                .map_err(|e| tiff_error(path, index, e))?;
+            let layout = inspect(&mut dec, path, index, self.file_len, ctx.limits)?;
+            if (layout.width, layout.height) != (self.width, self.height) {
+                return Err(IoError::unsupported(
+                    path,
+                    format!(
+                        "page {index} is {}×{} but page 0 is {}×{}; stacks of differently sized \
+                         pages are not supported",
+                        layout.width, layout.height, self.width, self.height
+                    ),
+                ));
+            }
+            let mut result = DecodingResult::U8(Vec::new());
+            dec.read_image_to_buffer(&mut result)
+                .map_err(|e| tiff_error(path, index, e))?;
+            let data = to_gray(result, &layout).ok_or_else(|| {
+                IoError::corrupt(path, format!("page {index}: decoder returned too few samples"))
+            })?;
+            Ok(Frame {
+                width: w,
+                height: h,
+                data,
+            })
+        })
+    }
+}
+
+/// Walks the IFD chain from `first`. Returns the directory offsets of the pages that make up
+/// the stack and their dimensions.
+fn scan_chain(
+    source: &mut dyn Source,
+    ctx: &Ctx<'_>,
+    header: TiffHeader,
+    first: u64,
+    file_len: u64,
+    warnings: &mut Vec<String>,
+) -> Result<(Vec<u64>, (u64, u64)), IoError> {
+    let path = ctx.path;
+    let mut pages: Vec<u64> = Vec::new();
+    let mut reduced: Vec<u64> = Vec::new();
+    let mut dims: Option<(u64, u64)> = None;
+    let mut reduced_dims: Option<(u64, u64)> = None;
+    let mut mismatched = 0usize;
+    // Offsets normally increase along the chain; only once one does not do we pay for a set
+    // of all visited offsets to detect loops.
+    let mut seen: Option<HashSet<u64>> = None;
+    let mut prev = 0u64;
+    let mut offset = first;
+    let mut index = 0usize;
+    let mut buf = Vec::new();
+    while offset != 0 {
+        if index >= ctx.limits.max_frames {
+            return Err(IoError::limit(
+                path,
+                format!(
+                    "more than {} pages in the IFD chain (Limits::max_frames)",
+                    ctx.limits.max_frames
+                ),
+            ));
+        }
+        if offset <= prev && seen.is_none() {
+            seen = Some(pages.iter().chain(&reduced).copied().collect());
+        }
+        if let Some(seen) = &mut seen {
+            if !seen.insert(offset) {
+                return Err(IoError::corrupt(
+                    path,
+                    format!("page {index}: IFD chain loops back to offset {offset}"),
+                ));
+            }
+        }
+        prev = offset;
+        let dir = read_dir(source, path, header, offset, index, file_len, &mut buf)?;
+        // NewSubfileType bit 0: reduced-resolution copy; bit 2: transparency mask.
+        if dir.subfile_type & 0b101 != 0 {
+            reduced.push(offset);
+            reduced_dims.get_or_insert((dir.width, dir.height));
+        } else {
+            match dims {
+                None => {
+                    ctx.limits.check_frame(path, dir.width, dir.height)?;
+                    dims = Some((dir.width, dir.height));
+                }
+                Some(d) if d != (dir.width, dir.height) => mismatched += 1,
+                Some(_) => {}
+            }
+            pages.push(offset);
+        }
+        offset = dir.next;
+        index += 1;
+    }
+    let dims = match dims {
+        Some(d) => {
+            if !reduced.is_empty() {
+                warnings.push(format!(
+                    "skipped {} reduced-resolution or mask page(s) (NewSubfileType)",
+                    reduced.len()
+                ));
+            }
+            d
+        }
+        None => {
+            // Only reduced-resolution pages: use them rather than nothing.
+            let d = reduced_dims.unwrap_or((0, 0));
+            ctx.limits.check_frame(path, d.0, d.1)?;
+            pages = reduced;
+            d
+        }
+    };
+    if mismatched > 0 {
+        warnings.push(format!(
+            "{mismatched} page(s) differ in size from page 0 ({}×{}); reading them gives an error",
+            dims.0, dims.1
+        ));
+    }
+    Ok((pages, dims))
+}
+
+/// Reads the entry table of the directory at `offset`.
+fn read_dir(
+    source: &mut dyn Source,
+    path: &Path,
+    header: TiffHeader,
+    offset: u64,
+    index: usize,
+    file_len: u64,
+    buf: &mut Vec<u8>,
+) -> Result<DirInfo, IoError> {
+    let count_size = header.count_size();
+    if offset.checked_add(count_size).is_none_or(|end| end > file_len) {
+        return Err(IoError::truncated(
+            path,
+            format!(
+                "page {index}: image directory offset {offset} is past the end of the file \
+                 ({file_len} bytes)"
+            ),
+        ));
+    }
+    let mut count_buf = [0u8; 8];
+    let count_bytes = &mut count_buf[..count_size as usize];
+    read_exact_at(source, path, offset, count_bytes, &format!("page {index} directory"))?;
+    let count = if header.big {
+        header.u64(count_bytes)
+    } else {
+        u64::from(header.u16(count_bytes))
+    };
+    if count == 0 || count > MAX_IFD_ENTRIES {
+        return Err(IoError::corrupt(
+            path,
+            format!("page {index}: image directory at offset {offset} has {count} entries"),
+        ));
+    }
+    let block = count * header.entry_size() + header.offset_size();
+    let start = offset + count_size;
+    if start + block > file_len {
+        return Err(IoError::truncated(
+            path,
+            format!(
+                "page {index}: image directory at offset {offset} ({count} entries) extends past \
+                 the end of the file ({file_len} bytes)"
+            ),
+        ));
+    }
+    buf.resize(block as usize, 0);
+    read_exact_at(source, path, start, buf, &format!("page {index} directory"))?;
+    let mut dir = DirInfo {
+        width: 0,
+        height: 0,
+        subfile_type: 0,
+        next: header.offset(&buf[(count * header.entry_size()) as usize..]),
+    };
+    for entry in buf[..(count * header.entry_size()) as usize].chunks_exact(header.entry_size() as usize) {
+        let tag = header.u16(entry);
+        match tag {
+            254 => dir.subfile_type = header.inline_uint(entry).unwrap_or(0),
+            256 => dir.width = header.inline_uint(entry).unwrap_or(0),
+            257 => dir.height = header.inline_uint(entry).unwrap_or(0),
+            _ => {}
+        }
+    }
+    Ok(dir)
+}
+
+/// A view of the file whose header's first-IFD pointer is replaced, so that a fresh
+/// `tiff::decoder::Decoder` starts at any page without walking the chain.
+struct Patched<'a> {
+    inner: &'a mut dyn Source,
+    pos: u64,
+    patch_at: u64,
+    patch: [u8; 8],
+    patch_len: u64,
+}
+
+impl<'a> Patched<'a> {
+    fn new(inner: &'a mut dyn Source, header: TiffHeader, ifd: u64) -> io::Result<Self> {
+        let pos = inner.seek(SeekFrom::Start(0))?;
+        let mut patch = [0u8; 8];
+        let patch_len = header.offset_size();
+        if header.big {
+            patch = if header.little {
+                ifd.to_le_bytes()
+            } else {
+                ifd.to_be_bytes()
+            };
+        } else {
+            // Page offsets of classic TIFF came from 32-bit fields.
+            let v = u32::try_from(ifd).unwrap_or(u32::MAX);
+            let b = if header.little {
+                v.to_le_bytes()
+            } else {
+                v.to_be_bytes()
+            };
+            patch[..4].copy_from_slice(&b);
+        }
+        Ok(Patched {
+            inner,
+            pos,
+            patch_at: header.first_ifd_field(),
+            patch,
+            patch_len,
+        })
+    }
+}
+
+impl Read for Patched<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let start = self.pos;
+        let end = start + n as u64;
+        let lo = start.max(self.patch_at);
+        let hi = end.min(self.patch_at + self.patch_len);
+        for i in lo..hi {
+            buf[(i - start) as usize] = self.patch[(i - self.patch_at) as usize];
+        }
+        self.pos = end;
+        Ok(n)
+    }
+}
+
+impl Seek for Patched<'_> {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        self.pos = self.inner.seek(pos)?;
+        Ok(self.pos)
+    }
+}
+
+/// A `tiff` decoder positioned on the page whose directory is at `ifd`.
+fn decoder_at<'a>(
+    source: &'a mut dyn Source,
+    header: TiffHeader,
+    ifd: u64,
+    limits: &Limits,
+    file_len: u64,
+) -> Result<Decoder<Patched<'a>>, TiffError> {
+    let patched = Patched::new(source, header, ifd)?;
+    let mut tl = tiff::decoder::Limits::default();
+    let raw = usize::try_from(limits.max_raw_bytes()).unwrap_or(usize::MAX);
+    let len = usize::try_from(file_len).unwrap_or(usize::MAX);
+    tl.decoding_buffer_size = raw;
+    // Tag values and compressed chunks cannot be larger than the file itself.
+    tl.ifd_value_size = len.clamp(1 << 12, 64 << 20);
+    tl.intermediate_buffer_size = len.min(raw).max(1 << 12);
+    Ok(Decoder::new(patched)?.with_limits(tl))
+}
+
+fn compression_name(code: u16) -> &'static str {
+    match code {
+        1 => "none",
+        2 => "CCITT RLE",
+        3 => "CCITT Group 3 fax",
+        4 => "CCITT Group 4 fax",
+        5 => "LZW",
+        6 => "old-style JPEG",
+        7 => "JPEG",
+        8 | 32946 => "Deflate",
+        32773 => "PackBits",
+        34712 => "JPEG 2000",
+        34887..=34889 => "LERC",
+        34925 => "LZMA",
+        50000 => "Zstandard",
+        50001 => "WebP",
+        _ => "unknown",
+    }
+}
+
+/// Checks that the current page can be decoded within the limits; returns its layout.
+fn inspect<R: Read + Seek>(
+    dec: &mut Decoder<R>,
+    path: &Path,
+    page: usize,
+    file_len: u64,
+    limits: &Limits,
+) -> Result<PageLayout, IoError> {
+    let err = |e| tiff_error(path, page, e);
+    let (width, height) = dec.dimensions().map_err(err)?;
+    limits.check_frame(path, u64::from(width), u64::from(height))?;
+    let compression = dec
+        .find_tag_unsigned::<u16>(Tag::Compression)
+        .map_err(err)?
+        .unwrap_or(1);
+    if !matches!(compression, 1 | 5 | 8 | 32946 | 32773) {
+        return Err(IoError::unsupported(
+            path,
+            format!(
+                "page {page}: compression {} ({compression}); supported are none, LZW, Deflate \
+                 and PackBits",
+                compression_name(compression)
+            ),
+        ));
+    }
+    let white_is_zero = dec
+        .find_tag_unsigned::<u16>(Tag::PhotometricInterpretation)
+        .map_err(err)?
+        == Some(0);
+    let color = dec.colortype().map_err(err)?;
+    let (mode, samples) = match color {
+        ColorType::Gray(_) => (ColorMode::Gray, 1),
+        ColorType::RGB(_) => (ColorMode::Rgb, 3),
+        ColorType::RGBA(_) => (ColorMode::Rgb, 4),
+        ColorType::GrayA(_) => (ColorMode::First, 2),
+        ColorType::YCbCr(_) => (ColorMode::First, 3),
+        ColorType::Multiband { num_samples, .. } => (ColorMode::First, usize::from(num_samples)),
+        ColorType::Palette(_) => {
+            return Err(IoError::unsupported(
+                path,
+                format!("page {page}: palette-colour images"),
+            ))
+        }
+        other => {
+            return Err(IoError::unsupported(
+                path,
+                format!("page {page}: colour model {other:?}"),
+            ))
+        }
+    };
+    let bits = color.bit_depth();
+    if !matches!(bits, 8 | 16 | 32 | 64) {
+        return Err(IoError::unsupported(
+            path,
+            format!("page {page}: {bits}-bit samples (supported: 8, 16, 32 and 64 bits)"),
+        ));
+    }
+    let buffer = dec.image_buffer_layout().map_err(err)?;
+    let (sample_type, half_float) = match buffer.sample_type {
+        Some(DecodingSampleType::U8) => (SampleType::U8, false),
+        Some(DecodingSampleType::U16) => (SampleType::U16, false),
+        Some(DecodingSampleType::U32) => (SampleType::U32, false),
+        Some(DecodingSampleType::I8) => (SampleType::I8, false),
+        Some(DecodingSampleType::I16) => (SampleType::I16, false),
+        Some(DecodingSampleType::I32) => (SampleType::I32, false),
+        Some(DecodingSampleType::F16) => (SampleType::F32, true),
+        Some(DecodingSampleType::F32) => (SampleType::F32, false),
+        Some(DecodingSampleType::F64) => (SampleType::F64, false),
+        Some(other) => {
+            return Err(IoError::unsupported(
+                path,
+                format!("page {page}: {other:?} samples"),
+            ))
+        }
+        None => {
+            return Err(IoError::unsupported(
+                path,
+                format!("page {page}: sample format {:?}", buffer.sample_format),
+            ))
+        }
+    };
+    let raw_bytes = buffer.complete_len as u64;
+    limits.check_raw(path, &format!("page {page}"), raw_bytes)?;
+
+    // Every strip/tile must lie inside the file, and there must be enough data to fill the
+    // image, before anything is allocated for it.
+    let (offsets_tag, counts_tag, kind) = match dec.get_chunk_type() {
+        ChunkType::Strip => (Tag::StripOffsets, Tag::StripByteCounts, "strip"),
+        ChunkType::Tile => (Tag::TileOffsets, Tag::TileByteCounts, "tile"),
+    };
+    let offsets: Vec<u64> = dec
+        .find_tag_unsigned_vec(offsets_tag)
+        .map_err(err)?
+        .unwrap_or_default();
+    let counts: Vec<u64> = dec
+        .find_tag_unsigned_vec(counts_tag)
+        .map_err(err)?
+        .unwrap_or_default();
+    if offsets.len() != counts.len() || offsets.is_empty() {
+        return Err(IoError::corrupt(
+            path,
+            format!(
+                "page {page}: {} {kind} offsets but {} byte counts",
+                offsets.len(),
+                counts.len()
+            ),
+        ));
+    }
+    let mut total: u64 = 0;
+    let mut contiguous = true;
+    for (k, (&o, &c)) in offsets.iter().zip(&counts).enumerate() {
+        if o.checked_add(c).is_none_or(|end| end > file_len) {
+            return Err(IoError::truncated(
+                path,
+                format!(
+                    "page {page}: {kind} {k} (offset {o}, {c} bytes) extends past the end of the \
+                     file ({file_len} bytes)"
+                ),
+            ));
+        }
+        if k > 0 && offsets[k - 1] + counts[k - 1] != o {
+            contiguous = false;
+        }
+        total += c;
+    }
+    if compression == 1 {
+        if total < raw_bytes {
+            return Err(IoError::corrupt(
+                path,
+                format!(
+                    "page {page}: {total} bytes of uncompressed data but a {width}×{height} image \
+                     needs {raw_bytes}"
+                ),
+            ));
+        }
+    } else if raw_bytes > total.saturating_mul(MAX_EXPANSION) {
+        return Err(IoError::corrupt(
+            path,
+            format!(
+                "page {page}: {total} bytes of compressed data cannot hold the {raw_bytes} bytes \
+                 of a {width}×{height} image"
+            ),
+        ));
+    }
+    Ok(PageLayout {
+        width,
+        height,
+        mode,
+        color,
+        samples,
+        planar: buffer.planes > 1,
+        sample_type,
+        half_float,
+        compression,
+        white_is_zero,
+        contiguous: contiguous.then(|| (offsets[0], total)),
+    })
+}
+
+/// Recognises ImageJ's layout for stacks over 4 GiB: one directory, `images=N`, uncompressed
+/// grey data whose planes follow each other.
+fn imagej_contiguous(
+    ctx: &Ctx<'_>,
+    header: TiffHeader,
+    layout: &PageLayout,
+    images: u64,
+    file_len: u64,
+) -> Result<Option<Contiguous>, IoError> {
+    let Some((start, len)) = layout.contiguous else {
+        return Ok(None);
+    };
+    if layout.compression != 1
+        || layout.samples != 1
+        || layout.half_float
+        || layout.white_is_zero
+        || layout.planar
+    {
+        return Ok(None);
+    }
+    let frame_bytes =
+        u64::from(layout.width) * u64::from(layout.height) * layout.sample_type.bytes() as u64;
+    if len != frame_bytes {
+        return Ok(None);
+    }
+    ctx.limits.check_frames(ctx.path, images)?;
+    let end = images
+        .checked_mul(frame_bytes)
+        .and_then(|n| n.checked_add(start));
+    if end.is_none_or(|e| e > file_len) {
+        return Err(IoError::truncated(
+            ctx.path,
+            format!(
+                "ImageJ stack declares {images} images of {frame_bytes} bytes from offset {start}, \
+                 but the file ends at {file_len} bytes"
+            ),
+        ));
+    }
+    Ok(Some(Contiguous {
+        offset: start,
+        frame_bytes,
+        encoding: Encoding {
+            stored: layout.sample_type,
+            endian: if header.little {
+                Endian::Little
+            } else {
+                Endian::Big
+            },
+            scaling: Scaling::IDENTITY,
+        },
+    }))
+}
+
+/// `XResolution` as a fraction.
+fn resolution(v: Value) -> Option<Resolution> {
+    let (num, den) = match v {
+        Value::Rational(n, d) => (f64::from(n), f64::from(d)),
+        Value::Float(f) => (f64::from(f), 1.0),
+        Value::Double(f) => (f, 1.0),
+        Value::Short(n) => (f64::from(n), 1.0),
+        Value::Unsigned(n) => (f64::from(n), 1.0),
+        Value::List(mut l) if !l.is_empty() => return resolution(l.swap_remove(0)),
+        _ => return None,
+    };
+    Some(Resolution { num, den })
+}
+
+/// Converts a decoded page to one grey value per pixel.
+fn to_gray(result: DecodingResult, l: &PageLayout) -> Option<Vec<f32>> {
+    match result {
+        DecodingResult::U8(v) => gray_from(&v, l, f32::from),
+        DecodingResult::U16(v) => gray_from(&v, l, f32::from),
+        DecodingResult::U32(v) => gray_from(&v, l, |x| x as f32),
+        DecodingResult::I8(v) => gray_from(&v, l, f32::from),
+        DecodingResult::I16(v) => gray_from(&v, l, f32::from),
+        DecodingResult::I32(v) => gray_from(&v, l, |x| x as f32),
+        DecodingResult::F16(v) => gray_from(&v, l, f32::from),
+        DecodingResult::F32(v) => gray_from(&v, l, |x| x),
+        DecodingResult::F64(v) => gray_from(&v, l, |x| x as f32),
+        _ => None,
+    }
+}
+
+fn gray_from<T: Copy>(v: &[T], l: &PageLayout, f: impl Fn(T) -> f32) -> Option<Vec<f32>> {
+    let px = l.width as usize * l.height as usize;
+    let spp = l.samples;
+    if v.len() < px.checked_mul(spp)? {
+        return None;
+    }
+    let at = |i: usize, c: usize| {
+        if l.planar {
+            f(v[c * px + i])
+        } else {
+            f(v[i * spp + c])
+        }
+    };
+    Some(match l.mode {
+        ColorMode::Gray | ColorMode::First => (0..px).map(|i| at(i, 0)).collect(),
+        ColorMode::Rgb => (0..px)
+            .map(|i| LUMA[0] * at(i, 0) + LUMA[1] * at(i, 1) + LUMA[2] * at(i, 2))
+            .collect(),
+    })
+}
+
+/// Maps a `tiff` crate error on `page` to an [`IoError`].
+fn tiff_error(path: &Path, page: usize, e: TiffError) -> IoError {
+    match e {
+        TiffError::IoError(io) => match io.kind() {
+            io::ErrorKind::UnexpectedEof => {
+                IoError::truncated(path, format!("page {page}: unexpected end of data"))
+            }
+            io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput | io::ErrorKind::Other => {
+                IoError::corrupt(path, format!("page {page}: {io}"))
+            }
+            _ => IoError::io(path, io),
+        },
+        TiffError::FormatError(f) => IoError::corrupt(path, format!("page {page}: {f}")),
+        TiffError::UnsupportedError(u) => IoError::unsupported(path, format!("page {page}: {u}")),
+        TiffError::LimitsExceeded => IoError::limit(
+            path,
+            format!("page {page}: the TIFF decoder's allocation limit was exceeded"),
+        ),
+        TiffError::IntSizeError => IoError::limit(
+            path,
+            format!("page {page}: sizes exceed this platform's integer range"),
+        ),
+        TiffError::UsageError(u) => IoError::corrupt(path, format!("page {page}: {u}")),
+    }
+}

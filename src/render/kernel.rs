@@ -1,0 +1,609 @@
+//! Plain-slice kernels behind the CPU splat renderer.
+//!
+//! Every Gaussian splat factors into a row profile and a column profile,
+//! `exp(-dx²/2σ²)·exp(-dy²/2σ²)`, so a frame is one matrix product
+//! `I = (w·Gy)ᵀ (H×N) · Gx (N×W)`. This module fills the profiles with a
+//! vectorisable exponential and runs the products through the `gemm` crate.
+//! Memory is `O(N·(H+W))`; nothing here allocates `N·H·W`.
+
+use gemm::Parallelism;
+
+/// `exp(x)` for `x <= 0`, vectorisable (no libm call).
+///
+/// Range reduction to `2^n · e^f` with `f ∈ [-ln2/2, ln2/2]` and a degree-6 Taylor
+/// polynomial for `e^f`; the relative error is below 5e-7 over `[-87, 0]`,
+/// inputs below −87 return ≈ 1.6e-38 instead of 0, and NaN is treated as −87.
+#[inline(always)]
+pub fn exp_neg(x: f32) -> f32 {
+    const ROUND: f32 = 12_582_912.0; // 1.5·2^23: adding it rounds to an integer held in the low mantissa bits
+    // clamp to [-87, 0]; `max` maps NaN to -87
+    let x = x.max(-87.0).min(0.0);
+    let k = x * std::f32::consts::LOG2_E + ROUND;
+    let n = k - ROUND;
+    // the integer n, read from the mantissa (no float→int conversion, so this vectorises)
+    let ni = k.to_bits().wrapping_sub(ROUND.to_bits());
+    // Cody–Waite: subtract n·ln2 in two parts so f keeps full precision
+    let f = (x - n * 0.693_359_4) - n * -2.121_944_4e-4;
+    // e^f for f ∈ [-ln2/2, ln2/2]
+    let p = 1.0
+        + f * (1.0
+            + f * (0.5
+                + f * (1.0 / 6.0
+                    + f * (1.0 / 24.0 + f * (1.0 / 120.0 + f * (1.0 / 720.0 + f * (1.0 / 5040.0)))))));
+    p * f32::from_bits(ni.wrapping_add(127) << 23)
+}
+
+/// Which profile to fill: the Gaussian itself or one of its derivative factors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Profile {
+    /// `g(d) = exp(-d²/2σ²)`
+    Gauss,
+    /// `g(d)·d/σ²`, the derivative of `g` with respect to the centre
+    DCentre,
+    /// `g(d)·d²`, used for the derivative with respect to σ
+    DSquared,
+}
+
+#[inline(always)]
+fn profile_value(d: f32, k: f32, inv_s2: f32, kind: Profile) -> f32 {
+    let g = exp_neg(-d * d * k);
+    match kind {
+        Profile::Gauss => g,
+        Profile::DCentre => g * d * inv_s2,
+        Profile::DSquared => g * d * d,
+    }
+}
+
+#[inline(always)]
+fn profiles_impl(centres: &[f32], len: usize, sigma: f32, kind: Profile, out: &mut [f32]) {
+    const LANES: usize = 16;
+    const STEP: [f32; LANES] = [0., 1., 2., 3., 4., 5., 6., 7., 8., 9., 10., 11., 12., 13., 14., 15.];
+    let k = 0.5 / (sigma * sigma);
+    let inv_s2 = 1.0 / (sigma * sigma);
+    for (row, &centre) in out.chunks_exact_mut(len).zip(centres) {
+        // pixel centres are at c + 0.5; blocks of 16 keep the loop free of int→float conversions
+        let mut base = 0.5 - centre;
+        let mut blocks = row.chunks_exact_mut(LANES);
+        for block in &mut blocks {
+            for (o, s) in block.iter_mut().zip(STEP) {
+                *o = profile_value(base + s, k, inv_s2, kind);
+            }
+            base += LANES as f32;
+        }
+        for (o, s) in blocks.into_remainder().iter_mut().zip(STEP) {
+            *o = profile_value(base + s, k, inv_s2, kind);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn profiles_avx512(centres: &[f32], len: usize, sigma: f32, kind: Profile, out: &mut [f32]) {
+    profiles_impl(centres, len, sigma, kind, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn profiles_avx2(centres: &[f32], len: usize, sigma: f32, kind: Profile, out: &mut [f32]) {
+    profiles_impl(centres, len, sigma, kind, out)
+}
+
+/// Fills `out[i·len + c]` with the 1-D profile of point `i` at pixel `c`
+/// (centre `c + 0.5`), for a point at continuous coordinate `centres[i]`.
+///
+/// `out.len()` must be `centres.len() · len`.
+pub fn profiles(centres: &[f32], len: usize, sigma: f32, kind: Profile, out: &mut [f32]) {
+    assert_eq!(out.len(), centres.len() * len, "profile buffer size");
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports the enabled feature (checked above).
+            return unsafe { profiles_avx512(centres, len, sigma, kind, out) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: as above.
+            return unsafe { profiles_avx2(centres, len, sigma, kind, out) };
+        }
+    }
+    profiles_impl(centres, len, sigma, kind, out)
+}
+
+/// The normalisation of a unit-mass 2-D Gaussian, `1/(2πσ²)`.
+#[inline]
+pub fn gauss_norm(sigma: f32) -> f32 {
+    1.0 / (2.0 * std::f32::consts::PI * sigma * sigma)
+}
+
+/// Scratch buffers reused between frames.
+#[derive(Default)]
+pub struct Scratch {
+    gx: Vec<f32>,
+    gy: Vec<f32>,
+    us: Vec<f32>,
+    vs: Vec<f32>,
+    starts: Vec<Block>,
+}
+
+/// One point's rank-1 block in the windowed splat.
+#[derive(Clone, Copy, Debug)]
+pub struct Block {
+    /// Which profile row (index into the compacted point list).
+    index: usize,
+    /// First column of the (padded) column window.
+    col: usize,
+    /// First image row that the block touches.
+    row: usize,
+    /// Rows of the padded row profile skipped before `row`.
+    row_skip: usize,
+    /// Rows the block touches.
+    rows: usize,
+    /// `w/(2πσ²)`
+    scale: f32,
+}
+
+/// Dense evaluation of [`splat_frame`]: one GEMM over the full profiles.
+///
+/// Splats one frame: `out[r·W + c] = Σᵢ wᵢ/(2πσ²)·exp(-((c+½-uᵢ)² + (r+½-vᵢ)²)/2σ²)`.
+///
+/// `uv` holds `(u, v)` pairs in pixels (u along columns, v along rows).
+/// The result overwrites `out` (`width·height` values, row-major).
+pub fn splat_frame_dense(
+    uv: &[f32],
+    weights: &[f32],
+    sigma: f32,
+    width: usize,
+    height: usize,
+    par: Parallelism,
+    scratch: &mut Scratch,
+    out: &mut [f32],
+) {
+    let n = weights.len();
+    assert_eq!(uv.len(), 2 * n, "uv must hold two coordinates per point");
+    assert_eq!(out.len(), width * height, "output size");
+    if n == 0 {
+        out.fill(0.0);
+        return;
+    }
+    scratch.us.clear();
+    scratch.vs.clear();
+    scratch.us.extend(uv.iter().step_by(2));
+    scratch.vs.extend(uv.iter().skip(1).step_by(2));
+    scratch.gx.resize(n * width, 0.0);
+    scratch.gy.resize(n * height, 0.0);
+    profiles(&scratch.us, width, sigma, Profile::Gauss, &mut scratch.gx);
+    profiles(&scratch.vs, height, sigma, Profile::Gauss, &mut scratch.gy);
+    let norm = gauss_norm(sigma);
+    for (row, &w) in scratch.gy.chunks_exact_mut(height).zip(weights) {
+        let s = w * norm;
+        row.iter_mut().for_each(|g| *g *= s);
+    }
+    // out (H×W) = gyᵀ (H×N) · gx (N×W)
+    // SAFETY: all three buffers are sized above and the strides match their layouts.
+    unsafe {
+        gemm::gemm(
+            height,
+            width,
+            n,
+            out.as_mut_ptr(),
+            1,
+            width as isize,
+            false,
+            scratch.gy.as_ptr(),
+            height as isize,
+            1,
+            scratch.gx.as_ptr(),
+            1,
+            width as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+}
+
+/// Gradients of one frame's splat with respect to its inputs.
+pub struct SplatGrads {
+    /// `(du, dv)` per point, interleaved like the `uv` input.
+    pub uv: Vec<f32>,
+    /// Per-point weight gradient.
+    pub weights: Vec<f32>,
+    /// Gradient with respect to σ.
+    pub sigma: f32,
+}
+
+/// Dense evaluation of [`splat_frame_backward`].
+///
+/// With `M = G·[Gx; Gx'; Gx·d²]ᵀ` (one GEMM of `H×W` by `W×3N`), every
+/// gradient is a per-point dot product of length `H`:
+/// `dL/dwᵢ = c·Σ_r gyᵢ·Aᵢ`, `dL/duᵢ = c·wᵢ·Σ_r gyᵢ·Bᵢ`, `dL/dvᵢ = c·wᵢ·Σ_r gy'ᵢ·Aᵢ`,
+/// and `dL/dσ = Σᵢ c·wᵢ·[−2/σ·Σ gy·A + (Σ gy·d²·A + Σ gy·C)/σ³]`, with `c = 1/(2πσ²)`.
+pub fn splat_frame_backward_dense(
+    uv: &[f32],
+    weights: &[f32],
+    sigma: f32,
+    width: usize,
+    height: usize,
+    grad: &[f32],
+    par: Parallelism,
+) -> SplatGrads {
+    let n = weights.len();
+    assert_eq!(uv.len(), 2 * n);
+    assert_eq!(grad.len(), width * height);
+    let us: Vec<f32> = uv.iter().step_by(2).copied().collect();
+    let vs: Vec<f32> = uv.iter().skip(1).step_by(2).copied().collect();
+    // P = [gx; gx'; gx·d²] as (3N × W)
+    let mut p = vec![0.0f32; 3 * n * width];
+    {
+        let (a, rest) = p.split_at_mut(n * width);
+        let (b, c) = rest.split_at_mut(n * width);
+        profiles(&us, width, sigma, Profile::Gauss, a);
+        profiles(&us, width, sigma, Profile::DCentre, b);
+        profiles(&us, width, sigma, Profile::DSquared, c);
+    }
+    let mut gy = vec![0.0f32; n * height];
+    let mut gy_d = vec![0.0f32; n * height];
+    let mut gy_d2 = vec![0.0f32; n * height];
+    profiles(&vs, height, sigma, Profile::Gauss, &mut gy);
+    profiles(&vs, height, sigma, Profile::DCentre, &mut gy_d);
+    profiles(&vs, height, sigma, Profile::DSquared, &mut gy_d2);
+    // M (H × 3N), stored column-major so each point's column is contiguous.
+    let mut m = vec![0.0f32; height * 3 * n];
+    if n > 0 {
+        // SAFETY: buffer sizes and strides match the layouts described above.
+        unsafe {
+            gemm::gemm(
+                height,
+                3 * n,
+                width,
+                m.as_mut_ptr(),
+                height as isize,
+                1,
+                false,
+                grad.as_ptr(),
+                1,
+                width as isize,
+                p.as_ptr(),
+                width as isize,
+                1,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                par,
+            );
+        }
+    }
+    let dot = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(a, b)| a * b).sum::<f32>();
+    let c = gauss_norm(sigma);
+    let mut g_uv = vec![0.0f32; 2 * n];
+    let mut g_w = vec![0.0f32; n];
+    let mut g_sigma = 0.0f32;
+    for i in 0..n {
+        let col = |k: usize| &m[(k * n + i) * height..(k * n + i + 1) * height];
+        let (a, b, cc) = (col(0), col(1), col(2));
+        let gyi = &gy[i * height..(i + 1) * height];
+        let gy_a = dot(gyi, a);
+        g_w[i] = c * gy_a;
+        g_uv[2 * i] = c * weights[i] * dot(gyi, b);
+        g_uv[2 * i + 1] = c * weights[i] * dot(&gy_d[i * height..(i + 1) * height], a);
+        let s3 = sigma * sigma * sigma;
+        g_sigma += c
+            * weights[i]
+            * (-2.0 / sigma * gy_a
+                + (dot(&gy_d2[i * height..(i + 1) * height], a) + dot(gyi, cc)) / s3);
+    }
+    SplatGrads {
+        uv: g_uv,
+        weights: g_w,
+        sigma: g_sigma,
+    }
+}
+
+/// Half-width of the window outside which a Gaussian profile is treated as
+/// zero: `exp(-(6σ)²/2σ²) = e^-18 ≈ 1.5e-8`, below f32 resolution of the peak.
+pub const TRUNCATE_SIGMAS: f32 = 6.0;
+
+/// The pixel range `[lo, hi)` of a profile centred at `centre` on an axis of `len` pixels.
+#[inline]
+fn window(centre: f32, len: usize, radius: f32) -> (usize, usize) {
+    // pixel c is sampled at c + 0.5
+    let lo = (centre - radius - 0.5).floor();
+    let hi = (centre + radius - 0.5).ceil() + 1.0;
+    let clamp = |x: f32| -> usize {
+        if x.is_nan() || x <= 0.0 {
+            0
+        } else if x >= len as f32 {
+            len
+        } else {
+            x as usize
+        }
+    };
+    (clamp(lo), clamp(hi))
+}
+
+/// Whether the windows cover so much of the frame that the dense GEMM is faster.
+fn prefer_dense(sigma: f32, width: usize, height: usize) -> bool {
+    let side = padded_window(sigma) as f32;
+    side * side > 0.5 * (width * height) as f32
+}
+
+/// Fills `out[k]` with the profile at pixels `lo + k` for a point at `centre`.
+#[inline]
+pub(crate) fn profile_window(centre: f32, lo: usize, sigma: f32, kind: Profile, out: &mut [f32]) {
+    // same arithmetic as `profiles`, on a sub-range of the axis
+    let len = out.len();
+    profiles(&[centre - lo as f32], len, sigma, kind, out);
+}
+
+/// Profile length used by the windowed splat: at least `2·6σ + 3` pixels,
+/// rounded up to a multiple of 16 so that every row fills whole SIMD registers.
+fn padded_window(sigma: f32) -> usize {
+    let need = (2.0 * TRUNCATE_SIGMAS * sigma).ceil() as usize + 3;
+    need.div_ceil(16) * 16
+}
+
+/// Start of a window of `len` pixels that covers `centre ± radius` and stays
+/// inside `[0, axis)`; `None` when the point is entirely outside the frame.
+#[inline]
+fn window_start(centre: f32, radius: f32, len: usize, axis: usize) -> Option<usize> {
+    if !(centre + radius >= 0.0 && centre - radius <= axis as f32) {
+        return None; // also rejects NaN
+    }
+    let lo = (centre - radius - 0.5).floor().max(0.0) as usize;
+    Some(lo.min(axis - len))
+}
+
+#[inline(always)]
+fn accumulate_impl(out: &mut [f32], width: usize, gx: &[f32], gy: &[f32], lx: usize, ly: usize, starts: &[Block]) {
+    for b in starts {
+        let gxi = &gx[b.index * lx..(b.index + 1) * lx];
+        let gyi = &gy[b.index * ly + b.row_skip..b.index * ly + b.row_skip + b.rows];
+        let (c0, r0, s) = (b.col, b.row, b.scale);
+        for (k, &g) in gyi.iter().enumerate() {
+            let a = g * s;
+            let row = &mut out[(r0 + k) * width + c0..(r0 + k) * width + c0 + lx];
+            for (o, &x) in row.iter_mut().zip(gxi) {
+                *o += a * x;
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn accumulate_avx512(out: &mut [f32], width: usize, gx: &[f32], gy: &[f32], lx: usize, ly: usize, starts: &[Block]) {
+    accumulate_impl(out, width, gx, gy, lx, ly, starts)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn accumulate_avx2(out: &mut [f32], width: usize, gx: &[f32], gy: &[f32], lx: usize, ly: usize, starts: &[Block]) {
+    accumulate_impl(out, width, gx, gy, lx, ly, starts)
+}
+
+/// `out[(r0+k)·W + c0 + j] += s·gy[k]·gx[j]` for every point's window.
+fn accumulate(out: &mut [f32], width: usize, gx: &[f32], gy: &[f32], lx: usize, ly: usize, starts: &[Block]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports the enabled feature (checked above).
+            return unsafe { accumulate_avx512(out, width, gx, gy, lx, ly, starts) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: as above.
+            return unsafe { accumulate_avx2(out, width, gx, gy, lx, ly, starts) };
+        }
+    }
+    accumulate_impl(out, width, gx, gy, lx, ly, starts)
+}
+
+/// Splats one frame: `out[r·W + c] = Σᵢ wᵢ/(2πσ²)·exp(-((c+½-uᵢ)² + (r+½-vᵢ)²)/2σ²)`.
+///
+/// `uv` holds `(u, v)` pairs in pixels (u along columns, v along rows).
+/// The result overwrites `out` (`width·height` values, row-major).
+///
+/// This is the product `(w·Gy)ᵀ·Gx` evaluated block-sparsely: a profile is
+/// zero (below 1.5e-8 of its peak) more than [`TRUNCATE_SIGMAS`]·σ from its
+/// centre, so each point adds one rank-1 block of about `(12σ)²` pixels,
+/// with the exact Gaussian inside the block. When σ is so large that those
+/// blocks cover most of the frame, the dense GEMM ([`splat_frame_dense`]) is
+/// used instead.
+#[allow(clippy::too_many_arguments)]
+pub fn splat_frame(
+    uv: &[f32],
+    weights: &[f32],
+    sigma: f32,
+    width: usize,
+    height: usize,
+    par: Parallelism,
+    scratch: &mut Scratch,
+    out: &mut [f32],
+) {
+    let n = weights.len();
+    assert_eq!(uv.len(), 2 * n, "uv must hold two coordinates per point");
+    assert_eq!(out.len(), width * height, "output size");
+    let (lx, ly) = (padded_window(sigma), padded_window(sigma));
+    if prefer_dense(sigma, width, height) || lx > width || ly > height {
+        return splat_frame_dense(uv, weights, sigma, width, height, par, scratch, out);
+    }
+    out.fill(0.0);
+    let radius = TRUNCATE_SIGMAS * sigma;
+    let norm = gauss_norm(sigma);
+    scratch.us.clear();
+    scratch.vs.clear();
+    scratch.starts.clear();
+    for (p, &w) in uv.chunks_exact(2).zip(weights) {
+        let (Some(c0), Some(r0)) = (
+            window_start(p[0], radius, lx, width),
+            window_start(p[1], radius, ly, height),
+        ) else {
+            continue;
+        };
+        // the padded profile starts at r0; only rows within the radius are touched
+        let (lo, hi) = window(p[1], height, radius);
+        if lo >= hi {
+            continue;
+        }
+        scratch.starts.push(Block {
+            index: scratch.us.len(),
+            col: c0,
+            row: lo,
+            row_skip: lo - r0,
+            rows: hi - lo,
+            scale: w * norm,
+        });
+        scratch.us.push(p[0] - c0 as f32);
+        scratch.vs.push(p[1] - r0 as f32);
+    }
+    // neighbouring blocks one after another keep the output rows in cache
+    scratch.starts.sort_unstable_by_key(|b| (b.row / 8, b.col));
+    let m = scratch.us.len();
+    scratch.gx.resize(m * lx, 0.0);
+    scratch.gy.resize(m * ly, 0.0);
+    profiles(&scratch.us, lx, sigma, Profile::Gauss, &mut scratch.gx);
+    profiles(&scratch.vs, ly, sigma, Profile::Gauss, &mut scratch.gy);
+    accumulate(out, width, &scratch.gx, &scratch.gy, lx, ly, &scratch.starts);
+}
+
+/// Back-propagates `grad` (dL/dI, `width·height`) through [`splat_frame`].
+///
+/// Per point, with `A = G·gx`, `B = G·gx'`, `C = G·(gx·d²)` restricted to the
+/// point's window: `dL/dwᵢ = c·Σ_r gy·A`, `dL/duᵢ = c·wᵢ·Σ_r gy·B`,
+/// `dL/dvᵢ = c·wᵢ·Σ_r gy'·A`, and
+/// `dL/dσ = Σᵢ c·wᵢ·[−2/σ·Σ gy·A + (Σ gy·d²·A + Σ gy·C)/σ³]` with `c = 1/(2πσ²)`.
+pub fn splat_frame_backward(
+    uv: &[f32],
+    weights: &[f32],
+    sigma: f32,
+    width: usize,
+    height: usize,
+    grad: &[f32],
+    par: Parallelism,
+) -> SplatGrads {
+    let n = weights.len();
+    assert_eq!(uv.len(), 2 * n);
+    assert_eq!(grad.len(), width * height);
+    if prefer_dense(sigma, width, height) {
+        return splat_frame_backward_dense(uv, weights, sigma, width, height, grad, par);
+    }
+    let radius = TRUNCATE_SIGMAS * sigma;
+    let c = gauss_norm(sigma);
+    let s3 = sigma * sigma * sigma;
+    let mut g_uv = vec![0.0f32; 2 * n];
+    let mut g_w = vec![0.0f32; n];
+    let mut g_sigma = 0.0f32;
+    let mut buf = vec![0.0f32; 0];
+    for (i, (p, &w)) in uv.chunks_exact(2).zip(weights).enumerate() {
+        let (c0, c1) = window(p[0], width, radius);
+        let (r0, r1) = window(p[1], height, radius);
+        if c0 >= c1 || r0 >= r1 {
+            continue;
+        }
+        let (nx, ny) = (c1 - c0, r1 - r0);
+        buf.resize(3 * nx + 3 * ny, 0.0);
+        let (gx, rest) = buf.split_at_mut(nx);
+        let (gx_d, rest) = rest.split_at_mut(nx);
+        let (gx_d2, rest) = rest.split_at_mut(nx);
+        let (gy, rest) = rest.split_at_mut(ny);
+        let (gy_d, gy_d2) = rest.split_at_mut(ny);
+        profile_window(p[0], c0, sigma, Profile::Gauss, gx);
+        profile_window(p[0], c0, sigma, Profile::DCentre, gx_d);
+        profile_window(p[0], c0, sigma, Profile::DSquared, gx_d2);
+        profile_window(p[1], r0, sigma, Profile::Gauss, gy);
+        profile_window(p[1], r0, sigma, Profile::DCentre, gy_d);
+        profile_window(p[1], r0, sigma, Profile::DSquared, gy_d2);
+        let (mut s_gy_a, mut s_gy_b, mut s_gyd_a, mut s_gyd2_a, mut s_gy_c) = (0.0, 0.0, 0.0, 0.0, 0.0);
+        for (k, r) in (r0..r1).enumerate() {
+            let row = &grad[r * width + c0..r * width + c1];
+            let (mut a, mut b, mut cc) = (0.0f32, 0.0f32, 0.0f32);
+            for j in 0..nx {
+                a += row[j] * gx[j];
+                b += row[j] * gx_d[j];
+                cc += row[j] * gx_d2[j];
+            }
+            s_gy_a += gy[k] * a;
+            s_gy_b += gy[k] * b;
+            s_gyd_a += gy_d[k] * a;
+            s_gyd2_a += gy_d2[k] * a;
+            s_gy_c += gy[k] * cc;
+        }
+        g_w[i] = c * s_gy_a;
+        g_uv[2 * i] = c * w * s_gy_b;
+        g_uv[2 * i + 1] = c * w * s_gyd_a;
+        g_sigma += c * w * (-2.0 / sigma * s_gy_a + (s_gyd2_a + s_gy_c) / s3);
+    }
+    SplatGrads {
+        uv: g_uv,
+        weights: g_w,
+        sigma: g_sigma,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_neg_matches_std() {
+        let mut worst = 0.0f64;
+        let mut x = -87.0f32;
+        while x <= 0.0 {
+            let want = (x as f64).exp();
+            let got = exp_neg(x) as f64;
+            worst = worst.max(((got - want) / want).abs());
+            x += 0.0137;
+        }
+        assert!(worst < 5e-7, "worst relative error {worst}");
+        assert_eq!(exp_neg(0.0), 1.0);
+    }
+
+    #[test]
+    fn profiles_peak_at_centre() {
+        let mut out = vec![0.0; 2 * 16];
+        profiles(&[3.5, 10.5], 16, 1.5, Profile::Gauss, &mut out);
+        assert!((out[3] - 1.0).abs() < 1e-6);
+        assert!((out[16 + 10] - 1.0).abs() < 1e-6);
+        let want = (-(2.0f32 * 2.0) / (2.0 * 1.5 * 1.5)).exp();
+        assert!((out[5] - want).abs() < 1e-6);
+    }
+
+    #[test]
+    fn windowed_matches_dense_forward_and_backward() {
+        // points inside, on the border and outside the frame
+        let uv: Vec<f32> = vec![
+            20.3, 30.7, 0.2, 5.0, -3.0, 12.0, 63.9, 63.9, 70.0, 10.0, 31.0, -2.5, 44.4, 17.7, 10.0, 50.0,
+        ];
+        let w = vec![1.0, 2.0, 0.5, 1.5, 3.0, 1.0, 0.7, 1.2];
+        let (wd, ht) = (64, 60);
+        let mut rng = 12345u32;
+        let grad: Vec<f32> = (0..wd * ht)
+            .map(|_| {
+                rng = rng.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (rng >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+            })
+            .collect();
+        for sigma in [0.8f32, 1.6, 2.2] {
+            assert!(!prefer_dense(sigma, wd, ht));
+            let mut a = vec![0.0; wd * ht];
+            let mut b = vec![0.0; wd * ht];
+            splat_frame(&uv, &w, sigma, wd, ht, Parallelism::None, &mut Scratch::default(), &mut a);
+            splat_frame_dense(&uv, &w, sigma, wd, ht, Parallelism::None, &mut Scratch::default(), &mut b);
+            let peak = b.iter().cloned().fold(0.0f32, f32::max);
+            let err = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+            assert!(err < 1e-6 * peak, "σ={sigma}: forward differs by {err}");
+            let ga = splat_frame_backward(&uv, &w, sigma, wd, ht, &grad, Parallelism::None);
+            let gb = splat_frame_backward_dense(&uv, &w, sigma, wd, ht, &grad, Parallelism::None);
+            let close = |x: &[f32], y: &[f32]| {
+                let scale = y.iter().map(|v| v.abs()).fold(1e-3f32, f32::max);
+                x.iter().zip(y).all(|(p, q)| (p - q).abs() < 1e-4 * scale)
+            };
+            assert!(close(&ga.uv, &gb.uv), "σ={sigma}: uv grads {:?} vs {:?}", ga.uv, gb.uv);
+            assert!(close(&ga.weights, &gb.weights), "σ={sigma}: weight grads");
+            assert!((ga.sigma - gb.sigma).abs() < 1e-4 * gb.sigma.abs().max(1e-3), "σ grads");
+        }
+    }
+}
