@@ -5,8 +5,8 @@ use std::io::Cursor;
 use std::time::{Duration, Instant};
 
 use posescope::io::{
-    open, open_bytes, open_with_limits, write_png_gray16, write_tiff_stack, Frame, IoError,
-    Limits, SampleType, Stack, WriteSample,
+    open, open_bytes, open_with_limits, write_png_gray16, write_tiff_stack, Frame, IoError, Limits,
+    SampleType, Stack, WriteSample,
 };
 use tiff::encoder::{colortype, Compression, DeflateLevel, TiffEncoder, TiffValue};
 use tiff::tags::Tag;
@@ -242,7 +242,13 @@ fn writer_round_trip_u16_and_f32_with_pixel_size() {
     let dir = tempdir();
     let (w, h) = (37, 23);
     let frames: Vec<Frame> = (0..4)
-        .map(|k| frame_from(w, h, pattern(w, h, k).iter().map(|&v| v as f32 * 3.5).collect()))
+        .map(|k| {
+            frame_from(
+                w,
+                h,
+                pattern(w, h, k).iter().map(|&v| v as f32 * 3.5).collect(),
+            )
+        })
         .collect();
 
     let p = dir.path().join("stack_f32.tif");
@@ -266,7 +272,13 @@ fn writer_round_trip_u16_and_f32_with_pixel_size() {
     odd.data[2] = 1.6;
     odd.data[3] = f32::NAN;
     odd.data[4] = 2.4;
-    write_tiff_stack(&p, &[odd.clone(), frames[1].clone()], WriteSample::U16, None).unwrap();
+    write_tiff_stack(
+        &p,
+        &[odd.clone(), frames[1].clone()],
+        WriteSample::U16,
+        None,
+    )
+    .unwrap();
     let mut s = open(&p).unwrap();
     assert_eq!(s.info().sample_type, SampleType::U16);
     assert_eq!(s.info().pixel_size_nm, None);
@@ -318,19 +330,64 @@ fn every_tiff_sample_type_round_trips() {
                 let f = s.frame(k).unwrap();
                 assert_eq!(f.data.len(), n);
                 for i in 0..n {
-                    assert_eq!(f.data[i], pages[k][i] as f32, "{} pixel {i}", stringify!($ct));
+                    assert_eq!(
+                        f.data[i],
+                        pages[k][i] as f32,
+                        "{} pixel {i}",
+                        stringify!($ct)
+                    );
                 }
             }
         }};
     }
-    check!(colortype::Gray8, u8, |v: f64, k| v as u8 + k as u8, SampleType::U8);
-    check!(colortype::GrayI8, i8, |v: f64, k| (v as i32 - 128 + k) as i8, SampleType::I8);
-    check!(colortype::Gray16, u16, |v: f64, k| (v * 200.0) as u16 + k as u16, SampleType::U16);
-    check!(colortype::GrayI16, i16, |v: f64, k| (v * 100.0) as i16 - 12000 + k as i16, SampleType::I16);
-    check!(colortype::Gray32, u32, |v: f64, k| (v * 1000.0) as u32 + k as u32, SampleType::U32);
-    check!(colortype::GrayI32, i32, |v: f64, k| -(v * 1000.0) as i32 + k, SampleType::I32);
-    check!(colortype::Gray32Float, f32, |v: f64, k| (v * 0.25) as f32 - k as f32, SampleType::F32);
-    check!(colortype::Gray64Float, f64, |v: f64, k| v * -0.5 + k as f64, SampleType::F64);
+    check!(
+        colortype::Gray8,
+        u8,
+        |v: f64, k| v as u8 + k as u8,
+        SampleType::U8
+    );
+    check!(
+        colortype::GrayI8,
+        i8,
+        |v: f64, k| (v as i32 - 128 + k) as i8,
+        SampleType::I8
+    );
+    check!(
+        colortype::Gray16,
+        u16,
+        |v: f64, k| (v * 200.0) as u16 + k as u16,
+        SampleType::U16
+    );
+    check!(
+        colortype::GrayI16,
+        i16,
+        |v: f64, k| (v * 100.0) as i16 - 12000 + k as i16,
+        SampleType::I16
+    );
+    check!(
+        colortype::Gray32,
+        u32,
+        |v: f64, k| (v * 1000.0) as u32 + k as u32,
+        SampleType::U32
+    );
+    check!(
+        colortype::GrayI32,
+        i32,
+        |v: f64, k| -(v * 1000.0) as i32 + k,
+        SampleType::I32
+    );
+    check!(
+        colortype::Gray32Float,
+        f32,
+        |v: f64, k| (v * 0.25) as f32 - k as f32,
+        SampleType::F32
+    );
+    check!(
+        colortype::Gray64Float,
+        f64,
+        |v: f64, k| v * -0.5 + k as f64,
+        SampleType::F64
+    );
 }
 
 #[test]
@@ -353,7 +410,17 @@ fn multi_page_random_access() {
     assert_eq!(f5.get(1, 0), 5001.0);
     assert_eq!(f5.min_max(), (5000.0, (5000 + 16 * 12 - 1) as f32));
     let e = s.frame(6).unwrap_err();
-    assert!(matches!(e, IoError::FrameOutOfRange { index: 6, frames: 6, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            IoError::FrameOutOfRange {
+                index: 6,
+                frames: 6,
+                ..
+            }
+        ),
+        "{e}"
+    );
     assert!(e.to_string().starts_with("multi.tif:"));
     // The iterator gives all frames in order.
     let all: Vec<Frame> = s.frames().collect::<Result<_, _>>().unwrap();
@@ -366,7 +433,11 @@ fn compressed_tiffs() {
     let (w, h) = (64u32, 40u32);
     let pages: Vec<Vec<u16>> = (0..3)
         // Runs of identical bytes so that PackBits has something to compress.
-        .map(|k| (0..w * h).map(|i| 0x0101 * (((i / 16) % 50) + k) as u16).collect())
+        .map(|k| {
+            (0..w * h)
+                .map(|i| 0x0101 * (((i / 16) % 50) + k) as u16)
+                .collect()
+        })
         .collect();
     for (name, c) in [
         ("lzw", Compression::Lzw),
@@ -391,7 +462,8 @@ fn compressed_tiffs() {
             .unwrap()
             .with_compression(Compression::Lzw)
             .with_predictor(tiff::encoder::Predictor::Horizontal);
-        enc.write_image::<colortype::Gray16>(w, h, &pages[1]).unwrap();
+        enc.write_image::<colortype::Gray16>(w, h, &pages[1])
+            .unwrap();
     }
     let f = &open_all("pred.tif", &buf.into_inner()).unwrap()[0];
     assert_eq!(f.get(10, 3), f32::from(pages[1][(3 * w + 10) as usize]));
@@ -425,21 +497,36 @@ fn bigtiff() {
 fn rgb_tiff_becomes_luminance_with_warning() {
     let (w, h) = (4u32, 3u32);
     let rgb: Vec<u8> = (0..w * h).flat_map(|i| [i as u8 * 10, 200, 7]).collect();
-    let bytes = encode::<colortype::RGB8>(w, h, std::slice::from_ref(&rgb), Compression::Uncompressed, false);
+    let bytes = encode::<colortype::RGB8>(
+        w,
+        h,
+        std::slice::from_ref(&rgb),
+        Compression::Uncompressed,
+        false,
+    );
     let mut s = open_bytes("rgb.tif", bytes, &Limits::default()).unwrap();
     assert_eq!(s.info().sample_type, SampleType::U8);
-    assert!(s.info().warnings.iter().any(|w| w.contains("luminance")), "{:?}", s.info().warnings);
+    assert!(
+        s.info().warnings.iter().any(|w| w.contains("luminance")),
+        "{:?}",
+        s.info().warnings
+    );
     let f = s.frame(0).unwrap();
     for i in 0..(w * h) as usize {
         let want = 0.2126 * (i as f32 * 10.0) + 0.7152 * 200.0 + 0.0722 * 7.0;
         assert_close(f.data[i], want, 1e-3);
     }
-    let rgba: Vec<u16> = (0..w * h).flat_map(|i| [i as u16 * 1000, 0, 60000, 65535]).collect();
+    let rgba: Vec<u16> = (0..w * h)
+        .flat_map(|i| [i as u16 * 1000, 0, 60000, 65535])
+        .collect();
     let bytes = encode::<colortype::RGBA16>(w, h, &[rgba], Compression::Lzw, false);
     let mut s = open_bytes("rgba.tif", bytes, &Limits::default()).unwrap();
     assert_eq!(s.info().sample_type, SampleType::U16);
     let warnings = s.info().warnings.join("; ");
-    assert!(warnings.contains("luminance") && warnings.contains("alpha"), "{warnings}");
+    assert!(
+        warnings.contains("luminance") && warnings.contains("alpha"),
+        "{warnings}"
+    );
     let f = s.frame(0).unwrap();
     assert_close(f.get(1, 1), 0.2126 * 5000.0 + 0.0722 * 60000.0, 1e-2);
 }
@@ -452,34 +539,73 @@ fn pixel_size_from_ome_xml() {
     let s = open_bytes("ome.tif", bytes, &Limits::default()).unwrap();
     assert!((s.info().pixel_size_nm.unwrap() - 65.0).abs() < 1e-9);
 
-    for (size, unit, nm) in [("160", "nm", 160.0), ("0.1", "µm", 100.0), ("1200", "Å", 120.0)] {
+    for (size, unit, nm) in [
+        ("160", "nm", 160.0),
+        ("0.1", "µm", 100.0),
+        ("1200", "Å", 120.0),
+    ] {
         let ome = format!(
             "<OME><Image><Pixels PhysicalSizeX=\"{size}\" PhysicalSizeXUnit=\"{unit}\" SizeX=\"4\"/></Image></OME>"
         );
         // Resolution tags saying something else must lose against OME-XML.
-        let bytes = gray16_tiff(4, 2, &[ascii(270, &ome), rational(282, 1000, 1), short(296, 3)], &data);
+        let bytes = gray16_tiff(
+            4,
+            2,
+            &[ascii(270, &ome), rational(282, 1000, 1), short(296, 3)],
+            &data,
+        );
         let s = open_bytes("ome.tif", bytes, &Limits::default()).unwrap();
-        assert!((s.info().pixel_size_nm.unwrap() - nm).abs() < 1e-9, "{unit}");
+        assert!(
+            (s.info().pixel_size_nm.unwrap() - nm).abs() < 1e-9,
+            "{unit}"
+        );
     }
 }
 
 #[test]
 fn pixel_size_from_imagej_description() {
     let data = vec![0u8; 16];
-    for (unit, nm) in [("micron", 100.0), ("\\u00B5m", 100.0), ("um", 100.0), ("nm", 0.1)] {
+    for (unit, nm) in [
+        ("micron", 100.0),
+        ("\\u00B5m", 100.0),
+        ("um", 100.0),
+        ("nm", 0.1),
+    ] {
         let desc = format!("ImageJ=1.54f\nunit={unit}\nloop=false\n");
         // 10 pixels per unit, ResolutionUnit none as ImageJ writes it.
         let bytes = gray16_tiff(
             4,
             2,
-            &[ascii(270, &desc), rational(282, 10, 1), rational(283, 10, 1), short(296, 1)],
+            &[
+                ascii(270, &desc),
+                rational(282, 10, 1),
+                rational(283, 10, 1),
+                short(296, 1),
+            ],
             &data,
         );
         let s = open_bytes("ij.tif", bytes, &Limits::default()).unwrap();
-        assert!((s.info().pixel_size_nm.unwrap() - nm).abs() < 1e-9, "{unit}");
+        assert!(
+            (s.info().pixel_size_nm.unwrap() - nm).abs() < 1e-9,
+            "{unit}"
+        );
     }
-    let bytes = gray16_tiff(4, 2, &[ascii(270, "ImageJ=1.54f\nunit=pixel\n"), rational(282, 10, 1)], &data);
-    assert_eq!(open_bytes("ij.tif", bytes, &Limits::default()).unwrap().info().pixel_size_nm, None);
+    let bytes = gray16_tiff(
+        4,
+        2,
+        &[
+            ascii(270, "ImageJ=1.54f\nunit=pixel\n"),
+            rational(282, 10, 1),
+        ],
+        &data,
+    );
+    assert_eq!(
+        open_bytes("ij.tif", bytes, &Limits::default())
+            .unwrap()
+            .info()
+            .pixel_size_nm,
+        None
+    );
 }
 
 #[test]
@@ -495,10 +621,22 @@ fn pixel_size_from_resolution_tags() {
     assert!((s.info().pixel_size_nm.unwrap() - 100.0).abs() < 1e-9);
     // ResolutionUnit none: no pixel size.
     let bytes = gray16_tiff(4, 2, &[rational(282, 254_000, 1), short(296, 1)], &data);
-    assert_eq!(open_bytes("none.tif", bytes, &Limits::default()).unwrap().info().pixel_size_nm, None);
+    assert_eq!(
+        open_bytes("none.tif", bytes, &Limits::default())
+            .unwrap()
+            .info()
+            .pixel_size_nm,
+        None
+    );
     // No resolution at all.
     let bytes = gray16_tiff(4, 2, &[], &data);
-    assert_eq!(open_bytes("plain.tif", bytes, &Limits::default()).unwrap().info().pixel_size_nm, None);
+    assert_eq!(
+        open_bytes("plain.tif", bytes, &Limits::default())
+            .unwrap()
+            .info()
+            .pixel_size_nm,
+        None
+    );
 }
 
 #[test]
@@ -550,11 +688,19 @@ fn imagej_contiguous_stack_over_one_directory() {
         }
     }
     let desc = "ImageJ=1.54f\nimages=3\nframes=3\nunit=nm\nloop=false\n";
-    let bytes = gray16_tiff(w, h, &[ascii(270, desc), rational(282, 1, 160), short(296, 1)], &data);
+    let bytes = gray16_tiff(
+        w,
+        h,
+        &[ascii(270, desc), rational(282, 1, 160), short(296, 1)],
+        &data,
+    );
     let mut s = open_bytes("ij_big.tif", bytes.clone(), &Limits::default()).unwrap();
     assert_eq!(s.len(), 3);
     assert!((s.info().pixel_size_nm.unwrap() - 160.0).abs() < 1e-9);
-    assert_eq!(s.frame(2).unwrap().data, vec![200.0, 201.0, 202.0, 203.0, 204.0, 205.0]);
+    assert_eq!(
+        s.frame(2).unwrap().data,
+        vec![200.0, 201.0, 202.0, 203.0, 204.0, 205.0]
+    );
     assert_eq!(s.frame(0).unwrap().get(2, 1), 5.0);
     // Missing the last plane: truncated.
     let cut = &bytes[..bytes.len() - 2];
@@ -566,14 +712,25 @@ fn imagej_contiguous_stack_over_one_directory() {
 fn nan_pixels_are_kept_with_warning() {
     let mut v: Vec<f32> = (0..12).map(|i| i as f32).collect();
     v[5] = f32::NAN;
-    let bytes = encode::<colortype::Gray32Float>(4, 3, &[v.clone(), v.clone()], Compression::Uncompressed, false);
+    let bytes = encode::<colortype::Gray32Float>(
+        4,
+        3,
+        &[v.clone(), v.clone()],
+        Compression::Uncompressed,
+        false,
+    );
     let mut s = open_bytes("nan.tif", bytes, &Limits::default()).unwrap();
     assert!(s.info().warnings.is_empty());
     let f = s.frame(1).unwrap();
     assert!(f.data[5].is_nan());
     assert_eq!(f.min_max(), (0.0, 11.0));
     let _ = s.frame(1).unwrap();
-    let nan_warnings: Vec<&String> = s.info().warnings.iter().filter(|w| w.contains("NaN")).collect();
+    let nan_warnings: Vec<&String> = s
+        .info()
+        .warnings
+        .iter()
+        .filter(|w| w.contains("NaN"))
+        .collect();
     assert_eq!(nan_warnings.len(), 1, "{:?}", s.info().warnings);
     assert!(nan_warnings[0].contains("frame 1"));
 }
@@ -583,13 +740,20 @@ fn pages_of_different_sizes() {
     let mut buf = Cursor::new(Vec::new());
     {
         let mut enc = TiffEncoder::new(&mut buf).unwrap();
-        enc.write_image::<colortype::Gray8>(4, 4, &[1u8; 16]).unwrap();
-        enc.write_image::<colortype::Gray8>(2, 2, &[2u8; 4]).unwrap();
-        enc.write_image::<colortype::Gray8>(4, 4, &[3u8; 16]).unwrap();
+        enc.write_image::<colortype::Gray8>(4, 4, &[1u8; 16])
+            .unwrap();
+        enc.write_image::<colortype::Gray8>(2, 2, &[2u8; 4])
+            .unwrap();
+        enc.write_image::<colortype::Gray8>(4, 4, &[3u8; 16])
+            .unwrap();
     }
     let mut s = open_bytes("mixed.tif", buf.into_inner(), &Limits::default()).unwrap();
     assert_eq!(s.len(), 3);
-    assert!(s.info().warnings.iter().any(|w| w.contains("differ in size")));
+    assert!(s
+        .info()
+        .warnings
+        .iter()
+        .any(|w| w.contains("differ in size")));
     assert_eq!(s.frame(2).unwrap().get(0, 0), 3.0);
     let e = s.frame(1).unwrap_err();
     assert!(matches!(e, IoError::Unsupported { .. }), "{e}");
@@ -600,15 +764,21 @@ fn reduced_resolution_pages_are_skipped() {
     let mut buf = Cursor::new(Vec::new());
     {
         let mut enc = TiffEncoder::new(&mut buf).unwrap();
-        enc.write_image::<colortype::Gray8>(4, 4, &[1u8; 16]).unwrap();
+        enc.write_image::<colortype::Gray8>(4, 4, &[1u8; 16])
+            .unwrap();
         let mut img = enc.new_image::<colortype::Gray8>(2, 2).unwrap();
         img.encoder().write_tag(Tag::NewSubfileType, 1u32).unwrap();
         img.write_data(&[9u8; 4]).unwrap();
-        enc.write_image::<colortype::Gray8>(4, 4, &[3u8; 16]).unwrap();
+        enc.write_image::<colortype::Gray8>(4, 4, &[3u8; 16])
+            .unwrap();
     }
     let mut s = open_bytes("pyr.tif", buf.into_inner(), &Limits::default()).unwrap();
     assert_eq!(s.len(), 2);
-    assert!(s.info().warnings.iter().any(|w| w.contains("reduced-resolution")));
+    assert!(s
+        .info()
+        .warnings
+        .iter()
+        .any(|w| w.contains("reduced-resolution")));
     assert_eq!(s.frame(1).unwrap().get(3, 3), 3.0);
 }
 
@@ -620,7 +790,10 @@ fn lazy_reading_only_touches_the_requested_page() {
     let frames: Vec<Frame> = (0..n)
         .map(|k| {
             let mut f = Frame::zeros(w, h);
-            f.data.iter_mut().enumerate().for_each(|(i, v)| *v = ((i + k) % 60000) as f32);
+            f.data
+                .iter_mut()
+                .enumerate()
+                .for_each(|(i, v)| *v = ((i + k) % 60000) as f32);
             f
         })
         .collect();
@@ -650,7 +823,12 @@ fn lazy_reading_only_touches_the_requested_page() {
     let e = s.frame(n - 1).unwrap_err();
     assert!(matches!(e, IoError::Truncated { .. }), "{e}");
     let msg = e.to_string();
-    assert!(msg.contains("long_bad_last.tif") && msg.contains("page 199") && msg.contains("past the end"), "{msg}");
+    assert!(
+        msg.contains("long_bad_last.tif")
+            && msg.contains("page 199")
+            && msg.contains("past the end"),
+        "{msg}"
+    );
     assert_eq!(s.frame(n - 2).unwrap().get(0, 0), (n - 2) as f32);
 
     // An unsupported compression on the last page: same story.
@@ -659,7 +837,10 @@ fn lazy_reading_only_touches_the_requested_page() {
     let mut s = open_bytes("bad_compression.tif", bytes, &Limits::default()).unwrap();
     assert_eq!(s.frame(1).unwrap().get(0, 0), 1.0);
     let e = s.frame(n - 1).unwrap_err();
-    assert!(matches!(e, IoError::Unsupported { .. }) && e.to_string().contains("JPEG"), "{e}");
+    assert!(
+        matches!(e, IoError::Unsupported { .. }) && e.to_string().contains("JPEG"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -674,11 +855,18 @@ fn ifd_loop_is_detected() {
     let start = Instant::now();
     let e = open_bytes("loop.tif", bytes.clone(), &Limits::default()).unwrap_err();
     assert!(start.elapsed() < Duration::from_secs(1));
-    assert!(matches!(e, IoError::Corrupt { .. }) && e.to_string().contains("loop"), "{e}");
+    assert!(
+        matches!(e, IoError::Corrupt { .. }) && e.to_string().contains("loop"),
+        "{e}"
+    );
     // Self loop.
     bytes[next..next + 4].copy_from_slice(&(ifds[2] as u32).to_le_bytes());
-    let e = open_bytes("loop.tif", bytes, &Limits::default()).unwrap_err();
+    let e = open_bytes("loop.tif", bytes.clone(), &Limits::default()).unwrap_err();
     assert!(e.to_string().contains("loop"), "{e}");
+    // A "next" directory inside the current one.
+    bytes[next..next + 4].copy_from_slice(&(ifds[2] as u32 + 2).to_le_bytes());
+    let e = open_bytes("overlap.tif", bytes, &Limits::default()).unwrap_err();
+    assert!(e.to_string().contains("overlaps"), "{e}");
 }
 
 #[test]
@@ -690,8 +878,16 @@ fn max_frames_limit() {
         ..Limits::default()
     };
     let e = open_bytes("many.tif", bytes.clone(), &limits).unwrap_err();
-    assert!(matches!(e, IoError::LimitExceeded { .. }) && e.to_string().contains("max_frames"), "{e}");
-    assert_eq!(open_bytes("many.tif", bytes, &Limits::default()).unwrap().len(), 5);
+    assert!(
+        matches!(e, IoError::LimitExceeded { .. }) && e.to_string().contains("max_frames"),
+        "{e}"
+    );
+    assert_eq!(
+        open_bytes("many.tif", bytes, &Limits::default())
+            .unwrap()
+            .len(),
+        5
+    );
 }
 
 #[test]
@@ -717,15 +913,28 @@ fn huge_declared_tiff_is_rejected_quickly() {
     assert!(start.elapsed() < Duration::from_secs(1));
     assert!(matches!(e, IoError::LimitExceeded { .. }), "{e}");
     let msg = e.to_string();
-    assert!(msg.contains("huge.tif") && msg.contains("limit") && msg.contains("100000×100000"), "{msg}");
+    assert!(
+        msg.contains("huge.tif") && msg.contains("limit") && msg.contains("100000×100000"),
+        "{msg}"
+    );
 
     // Within the limits but far more pixels than the file holds: rejected before decoding.
     let bytes = build_tiff(
-        &[long(256, 8000), long(257, 8000), short(258, 8), short(259, 1), short(262, 1), long(279, 10)],
+        &[
+            long(256, 8000),
+            long(257, 8000),
+            short(258, 8),
+            short(259, 1),
+            short(262, 1),
+            long(279, 10),
+        ],
         &[0u8; 10],
     );
     let e = open_bytes("short.tif", bytes, &Limits::default()).unwrap_err();
-    assert!(matches!(e, IoError::Corrupt { .. } | IoError::Truncated { .. }), "{e}");
+    assert!(
+        matches!(e, IoError::Corrupt { .. } | IoError::Truncated { .. }),
+        "{e}"
+    );
     // A smaller frame limit applies too.
     let p = dir.path().join("small_limit.tif");
     std::fs::write(&p, gray16_tiff(64, 64, &[], &vec![0u8; 64 * 64 * 2])).unwrap();
@@ -741,11 +950,21 @@ fn huge_declared_tiff_is_rejected_quickly() {
 fn unsupported_tiff_layouts_give_clear_errors() {
     // 12-bit samples.
     let bytes = build_tiff(
-        &[long(256, 2), long(257, 2), short(258, 12), short(259, 1), short(262, 1), long(279, 6)],
+        &[
+            long(256, 2),
+            long(257, 2),
+            short(258, 12),
+            short(259, 1),
+            short(262, 1),
+            long(279, 6),
+        ],
         &[0u8; 6],
     );
     let e = open_bytes("12bit.tif", bytes, &Limits::default()).unwrap_err();
-    assert!(matches!(e, IoError::Unsupported { .. }) && e.to_string().contains("12-bit"), "{e}");
+    assert!(
+        matches!(e, IoError::Unsupported { .. }) && e.to_string().contains("12-bit"),
+        "{e}"
+    );
     // Palette colour.
     let mut cmap = Vec::new();
     for _ in 0..3 * 256 {
@@ -764,7 +983,10 @@ fn unsupported_tiff_layouts_give_clear_errors() {
         &[0u8; 4],
     );
     let e = open_bytes("palette.tif", bytes, &Limits::default()).unwrap_err();
-    assert!(matches!(e, IoError::Unsupported { .. }) && e.to_string().contains("palette"), "{e}");
+    assert!(
+        matches!(e, IoError::Unsupported { .. }) && e.to_string().contains("palette"),
+        "{e}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -812,20 +1034,26 @@ fn fits_every_bitpix_2d_and_3d() {
         assert_eq!(s.info().sample_type, st, "BITPIX {bitpix}");
         assert_eq!((s.info().width, s.info().height, s.len()), (w, h, 1));
         let f = s.frame(0).unwrap();
-        for i in 0..w * h {
-            assert_eq!(f.data[i], vals[i] as f32, "BITPIX {bitpix} pixel {i}");
+        for (i, (&got, &want)) in f.data.iter().zip(&vals).enumerate() {
+            assert_eq!(got, want as f32, "BITPIX {bitpix} pixel {i}");
         }
         // Row 0 is the first stored row.
         assert_eq!(f.get(1, 0), vals[1] as f32);
         assert_eq!(f.get(0, 1), vals[w] as f32);
         // NAXIS = 3
-        let vals: Vec<f64> = (0..n).flat_map(|k| (0..w * h).map(move |i| value(k, i))).collect();
+        let vals: Vec<f64> = (0..n)
+            .flat_map(|k| (0..w * h).map(move |i| value(k, i)))
+            .collect();
         let bytes = fits_image(bitpix, &[w, h, n], &[], &fits_bytes_for(bitpix, &vals));
         let mut s = open_bytes("cube.fits", bytes, &Limits::default()).unwrap();
         assert_eq!(s.len(), n);
         for k in [2, 0, 1] {
             let f = s.frame(k).unwrap();
-            assert_eq!(f.get(2, 3), vals[k * w * h + 3 * w + 2] as f32, "BITPIX {bitpix} frame {k}");
+            assert_eq!(
+                f.get(2, 3),
+                vals[k * w * h + 3 * w + 2] as f32,
+                "BITPIX {bitpix} frame {k}"
+            );
         }
     }
 }
@@ -834,10 +1062,18 @@ fn fits_every_bitpix_2d_and_3d() {
 fn fits_bzero_bscale_blank() {
     // uint16 convention.
     let raw: Vec<f64> = vec![-32768.0, 0.0, 32767.0, 100.0];
-    let bytes = fits_image(16, &[2, 2], &[kv("BZERO", "32768"), kv("BSCALE", "1")], &fits_bytes_for(16, &raw));
+    let bytes = fits_image(
+        16,
+        &[2, 2],
+        &[kv("BZERO", "32768"), kv("BSCALE", "1")],
+        &fits_bytes_for(16, &raw),
+    );
     let mut s = open_bytes("u16.fits", bytes, &Limits::default()).unwrap();
     assert_eq!(s.info().sample_type, SampleType::U16);
-    assert_eq!(s.frame(0).unwrap().data, vec![0.0, 32768.0, 65535.0, 32868.0]);
+    assert_eq!(
+        s.frame(0).unwrap().data,
+        vec![0.0, 32768.0, 65535.0, 32868.0]
+    );
     // Scaled data with a BLANK value.
     let raw: Vec<f64> = vec![1.0, 2.0, -1.0, 10.0];
     let bytes = fits_image(
@@ -862,7 +1098,15 @@ fn fits_bzero_bscale_blank() {
 
 #[test]
 fn fits_image_extension_and_unpadded_data() {
-    let primary = fits_hdu(&[kv("SIMPLE", "T"), kv("BITPIX", "8"), kv("NAXIS", "0"), kv("EXTEND", "T")], &[]);
+    let primary = fits_hdu(
+        &[
+            kv("SIMPLE", "T"),
+            kv("BITPIX", "8"),
+            kv("NAXIS", "0"),
+            kv("EXTEND", "T"),
+        ],
+        &[],
+    );
     let ext = fits_hdu(
         &[
             kv("XTENSION", "'IMAGE   '"),
@@ -881,7 +1125,12 @@ fn fits_image_extension_and_unpadded_data() {
     assert!(s.info().warnings.iter().any(|w| w.contains("extension")));
 
     // Data present but padding missing: accepted, with a warning.
-    let full = fits_image(16, &[3, 2], &[], &fits_bytes_for(16, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]));
+    let full = fits_image(
+        16,
+        &[3, 2],
+        &[],
+        &fits_bytes_for(16, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]),
+    );
     let unpadded = &full[..2880 + 12];
     let mut s = open_bytes("unpadded.fits", unpadded.to_vec(), &Limits::default()).unwrap();
     assert!(s.info().warnings.iter().any(|w| w.contains("padded")));
@@ -890,17 +1139,35 @@ fn fits_image_extension_and_unpadded_data() {
 
 #[test]
 fn fits_bad_headers() {
-    let e = open_bytes("naxis1.fits", fits_image(16, &[5], &[], &[0u8; 10]), &Limits::default()).unwrap_err();
+    let e = open_bytes(
+        "naxis1.fits",
+        fits_image(16, &[5], &[], &[0u8; 10]),
+        &Limits::default(),
+    )
+    .unwrap_err();
     assert!(matches!(e, IoError::Unsupported { .. }), "{e}");
-    let e = open_bytes("bitpix.fits", fits_image(12, &[2, 2], &[], &[0u8; 8]), &Limits::default()).unwrap_err();
+    let e = open_bytes(
+        "bitpix.fits",
+        fits_image(12, &[2, 2], &[], &[0u8; 8]),
+        &Limits::default(),
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("BITPIX"), "{e}");
-    let e = open_bytes("b64.fits", fits_image(64, &[2, 2], &[], &[0u8; 32]), &Limits::default()).unwrap_err();
+    let e = open_bytes(
+        "b64.fits",
+        fits_image(64, &[2, 2], &[], &[0u8; 32]),
+        &Limits::default(),
+    )
+    .unwrap_err();
     assert!(matches!(e, IoError::Unsupported { .. }), "{e}");
     // No END card.
     let mut noend = kv("SIMPLE", "T");
     noend.resize(2880, b' ');
     let e = open_bytes("noend.fits", noend, &Limits::default()).unwrap_err();
-    assert!(matches!(e, IoError::Truncated { .. }) && e.to_string().contains("END"), "{e}");
+    assert!(
+        matches!(e, IoError::Truncated { .. }) && e.to_string().contains("END"),
+        "{e}"
+    );
     // Declared data longer than the file.
     let mut b = fits_image(16, &[100, 100], &[], &[]);
     b.truncate(2880 + 100);
@@ -917,7 +1184,10 @@ fn huge_declared_fits_is_rejected_quickly() {
     let e = open(&p).unwrap_err();
     assert!(start.elapsed() < Duration::from_secs(1));
     assert!(matches!(e, IoError::LimitExceeded { .. }), "{e}");
-    assert!(e.to_string().contains("limit") && e.to_string().contains("huge.fits"), "{e}");
+    assert!(
+        e.to_string().contains("limit") && e.to_string().contains("huge.fits"),
+        "{e}"
+    );
     // Frame count limit.
     let b = fits_image(8, &[1, 1, 50_000_000], &[], &[]);
     let e = open_bytes("deep.fits", b, &Limits::default()).unwrap_err();
@@ -936,7 +1206,9 @@ fn png_gray8_gray16_rgb() {
     assert!(s.info().warnings.is_empty());
     assert_eq!(s.frame(0).unwrap().get(4, 2), 42.0);
 
-    let g16 = image::ImageBuffer::<image::Luma<u16>, Vec<u16>>::from_fn(5, 3, |x, y| image::Luma([(x * 10000 + y) as u16]));
+    let g16 = image::ImageBuffer::<image::Luma<u16>, Vec<u16>>::from_fn(5, 3, |x, y| {
+        image::Luma([(x * 10000 + y) as u16])
+    });
     let mut s = open_bytes("g16.png", encode_png(g16.into()), &Limits::default()).unwrap();
     assert_eq!(s.info().sample_type, SampleType::U16);
     assert_eq!(s.frame(0).unwrap().get(4, 1), 40001.0);
@@ -944,14 +1216,23 @@ fn png_gray8_gray16_rgb() {
     let rgb = image::RgbImage::from_fn(2, 2, |x, _| image::Rgb([100 * x as u8, 50, 255]));
     let mut s = open_bytes("rgb.png", encode_png(rgb.into()), &Limits::default()).unwrap();
     assert!(s.info().warnings.iter().any(|w| w.contains("luminance")));
-    assert_close(s.frame(0).unwrap().get(1, 0), 0.2126 * 100.0 + 0.7152 * 50.0 + 0.0722 * 255.0, 1e-3);
+    assert_close(
+        s.frame(0).unwrap().get(1, 0),
+        0.2126 * 100.0 + 0.7152 * 50.0 + 0.0722 * 255.0,
+        1e-3,
+    );
     assert!(s.frame(1).is_err());
 }
 
 #[test]
 fn format_is_chosen_by_content_not_extension() {
     let g8 = image::GrayImage::from_fn(2, 2, |x, _| image::Luma([x as u8]));
-    let s = open_bytes("actually_png.tif", encode_png(g8.into()), &Limits::default()).unwrap();
+    let s = open_bytes(
+        "actually_png.tif",
+        encode_png(g8.into()),
+        &Limits::default(),
+    )
+    .unwrap();
     assert_eq!(s.info().format, "PNG");
 }
 
@@ -966,7 +1247,11 @@ fn jpeg_gray_and_rgb() {
     let rgb = image::RgbImage::from_pixel(16, 16, image::Rgb([200, 100, 50]));
     let mut s = open_bytes("c.jpg", encode_jpeg(rgb.into()), &Limits::default()).unwrap();
     assert!(s.info().warnings.iter().any(|w| w.contains("luminance")));
-    assert_close(s.frame(0).unwrap().get(3, 3), 0.2126 * 200.0 + 0.7152 * 100.0 + 0.0722 * 50.0, 4.0);
+    assert_close(
+        s.frame(0).unwrap().get(3, 3),
+        0.2126 * 200.0 + 0.7152 * 100.0 + 0.0722 * 50.0,
+        4.0,
+    );
 }
 
 #[test]
@@ -995,15 +1280,28 @@ fn empty_missing_and_unknown_files() {
     assert!(matches!(e, IoError::Empty { .. }), "{e}");
     assert!(e.to_string().contains("empty.tif"));
     let e = open(&dir.path().join("missing.fits")).unwrap_err();
-    assert!(matches!(e, IoError::Io { .. }) && e.to_string().contains("missing.fits"), "{e}");
+    assert!(
+        matches!(e, IoError::Io { .. }) && e.to_string().contains("missing.fits"),
+        "{e}"
+    );
     let p = dir.path().join("notes.txt");
     std::fs::write(&p, b"hello").unwrap();
     let e = open(&p).unwrap_err();
     assert!(matches!(e, IoError::UnknownFormat { .. }), "{e}");
     let e = open(dir.path()).unwrap_err();
-    assert!(e.to_string().contains(&*dir.path().to_string_lossy()), "{e}");
+    assert!(
+        e.to_string().contains(&*dir.path().to_string_lossy()),
+        "{e}"
+    );
     // Header only.
-    for b in [&b"II*\0"[..], b"MM\0*\0\0", b"II+\0\x08\0\0\0", b"SIMPLE  =", b"\x89PNG\r\n\x1a\n", b"\xFF\xD8\xFF"] {
+    for b in [
+        &b"II*\0"[..],
+        b"MM\0*\0\0",
+        b"II+\0\x08\0\0\0",
+        b"SIMPLE  =",
+        b"\x89PNG\r\n\x1a\n",
+        b"\xFF\xD8\xFF",
+    ] {
         assert!(open_bytes("hdr", b.to_vec(), &Limits::default()).is_err());
     }
 }
@@ -1020,21 +1318,53 @@ fn valid_fixtures() -> Vec<(String, Vec<u8>, usize)> {
         let n = b.len();
         out.push((name.to_string(), b, n));
     };
-    add("plain.tif", encode::<colortype::Gray16>(w, h, &u16_pages, Compression::Uncompressed, false));
-    add("lzw.tif", encode::<colortype::Gray16>(w, h, &u16_pages, Compression::Lzw, false));
+    add(
+        "plain.tif",
+        encode::<colortype::Gray16>(w, h, &u16_pages, Compression::Uncompressed, false),
+    );
+    add(
+        "lzw.tif",
+        encode::<colortype::Gray16>(w, h, &u16_pages, Compression::Lzw, false),
+    );
     add(
         "deflate.tif",
-        encode::<colortype::Gray16>(w, h, &u16_pages, Compression::Deflate(DeflateLevel::Balanced), false),
+        encode::<colortype::Gray16>(
+            w,
+            h,
+            &u16_pages,
+            Compression::Deflate(DeflateLevel::Balanced),
+            false,
+        ),
     );
-    add("packbits.tif", encode::<colortype::Gray16>(w, h, &u16_pages, Compression::Packbits, false));
-    add("big.tif", encode::<colortype::Gray16>(w, h, &u16_pages, Compression::Lzw, true));
+    add(
+        "packbits.tif",
+        encode::<colortype::Gray16>(w, h, &u16_pages, Compression::Packbits, false),
+    );
+    add(
+        "big.tif",
+        encode::<colortype::Gray16>(w, h, &u16_pages, Compression::Lzw, true),
+    );
     let rgb: Vec<u8> = (0..w * h * 3).map(|i| (i % 251) as u8).collect();
-    add("rgb.tif", encode::<colortype::RGB8>(w, h, &[rgb], Compression::Uncompressed, false));
+    add(
+        "rgb.tif",
+        encode::<colortype::RGB8>(w, h, &[rgb], Compression::Uncompressed, false),
+    );
     let fl: Vec<f32> = (0..w * h).map(|i| i as f32 * 0.1).collect();
-    add("float.tif", encode::<colortype::Gray32Float>(w, h, &[fl.clone(), fl], Compression::Deflate(DeflateLevel::Fast), false));
+    add(
+        "float.tif",
+        encode::<colortype::Gray32Float>(
+            w,
+            h,
+            &[fl.clone(), fl],
+            Compression::Deflate(DeflateLevel::Fast),
+            false,
+        ),
+    );
     let g8 = image::GrayImage::from_fn(w, h, |x, y| image::Luma([(x * 7 + y) as u8]));
     add("g8.png", encode_png(g8.clone().into()));
-    let g16 = image::ImageBuffer::<image::Luma<u16>, Vec<u16>>::from_fn(w, h, |x, y| image::Luma([(x * 700 + y) as u16]));
+    let g16 = image::ImageBuffer::<image::Luma<u16>, Vec<u16>>::from_fn(w, h, |x, y| {
+        image::Luma([(x * 700 + y) as u16])
+    });
     add("g16.png", encode_png(g16.into()));
     let rgb = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([x as u8, y as u8, 9]));
     add("rgb.png", encode_png(rgb.clone().into()));
@@ -1042,7 +1372,9 @@ fn valid_fixtures() -> Vec<(String, Vec<u8>, usize)> {
     add("rgb.jpg", encode_jpeg(rgb.into()));
     // FITS: truncating inside the final padding leaves all data intact (accepted with a
     // warning, tested above), so only lengths up to the end of the data count.
-    let vals: Vec<f64> = (0..(w * h * 2) as usize).map(|i| i as f64 - 100.0).collect();
+    let vals: Vec<f64> = (0..(w * h * 2) as usize)
+        .map(|i| i as f64 - 100.0)
+        .collect();
     for bitpix in [16, -32] {
         let data = fits_bytes_for(bitpix, &vals);
         let data_end = 2880 + data.len();
@@ -1074,7 +1406,11 @@ fn every_truncation_is_an_error() {
         };
         for len in lengths {
             let r = open_all(&name, &bytes[..len]);
-            assert!(r.is_err(), "{name} truncated to {len} of {} bytes was accepted", bytes.len());
+            assert!(
+                r.is_err(),
+                "{name} truncated to {len} of {} bytes was accepted",
+                bytes.len()
+            );
             let e = r.unwrap_err();
             assert!(e.to_string().starts_with(&format!("{name}: ")), "{e}");
         }
@@ -1097,7 +1433,10 @@ fn random_corruptions_never_panic() {
                     ok += 1;
                 }
             }
-            assert!(start.elapsed() < Duration::from_secs(5), "{name}: byte {pos} ^ {flip} is slow");
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "{name}: byte {pos} ^ {flip} is slow"
+            );
         }
         // Flips in uncompressed pixel data leave the file readable (PNG and compressed data
         // carry checksums, so there every flip may be an error).
@@ -1110,7 +1449,14 @@ fn random_corruptions_never_panic() {
 #[test]
 fn repeated_bytes_and_junk_are_rejected() {
     let mut rng = Rng(42);
-    for magic in [&b"II*\0"[..], b"MM\0*", b"II+\0", b"SIMPLE  =", b"\x89PNG\r\n\x1a\n", b"\xFF\xD8\xFF"] {
+    for magic in [
+        &b"II*\0"[..],
+        b"MM\0*",
+        b"II+\0",
+        b"SIMPLE  =",
+        b"\x89PNG\r\n\x1a\n",
+        b"\xFF\xD8\xFF",
+    ] {
         for _ in 0..50 {
             let n = rng.below(3000);
             let mut b = magic.to_vec();
@@ -1118,6 +1464,32 @@ fn repeated_bytes_and_junk_are_rejected() {
             let _ = open_all("junk", &b);
         }
     }
+}
+
+/// Writes the valid fixtures as seed corpora for the fuzz targets, under
+/// `fuzz/corpus/<target>/`. Run by hand before fuzzing (see docs/FUZZING.md):
+/// `cargo test --test io -- --ignored write_fuzz_seeds`.
+#[test]
+#[ignore = "writes seed files under fuzz/corpus"]
+fn write_fuzz_seeds() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+    let mut written = 0;
+    for (name, bytes, _) in valid_fixtures() {
+        let target = if name.ends_with(".tif") {
+            "fuzz_tiff"
+        } else if name.ends_with(".fits") {
+            "fuzz_fits"
+        } else {
+            "fuzz_png"
+        };
+        let dir = root.join(target);
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join(format!("seed_{name}"));
+        std::fs::write(&p, &bytes).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), bytes);
+        written += 1;
+    }
+    assert!(written >= 10);
 }
 
 mod proptests {

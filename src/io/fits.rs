@@ -67,8 +67,9 @@ impl HduHeader {
             let a = a.ok_or_else(|| {
                 IoError::corrupt(path, format!("FITS header: NAXIS{} missing", i + 1))
             })?;
-            let a = u64::try_from(a)
-                .map_err(|_| IoError::corrupt(path, format!("FITS header: NAXIS{} = {a}", i + 1)))?;
+            let a = u64::try_from(a).map_err(|_| {
+                IoError::corrupt(path, format!("FITS header: NAXIS{} = {a}", i + 1))
+            })?;
             n = n.checked_mul(a).ok_or_else(|| overflow(path))?;
         }
         let pcount = u64::try_from(self.pcount.unwrap_or(0)).unwrap_or(0);
@@ -154,12 +155,9 @@ impl FitsBackend {
             let a = a.ok_or_else(|| {
                 IoError::corrupt(path, format!("FITS header: NAXIS{} missing", i + 1))
             })?;
-            let a = u64::try_from(a)
-                .ok()
-                .filter(|&a| a > 0)
-                .ok_or_else(|| {
-                    IoError::unsupported(path, format!("NAXIS{} = {a}: empty image", i + 1))
-                })?;
+            let a = u64::try_from(a).ok().filter(|&a| a > 0).ok_or_else(|| {
+                IoError::unsupported(path, format!("NAXIS{} = {a}: empty image", i + 1))
+            })?;
             axes.push(a);
         }
         let (w, h) = (axes[0], axes[1]);
@@ -449,7 +447,10 @@ mod tests {
 
     #[test]
     fn value_parsing() {
-        assert_eq!(value_str(&card("BITPIX  =                  -32 / comment")), Some("-32"));
+        assert_eq!(
+            value_str(&card("BITPIX  =                  -32 / comment")),
+            Some("-32")
+        );
         assert_eq!(value_str(&card("COMMENT hello")), None);
         assert_eq!(
             parse_string(value_str(&card("XTENSION= 'IMAGE   '           / ext")).unwrap()),

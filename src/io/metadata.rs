@@ -27,7 +27,10 @@ impl Resolution {
 pub fn unit_to_nm(unit: &str) -> Option<f64> {
     let u = unit.trim();
     // Ångström is case-sensitive in spirit ("A"), handle before lowercasing.
-    if matches!(u, "Å" | "\u{212B}" | "A" | "\\u00C5" | "\\u00c5" | "&#197;" | "&#xC5;") {
+    if matches!(
+        u,
+        "Å" | "\u{212B}" | "A" | "\\u00C5" | "\\u00c5" | "&#197;" | "&#xC5;"
+    ) {
         return Some(0.1);
     }
     let lower = u.to_lowercase();
@@ -92,7 +95,9 @@ pub(crate) fn pixel_size_nm(
 }
 
 fn is_ome(desc: &str) -> bool {
-    desc.contains("<OME") || desc.contains(":OME") || desc.contains("openmicroscopy.org/Schemas/OME")
+    desc.contains("<OME")
+        || desc.contains(":OME")
+        || desc.contains("openmicroscopy.org/Schemas/OME")
 }
 
 fn is_imagej(desc: &str) -> bool {
@@ -116,18 +121,20 @@ pub(crate) fn ome_pixel_size_nm(desc: &str) -> Result<Option<f64>, String> {
     let Some(size) = size else {
         return Ok(None);
     };
-    let value: f64 = size
-        .trim()
-        .parse()
-        .map_err(|_| format!("OME-XML PhysicalSizeX {size:?} is not a number; pixel size ignored"))?;
+    let value: f64 = size.trim().parse().map_err(|_| {
+        format!("OME-XML PhysicalSizeX {size:?} is not a number; pixel size ignored")
+    })?;
     let unit = unit.unwrap_or_else(|| "µm".to_string());
-    let factor = unit_to_nm(&unit)
-        .ok_or_else(|| format!("OME-XML PhysicalSizeXUnit {unit:?} is not a length unit; pixel size ignored"))?;
+    let factor = unit_to_nm(&unit).ok_or_else(|| {
+        format!("OME-XML PhysicalSizeXUnit {unit:?} is not a length unit; pixel size ignored")
+    })?;
     let p = value * factor;
     if p.is_finite() && p > 0.0 {
         Ok(Some(p))
     } else {
-        Err(format!("OME-XML PhysicalSizeX {size} {unit} is not positive; pixel size ignored"))
+        Err(format!(
+            "OME-XML PhysicalSizeX {size} {unit} is not positive; pixel size ignored"
+        ))
     }
 }
 
@@ -290,13 +297,22 @@ mod tests {
         };
         assert!(close(ome_pixel_size_nm(&mk("160", "nm")).unwrap(), 160.0));
         assert!(close(ome_pixel_size_nm(&mk("0.16", "µm")).unwrap(), 160.0));
-        assert!(close(ome_pixel_size_nm(&mk("0.16", "&#181;m")).unwrap(), 160.0));
+        assert!(close(
+            ome_pixel_size_nm(&mk("0.16", "&#181;m")).unwrap(),
+            160.0
+        ));
         assert!(close(ome_pixel_size_nm(&mk("0.16", "um")).unwrap(), 160.0));
-        assert!(close(ome_pixel_size_nm(&mk("0.00016", "mm")).unwrap(), 160.0));
+        assert!(close(
+            ome_pixel_size_nm(&mk("0.00016", "mm")).unwrap(),
+            160.0
+        ));
         assert!(close(ome_pixel_size_nm(&mk("1600", "Å")).unwrap(), 160.0));
         assert!(ome_pixel_size_nm(&mk("abc", "nm")).is_err());
         assert!(ome_pixel_size_nm(&mk("1", "parsec")).is_err());
-        assert_eq!(ome_pixel_size_nm("<OME><Pixels SizeX='3'/></OME>").unwrap(), None);
+        assert_eq!(
+            ome_pixel_size_nm("<OME><Pixels SizeX='3'/></OME>").unwrap(),
+            None
+        );
     }
 
     #[test]
@@ -304,7 +320,10 @@ mod tests {
         let xml = r#"<ome:OME xmlns:ome="x"><ome:Image><ome:Pixels PhysicalSizeX="65" PhysicalSizeXUnit="nm"/></ome:Image></ome:OME>"#;
         assert!(close(ome_pixel_size_nm(xml).unwrap(), 65.0));
         // `PixelsPerUnit` or `<Pixelsize` must not be mistaken for `<Pixels`.
-        assert_eq!(ome_pixel_size_nm("<OME><Pixelsize PhysicalSizeX='3'/></OME>").unwrap(), None);
+        assert_eq!(
+            ome_pixel_size_nm("<OME><Pixelsize PhysicalSizeX='3'/></OME>").unwrap(),
+            None
+        );
     }
 
     #[test]
@@ -322,15 +341,24 @@ mod tests {
         ] {
             let desc = format!("ImageJ=1.54f\nimages=3\nunit={unit}\nloop=false\n");
             let mut w = Vec::new();
-            assert!(close(pixel_size_nm(Some(&desc), res, Some(1), &mut w), nm), "{unit}");
+            assert!(
+                close(pixel_size_nm(Some(&desc), res, Some(1), &mut w), nm),
+                "{unit}"
+            );
             assert!(w.is_empty());
         }
         let mut w = Vec::new();
         let desc = "ImageJ=1.54f\nunit=pixel\n";
         assert_eq!(pixel_size_nm(Some(desc), res, Some(1), &mut w), None);
         // ImageJ without unit: XResolution with ResolutionUnit none means nothing.
-        assert_eq!(pixel_size_nm(Some("ImageJ=1.54f\n"), res, Some(1), &mut w), None);
-        assert_eq!(imagej_field("ImageJ=1.5\nimages=12\n", "images"), Some("12"));
+        assert_eq!(
+            pixel_size_nm(Some("ImageJ=1.54f\n"), res, Some(1), &mut w),
+            None
+        );
+        assert_eq!(
+            imagej_field("ImageJ=1.5\nimages=12\n", "images"),
+            Some("12")
+        );
     }
 
     #[test]
@@ -353,7 +381,10 @@ mod tests {
         assert_eq!(pixel_size_nm(None, r, Some(1), &mut w), None);
         assert!(w.is_empty());
         // 72 dpi is suspicious: accepted with a warning.
-        let r = Some(Resolution { num: 72.0, den: 1.0 });
+        let r = Some(Resolution {
+            num: 72.0,
+            den: 1.0,
+        });
         assert!(pixel_size_nm(None, r, Some(2), &mut w).is_some());
         assert_eq!(w.len(), 1);
         // Zero resolution is ignored.
@@ -374,7 +405,10 @@ mod tests {
 
     #[test]
     fn entities() {
-        assert_eq!(decode_entities("a&amp;b&#181;&#xB5;&bogus;"), "a&bµµ&bogus;");
+        assert_eq!(
+            decode_entities("a&amp;b&#181;&#xB5;&bogus;"),
+            "a&bµµ&bogus;"
+        );
         assert_eq!(decode_entities("&"), "&");
     }
 }

@@ -58,7 +58,7 @@ mod write;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Cursor, Read, Seek, SeekFrom};
+use std::io::{BufRead, Cursor, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 pub use metadata::unit_to_nm;
@@ -570,16 +570,104 @@ pub fn open_with_limits(path: &Path, limits: &Limits) -> Result<Stack, IoError> 
     let len = meta.len();
     open_source(
         path.to_path_buf(),
-        Box::new(BufReader::with_capacity(64 * 1024, file)),
+        Box::new(FileSource::new(file)),
         len,
         limits,
     )
 }
 
+/// A buffered file reader whose seeks stay inside the buffer when they can (unlike
+/// `std::io::BufReader`, which drops its buffer on every seek). Walking a chain of small TIFF
+/// directories then costs one read per buffer, not one per directory.
+struct FileSource {
+    file: File,
+    buf: Box<[u8]>,
+    /// File offset of `buf[0]`; the file's own cursor is always at `start + filled`.
+    start: u64,
+    filled: usize,
+    pos: usize,
+}
+
+impl FileSource {
+    fn new(file: File) -> Self {
+        FileSource {
+            file,
+            buf: vec![0; 16 * 1024].into_boxed_slice(),
+            start: 0,
+            filled: 0,
+            pos: 0,
+        }
+    }
+}
+
+impl Read for FileSource {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.pos == self.filled && out.len() >= self.buf.len() {
+            // Large read with an empty buffer: bypass it.
+            let n = self.file.read(out)?;
+            self.start += (self.filled + n) as u64;
+            self.filled = 0;
+            self.pos = 0;
+            return Ok(n);
+        }
+        let avail = self.fill_buf()?;
+        let n = avail.len().min(out.len());
+        out[..n].copy_from_slice(&avail[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl BufRead for FileSource {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        if self.pos >= self.filled {
+            self.start += self.filled as u64;
+            self.filled = 0;
+            self.pos = 0;
+            self.filled = self.file.read(&mut self.buf)?;
+        }
+        Ok(&self.buf[self.pos..self.filled])
+    }
+
+    fn consume(&mut self, amt: usize) {
+        self.pos = (self.pos + amt).min(self.filled);
+    }
+}
+
+impl Seek for FileSource {
+    fn seek(&mut self, target: SeekFrom) -> std::io::Result<u64> {
+        let here = self.start + self.pos as u64;
+        let absolute = match target {
+            SeekFrom::Start(n) => Some(n),
+            SeekFrom::Current(d) => here.checked_add_signed(d),
+            SeekFrom::End(_) => None,
+        };
+        if let Some(t) = absolute {
+            if t >= self.start && t <= self.start + self.filled as u64 {
+                self.pos = (t - self.start) as usize;
+                return Ok(t);
+            }
+        }
+        let t = match absolute {
+            Some(t) => self.file.seek(SeekFrom::Start(t))?,
+            None => self.file.seek(target)?,
+        };
+        self.start = t;
+        self.filled = 0;
+        self.pos = 0;
+        Ok(t)
+    }
+}
+
 /// Opens an image held in memory; `name` is used as the path in [`StackInfo`] and in errors.
 pub fn open_bytes(name: &str, bytes: Vec<u8>, limits: &Limits) -> Result<Stack, IoError> {
     let len = bytes.len() as u64;
-    open_source(PathBuf::from(name), Box::new(Cursor::new(bytes)), len, limits)
+    open_source(
+        PathBuf::from(name),
+        Box::new(Cursor::new(bytes)),
+        len,
+        limits,
+    )
 }
 
 /// Recognised file signatures.
@@ -642,7 +730,8 @@ fn open_source(
             (Backend::Fits(b), h)
         }
         Kind::Png | Kind::Jpeg => {
-            let (b, h) = raster::RasterBackend::open(&mut *source, &ctx, file_len, kind == Kind::Png)?;
+            let (b, h) =
+                raster::RasterBackend::open(&mut *source, &ctx, file_len, kind == Kind::Png)?;
             (Backend::Raster(b), h)
         }
     };
@@ -684,8 +773,12 @@ fn unknown_format(path: &Path, magic: &[u8]) -> IoError {
         .and_then(|e| e.to_str())
         .map(|e| e.to_ascii_lowercase());
     let hint = match ext.as_deref() {
-        Some("tif" | "tiff" | "btf" | "tf8") => " (the extension says TIFF but the TIFF signature is missing)",
-        Some("fits" | "fit" | "fts") => " (the extension says FITS but the file does not start with SIMPLE  =)",
+        Some("tif" | "tiff" | "btf" | "tf8") => {
+            " (the extension says TIFF but the TIFF signature is missing)"
+        }
+        Some("fits" | "fit" | "fts") => {
+            " (the extension says FITS but the file does not start with SIMPLE  =)"
+        }
         Some("png") => " (the extension says PNG but the PNG signature is missing)",
         Some("jpg" | "jpeg") => " (the extension says JPEG but the JPEG signature is missing)",
         _ => "",
@@ -743,7 +836,10 @@ pub(crate) fn guard<T>(
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".to_string());
             tracing::warn!(path = %path.display(), %msg, "decoder panicked");
-            Err(IoError::corrupt(path, format!("{what}: decoder failed ({msg})")))
+            Err(IoError::corrupt(
+                path,
+                format!("{what}: decoder failed ({msg})"),
+            ))
         }
     }
 }
@@ -799,6 +895,40 @@ mod tests {
         let e = open_bytes("y.fits", Vec::new(), &Limits::default()).unwrap_err();
         assert!(matches!(e, IoError::Empty { .. }));
         assert_eq!(e.path(), Path::new("y.fits"));
+    }
+
+    #[test]
+    fn file_source_matches_file_contents_under_random_seeks() {
+        let bytes: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let mut tmp = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut tmp, &bytes).unwrap();
+        let mut src = FileSource::new(File::open(tmp.path()).unwrap());
+        let mut state = 12345u64;
+        for _ in 0..2000 {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let r = (state >> 33) as usize;
+            let len = [1, 2, 12, 500, 20_000, 40_000][r % 6];
+            let at = (r / 7) % (bytes.len() - len);
+            match r % 3 {
+                0 => src.seek(SeekFrom::Start(at as u64)).unwrap(),
+                1 => {
+                    let here = src.stream_position().unwrap() as i64;
+                    src.seek(SeekFrom::Current(at as i64 - here)).unwrap()
+                }
+                _ => src
+                    .seek(SeekFrom::End(at as i64 - bytes.len() as i64))
+                    .unwrap(),
+            };
+            let mut buf = vec![0u8; len];
+            src.read_exact(&mut buf).unwrap();
+            assert_eq!(buf, &bytes[at..at + len]);
+        }
+        src.seek(SeekFrom::Start(bytes.len() as u64 - 3)).unwrap();
+        let mut rest = Vec::new();
+        src.read_to_end(&mut rest).unwrap();
+        assert_eq!(rest, &bytes[bytes.len() - 3..]);
     }
 
     #[test]

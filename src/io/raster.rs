@@ -188,7 +188,9 @@ fn check_jpeg_structure(source: &mut dyn Source, path: &Path) -> Result<(), IoEr
             IoError::io(path, e)
         }
     };
-    source.seek(SeekFrom::Start(2)).map_err(|e| IoError::io(path, e))?;
+    source
+        .seek(SeekFrom::Start(2))
+        .map_err(|e| IoError::io(path, e))?;
     let mut byte = [0u8; 1];
     let mut after_scan = false;
     loop {
@@ -215,7 +217,12 @@ fn check_jpeg_structure(source: &mut dyn Source, path: &Path) -> Result<(), IoEr
         };
         match code {
             0xD9 => return Ok(()),
-            0xD8 => return Err(IoError::corrupt(path, "JPEG: unexpected start-of-image marker")),
+            0xD8 => {
+                return Err(IoError::corrupt(
+                    path,
+                    "JPEG: unexpected start-of-image marker",
+                ))
+            }
             0x01 | 0xD0..=0xD7 => continue,
             0x00 => return Err(IoError::corrupt(path, "JPEG: invalid marker 0xFF00")),
             _ => {}

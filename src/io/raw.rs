@@ -172,7 +172,13 @@ mod tests {
             scale: 1.0,
             blank: Some(-2),
         };
-        convert(&[0x80, 0x00, 0xff, 0xfe], SampleType::I16, Endian::Big, s, &mut out);
+        convert(
+            &[0x80, 0x00, 0xff, 0xfe],
+            SampleType::I16,
+            Endian::Big,
+            s,
+            &mut out,
+        );
         assert_eq!(out[0], 0.0);
         assert!(out[1].is_nan());
         out.clear();

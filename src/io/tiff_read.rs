@@ -186,6 +186,8 @@ pub(crate) struct TiffBackend {
 
 /// One directory found while walking the chain.
 struct DirInfo {
+    /// Offset just past the directory (its `next` field included).
+    end: u64,
     width: u64,
     height: u64,
     subfile_type: u64,
@@ -228,16 +230,23 @@ impl TiffBackend {
                 }
             }
             other => {
-                return Err(IoError::corrupt(path, format!("TIFF version {other} is not 42 or 43")))
+                return Err(IoError::corrupt(
+                    path,
+                    format!("TIFF version {other} is not 42 or 43"),
+                ))
             }
         }
         let first = header.offset(&head[header.first_ifd_field() as usize..]);
         if first == 0 {
-            return Err(IoError::corrupt(path, "no image directory (first IFD offset is 0)"));
+            return Err(IoError::corrupt(
+                path,
+                "no image directory (first IFD offset is 0)",
+            ));
         }
 
         let mut warnings = Vec::new();
-        let (pages, (width, height)) = scan_chain(source, ctx, header, first, file_len, &mut warnings)?;
+        let (pages, (width, height)) =
+            scan_chain(source, ctx, header, first, file_len, &mut warnings)?;
         let first_page = pages[0];
 
         // Decode the first page's directory with the tiff crate: layout and metadata.
@@ -311,7 +320,10 @@ impl TiffBackend {
                 let c = imagej_contiguous(ctx, header, &layout, images, file_len)?;
                 if let Some(c) = c {
                     frames = usize::try_from(images).map_err(|_| {
-                        IoError::limit(path, format!("{images} frames do not fit in memory indices"))
+                        IoError::limit(
+                            path,
+                            format!("{images} frames do not fit in memory indices"),
+                        )
                     })?;
                     contiguous = Some(c);
                 } else {
@@ -391,7 +403,10 @@ impl TiffBackend {
             dec.read_image_to_buffer(&mut result)
                 .map_err(|e| tiff_error(path, index, e))?;
             let data = to_gray(result, &layout).ok_or_else(|| {
-                IoError::corrupt(path, format!("page {index}: decoder returned too few samples"))
+                IoError::corrupt(
+                    path,
+                    format!("page {index}: decoder returned too few samples"),
+                )
             })?;
             Ok(Frame {
                 width: w,
@@ -422,6 +437,7 @@ fn scan_chain(
     // of all visited offsets to detect loops.
     let mut seen: Option<HashSet<u64>> = None;
     let mut prev = 0u64;
+    let mut prev_end = 0u64;
     let mut offset = first;
     let mut index = 0usize;
     let mut buf = Vec::new();
@@ -446,8 +462,17 @@ fn scan_chain(
                 ));
             }
         }
+        if offset > prev && offset < prev_end {
+            return Err(IoError::corrupt(
+                path,
+                format!(
+                    "page {index}: image directory at offset {offset} overlaps the previous one"
+                ),
+            ));
+        }
         prev = offset;
         let dir = read_dir(source, path, header, offset, index, file_len, &mut buf)?;
+        prev_end = dir.end;
         // NewSubfileType bit 0: reduced-resolution copy; bit 2: transparency mask.
         if dir.subfile_type & 0b101 != 0 {
             reduced.push(offset);
@@ -504,7 +529,10 @@ fn read_dir(
     buf: &mut Vec<u8>,
 ) -> Result<DirInfo, IoError> {
     let count_size = header.count_size();
-    if offset.checked_add(count_size).is_none_or(|end| end > file_len) {
+    if offset
+        .checked_add(count_size)
+        .is_none_or(|end| end > file_len)
+    {
         return Err(IoError::truncated(
             path,
             format!(
@@ -515,7 +543,13 @@ fn read_dir(
     }
     let mut count_buf = [0u8; 8];
     let count_bytes = &mut count_buf[..count_size as usize];
-    read_exact_at(source, path, offset, count_bytes, &format!("page {index} directory"))?;
+    read_exact_at(
+        source,
+        path,
+        offset,
+        count_bytes,
+        &format!("page {index} directory"),
+    )?;
     let count = if header.big {
         header.u64(count_bytes)
     } else {
@@ -541,12 +575,15 @@ fn read_dir(
     buf.resize(block as usize, 0);
     read_exact_at(source, path, start, buf, &format!("page {index} directory"))?;
     let mut dir = DirInfo {
+        end: start + block,
         width: 0,
         height: 0,
         subfile_type: 0,
         next: header.offset(&buf[(count * header.entry_size()) as usize..]),
     };
-    for entry in buf[..(count * header.entry_size()) as usize].chunks_exact(header.entry_size() as usize) {
+    for entry in
+        buf[..(count * header.entry_size()) as usize].chunks_exact(header.entry_size() as usize)
+    {
         let tag = header.u16(entry);
         match tag {
             254 => dir.subfile_type = header.inline_uint(entry).unwrap_or(0),

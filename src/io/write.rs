@@ -137,13 +137,19 @@ fn check_frames(path: &Path, frames: &[Frame]) -> Result<(usize, usize), IoError
         .ok_or_else(|| IoError::invalid_input(path, "no frames to write"))?;
     let (w, h) = (first.width, first.height);
     if w == 0 || h == 0 {
-        return Err(IoError::invalid_input(path, format!("frame size {w}×{h} is empty")));
+        return Err(IoError::invalid_input(
+            path,
+            format!("frame size {w}×{h} is empty"),
+        ));
     }
     for (i, f) in frames.iter().enumerate() {
         if (f.width, f.height) != (w, h) {
             return Err(IoError::invalid_input(
                 path,
-                format!("frame {i} is {}×{} but frame 0 is {w}×{h}", f.width, f.height),
+                format!(
+                    "frame {i} is {}×{} but frame 0 is {w}×{h}",
+                    f.width, f.height
+                ),
             ));
         }
         if Some(f.data.len()) != w.checked_mul(h) {
@@ -276,7 +282,12 @@ mod tests {
         for p in [108.3, 65.0, 160.0, 0.5, 1.0, 6500.25, 1e-3] {
             let r = pixels_per_nm(p).unwrap();
             let back = f64::from(r.d) / f64::from(r.n);
-            assert!((back - p).abs() <= 1e-9 * p, "{p} → {}/{} → {back}", r.n, r.d);
+            assert!(
+                (back - p).abs() <= 1e-9 * p,
+                "{p} → {}/{} → {back}",
+                r.n,
+                r.d
+            );
         }
         assert!(pixels_per_nm(0.0).is_none());
         assert!(pixels_per_nm(f64::NAN).is_none());

@@ -1,0 +1,90 @@
+//! The `posescope` binary end to end: synth → info → render, and clean errors.
+
+use std::process::Command;
+
+fn posescope(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_posescope"))
+        .args(args)
+        .output()
+        .expect("run posescope")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn synth_then_info_and_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("set");
+    let o = posescope(&[
+        "synth", "--n", "12", "--size", "64", "--radius", "8..14", "--seed", "7", "--pixel-size", "65",
+        "--out", out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "synth failed: {}", text(&o.stderr));
+    let o = posescope(&["info", "--json", out.join("stack.tif").to_str().unwrap()]);
+    assert!(o.status.success(), "info failed: {}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let s = &v[0];
+    assert_eq!(s["frames"], 12);
+    assert_eq!(s["width"], 64);
+    assert_eq!(s["height"], 64);
+    assert_eq!(s["sample_type"], "uint16");
+    let px = s["pixel_size_nm"].as_f64().expect("pixel size written and read back");
+    assert!((px - 65.0).abs() < 1e-3, "pixel size {px}");
+    assert!(s["max"].as_f64().unwrap() > s["min"].as_f64().unwrap());
+    // the truth table has one row per frame with the standard columns
+    let rows = posescope::export::read_pose_csv(&out.join("truth.csv")).unwrap();
+    assert_eq!(rows.len(), 12);
+    assert!(rows.iter().enumerate().all(|(i, r)| r.frame == i));
+    let r: f64 = rows[0].get("major_radius_px").unwrap().parse().unwrap();
+    assert!((8.0..=14.0).contains(&r));
+    // the same seed gives the same data
+    let again = dir.path().join("again");
+    assert!(posescope(&["synth", "--n", "12", "--size", "64", "--radius", "8..14", "--seed", "7", "--pixel-size", "65", "--out", again.to_str().unwrap()]).status.success());
+    assert_eq!(std::fs::read(out.join("stack.tif")).unwrap(), std::fs::read(again.join("stack.tif")).unwrap());
+}
+
+#[test]
+fn render_writes_png_tiff_and_ply() {
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("r.png");
+    let tif = dir.path().join("r.tif");
+    let ply = dir.path().join("posed.ply");
+    let o = posescope(&["render", "--euler", "30,60,0", "--size", "96x80", "--out", png.to_str().unwrap(), "--ply", ply.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let mut stack = posescope::io::open(&png).unwrap();
+    assert_eq!((stack.info().width, stack.info().height), (96, 80));
+    assert!(stack.frame(0).unwrap().min_max().1 > 60000.0, "PNG is scaled to its maximum");
+    let posed = posescope::shapes::Model::load(&ply).unwrap();
+    assert_eq!(posed.len(), 2000);
+    let o = posescope(&["render", "--quat", "1,0,0,0", "--sigma", "2", "--out", tif.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let f = posescope::io::open(&tif).unwrap().frame(0).unwrap();
+    // float TIFF keeps raw intensities: 2000 unit-weight points sum to ≈ 2000
+    let total: f32 = f.data.iter().sum();
+    assert!((total - 2000.0).abs() < 20.0, "total {total}");
+}
+
+#[test]
+fn errors_are_one_clear_line_and_nonzero() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("broken.tif");
+    std::fs::write(&bad, b"II*\0garbage").unwrap();
+    let o = posescope(&["info", bad.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = text(&o.stderr);
+    assert!(err.contains("broken.tif"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let o = posescope(&["render", "--euler", "1,2", "--out", "x.png"]);
+    assert!(!o.status.success());
+    assert!(text(&o.stderr).contains("expected 3"), "{}", text(&o.stderr));
+    let o = posescope(&["synth", "--n", "0", "--out", dir.path().join("z").to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(text(&o.stderr).contains("frames"));
+    let o = posescope(&["--help"]);
+    assert!(o.status.success());
+    for cmd in ["info", "synth", "render", "view", "fit", "train", "eval", "export"] {
+        assert!(text(&o.stdout).contains(cmd), "--help lacks {cmd}");
+    }
+}
