@@ -8,6 +8,11 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use posescope::estimate::eval::evaluate;
+use posescope::estimate::fit::{fit_frame, FitOptions, FitOutcome};
+use posescope::estimate::train::{train, Estimator, NetEstimate, TrainConfig};
+use posescope::estimate::refine::FitModel;
+use posescope::export::{read_pose_csv, write_pose_csv, PoseRow};
 use posescope::geometry::{Pose, Quat, Symmetry};
 use posescope::io::{self, Frame, WriteSample};
 use posescope::render::{cpu::render_frame, SplatParams};
@@ -44,24 +49,12 @@ enum Command {
     Synth(SynthArgs),
     /// Render a model at a pose into a PNG or TIFF.
     Render(RenderArgs),
-    /// Fit poses to frames (CNN + refinement). Not part of this build yet.
-    Fit {
-        /// Arguments for the coming implementation.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-        rest: Vec<String>,
-    },
-    /// Train the orientation network. Not part of this build yet.
-    Train {
-        /// Arguments for the coming implementation.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-        rest: Vec<String>,
-    },
-    /// Compare predicted poses with the truth. Not part of this build yet.
-    Eval {
-        /// Arguments for the coming implementation.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-        rest: Vec<String>,
-    },
+    /// Fit poses to every frame of image files (start + render-and-compare refinement).
+    Fit(FitArgs),
+    /// Train the orientation network on synthetic frames generated on the fly.
+    Train(TrainArgs),
+    /// Compare predicted poses with the truth (symmetry-aware errors).
+    Eval(EvalArgs),
     /// Write annotated PNGs for a stack and its poses. Not part of this build yet.
     Export {
         /// Arguments for the coming implementation.
@@ -179,6 +172,99 @@ struct ModelArgs {
     symmetry: Option<Symmetry>,
 }
 
+#[derive(Args)]
+struct FitArgs {
+    /// Image files (every frame of each is fitted).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Output pose CSV.
+    #[arg(long)]
+    csv: PathBuf,
+    /// Starting PSF sigma in pixels (it is refined).
+    #[arg(long, default_value_t = 1.6)]
+    sigma: f64,
+    /// Rotations scored by the coarse search.
+    #[arg(long, default_value_t = 300)]
+    search: usize,
+    /// Frames read and fitted per batch.
+    #[arg(long, default_value_t = 64, hide = true)]
+    chunk: usize,
+    /// Network weights (.safetensors with its .json sidecar). Default for the
+    /// torus: the bundled assets/torus.safetensors. Without a network, a
+    /// coarse search supplies the starting poses.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Do not use a network even if one is available (coarse search instead).
+    #[arg(long)]
+    no_net: bool,
+    /// Where the network runs: auto uses a GPU when one is compiled in and present.
+    #[arg(long, value_enum, default_value = "auto")]
+    device: DeviceArg,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DeviceArg {
+    Auto,
+    Cpu,
+    Cuda,
+    Metal,
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// Model to train for (only the torus has a network so far).
+    #[arg(long, default_value = "torus")]
+    model: String,
+    /// Output weights (.safetensors); the sidecar goes next to it as .json.
+    #[arg(long)]
+    out: PathBuf,
+    /// Epochs of --epoch-size frames.
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
+    /// Frames per epoch (data is generated on the fly, never repeated).
+    #[arg(long, default_value_t = 8192)]
+    epoch_size: usize,
+    /// Frames per step.
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Peak learning rate (AdamW with cosine decay).
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// Seed of the weights and the data.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Continue from the weights and sidecar at --out.
+    #[arg(long)]
+    resume: bool,
+    /// Validation frames.
+    #[arg(long, default_value_t = 256)]
+    val_frames: usize,
+    /// Steps between validations and checkpoints.
+    #[arg(long, default_value_t = 200)]
+    val_every: usize,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// Truth pose CSV (e.g. from `posescope synth`).
+    #[arg(long)]
+    truth: PathBuf,
+    /// Predicted pose CSV (e.g. from `posescope fit`).
+    #[arg(long)]
+    pred: PathBuf,
+    /// Symmetry of the model: torus (D∞ + mirror), c8, d8+m, c1, …
+    #[arg(long, default_value = "torus")]
+    symmetry: Symmetry,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum UnitsArg {
     Px,
@@ -231,9 +317,9 @@ fn main() -> ExitCode {
         Command::Info(a) => info(a),
         Command::Synth(a) => synth_cmd(a),
         Command::Render(a) => render_cmd(a),
-        Command::Fit { .. } => not_yet("fit"),
-        Command::Train { .. } => not_yet("train"),
-        Command::Eval { .. } => not_yet("eval"),
+        Command::Fit(a) => fit_cmd(a),
+        Command::Train(a) => train_cmd(a),
+        Command::Eval(a) => eval_cmd(a),
         Command::Export { .. } => not_yet("export"),
     };
     match result {
@@ -502,5 +588,255 @@ fn render_cmd(a: RenderArgs) -> Result<()> {
         model.posed(&pose, a.scale as f64).save_ply(ply)?;
         println!("posed model → {}", ply.display());
     }
+    Ok(())
+}
+
+/// The model to fit: a torus with a fitted tube radius, or any other model as a rigid cloud.
+fn fit_model(a: &ModelArgs, sigma: f64) -> Result<FitModel> {
+    if a.model == "torus" {
+        let [major, tube] = parse_floats::<2>(&a.torus, "--torus")?;
+        let to_px = match a.units {
+            UnitsArg::Px => 1.0,
+            UnitsArg::Nm => 1.0
+                / a.pixel_size
+                    .context("--units nm needs --pixel-size NM to convert the torus to pixels")?,
+        };
+        if !(major > 0.0 && tube >= 0.0 && tube < major) {
+            bail!("--torus {major},{tube}: need R > 0 and 0 ≤ r < R");
+        }
+        let mut m = FitModel::torus(major * to_px, tube * to_px, sigma);
+        if let Some(s) = a.symmetry {
+            m.symmetry = s;
+        }
+        Ok(m)
+    } else {
+        Ok(FitModel::rigid(&build_model(a)?))
+    }
+}
+
+fn outcome_row(frame: usize, o: &FitOutcome) -> PoseRow {
+    let mut row = PoseRow::new(frame, o.state.pose, o.state.sigma);
+    row.score = o.score;
+    row.set("scale", format!("{:.5}", o.state.scale));
+    row.set("tube_px", format!("{:.4}", o.state.shape * o.state.scale));
+    row.set("converged", o.converged);
+    row.set("iterations", o.iterations);
+    row.set("start", format!("{:?}", o.source).to_lowercase());
+    row.set("start_ms", format!("{:.3}", o.start_ms));
+    row.set("refine_ms", format!("{:.3}", o.refine_ms));
+    row.set("error", "");
+    row
+}
+
+/// The bundled torus network, looked up beside the working directory and the sources.
+fn default_weights() -> Option<PathBuf> {
+    [
+        PathBuf::from("assets/torus.safetensors"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/torus.safetensors"),
+    ]
+    .into_iter()
+    .find(|p| p.exists())
+}
+
+fn pick_device(d: DeviceArg) -> Result<candle_core::Device> {
+    use candle_core::Device;
+    let dev = match d {
+        DeviceArg::Cpu => Device::Cpu,
+        DeviceArg::Cuda => Device::new_cuda(0).context("--device cuda (build with --features cuda)")?,
+        DeviceArg::Metal => Device::new_metal(0).context("--device metal (build with --features metal)")?,
+        DeviceArg::Auto => Device::new_cuda(0)
+            .or_else(|_| Device::new_metal(0))
+            .unwrap_or(Device::Cpu),
+    };
+    tracing::info!("network device: {:?}", dev);
+    eprintln!("network device: {}", if dev.is_cpu() { "cpu" } else if dev.is_cuda() { "cuda" } else { "metal" });
+    Ok(dev)
+}
+
+/// The refinement start from a network estimate, in the fit model's units.
+fn start_from(e: &NetEstimate, model: &FitModel, template_major: f64) -> posescope::estimate::refine::FitState {
+    let scale = if model.mode.is_some() { (e.major_px / template_major).clamp(0.1, 10.0) } else { 1.0 };
+    posescope::estimate::refine::FitState {
+        pose: Pose::new(e.q, e.shift),
+        scale,
+        sigma: e.sigma.clamp(0.5, 10.0),
+        shape: (e.tube_px / scale).max(0.0),
+    }
+}
+
+fn fit_cmd(a: FitArgs) -> Result<()> {
+    let model = fit_model(&a.model, a.sigma)?;
+    let template_major = parse_floats::<2>(&a.model.torus, "--torus")?[0];
+    let estimator = if a.no_net || (a.model.model != "torus" && a.weights.is_none()) {
+        None
+    } else {
+        match a.weights.clone().or_else(default_weights) {
+            Some(w) => {
+                let dev = pick_device(a.device)?;
+                Some(Estimator::load(&w, &dev).with_context(|| format!("loading network {}", w.display()))?)
+            }
+            None => {
+                eprintln!("no network weights found: starting from a coarse search (slower)");
+                None
+            }
+        }
+    };
+    let opts = FitOptions {
+        sigma: a.sigma,
+        search_count: a.search.max(1),
+        ..FitOptions::default()
+    };
+    // open everything first, so the bar knows the total and bad files are reported up front
+    let mut stacks = Vec::new();
+    let mut rows: Vec<PoseRow> = Vec::new();
+    for path in &a.files {
+        match io::open(path) {
+            Ok(s) => stacks.push((path.clone(), s)),
+            Err(e) => {
+                eprintln!("warning: {e}");
+                let mut row = PoseRow::failed(0, e.to_string());
+                row.file = Some(path.display().to_string());
+                rows.push(row);
+            }
+        }
+    }
+    let total: usize = stacks.iter().map(|(_, s)| s.len()).sum();
+    let bar = progress(total as u64, "fit");
+    let t0 = std::time::Instant::now();
+    let (mut fitted, mut failed) = (0usize, 0usize);
+    for (path, mut stack) in stacks {
+        let name = path.display().to_string();
+        let n = stack.len();
+        let mut i = 0;
+        while i < n {
+            let end = (i + a.chunk.max(1)).min(n);
+            let frames: Vec<(usize, std::result::Result<Frame, String>)> = (i..end)
+                .map(|k| (k, stack.frame(k).map_err(|e| e.to_string())))
+                .collect();
+            use rayon::prelude::*;
+            // the network runs once per chunk, as a batch
+            let t_net = std::time::Instant::now();
+            let starts: Vec<Option<posescope::estimate::refine::FitState>> = match &estimator {
+                Some(est) => {
+                    let ok: Vec<(&[f32], usize, usize)> = frames
+                        .iter()
+                        .filter_map(|(_, f)| f.as_ref().ok().map(|f| (f.data.as_slice(), f.width, f.height)))
+                        .collect();
+                    let mut est_iter = est.estimate(&ok)?.into_iter();
+                    frames
+                        .iter()
+                        .map(|(_, f)| f.as_ref().ok().and_then(|_| est_iter.next()).map(|e| start_from(&e, &model, template_major)))
+                        .collect()
+                }
+                None => vec![None; frames.len()],
+            };
+            let net_ms = t_net.elapsed().as_secs_f64() * 1e3 / frames.len().max(1) as f64;
+            let chunk_rows: Vec<PoseRow> = frames
+                .into_par_iter()
+                .zip(starts)
+                .map(|((k, f), start)| {
+                    let row = match f {
+                        Ok(f) => match fit_frame(&f.data, f.width, f.height, &model, &opts, start) {
+                            Ok(o) => {
+                                let mut r = outcome_row(k, &o);
+                                r.set("cnn_ms", format!("{:.3}", if start.is_some() { net_ms } else { 0.0 }));
+                                r
+                            }
+                            Err(e) => PoseRow::failed(k, e),
+                        },
+                        Err(e) => PoseRow::failed(k, e),
+                    };
+                    bar.inc(1);
+                    row
+                })
+                .collect();
+            for mut r in chunk_rows {
+                if r.get("error").is_some_and(|e| !e.is_empty()) {
+                    failed += 1;
+                } else {
+                    fitted += 1;
+                }
+                r.file = Some(name.clone());
+                rows.push(r);
+            }
+            i = end;
+        }
+    }
+    bar.finish_and_clear();
+    let secs = t0.elapsed().as_secs_f64();
+    write_pose_csv(&a.csv, &rows)?;
+    println!(
+        "fitted {fitted} frames ({failed} failed) in {secs:.2} s ({:.2} ms/frame on {} threads) → {}",
+        1e3 * secs / (fitted + failed).max(1) as f64,
+        rayon::current_num_threads(),
+        a.csv.display()
+    );
+    Ok(())
+}
+
+fn eval_cmd(a: EvalArgs) -> Result<()> {
+    let truth = read_pose_csv(&a.truth)?;
+    let pred = read_pose_csv(&a.pred)?;
+    let r = evaluate(&truth, &pred, &a.symmetry);
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(());
+    }
+    println!("symmetry      {}", r.symmetry);
+    println!("frames        {} truth, {} matched, {} missing, {} failed", r.truth_rows, r.matched, r.missing, r.failed);
+    if let Some(s) = r.axis_error {
+        println!("axis error    median {:.3}°  p90 {:.3}°  mean {:.3}°  max {:.3}°", s.median, s.p90, s.mean, s.max);
+    }
+    if let Some(s) = r.rotation_error {
+        println!("rotation err  median {:.3}°  p90 {:.3}°  mean {:.3}°  max {:.3}°", s.median, s.p90, s.mean, s.max);
+    }
+    if r.matched == 0 {
+        bail!("no prediction matches a truth row (compare the frame and file columns)");
+    }
+    Ok(())
+}
+
+fn train_cmd(a: TrainArgs) -> Result<()> {
+    if a.model != "torus" {
+        bail!("only the torus has a trainable network so far (got --model {})", a.model);
+    }
+    if let Some(t) = a.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t.max(1))
+            .build_global()
+            .context("setting the thread count")?;
+    }
+    let steps = (a.epochs * a.epoch_size).div_ceil(a.batch.max(1));
+    let cfg = TrainConfig {
+        steps,
+        batch: a.batch,
+        lr: a.lr,
+        seed: a.seed,
+        val_frames: a.val_frames,
+        val_every: a.val_every,
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        ..TrainConfig::default()
+    };
+    let bar = progress(steps as u64, "train");
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} steps ({per_sec}, eta {eta})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    let meta = train(&cfg, &a.out, a.resume, &|p| {
+        bar.set_position(p.step as u64);
+        let val = p.val_median_deg.map_or("-".to_string(), |v| format!("{v:.2}°"));
+        bar.set_message(format!("loss {:.4} val median {val}", p.loss));
+    })?;
+    bar.finish_and_clear();
+    let v = meta.validation.axis_error_deg;
+    println!(
+        "trained {} steps in {:.0} s → {} (validation axis error: median {} p90 {})",
+        meta.steps_done,
+        meta.wall_s,
+        a.out.display(),
+        v.map_or("-".into(), |s| format!("{:.2}°", s.median)),
+        v.map_or("-".into(), |s| format!("{:.2}°", s.p90)),
+    );
     Ok(())
 }

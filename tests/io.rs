@@ -532,6 +532,47 @@ fn rgb_tiff_becomes_luminance_with_warning() {
 }
 
 #[test]
+fn planar_rgb_tiff() {
+    // PlanarConfiguration = 2: all R, then all G, then all B, one strip per plane.
+    let (w, h) = (3u32, 2u32);
+    let n = (w * h) as usize;
+    let planes: [Vec<u8>; 3] = [
+        (0..n as u8).map(|i| i * 10).collect(),
+        vec![100; n],
+        vec![50; n],
+    ];
+    let mut buf = Cursor::new(Vec::new());
+    {
+        let mut enc = TiffEncoder::new(&mut buf).unwrap();
+        let mut dir = enc.image_directory().unwrap();
+        let offsets: Vec<u32> = planes
+            .iter()
+            .map(|p| dir.write_data(&p[..]).unwrap() as u32)
+            .collect();
+        dir.write_tag(Tag::ImageWidth, w).unwrap();
+        dir.write_tag(Tag::ImageLength, h).unwrap();
+        dir.write_tag(Tag::BitsPerSample, &[8u16, 8, 8][..])
+            .unwrap();
+        dir.write_tag(Tag::Compression, 1u16).unwrap();
+        dir.write_tag(Tag::PhotometricInterpretation, 2u16).unwrap();
+        dir.write_tag(Tag::StripOffsets, &offsets[..]).unwrap();
+        dir.write_tag(Tag::SamplesPerPixel, 3u16).unwrap();
+        dir.write_tag(Tag::RowsPerStrip, h).unwrap();
+        dir.write_tag(Tag::StripByteCounts, &[n as u32; 3][..])
+            .unwrap();
+        dir.write_tag(Tag::PlanarConfiguration, 2u16).unwrap();
+        dir.finish().unwrap();
+    }
+    let mut s = open_bytes("planar.tif", buf.into_inner(), &Limits::default()).unwrap();
+    assert!(s.info().warnings.iter().any(|w| w.contains("luminance")));
+    let f = s.frame(0).unwrap();
+    for i in 0..n {
+        let want = 0.2126 * f32::from(planes[0][i]) + 0.7152 * 100.0 + 0.0722 * 50.0;
+        assert_close(f.data[i], want, 1e-3);
+    }
+}
+
+#[test]
 fn pixel_size_from_ome_xml() {
     let ome = r#"<?xml version="1.0" encoding="UTF-8"?><OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06"><Image ID="Image:0"><Pixels ID="Pixels:0" DimensionOrder="XYZCT" Type="uint16" SizeX="4" SizeY="2" SizeZ="1" SizeC="1" SizeT="1" PhysicalSizeX="0.065" PhysicalSizeY="0.065"><TiffData/></Pixels></Image></OME>"#;
     let data: Vec<u8> = (0..16u8).collect();

@@ -107,6 +107,14 @@ pub struct PoseRow {
 }
 
 impl PoseRow {
+    /// A row recording that `frame` could not be fitted: no pose, and the
+    /// reason in the `error` column.
+    pub fn failed(frame: usize, error: impl ToString) -> Self {
+        let mut row = Self::new(frame, Pose::new(Quat::NAN, [f64::NAN; 2]), f64::NAN);
+        row.set("error", error);
+        row
+    }
+
     /// A row with no file, score or extra columns.
     pub fn new(frame: usize, pose: Pose, sigma: f64) -> Self {
         Self {
@@ -233,8 +241,17 @@ pub fn read_pose_csv(path: &Path) -> Result<Vec<PoseRow>, ExportError> {
         let x = parse("qx", Some(ix), f64::NAN)?;
         let y = parse("qy", Some(iy), f64::NAN)?;
         let z = parse("qz", Some(iz), f64::NAN)?;
-        let q = Quat::try_new(w, x, y, z)
-            .ok_or_else(|| err(format!("line {line}: quaternion ({w}, {x}, {y}, {z}) is not a rotation")))?;
+        let failed = !field(col("error")).is_empty();
+        let q = match Quat::try_new(w, x, y, z) {
+            Some(q) => q,
+            // a row that records a failure carries no pose
+            None if failed => Quat::NAN,
+            None => {
+                return Err(err(format!(
+                    "line {line}: quaternion ({w}, {x}, {y}, {z}) is not a rotation"
+                )))
+            }
+        };
         let frame = match col("frame") {
             Some(j) => field(Some(j))
                 .parse::<usize>()

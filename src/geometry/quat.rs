@@ -1,19 +1,4 @@
-//! Unit quaternions for 3D rotations.
-//!
-//! A [`Quat`] `(w, x, y, z)` with `w` the scalar part represents the rotation
-//! `v ↦ q·v·q*` (Hamilton convention). Products compose like matrices:
-//! `(a * b).to_matrix() == a.to_matrix() · b.to_matrix()`, i.e. `a * b`
-//! applies `b` first. `q` and `-q` are the same rotation; every function here
-//! that compares rotations is invariant under that sign.
-//!
-//! # Untrusted input
-//!
-//! Constructors never silently turn garbage into a valid rotation. Those that
-//! normalise ([`Quat::new`], [`Quat::from_axis_angle`], [`Quat::from_rotvec`],
-//! [`Quat::from_matrix`], [`Quat::from_6d`], [`Quat::from_euler_zyz`]) panic on
-//! non-finite input; use [`Quat::try_new`] and [`Quat::try_from_6d`] for
-//! values that may be NaN, infinite or zero (e.g. network outputs or file
-//! contents).
+//! Unit quaternions for 3D rotations; see [`Quat`].
 
 use std::f64::consts::{PI, TAU};
 
@@ -27,9 +12,24 @@ const GIMBAL_EPS: f64 = 1e-9;
 
 /// A rotation as a unit quaternion `(w, x, y, z)`, `w` the scalar part.
 ///
-/// See the [module docs](self) for conventions. The fields are public for
-/// serialisation and interop; code that writes them directly is responsible
-/// for keeping the quaternion unit length (see [`Quat::try_new`]).
+/// It represents the rotation `v ↦ q·v·q*` (Hamilton convention). Products
+/// compose like matrices: `(a * b).to_matrix() == a.to_matrix() · b.to_matrix()`,
+/// i.e. `a * b` applies `b` first. `q` and `-q` are the same rotation; every
+/// method that compares rotations is invariant under that sign. As a pose,
+/// it rotates model coordinates into the camera frame (see
+/// [`crate::geometry`] for the frame and the ZYZ Euler convention).
+///
+/// # Untrusted input
+///
+/// Constructors never silently turn garbage into a valid rotation. Those that
+/// normalise ([`Quat::new`], [`Quat::from_axis_angle`], [`Quat::from_rotvec`],
+/// [`Quat::from_matrix`], [`Quat::from_6d`], [`Quat::from_euler_zyz`]) panic on
+/// non-finite input; use [`Quat::try_new`] and [`Quat::try_from_6d`] for
+/// values that may be NaN, infinite or zero (e.g. network outputs or file
+/// contents).
+///
+/// The fields are public for serialisation and interop; code that writes
+/// them directly is responsible for keeping the quaternion unit length.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Quat {
     /// Scalar part, `cos(angle/2)`.
@@ -97,6 +97,15 @@ fn all_finite(v: &[f64]) -> bool {
 }
 
 impl Quat {
+    /// A quaternion of NaNs: the placeholder for "no rotation" in outputs
+    /// such as a failed fit row. It is not a rotation; check `is_finite`.
+    pub const NAN: Quat = Quat {
+        w: f64::NAN,
+        x: f64::NAN,
+        y: f64::NAN,
+        z: f64::NAN,
+    };
+
     /// The identity rotation `(1, 0, 0, 0)`.
     pub const IDENTITY: Quat = Quat {
         w: 1.0,
@@ -348,8 +357,8 @@ impl Quat {
             "Quat::from_matrix: non-finite matrix {m:?}"
         );
         let tr = m[0][0] + m[1][1] + m[2][2];
-        // Each chosen sqrt argument is ≥ 1 for any real matrix (see the case
-        // analysis in Shepperd 1978), so the divisions are safe.
+        // Each chosen sqrt argument is ≥ 1 for any real matrix (the branch
+        // picks the largest of tr, m00, m11, m22), so the divisions are safe.
         let (w, x, y, z);
         if tr >= m[0][0] && tr >= m[1][1] && tr >= m[2][2] {
             let s = 2.0 * (1.0 + tr).sqrt(); // 4w

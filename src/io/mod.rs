@@ -41,6 +41,19 @@
 //! NaN pixels in floating-point data are kept; the first frames found to contain them are noted
 //! in [`StackInfo::warnings`] when they are read.
 //!
+//! ```no_run
+//! use std::path::Path;
+//! use posescope::io;
+//!
+//! let mut stack = io::open(Path::new("movie.tif"))?;
+//! let info = stack.info();
+//! println!("{}: {} frames of {}×{} {}", info.format, info.frames, info.width, info.height, info.sample_type);
+//! let last = stack.frame(stack.len() - 1)?; // decodes only that page
+//! let (lo, hi) = last.min_max();
+//! # let _ = (lo, hi);
+//! # Ok::<(), io::IoError>(())
+//! ```
+//!
 //! # Writing
 //!
 //! [`write_tiff_stack`] writes a multi-page grey-scale TIFF (16-bit unsigned or 32-bit float),
@@ -855,6 +868,12 @@ pub(crate) fn luminance_warning(what: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stack_is_send() {
+        fn assert_send<T: Send>() {}
+        assert_send::<Stack>();
+    }
 
     #[test]
     fn sample_type_display() {

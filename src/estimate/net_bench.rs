@@ -1,0 +1,87 @@
+//! Throughput of the orientation CNN on the CPU (what `posescope bench` reports).
+//!
+//! Both measurements run on random frames after a warm-up:
+//! * forward: one [`OrientationNet::forward`] per iteration;
+//! * training step: forward, MSE loss against random targets, backward and an
+//!   AdamW update ([`candle_nn::AdamW`]).
+
+use std::time::Instant;
+
+use candle_core::{bail, DType, Device, Result, Tensor};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+use serde::{Deserialize, Serialize};
+
+use super::conv::ConvBackend;
+use super::net::{NetConfig, OrientationNet};
+
+/// Images per second for inference and for training.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BenchResult {
+    pub backend: ConvBackend,
+    pub batch: usize,
+    /// Timed iterations of each measurement (after the warm-up).
+    pub iters: usize,
+    /// Rayon threads available to the run.
+    pub threads: usize,
+    pub forward_img_per_s: f64,
+    pub train_step_img_per_s: f64,
+}
+
+/// Benchmarks `cfg` with the fast convolution on the CPU; see [`bench_cnn_with`].
+pub fn bench_cnn(cfg: &NetConfig, batch: usize, iters: usize) -> Result<BenchResult> {
+    bench_cnn_with(cfg, batch, iters, ConvBackend::Fast)
+}
+
+/// Benchmarks `cfg` with the given convolution backend on the CPU: `iters`
+/// timed forward passes and `iters` timed training steps on a batch of
+/// `batch` random frames, each after `max(1, iters / 5)` untimed ones.
+pub fn bench_cnn_with(
+    cfg: &NetConfig,
+    batch: usize,
+    iters: usize,
+    backend: ConvBackend,
+) -> Result<BenchResult> {
+    if batch == 0 || iters == 0 {
+        bail!("bench_cnn: batch ({batch}) and iters ({iters}) must be positive");
+    }
+    let dev = Device::Cpu;
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
+    let net = OrientationNet::with_backend(vb, cfg, backend)?;
+    let s = cfg.input_size;
+    let x = Tensor::randn(0f32, 1.0, (batch, 1, s, s), &dev)?;
+    let target = Tensor::randn(0f32, 1.0, (batch, cfg.outputs), &dev)?;
+    let params = ParamsAdamW {
+        lr: 1e-4,
+        ..ParamsAdamW::default()
+    };
+    let mut opt = AdamW::new(varmap.all_vars(), params)?;
+    let warmup = (iters / 5).max(1);
+
+    let forward_s = time(warmup, iters, || net.forward(&x).map(drop))?;
+    let train_s = time(warmup, iters, || {
+        let loss = candle_nn::loss::mse(&net.forward(&x)?, &target)?;
+        opt.backward_step(&loss)
+    })?;
+    let images = (batch * iters) as f64;
+    Ok(BenchResult {
+        backend,
+        batch,
+        iters,
+        threads: rayon::current_num_threads(),
+        forward_img_per_s: images / forward_s,
+        train_step_img_per_s: images / train_s,
+    })
+}
+
+/// Seconds taken by `iters` calls of `f` after `warmup` untimed ones.
+fn time(warmup: usize, iters: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    for _ in 0..warmup {
+        f()?;
+    }
+    let start = Instant::now();
+    for _ in 0..iters {
+        f()?;
+    }
+    Ok(start.elapsed().as_secs_f64())
+}

@@ -1,0 +1,577 @@
+//! Training the orientation network on synthetic frames generated on the fly,
+//! and the model file (safetensors weights + JSON sidecar) it produces.
+//!
+//! # Outputs of the network
+//! `[0..6)` the rotation in the continuous 6-D representation (Zhou et al.),
+//! `[6..8)` the shift in frame pixels / 8, `[8]` ln σ (frame pixels),
+//! `[9]` ln(R / 20 px), `[10]` r / R.
+//!
+//! # Loss
+//! The supervised loss does not penalise poses the image cannot tell apart:
+//! for an axial, mirror-symmetric model (the torus) the rotation term is
+//! `1 − max((p·t)², (p·mirror_z(t))²)` for predicted axis `p` and true axis
+//! `t` — zero for `±t` and `±mirror_z(t)` alike. Shift, σ and the torus
+//! geometry add squared errors (weight 0.1 each).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor, D};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::eval::Stats;
+use super::net::{NetConfig, OrientationNet};
+use super::preprocess::{prepare, FIELD};
+use crate::geometry::{axis_error, Quat};
+use crate::render::cpu::rotation_from_6d;
+use crate::synth::{generate_frame, SynthConfig};
+
+/// Number of network outputs (see the module docs).
+pub const OUTPUTS: usize = 11;
+/// The torus major radius that `ln(R / 20 px)` is relative to.
+pub const REFERENCE_MAJOR_PX: f64 = 20.0;
+const SHIFT_UNIT: f64 = 8.0;
+
+/// Errors from training and from model files.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// A tensor operation failed.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+    /// Synthetic data could not be generated.
+    #[error(transparent)]
+    Synth(#[from] crate::synth::SynthError),
+    /// A model file could not be read or written.
+    #[error("{path}: {message}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// The settings are unusable.
+    #[error("invalid training settings: {0}")]
+    Config(String),
+    /// An output could not be written.
+    #[error(transparent)]
+    Export(#[from] crate::export::ExportError),
+}
+
+/// Which loss trains the network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LossKind {
+    /// Supervised, symmetry-aware (see the module docs).
+    Supervised,
+}
+
+/// Everything that defines a training run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Ranges of the synthetic training data (its `frames` and `seed` are ignored).
+    pub data: SynthConfig,
+    /// Network architecture.
+    pub net: NetConfig,
+    /// Optimiser steps.
+    pub steps: usize,
+    /// Frames per step.
+    pub batch: usize,
+    /// Peak learning rate (AdamW, cosine decay to 5 %).
+    pub lr: f64,
+    /// Seed of the weights and the data.
+    pub seed: u64,
+    /// Loss.
+    pub loss: LossKind,
+    /// Validation frames (never used for training).
+    pub val_frames: usize,
+    /// Steps between validations and checkpoints.
+    pub val_every: usize,
+    /// The command line that started the run, recorded in the sidecar.
+    pub command: String,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            data: SynthConfig::default(),
+            net: NetConfig {
+                outputs: OUTPUTS,
+                ..NetConfig::default()
+            },
+            steps: 2000,
+            batch: 32,
+            lr: 1e-3,
+            seed: 1,
+            loss: LossKind::Supervised,
+            val_frames: 256,
+            val_every: 200,
+            command: String::new(),
+        }
+    }
+}
+
+/// Validation figures, in degrees.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Validation {
+    /// Frames.
+    pub frames: usize,
+    /// Symmetry-aware axis error of the network alone.
+    pub axis_error_deg: Option<StatsRecord>,
+}
+
+/// [`Stats`] as stored in the sidecar.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
+pub struct StatsRecord {
+    /// Median.
+    pub median: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// Mean.
+    pub mean: f64,
+}
+
+impl From<Stats> for StatsRecord {
+    fn from(s: Stats) -> Self {
+        Self {
+            median: s.median,
+            p90: s.p90,
+            mean: s.mean,
+        }
+    }
+}
+
+/// The JSON sidecar of a model file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ModelMeta {
+    /// Sidecar format version.
+    pub format: u32,
+    /// Architecture.
+    pub net: NetConfig,
+    /// Frame window the network sees, frame pixels.
+    pub field_px: usize,
+    /// What the outputs mean.
+    pub outputs: Vec<String>,
+    /// How frames are normalised.
+    pub normalisation: String,
+    /// The training run.
+    pub training: TrainConfig,
+    /// Steps completed.
+    pub steps_done: usize,
+    /// Wall time of the training so far, seconds.
+    pub wall_s: f64,
+    /// Last training loss (running mean).
+    pub train_loss: f64,
+    /// Validation figures at the last checkpoint.
+    pub validation: Validation,
+    /// Machine the run used (CPU model and thread count).
+    pub machine: String,
+}
+
+/// The sidecar path of a weights file: `x.safetensors` → `x.json`.
+pub fn sidecar_path(weights: &Path) -> PathBuf {
+    weights.with_extension("json")
+}
+
+/// A batch of prepared inputs and targets.
+struct Batch {
+    input: Tensor,
+    axis: Tensor,
+    other: Tensor,
+    axes: Vec<[f64; 3]>,
+}
+
+/// Generates frames `start..start + n` of the data stream and prepares them.
+fn make_batch(data: &SynthConfig, start: usize, n: usize, size: usize, dev: &Device) -> Result<Batch, TrainError> {
+    let items: Vec<(Vec<f32>, [f64; 3], [f32; 5])> = (start..start + n)
+        .into_par_iter()
+        .map(|i| -> Result<_, TrainError> {
+            let f = generate_frame(data, i)?;
+            let p = prepare(&f.image.data, f.image.width, f.image.height, size);
+            let t = &f.truth;
+            let num = |k: &str| t.get(k).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
+            let (major, tube) = (num("major_radius_px"), num("tube_radius_px"));
+            let other = [
+                ((t.pose.shift[0] - p.window_offset[0]) / SHIFT_UNIT) as f32,
+                ((t.pose.shift[1] - p.window_offset[1]) / SHIFT_UNIT) as f32,
+                t.sigma.ln() as f32,
+                (major / REFERENCE_MAJOR_PX).ln() as f32,
+                (tube / major) as f32,
+            ];
+            Ok((p.input, t.pose.q.axis(), other))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut input = Vec::with_capacity(n * size * size);
+    let mut axis = Vec::with_capacity(n * 3);
+    let mut other = Vec::with_capacity(n * 5);
+    let mut axes = Vec::with_capacity(n);
+    for (i, a, o) in items {
+        input.extend(i);
+        axis.extend(a.map(|x| x as f32));
+        other.extend(o);
+        axes.push(a);
+    }
+    Ok(Batch {
+        input: Tensor::from_vec(input, (n, 1, size, size), dev)?,
+        axis: Tensor::from_vec(axis, (n, 3), dev)?,
+        other: Tensor::from_vec(other, (n, 5), dev)?,
+        axes,
+    })
+}
+
+/// The predicted axis `R·e_z` from raw outputs `(B, OUTPUTS)`.
+pub fn predicted_axis(out: &Tensor) -> candle_core::Result<Tensor> {
+    let r = rotation_from_6d(&out.narrow(1, 0, 6)?).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+    r.narrow(2, 2, 1)?.squeeze(2)
+}
+
+/// The symmetry-aware loss (module docs).
+fn loss(out: &Tensor, batch: &Batch) -> candle_core::Result<Tensor> {
+    let p = predicted_axis(out)?;
+    let flip = Tensor::new(&[1.0f32, 1.0, -1.0], out.device())?;
+    let m = batch.axis.broadcast_mul(&flip)?;
+    let c1 = (&p * &batch.axis)?.sum(D::Minus1)?.sqr()?;
+    let c2 = (&p * &m)?.sum(D::Minus1)?.sqr()?;
+    let rot = (1.0 - c1.maximum(&c2)?)?.mean_all()?;
+    let rest = (out.narrow(1, 6, 5)? - &batch.other)?.sqr()?.mean_all()?;
+    rot + (rest * 0.5)?
+}
+
+fn validate(net: &OrientationNet, val: &Batch) -> Result<Option<Stats>, TrainError> {
+    let mut errs = Vec::new();
+    let n = val.axes.len();
+    for s in (0..n).step_by(64) {
+        let len = 64.min(n - s);
+        let out = net.forward(&val.input.narrow(0, s, len)?)?;
+        let p = predicted_axis(&out)?.to_vec2::<f32>()?;
+        for (k, a) in p.iter().enumerate() {
+            let a = [a[0] as f64, a[1] as f64, a[2] as f64];
+            errs.push(axis_error(a, val.axes[s + k]).to_degrees());
+        }
+    }
+    Ok(Stats::of(&errs))
+}
+
+/// Re-initialises every variable from `seed` (candle's CPU initialiser cannot
+/// be seeded): Kaiming-uniform weights, `bound = √(6 / fan_in)`, and zero biases.
+/// Variables are visited in name order, so the result depends on the seed only.
+fn seeded_init(varmap: &VarMap, seed: u64) -> Result<(), TrainError> {
+    use rand::{Rng, SeedableRng};
+    let data = varmap.data().lock().map_err(|_| TrainError::Config("variable map poisoned".into()))?;
+    let mut names: Vec<&String> = data.keys().collect();
+    names.sort();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    for name in names {
+        let var = &data[name];
+        let dims = var.dims().to_vec();
+        let n: usize = dims.iter().product();
+        let values: Vec<f32> = if name.ends_with("bias") || dims.len() < 2 {
+            vec![0.0; n]
+        } else {
+            let fan_in: usize = dims[1..].iter().product();
+            let bound = (6.0 / fan_in as f64).sqrt() as f32;
+            (0..n).map(|_| rng.random_range(-bound..bound)).collect()
+        };
+        var.set(&Tensor::from_vec(values, dims, var.device())?)?;
+    }
+    Ok(())
+}
+
+/// Progress of a run, for bars and logs.
+#[derive(Clone, Copy, Debug)]
+pub struct TrainProgress {
+    /// Steps done.
+    pub step: usize,
+    /// Total steps.
+    pub steps: usize,
+    /// Running mean of the loss.
+    pub loss: f64,
+    /// Median validation axis error of the last validation, degrees.
+    pub val_median_deg: Option<f64>,
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    format!("{cpu}, {} threads", rayon::current_num_threads())
+}
+
+fn save(varmap: &VarMap, meta: &ModelMeta, weights: &Path) -> Result<(), TrainError> {
+    let file_err = |path: &Path, message: String| TrainError::File {
+        path: path.to_path_buf(),
+        message,
+    };
+    if let Some(dir) = weights.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| file_err(dir, e.to_string()))?;
+    }
+    let tmp = crate::export::temp_sibling(weights);
+    varmap.save(&tmp).map_err(|e| file_err(weights, e.to_string()))?;
+    std::fs::rename(&tmp, weights).map_err(|e| file_err(weights, e.to_string()))?;
+    let side = sidecar_path(weights);
+    let json = serde_json::to_string_pretty(meta).map_err(|e| file_err(&side, e.to_string()))?;
+    crate::export::atomic_write(&side, |w| {
+        use std::io::Write;
+        w.write_all(json.as_bytes()).map_err(|e| file_err(&side, e.to_string()))
+    })
+}
+
+/// Reads a sidecar.
+pub fn load_meta(weights: &Path) -> Result<ModelMeta, TrainError> {
+    let side = sidecar_path(weights);
+    let text = std::fs::read_to_string(&side).map_err(|e| TrainError::File {
+        path: side.clone(),
+        message: e.to_string(),
+    })?;
+    serde_json::from_str(&text).map_err(|e| TrainError::File {
+        path: side,
+        message: format!("not a PoseScope model sidecar: {e}"),
+    })
+}
+
+/// Trains (or, with `resume`, continues training) and writes `weights` plus
+/// its sidecar at every validation. Deterministic for a given seed and
+/// thread count.
+pub fn train(
+    cfg: &TrainConfig,
+    weights: &Path,
+    resume: bool,
+    on_progress: &dyn Fn(TrainProgress),
+) -> Result<ModelMeta, TrainError> {
+    if cfg.batch == 0 || cfg.steps == 0 || !(cfg.lr > 0.0) {
+        return Err(TrainError::Config("batch, steps and lr must be positive".into()));
+    }
+    if cfg.net.outputs != OUTPUTS || FIELD % cfg.net.input_size != 0 {
+        return Err(TrainError::Config(format!(
+            "the network needs {OUTPUTS} outputs and an input size dividing {FIELD}"
+        )));
+    }
+    cfg.data.validate()?;
+    let dev = Device::Cpu;
+    let mut varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
+    let net = OrientationNet::new(vb, &cfg.net)?;
+    seeded_init(&varmap, cfg.seed)?;
+    let mut meta = ModelMeta {
+        format: 1,
+        net: cfg.net.clone(),
+        field_px: FIELD,
+        outputs: [
+            "6d_rotation_0", "6d_rotation_1", "6d_rotation_2", "6d_rotation_3", "6d_rotation_4", "6d_rotation_5",
+            "shift_x_px/8", "shift_y_px/8", "ln_sigma_px", "ln(R_px/20)", "r/R",
+        ]
+        .map(String::from)
+        .to_vec(),
+        normalisation: "128 px window (centroid crop), 2×2 binning to 64², minus 20th percentile, divided by 99.5th percentile, clamped to [-1, 4]".into(),
+        training: cfg.clone(),
+        steps_done: 0,
+        wall_s: 0.0,
+        train_loss: f64::NAN,
+        validation: Validation::default(),
+        machine: machine(),
+    };
+    if resume && weights.exists() {
+        varmap.load(weights).map_err(|e| TrainError::File {
+            path: weights.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let old = load_meta(weights)?;
+        meta.steps_done = old.steps_done;
+        meta.wall_s = old.wall_s;
+    }
+    let mut opt = AdamW::new(
+        varmap.all_vars(),
+        ParamsAdamW {
+            lr: cfg.lr,
+            weight_decay: 1e-4,
+            ..Default::default()
+        },
+    )?;
+    // validation data: its own seed, never seen in training
+    let val_data = SynthConfig {
+        seed: cfg.seed.wrapping_add(0x9E37_79B9_7F4A_7C15),
+        ..cfg.data.clone()
+    };
+    let train_data = SynthConfig {
+        seed: cfg.seed,
+        ..cfg.data.clone()
+    };
+    let val = make_batch(&val_data, 0, cfg.val_frames.max(1), cfg.net.input_size, &dev)?;
+    let t0 = Instant::now();
+    let wall0 = meta.wall_s;
+    let mut running = f64::NAN;
+    let mut last_val = None;
+    for step in meta.steps_done..cfg.steps {
+        let progress = step as f64 / cfg.steps as f64;
+        opt.set_learning_rate(cfg.lr * (0.05 + 0.95 * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())));
+        let batch = make_batch(&train_data, step * cfg.batch, cfg.batch, cfg.net.input_size, &dev)?;
+        let out = net.forward(&batch.input)?;
+        let l = loss(&out, &batch)?;
+        opt.backward_step(&l)?;
+        let lv = l.to_scalar::<f32>()? as f64;
+        running = if running.is_nan() { lv } else { 0.98 * running + 0.02 * lv };
+        let done = step + 1;
+        if done % cfg.val_every.max(1) == 0 || done == cfg.steps {
+            let v = validate(&net, &val)?;
+            last_val = v.map(|s| s.median);
+            meta.steps_done = done;
+            meta.wall_s = wall0 + t0.elapsed().as_secs_f64();
+            meta.train_loss = running;
+            meta.validation = Validation {
+                frames: val.axes.len(),
+                axis_error_deg: v.map(StatsRecord::from),
+            };
+            save(&varmap, &meta, weights)?;
+        }
+        on_progress(TrainProgress {
+            step: done,
+            steps: cfg.steps,
+            loss: running,
+            val_median_deg: last_val,
+        });
+    }
+    Ok(meta)
+}
+
+/// A trained network ready for inference.
+pub struct Estimator {
+    net: OrientationNet,
+    meta: ModelMeta,
+    device: Device,
+}
+
+/// One network estimate, in frame pixels.
+#[derive(Clone, Copy, Debug)]
+pub struct NetEstimate {
+    /// Rotation (its axis is what the network is trained on).
+    pub q: Quat,
+    /// Shift from the frame centre.
+    pub shift: [f64; 2],
+    /// PSF σ.
+    pub sigma: f64,
+    /// Torus major radius.
+    pub major_px: f64,
+    /// Torus tube radius.
+    pub tube_px: f64,
+}
+
+impl Estimator {
+    /// Loads `weights` (safetensors) and its sidecar onto `device`.
+    pub fn load(weights: &Path, device: &Device) -> Result<Self, TrainError> {
+        let meta = load_meta(weights)?;
+        if meta.net.outputs != OUTPUTS {
+            return Err(TrainError::File {
+                path: weights.to_path_buf(),
+                message: format!("model has {} outputs, this version reads {OUTPUTS}", meta.net.outputs),
+            });
+        }
+        // SAFETY of mmap is avoided: the file is read into memory.
+        let bytes = std::fs::read(weights).map_err(|e| TrainError::File {
+            path: weights.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let vb = VarBuilder::from_buffered_safetensors(bytes, DType::F32, device).map_err(|e| TrainError::File {
+            path: weights.to_path_buf(),
+            message: format!("not a safetensors model: {e}"),
+        })?;
+        let net = OrientationNet::new(vb, &meta.net).map_err(|e| TrainError::File {
+            path: weights.to_path_buf(),
+            message: format!("weights do not match the sidecar's architecture: {e}"),
+        })?;
+        Ok(Self {
+            net,
+            meta,
+            device: device.clone(),
+        })
+    }
+
+    /// The sidecar.
+    pub fn meta(&self) -> &ModelMeta {
+        &self.meta
+    }
+
+    /// Estimates a batch of frames `(pixels, width, height)`.
+    pub fn estimate(&self, frames: &[(&[f32], usize, usize)]) -> Result<Vec<NetEstimate>, TrainError> {
+        if frames.is_empty() {
+            return Ok(Vec::new());
+        }
+        let size = self.meta.net.input_size;
+        let prepared: Vec<_> = frames.par_iter().map(|(f, w, h)| prepare(f, *w, *h, size)).collect();
+        let input: Vec<f32> = prepared.iter().flat_map(|p| p.input.iter().copied()).collect();
+        let x = Tensor::from_vec(input, (frames.len(), 1, size, size), &self.device)?;
+        let out = self.net.forward(&x)?.to_device(&Device::Cpu)?.to_vec2::<f32>()?;
+        Ok(out
+            .iter()
+            .zip(&prepared)
+            .map(|(o, p)| {
+                let six = [0, 1, 2, 3, 4, 5].map(|k| o[k] as f64);
+                let q = Quat::try_from_6d(&six).unwrap_or(Quat::IDENTITY);
+                let major = REFERENCE_MAJOR_PX * (o[9] as f64).clamp(-3.0, 3.0).exp();
+                NetEstimate {
+                    q,
+                    shift: [
+                        p.window_offset[0] + SHIFT_UNIT * o[6] as f64,
+                        p.window_offset[1] + SHIFT_UNIT * o[7] as f64,
+                    ],
+                    sigma: (o[8] as f64).clamp(-3.0, 4.0).exp(),
+                    major_px: major,
+                    tube_px: major * (o[10] as f64).clamp(0.0, 0.95),
+                }
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::Range;
+
+    #[test]
+    fn a_tiny_network_learns_and_round_trips_through_its_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let weights = dir.path().join("tiny.safetensors");
+        let cfg = TrainConfig {
+            data: SynthConfig {
+                sites: 60,
+                major_radius_px: Range::new(15.0, 25.0),
+                ..SynthConfig::default()
+            },
+            net: NetConfig {
+                input_size: 32,
+                channels: vec![8, 8, 16],
+                hidden: 32,
+                outputs: OUTPUTS,
+                ..NetConfig::default()
+            },
+            steps: 40,
+            batch: 8,
+            lr: 2e-3,
+            val_frames: 16,
+            val_every: 20,
+            ..TrainConfig::default()
+        };
+        let losses = std::sync::Mutex::new(Vec::new());
+        let meta = train(&cfg, &weights, false, &|p| losses.lock().unwrap().push(p.loss)).unwrap();
+        let losses = losses.into_inner().unwrap();
+        let (first, last) = (losses[0], *losses.last().unwrap());
+        assert!(last < first, "running loss did not fall: {first} → {last}");
+        assert_eq!(meta.steps_done, 40);
+        assert!(meta.validation.axis_error_deg.is_some());
+        let est = Estimator::load(&weights, &Device::Cpu).unwrap();
+        let f = generate_frame(&cfg.data, 12345).unwrap();
+        let e = est.estimate(&[(&f.image.data, 128, 128)]).unwrap();
+        assert_eq!(e.len(), 1);
+        assert!(e[0].sigma > 0.0 && e[0].major_px > 0.0);
+        // a corrupt weights file is a clear error
+        std::fs::write(&weights, b"not safetensors").unwrap();
+        let err = Estimator::load(&weights, &Device::Cpu).err().unwrap().to_string();
+        assert!(err.contains("tiny.safetensors"), "{err}");
+    }
+}

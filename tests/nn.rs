@@ -1,0 +1,516 @@
+//! Tests of the fast convolution and the orientation CNN against candle's stock ops.
+
+use candle_core::{DType, Device, Module, Result, Tensor, Var};
+use candle_nn::{VarBuilder, VarMap};
+use posescope::estimate::conv::{Conv2dConfig, ConvBackend, FastConv2d};
+use posescope::estimate::net::{bench_cnn, NetConfig, OrientationNet, LEAKY_SLOPE};
+use proptest::prelude::*;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+// ---------------------------------------------------------------- helpers
+
+/// A tensor of uniform values in [-1, 1) from a seeded generator.
+fn random(rng: &mut ChaCha8Rng, shape: &[usize]) -> Tensor {
+    let n = shape.iter().product();
+    let data: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    Tensor::from_vec(data, shape, &Device::Cpu).expect("tensor")
+}
+
+/// max |a − b| / max |b| (with an absolute floor for near-zero references).
+fn rel_err(a: &Tensor, b: &Tensor) -> f32 {
+    assert_eq!(a.dims(), b.dims(), "shapes differ");
+    let a: Vec<f32> = a.flatten_all().and_then(|t| t.to_vec1()).expect("a");
+    let b: Vec<f32> = b.flatten_all().and_then(|t| t.to_vec1()).expect("b");
+    let scale = b.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+    let diff = a
+        .iter()
+        .zip(&b)
+        .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+    diff / scale
+}
+
+/// candle's own conv2d + bias + LeakyReLU on NCHW data: the reference.
+fn stock(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    cfg: Conv2dConfig,
+    leaky: Option<f64>,
+) -> Result<Tensor> {
+    let y = x.conv2d(w, cfg.padding, cfg.stride, 1, 1)?;
+    let y = match b {
+        Some(b) => y.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?)?,
+        None => y,
+    };
+    match leaky {
+        Some(s) => candle_nn::ops::leaky_relu(&y, s),
+        None => Ok(y),
+    }
+}
+
+/// One random convolution problem.
+#[derive(Clone, Debug)]
+struct Case {
+    batch: usize,
+    in_c: usize,
+    out_c: usize,
+    h: usize,
+    w: usize,
+    kh: usize,
+    kw: usize,
+    cfg: Conv2dConfig,
+    bias: bool,
+    leaky: Option<f64>,
+    seed: u64,
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    (
+        (1..=4usize, 1..=8usize, 1..=8usize),
+        (5..=20usize, 5..=20usize, 1..=5usize, 1..=5usize),
+        (1..=2usize, 0..=2usize, any::<bool>()),
+        (prop_oneof![Just(None), Just(Some(0.01)), Just(Some(0.2))], any::<u64>()),
+    )
+        .prop_map(
+            |((batch, in_c, out_c), (h, w, kh, kw), (stride, padding, bias), (leaky, seed))| Case {
+                batch,
+                in_c,
+                out_c,
+                h,
+                w,
+                kh,
+                kw,
+                cfg: Conv2dConfig { stride, padding },
+                bias,
+                leaky,
+                seed,
+            },
+        )
+}
+
+/// Variables of a case: input (NCHW), weight, bias and the output weights
+/// `r` of the scalar loss `sum(y · r)`.
+struct Problem {
+    x: Var,
+    w: Var,
+    b: Option<Var>,
+}
+
+impl Problem {
+    fn new(c: &Case) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(c.seed);
+        let x = random(&mut rng, &[c.batch, c.in_c, c.h, c.w]);
+        let w = random(&mut rng, &[c.out_c, c.in_c, c.kh, c.kw]);
+        let b = c.bias.then(|| random(&mut rng, &[c.out_c]));
+        Self {
+            x: Var::from_tensor(&x).expect("x"),
+            w: Var::from_tensor(&w).expect("w"),
+            b: b.map(|b| Var::from_tensor(&b).expect("b")),
+        }
+    }
+
+    fn layer(&self, c: &Case) -> FastConv2d {
+        let b = self.b.as_ref().map(|b| b.as_tensor().clone());
+        FastConv2d::from_tensors(self.w.as_tensor().clone(), b, c.cfg, c.leaky).expect("layer")
+    }
+
+    /// Gradients of `sum(y · r)` w.r.t. x, w and b.
+    fn grads(&self, y: &Tensor, r: &Tensor) -> (Tensor, Tensor, Option<Tensor>) {
+        let loss = (y * r).and_then(|t| t.sum_all()).expect("loss");
+        let g = loss.backward().expect("backward");
+        let get = |v: &Var| g.get(v.as_tensor()).expect("gradient missing").clone();
+        (get(&self.x), get(&self.w), self.b.as_ref().map(get))
+    }
+}
+
+/// Whether candle's stock conv2d backward handles the case: it derives the
+/// `conv_transpose2d` output padding from the height alone, so it fails
+/// (shape mismatch) when height and width leave different remainders.
+fn stock_backward_works(c: &Case) -> bool {
+    let (s, p) = (c.cfg.stride, c.cfg.padding);
+    (c.h + 2 * p - c.kh) % s == (c.w + 2 * p - c.kw) % s
+}
+
+/// Direct-loop f64 reference of `y = leaky(conv(x, w) + b)` and of the
+/// gradients of `sum(y · r)`: `(y, dx, dw, db)`, all NCHW.
+fn naive(c: &Case, p: &Problem, r: &Tensor) -> (Tensor, Tensor, Tensor, Tensor) {
+    let v = |t: &Tensor| -> Vec<f64> {
+        let v: Vec<f32> = t.flatten_all().and_then(|t| t.to_vec1()).expect("vec");
+        v.into_iter().map(f64::from).collect()
+    };
+    let (x, w, r) = (v(p.x.as_tensor()), v(p.w.as_tensor()), v(r));
+    let b = p.b.as_ref().map(|b| v(b.as_tensor()));
+    let (s, pad) = (c.cfg.stride, c.cfg.padding as isize);
+    let oh = (c.h + 2 * c.cfg.padding - c.kh) / s + 1;
+    let ow = (c.w + 2 * c.cfg.padding - c.kw) / s + 1;
+    let slope = c.leaky.unwrap_or(1.0);
+    let xi = |n: usize, ci: usize, y: usize, xx: usize| ((n * c.in_c + ci) * c.h + y) * c.w + xx;
+    let wi = |o: usize, ci: usize, ky: usize, kx: usize| ((o * c.in_c + ci) * c.kh + ky) * c.kw + kx;
+    // every (output index, input index, weight index) of the convolution
+    let mut taps = Vec::new();
+    for n in 0..c.batch {
+        for o in 0..c.out_c {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let yi = ((n * c.out_c + o) * oh + oy) * ow + ox;
+                    for ci in 0..c.in_c {
+                        for ky in 0..c.kh {
+                            for kx in 0..c.kw {
+                                let iy = (oy * s + ky) as isize - pad;
+                                let ix = (ox * s + kx) as isize - pad;
+                                if iy >= 0 && ix >= 0 && (iy as usize) < c.h && (ix as usize) < c.w {
+                                    taps.push((yi, xi(n, ci, iy as usize, ix as usize), wi(o, ci, ky, kx)));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let out_len = c.batch * c.out_c * oh * ow;
+    let channel = |yi: usize| (yi / (oh * ow)) % c.out_c;
+    let mut z: Vec<f64> = (0..out_len).map(|yi| b.as_ref().map_or(0.0, |b| b[channel(yi)])).collect();
+    for &(yi, xj, wj) in &taps {
+        z[yi] += x[xj] * w[wj];
+    }
+    let y: Vec<f64> = z.iter().map(|&z| if z > 0.0 { z } else { slope * z }).collect();
+    let dz: Vec<f64> = z.iter().zip(&r).map(|(&z, &r)| if z > 0.0 { r } else { slope * r }).collect();
+    let (mut dx, mut dw, mut db) = (vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; c.out_c]);
+    for &(yi, xj, wj) in &taps {
+        dx[xj] += dz[yi] * w[wj];
+        dw[wj] += dz[yi] * x[xj];
+    }
+    for (yi, d) in dz.iter().enumerate() {
+        db[channel(yi)] += d;
+    }
+    let t = |v: Vec<f64>, shape: &[usize]| {
+        let v: Vec<f32> = v.into_iter().map(|x| x as f32).collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).expect("tensor")
+    };
+    (
+        t(y, &[c.batch, c.out_c, oh, ow]),
+        t(dx, &[c.batch, c.in_c, c.h, c.w]),
+        t(dw, &[c.out_c, c.in_c, c.kh, c.kw]),
+        t(db, &[c.out_c]),
+    )
+}
+
+/// Compares the fast layer, through `forward` (NCHW) or `forward_nhwc`, with
+/// candle's stock ops (forward output and, where candle's backward works, the
+/// three gradients) and with the f64 direct-loop reference.
+fn check_case(c: &Case, nhwc: bool) -> std::result::Result<(), TestCaseError> {
+    let p = Problem::new(c);
+    let layer = p.layer(c);
+    let reference = stock(
+        p.x.as_tensor(),
+        p.w.as_tensor(),
+        p.b.as_ref().map(|b| b.as_tensor()),
+        c.cfg,
+        c.leaky,
+    )
+    .expect("stock");
+    let fast = if nhwc {
+        let x = p.x.as_tensor().permute((0, 2, 3, 1)).expect("permute");
+        layer.forward_nhwc(&x).and_then(|y| y.permute((0, 3, 1, 2)))
+    } else {
+        layer.forward(p.x.as_tensor())
+    }
+    .expect("fast");
+    let e = rel_err(&fast, &reference);
+    prop_assert!(e < 1e-5, "forward rel err {e} vs stock for {c:?}");
+
+    let mut rng = ChaCha8Rng::seed_from_u64(c.seed ^ 0x5eed);
+    let r = random(&mut rng, reference.dims());
+    let (dx, dw, db) = p.grads(&fast, &r);
+    let (y_n, dx_n, dw_n, db_n) = naive(c, &p, &r);
+    let mut checks = vec![
+        ("y vs f64", rel_err(&fast, &y_n), 1e-5),
+        ("dx vs f64", rel_err(&dx, &dx_n), 1e-4),
+        ("dw vs f64", rel_err(&dw, &dw_n), 1e-4),
+    ];
+    match &db {
+        Some(db) => checks.push(("db vs f64", rel_err(db, &db_n), 1e-4)),
+        None => prop_assert!(p.b.is_none(), "bias gradient missing"),
+    }
+    if stock_backward_works(c) {
+        let (dx_s, dw_s, db_s) = p.grads(&reference, &r);
+        checks.push(("dx vs stock", rel_err(&dx, &dx_s), 1e-4));
+        checks.push(("dw vs stock", rel_err(&dw, &dw_s), 1e-4));
+        if let (Some(db), Some(db_s)) = (&db, &db_s) {
+            checks.push(("db vs stock", rel_err(db, db_s), 1e-4));
+        }
+    }
+    for (what, e, tol) in checks {
+        prop_assert!(e < tol, "{what}: rel err {e} for {c:?}");
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- the layer
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn fast_conv_matches_stock_nchw(c in case()) {
+        prop_assume!(c.kh <= c.h + 2 * c.cfg.padding && c.kw <= c.w + 2 * c.cfg.padding);
+        check_case(&c, false)?;
+    }
+
+    #[test]
+    fn fast_conv_matches_stock_nhwc(c in case()) {
+        prop_assume!(c.kh <= c.h + 2 * c.cfg.padding && c.kw <= c.w + 2 * c.cfg.padding);
+        check_case(&c, true)?;
+    }
+}
+
+/// Large enough that every thread works through several row blocks, with
+/// both even and odd kernels.
+#[test]
+fn fast_conv_matches_stock_on_large_inputs() {
+    for (batch, kh, stride, padding) in [(5, 3, 1, 1), (3, 2, 2, 1), (1, 5, 2, 2), (2, 4, 1, 0)] {
+        let c = Case {
+            batch,
+            in_c: 24,
+            out_c: 40,
+            h: 45,
+            w: 38,
+            kh,
+            kw: kh,
+            cfg: Conv2dConfig { stride, padding },
+            bias: true,
+            leaky: Some(LEAKY_SLOPE),
+            seed: 7 + batch as u64,
+        };
+        check_case(&c, false).expect("nchw");
+        check_case(&c, true).expect("nhwc");
+    }
+}
+
+/// An input view with an offset and odd strides (a narrowed, transposed tensor).
+#[test]
+fn fast_conv_reads_strided_views() -> Result<()> {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let big = random(&mut rng, &[3, 5, 14, 12]);
+    let x = big.narrow(0, 1, 2)?.narrow(1, 1, 3)?.transpose(2, 3)?; // (2, 3, 12, 14)
+    let w = random(&mut rng, &[4, 3, 3, 3]);
+    let b = random(&mut rng, &[4]);
+    let cfg = Conv2dConfig {
+        stride: 2,
+        padding: 1,
+    };
+    let layer = FastConv2d::from_tensors(w.clone(), Some(b.clone()), cfg, Some(0.2))?;
+    let e = rel_err(
+        &layer.forward(&x)?,
+        &stock(&x.contiguous()?, &w, Some(&b), cfg, Some(0.2))?,
+    );
+    assert!(e < 1e-5, "rel err {e}");
+    Ok(())
+}
+
+/// The stock backend of the layer is exactly the reference.
+#[test]
+fn stock_backend_is_candle_conv2d() -> Result<()> {
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let x = random(&mut rng, &[2, 3, 9, 9]);
+    let w = random(&mut rng, &[5, 3, 3, 3]);
+    let cfg = Conv2dConfig {
+        stride: 1,
+        padding: 1,
+    };
+    let layer = FastConv2d::from_tensors(w.clone(), None, cfg, Some(0.01))?
+        .with_backend(ConvBackend::Stock);
+    let e = rel_err(&layer.forward(&x)?, &stock(&x, &w, None, cfg, Some(0.01))?);
+    assert_eq!(e, 0.0);
+    Ok(())
+}
+
+#[test]
+fn layer_rejects_bad_arguments() -> Result<()> {
+    let w = Tensor::zeros((4, 3, 3, 3), DType::F32, &Device::Cpu)?;
+    let cfg = Conv2dConfig::default();
+    assert!(FastConv2d::from_tensors(w.clone(), None, cfg, Some(-0.1)).is_err());
+    let wrong_bias = Tensor::zeros(5, DType::F32, &Device::Cpu)?;
+    assert!(FastConv2d::from_tensors(w.clone(), Some(wrong_bias), cfg, None).is_err());
+    let zero_stride = Conv2dConfig {
+        stride: 0,
+        padding: 0,
+    };
+    assert!(FastConv2d::from_tensors(w.clone(), None, zero_stride, None).is_err());
+    let layer = FastConv2d::from_tensors(w, None, cfg, None)?;
+    let wrong_channels = Tensor::zeros((1, 2, 8, 8), DType::F32, &Device::Cpu)?;
+    assert!(layer.forward(&wrong_channels).is_err());
+    let too_small = Tensor::zeros((1, 3, 2, 2), DType::F32, &Device::Cpu)?;
+    assert!(layer.forward(&too_small).is_err());
+    assert_eq!(layer.output_size(8, 10), Some((6, 8)));
+    Ok(())
+}
+
+/// Kaiming-normal weights with the LeakyReLU gain, zero bias, candle_nn names.
+#[test]
+fn layer_init_is_kaiming() -> Result<()> {
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let cfg = Conv2dConfig::default();
+    let layer = FastConv2d::new(vb.pp("c"), 64, 128, 3, cfg, Some(0.01))?;
+    let std = layer
+        .weight()
+        .sqr()?
+        .mean_all()?
+        .sqrt()?
+        .to_scalar::<f32>()?;
+    let expected = (2.0 / (1.0 + 0.01f32 * 0.01) / (64.0 * 9.0)).sqrt();
+    assert!((std / expected - 1.0).abs() < 0.05, "std {std} vs {expected}");
+    let bias = layer.bias().expect("bias").abs()?.sum_all()?.to_scalar::<f32>()?;
+    assert_eq!(bias, 0.0);
+    let names: Vec<String> = varmap.data().lock().expect("lock").keys().cloned().collect();
+    assert!(names.contains(&"c.weight".to_string()) && names.contains(&"c.bias".to_string()));
+    Ok(())
+}
+
+// ---------------------------------------------------------------- the network
+
+fn small_config() -> NetConfig {
+    NetConfig {
+        input_size: 24,
+        channels: vec![4, 4, 8, 8, 16],
+        hidden: 16,
+        outputs: 5,
+        ..NetConfig::default()
+    }
+}
+
+#[test]
+fn default_and_holly_shapes() -> Result<()> {
+    let d = NetConfig::default();
+    let sizes: Vec<usize> = d.conv_layers()?.iter().map(|l| l.out_size).collect();
+    assert_eq!(sizes, [32, 32, 16, 16, 8, 8, 4]);
+    assert_eq!(d.flat_features()?, 4096);
+    assert_eq!((d.hidden, d.outputs), (256, 9));
+
+    let h = NetConfig::holly();
+    let layers = h.conv_layers()?;
+    let sizes: Vec<usize> = layers.iter().map(|l| l.out_size).collect();
+    assert_eq!(sizes, [64, 64, 33, 33, 17, 17, 9, 9, 5, 5]);
+    let kernels: Vec<usize> = layers.iter().map(|l| l.kernel).collect();
+    assert_eq!(kernels, [5, 3, 2, 3, 2, 3, 2, 3, 2, 3]);
+    assert_eq!(h.flat_features()?, 6400);
+    assert_eq!(h.outputs, 6);
+
+    for cfg in [d, h] {
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        let net = OrientationNet::new(vb, &cfg)?;
+        let x = Tensor::randn(0f32, 1.0, (2, 1, cfg.input_size, cfg.input_size), &Device::Cpu)?;
+        assert_eq!(net.forward(&x)?.dims(), [2, cfg.outputs]);
+    }
+    Ok(())
+}
+
+#[test]
+fn net_rejects_bad_input_and_config() -> Result<()> {
+    let cfg = small_config();
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let net = OrientationNet::new(vb, &cfg)?;
+    let wrong = Tensor::zeros((1, 1, 20, 20), DType::F32, &Device::Cpu)?;
+    assert!(net.forward(&wrong).is_err());
+    let two_channels = Tensor::zeros((1, 2, 24, 24), DType::F32, &Device::Cpu)?;
+    assert!(net.forward(&two_channels).is_err());
+    let tiny = NetConfig {
+        input_size: 0,
+        ..NetConfig::default()
+    };
+    assert!(tiny.conv_layers().is_err());
+    let empty = NetConfig {
+        channels: vec![],
+        ..NetConfig::default()
+    };
+    assert!(empty.conv_layers().is_err());
+    Ok(())
+}
+
+/// Fast and stock backends share weights and agree on outputs and gradients.
+#[test]
+fn fast_and_stock_nets_agree() -> Result<()> {
+    let cfg = small_config();
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let fast = OrientationNet::new(vb.clone(), &cfg)?;
+    let stock = OrientationNet::with_backend(vb, &cfg, ConvBackend::Stock)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let x = random(&mut rng, &[3, 1, 24, 24]);
+    let (yf, ys) = (fast.forward(&x)?, stock.forward(&x)?);
+    let e = rel_err(&yf, &ys);
+    assert!(e < 1e-5, "output rel err {e}");
+    let gf = yf.sqr()?.sum_all()?.backward()?;
+    let gs = ys.sqr()?.sum_all()?.backward()?;
+    let vars = varmap.data().lock().expect("lock").clone();
+    assert_eq!(vars.len(), 2 * cfg.channels.len() + 4);
+    for (name, var) in &vars {
+        let f = gf.get(var.as_tensor()).expect("fast grad");
+        let s = gs.get(var.as_tensor()).expect("stock grad");
+        let e = rel_err(f, s);
+        assert!(e < 1e-4, "{name}: gradient rel err {e}");
+    }
+    Ok(())
+}
+
+/// No batch statistics: a frame gives the same output alone or in a batch.
+#[test]
+fn batch_one_matches_batched() -> Result<()> {
+    let cfg = small_config();
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let net = OrientationNet::new(vb, &cfg)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    let x = random(&mut rng, &[4, 1, 24, 24]);
+    let batched = net.forward(&x)?;
+    for i in 0..4 {
+        let single = net.forward(&x.narrow(0, i, 1)?)?;
+        let e = rel_err(&single, &batched.narrow(0, i, 1)?);
+        assert!(e < 1e-5, "frame {i}: rel err {e}");
+    }
+    Ok(())
+}
+
+/// A few AdamW steps on a fixed batch lower the loss.
+#[test]
+fn net_trains() -> Result<()> {
+    use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+    let cfg = small_config();
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let net = OrientationNet::new(vb, &cfg)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(13);
+    let x = random(&mut rng, &[8, 1, 24, 24]);
+    let target = random(&mut rng, &[8, cfg.outputs]);
+    let params = ParamsAdamW {
+        lr: 1e-3,
+        ..ParamsAdamW::default()
+    };
+    let mut opt = AdamW::new(varmap.all_vars(), params)?;
+    let loss = |net: &OrientationNet| candle_nn::loss::mse(&net.forward(&x)?, &target);
+    let first = loss(&net)?.to_scalar::<f32>()?;
+    for _ in 0..30 {
+        opt.backward_step(&loss(&net)?)?;
+    }
+    let last = loss(&net)?.to_scalar::<f32>()?;
+    assert!(last < 0.5 * first, "loss {first} -> {last}");
+    Ok(())
+}
+
+#[test]
+fn bench_reports_throughput() -> Result<()> {
+    let r = bench_cnn(&small_config(), 2, 2)?;
+    assert_eq!((r.batch, r.iters, r.backend), (2, 2, ConvBackend::Fast));
+    assert!(r.forward_img_per_s.is_finite() && r.forward_img_per_s > 0.0);
+    assert!(r.train_step_img_per_s.is_finite() && r.train_step_img_per_s > 0.0);
+    assert!(r.forward_img_per_s > r.train_step_img_per_s);
+    let json = serde_json::to_string(&r).expect("json");
+    assert!(json.contains("\"backend\":\"fast\""));
+    assert!(bench_cnn(&small_config(), 0, 2).is_err());
+    Ok(())
+}
