@@ -55,6 +55,8 @@ enum Command {
     Train(TrainArgs),
     /// Compare predicted poses with the truth (symmetry-aware errors).
     Eval(EvalArgs),
+    /// Measure this machine: CNN forward and training throughput, renderer and refinement times.
+    Bench(BenchArgs),
     /// Write annotated PNGs for a stack and its poses. Not part of this build yet.
     Export {
         /// Arguments for the coming implementation.
@@ -205,6 +207,12 @@ struct FitArgs {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum LossArg {
+    Supervised,
+    Render,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum DeviceArg {
     Auto,
     Cpu,
@@ -241,12 +249,25 @@ struct TrainArgs {
     /// Continue from the weights and sidecar at --out.
     #[arg(long)]
     resume: bool,
+    /// Loss: supervised (symmetry-aware, on the axis) or render (self-supervised render-and-compare).
+    #[arg(long, value_enum, default_value = "supervised")]
+    loss: LossArg,
     /// Validation frames.
     #[arg(long, default_value_t = 256)]
     val_frames: usize,
     /// Steps between validations and checkpoints.
     #[arg(long, default_value_t = 200)]
     val_every: usize,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Timed iterations per CNN measurement.
+    #[arg(long, default_value_t = 10)]
+    iters: usize,
 }
 
 #[derive(Args)]
@@ -320,6 +341,7 @@ fn main() -> ExitCode {
         Command::Fit(a) => fit_cmd(a),
         Command::Train(a) => train_cmd(a),
         Command::Eval(a) => eval_cmd(a),
+        Command::Bench(a) => bench_cmd(a),
         Command::Export { .. } => not_yet("export"),
     };
     match result {
@@ -814,6 +836,10 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         seed: a.seed,
         val_frames: a.val_frames,
         val_every: a.val_every,
+        loss: match a.loss {
+            LossArg::Supervised => posescope::estimate::train::LossKind::Supervised,
+            LossArg::Render => posescope::estimate::train::LossKind::Render,
+        },
         command: std::env::args().collect::<Vec<_>>().join(" "),
         ..TrainConfig::default()
     };
@@ -838,5 +864,90 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         v.map_or("-".into(), |s| format!("{:.2}°", s.median)),
         v.map_or("-".into(), |s| format!("{:.2}°", s.p90)),
     );
+    Ok(())
+}
+
+/// Median wall time of `f` over `n` runs, in milliseconds.
+fn median_ms(n: usize, mut f: impl FnMut()) -> f64 {
+    let mut t: Vec<f64> = (0..n.max(1))
+        .map(|_| {
+            let t0 = std::time::Instant::now();
+            f();
+            t0.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    t[t.len() / 2]
+}
+
+fn bench_cmd(a: BenchArgs) -> Result<()> {
+    use posescope::estimate::net::NetConfig;
+    use posescope::estimate::net_bench::bench_cnn;
+    use posescope::estimate::refine::{refine, FitState, RefineConfig};
+    use posescope::estimate::train::OUTPUTS;
+    let cfg = NetConfig {
+        outputs: OUTPUTS,
+        ..NetConfig::default()
+    };
+    let mut cnn = Vec::new();
+    for batch in [1usize, 32] {
+        let iters = if batch == 1 { a.iters * 8 } else { a.iters };
+        cnn.push(bench_cnn(&cfg, batch, iters)?);
+    }
+    // renderer: 500 points into 128×128, the fast path
+    let torus = Model::torus(TorusSpec { major_radius: 20.0, tube_radius: 5.0, units: Units::Px }, 500, 1)?;
+    let params = SplatParams::new(128, 128, 1.6);
+    let rot = Quat::from_euler_zyz_deg(30.0, 50.0, 0.0).to_matrix();
+    let mut scratch = posescope::render::kernel::Scratch::default();
+    let mut out = vec![0.0f32; 128 * 128];
+    let render_ms = median_ms(200, || {
+        posescope::render::cpu::render_frame_into(&torus.points, &torus.weights, &rot, [0.0; 2], &params, &mut scratch, &mut out)
+            .expect("valid render");
+    });
+    // refinement of a noisy thin-torus frame from a start 5° away
+    let data = SynthConfig {
+        major_radius_px: Range::fixed(20.0),
+        ratio: Range::fixed(0.25),
+        sigma_px: Range::fixed(1.6),
+        sites: 2000,
+        dropout: Range::fixed(0.0),
+        blinks: 1.0,
+        jitter_px: 0.0,
+        ..SynthConfig::default()
+    };
+    let frame = synth::generate_frame(&data, 0)?;
+    let model = FitModel::torus(20.0, 5.0, 1.6);
+    let t = &frame.truth;
+    let start = FitState {
+        pose: Pose::new(Quat::from_axis_angle([0.6, 0.8, 0.0], 5f64.to_radians()) * t.pose.q, t.pose.shift),
+        scale: 1.05,
+        sigma: 1.8,
+        shape: 5.5,
+    };
+    let refine_ms = median_ms(20, || {
+        refine(&frame.image.data, 128, 128, &model, &start, &RefineConfig::default()).expect("valid frame");
+    });
+    let report = serde_json::json!({
+        "machine": {
+            "threads": rayon::current_num_threads(),
+            "arch": std::env::consts::ARCH,
+        },
+        "cnn": cnn,
+        "render_500_points_128px_ms": render_ms,
+        "refine_thin_torus_ms": refine_ms,
+    });
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!("PoseScope bench ({} threads)", rayon::current_num_threads());
+    for r in &cnn {
+        println!(
+            "  CNN {}×{} batch {:>2}: forward {:>8.1} img/s, training step {:>8.1} img/s",
+            cfg.input_size, cfg.input_size, r.batch, r.forward_img_per_s, r.train_step_img_per_s
+        );
+    }
+    println!("  render 500 points → 128×128: {render_ms:.3} ms");
+    println!("  refine one thin-torus frame (one thread): {refine_ms:.2} ms");
     Ok(())
 }

@@ -650,6 +650,28 @@ fn pixel_size_from_imagej_description() {
 }
 
 #[test]
+fn description_tag_is_validated_and_latin1_is_accepted() {
+    let data = vec![0u8; 16];
+    // ImageJ description in Latin-1 (µ = 0xB5), not UTF-8.
+    let mut desc = b"ImageJ=1.54f\nunit=\xB5m\n".to_vec();
+    desc.push(0);
+    let entry = (270u16, 2u16, desc.len() as u32, desc);
+    let bytes = gray16_tiff(4, 2, &[entry, rational(282, 20, 1), short(296, 1)], &data);
+    let s = open_bytes("latin1.tif", bytes, &Limits::default()).unwrap();
+    assert!((s.info().pixel_size_nm.unwrap() - 50.0).abs() < 1e-9);
+    // A description whose declared length runs past the end of the file.
+    let mut bytes = gray16_tiff(4, 2, &[ascii(270, "ImageJ=1.54f\nunit=nm\n")], &data);
+    let ifd = ifd_offsets(&bytes)[0];
+    let pos = entry_value_pos(&bytes, ifd, 270) - 4; // the count field
+    bytes[pos..pos + 4].copy_from_slice(&2_000_000_000u32.to_le_bytes());
+    let e = open_bytes("longdesc.tif", bytes, &Limits::default()).unwrap_err();
+    assert!(
+        matches!(e, IoError::Truncated { .. }) && e.to_string().contains("tag 270"),
+        "{e}"
+    );
+}
+
+#[test]
 fn pixel_size_from_resolution_tags() {
     let data = vec![0u8; 16];
     // 50 000 pixels per cm → 200 nm.
@@ -871,6 +893,15 @@ fn lazy_reading_only_touches_the_requested_page() {
         "{msg}"
     );
     assert_eq!(s.frame(n - 2).unwrap().get(0, 0), (n - 2) as f32);
+
+    // A byte-count array declared far longer than the file, on the last page only.
+    let mut b2 = bytes.clone();
+    let pos = entry_value_pos(&b2, last, 279) - 4; // the count field
+    b2[pos..pos + 4].copy_from_slice(&50_000_000u32.to_le_bytes());
+    let mut s = open_bytes("bad_counts.tif", b2, &Limits::default()).unwrap();
+    assert_eq!(s.frame(0).unwrap().get(1, 0), 1.0);
+    let e = s.frame(n - 1).unwrap_err();
+    assert!(e.to_string().contains("tag 279"), "{e}");
 
     // An unsupported compression on the last page: same story.
     let pos = entry_value_pos(&bytes, last, 259);

@@ -227,6 +227,9 @@ pub(crate) fn im2col(x: &NhwcView<'_>, g: &ConvGeometry, row0: usize, cols: &mut
             let (lo, hi) = (patch.kx_lo * c, patch.kx_hi * c);
             dst[..lo].fill(0.0);
             dst[hi..].fill(0.0);
+            if lo == hi {
+                continue;
+            }
             let run = &mut dst[lo..hi];
             let base = x.offset + patch.b * sb + iy * sy + patch.first_col() * sx;
             if row_runs {
@@ -267,6 +270,9 @@ pub(crate) fn col2im_add(
                 continue;
             };
             let (lo, hi) = (patch.kx_lo * c, patch.kx_hi * c);
+            if lo == hi {
+                continue;
+            }
             let base = b * sb + iy * sy + patch.first_col() * c;
             let dst = &mut dx[base..base + (hi - lo)];
             for (d, s) in dst.iter_mut().zip(&src[lo..hi]) {

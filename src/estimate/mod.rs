@@ -9,5 +9,6 @@ pub mod conv;
 mod conv_cpu;
 pub mod net;
 pub mod net_bench;
+pub mod net_optim;
 pub mod preprocess;
 pub mod train;

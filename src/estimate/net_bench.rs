@@ -3,7 +3,7 @@
 //! Both measurements run on random frames after a warm-up:
 //! * forward: one [`OrientationNet::forward`] per iteration;
 //! * training step: forward, MSE loss against random targets, backward and an
-//!   AdamW update ([`candle_nn::AdamW`]).
+//!   AdamW update ([`FusedAdamW`] or [`candle_nn::AdamW`]).
 
 use std::time::Instant;
 
@@ -13,11 +13,13 @@ use serde::{Deserialize, Serialize};
 
 use super::conv::ConvBackend;
 use super::net::{NetConfig, OrientationNet};
+use super::net_optim::{AdamWKind, FusedAdamW};
 
 /// Images per second for inference and for training.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BenchResult {
     pub backend: ConvBackend,
+    pub optimizer: AdamWKind,
     pub batch: usize,
     /// Timed iterations of each measurement (after the warm-up).
     pub iters: usize,
@@ -27,19 +29,22 @@ pub struct BenchResult {
     pub train_step_img_per_s: f64,
 }
 
-/// Benchmarks `cfg` with the fast convolution on the CPU; see [`bench_cnn_with`].
+/// Benchmarks `cfg` on the CPU with the fast convolution and the fused
+/// AdamW; see [`bench_cnn_with`].
 pub fn bench_cnn(cfg: &NetConfig, batch: usize, iters: usize) -> Result<BenchResult> {
-    bench_cnn_with(cfg, batch, iters, ConvBackend::Fast)
+    bench_cnn_with(cfg, batch, iters, ConvBackend::Fast, AdamWKind::Fused)
 }
 
-/// Benchmarks `cfg` with the given convolution backend on the CPU: `iters`
-/// timed forward passes and `iters` timed training steps on a batch of
-/// `batch` random frames, each after `max(1, iters / 5)` untimed ones.
+/// Benchmarks `cfg` on the CPU with the given convolution backend and
+/// optimiser: `iters` timed forward passes and `iters` timed training steps
+/// on a batch of `batch` random frames, each after `max(1, iters / 5)`
+/// untimed ones.
 pub fn bench_cnn_with(
     cfg: &NetConfig,
     batch: usize,
     iters: usize,
     backend: ConvBackend,
+    optimizer: AdamWKind,
 ) -> Result<BenchResult> {
     if batch == 0 || iters == 0 {
         bail!("bench_cnn: batch ({batch}) and iters ({iters}) must be positive");
@@ -51,26 +56,48 @@ pub fn bench_cnn_with(
     let s = cfg.input_size;
     let x = Tensor::randn(0f32, 1.0, (batch, 1, s, s), &dev)?;
     let target = Tensor::randn(0f32, 1.0, (batch, cfg.outputs), &dev)?;
+    let warmup = (iters / 5).max(1);
+
+    let forward_s = time(warmup, iters, || net.forward(&x).map(drop))?;
     let params = ParamsAdamW {
         lr: 1e-4,
         ..ParamsAdamW::default()
     };
-    let mut opt = AdamW::new(varmap.all_vars(), params)?;
-    let warmup = (iters / 5).max(1);
-
-    let forward_s = time(warmup, iters, || net.forward(&x).map(drop))?;
-    let train_s = time(warmup, iters, || {
-        let loss = candle_nn::loss::mse(&net.forward(&x)?, &target)?;
-        opt.backward_step(&loss)
-    })?;
+    let vars = varmap.all_vars();
+    let train_s = match optimizer {
+        AdamWKind::Fused => {
+            let opt = FusedAdamW::new(vars, params)?;
+            time_training(&net, opt, &x, &target, warmup, iters)?
+        }
+        AdamWKind::Candle => {
+            let opt = AdamW::new(vars, params)?;
+            time_training(&net, opt, &x, &target, warmup, iters)?
+        }
+    };
     let images = (batch * iters) as f64;
     Ok(BenchResult {
         backend,
+        optimizer,
         batch,
         iters,
         threads: rayon::current_num_threads(),
         forward_img_per_s: images / forward_s,
         train_step_img_per_s: images / train_s,
+    })
+}
+
+/// Seconds taken by `iters` training steps after `warmup` untimed ones.
+fn time_training<O: Optimizer>(
+    net: &OrientationNet,
+    mut opt: O,
+    x: &Tensor,
+    target: &Tensor,
+    warmup: usize,
+    iters: usize,
+) -> Result<f64> {
+    time(warmup, iters, || {
+        let loss = candle_nn::loss::mse(&net.forward(x)?, target)?;
+        opt.backward_step(&loss)
     })
 }
 

@@ -92,14 +92,16 @@ mod tests {
     #[test]
     fn bins_and_normalises_a_128_frame() {
         let mut frame = vec![100.0f32; 128 * 128];
-        // a bright 2×2 block at rows 64–65, cols 70–71
-        for (r, c) in [(64, 70), (64, 71), (65, 70), (65, 71)] {
-            frame[r * 128 + c] = 300.0;
+        // a bright 12×12 block at rows 60–71, cols 66–77 (36 input pixels, above the 99.5th percentile)
+        for r in 60..72 {
+            for c in 66..78 {
+                frame[r * 128 + c] = 300.0;
+            }
         }
         let p = prepare(&frame, 128, 128, 64);
         assert_eq!(p.input.len(), 64 * 64);
         assert_eq!(p.window_offset, [0.0, 0.0]);
-        assert_eq!(p.input[32 * 64 + 35], 1.0, "the block maps to one input pixel at the top of the scale");
+        assert_eq!(p.input[32 * 64 + 35], 1.0, "the block maps to input pixels at the top of the scale");
         assert_eq!(p.input[0], 0.0);
     }
 
@@ -107,13 +109,13 @@ mod tests {
     fn crops_a_large_frame_around_the_particle() {
         let (w, h) = (300, 200);
         let mut frame = vec![10.0f32; w * h];
-        for r in 150..160 {
-            for c in 220..230 {
+        for r in 148..162 {
+            for c in 218..232 {
                 frame[r * w + c] = 50.0;
             }
         }
         let p = prepare(&frame, w, h, 64);
-        // particle centre (225, 155) is 75, 55 from the frame centre (150, 100)
+        // particle centre (225, 155) is 75, 55 from the frame centre (150, 100); 14×14 px covers ≥ 36 input pixels
         assert!((p.window_offset[0] - 75.0).abs() <= 1.0 && (p.window_offset[1] - 55.0).abs() <= 1.0, "{:?}", p.window_offset);
         let peak = p.input.iter().cloned().fold(0.0f32, f32::max);
         assert_eq!(peak, 1.0);

@@ -48,10 +48,10 @@ impl FitModel {
 
     /// A torus of major radius `major` (pixels) whose tube radius is a fitted
     /// parameter: points are `ring + ρ·(cos v cos φ, cos v sin φ, sin v)`.
-    /// The sampling keeps neighbouring points within about 1.5 σ so the
-    /// rendered surface is smooth (ripple below 0.1 %).
+    /// The sampling keeps neighbouring points within about 1.8 σ so the
+    /// rendered surface is smooth (ripple about 2·exp(−2π²σ²/d²) ≈ 0.5 %).
     pub fn torus(major: f64, tube: f64, sigma: f64) -> Self {
-        let spacing = 1.5 * sigma.max(0.3);
+        let spacing = 1.8 * sigma.max(0.3);
         let n_az = ((std::f64::consts::TAU * (major + tube) / spacing).ceil() as usize).clamp(12, 720);
         let n_tube = ((std::f64::consts::TAU * tube / spacing).ceil() as usize).clamp(4, 180);
         let mut base = Vec::with_capacity(n_az * n_tube);
@@ -112,8 +112,8 @@ pub struct RefineConfig {
 impl Default for RefineConfig {
     fn default() -> Self {
         Self {
-            max_iters: 30,
-            tolerance: 1e-7,
+            max_iters: 20,
+            tolerance: 1e-5,
             fit_sigma: true,
             fit_scale: true,
             fit_shape: true,
@@ -275,24 +275,89 @@ fn solve_spd(a: &[f64], b: &[f64], n: usize) -> Option<Vec<f64>> {
     Some(x)
 }
 
-/// Least-squares gain and offset of `frame ≈ a·img + b`, and the residual sum of squares.
-fn linear_fit(img: &[f32], frame: &[f32]) -> (f64, f64, f64) {
-    let n = img.len() as f64;
-    let (mut si, mut sf, mut sii, mut sif, mut sff) = (0.0f64, 0.0, 0.0, 0.0, 0.0);
-    for (&x, &y) in img.iter().zip(frame) {
-        let (x, y) = (x as f64, y as f64);
-        si += x;
-        sf += y;
-        sii += x * x;
-        sif += x * y;
-        sff += y * y;
+/// A frame centred on its mean, with its sum of squares: what every
+/// evaluation of the fit needs, computed once.
+struct CentredFrame {
+    centred: Vec<f32>,
+    ss: f64,
+}
+
+impl CentredFrame {
+    fn new(frame: &[f32]) -> Self {
+        let mean = frame.iter().map(|&v| v as f64).sum::<f64>() / frame.len().max(1) as f64;
+        let centred: Vec<f32> = frame.iter().map(|&v| (v as f64 - mean) as f32).collect();
+        let ss = centred.iter().map(|&v| (v as f64) * (v as f64)).sum();
+        Self { centred, ss }
     }
-    let var_i = sii - si * si / n;
-    let cov = sif - si * sf / n;
-    let a = if var_i > 0.0 { cov / var_i } else { 0.0 };
-    let b = (sf - a * si) / n;
-    let rss = (sff - sf * sf / n) - a * cov;
-    (a, b, rss.max(0.0))
+
+    /// Least-squares gain `a` and offset `b` of `centred ≈ a·img + b`, and the
+    /// residual sum of squares. Using the centred frame keeps the sums free
+    /// of cancellation, so f32 lanes are accurate enough.
+    fn linear_fit(&self, img: &[f32]) -> (f64, f64, f64) {
+        let n = img.len() as f64;
+        let si = sum(img);
+        let var_i = dot(img, img) - si * si / n;
+        let cov = dot(img, &self.centred);
+        let a = if var_i > 0.0 { cov / var_i } else { 0.0 };
+        let b = -a * si / n;
+        (a, b, (self.ss - a * cov).max(0.0))
+    }
+}
+
+/// `Σ x` in f32 lanes of 8, summed in f64.
+fn sum(x: &[f32]) -> f64 {
+    let mut acc = [0.0f32; 8];
+    let mut xc = x.chunks_exact(8);
+    for a in &mut xc {
+        for k in 0..8 {
+            acc[k] += a[k];
+        }
+    }
+    acc.iter().map(|&v| v as f64).sum::<f64>() + xc.remainder().iter().map(|&v| v as f64).sum::<f64>()
+}
+
+/// `Σ x·y` in f32 lanes of 8, summed in f64 (vectorises; exact enough for normal equations).
+fn dot(x: &[f32], y: &[f32]) -> f64 {
+    let mut acc = [0.0f32; 8];
+    let mut xc = x.chunks_exact(8);
+    let mut yc = y.chunks_exact(8);
+    for (a, b) in (&mut xc).zip(&mut yc) {
+        for k in 0..8 {
+            acc[k] += a[k] * b[k];
+        }
+    }
+    let tail: f64 = xc.remainder().iter().zip(yc.remainder()).map(|(a, b)| (*a as f64) * (*b as f64)).sum();
+    acc.iter().map(|&v| v as f64).sum::<f64>() + tail
+}
+
+/// Gauss–Newton normal equations `(H, g)` for the columns
+/// `[a·J_0 … a·J_{m−1}, I, 1]` and residual `r = a·I + b − F`.
+fn normal_equations(jac: &[f32], image: &[f32], frame: &[f32], m: usize, a: f64, b: f64) -> (Vec<f64>, Vec<f64>) {
+    let plane = image.len();
+    let p = m + 2;
+    let col = |j: usize| &jac[j * plane..(j + 1) * plane];
+    let residual: Vec<f32> = image.iter().zip(frame).map(|(&i, &f)| (a * i as f64 + b - f as f64) as f32).collect();
+    let mut h = vec![0.0f64; p * p];
+    let mut g = vec![0.0f64; p];
+    for i in 0..m {
+        for j in 0..=i {
+            h[i * p + j] = a * a * dot(col(i), col(j));
+        }
+        h[m * p + i] = a * dot(image, col(i));
+        h[(m + 1) * p + i] = a * sum(col(i));
+        g[i] = a * dot(col(i), &residual);
+    }
+    h[m * p + m] = dot(image, image);
+    h[(m + 1) * p + m] = sum(image);
+    h[(m + 1) * p + m + 1] = plane as f64;
+    g[m] = dot(image, &residual);
+    g[m + 1] = sum(&residual);
+    for i in 0..p {
+        for j in 0..i {
+            h[j * p + i] = h[i * p + j];
+        }
+    }
+    (h, g)
 }
 
 /// Refines `start` against `frame` (`width × height`, row-major, finite).
@@ -317,15 +382,18 @@ pub fn refine(
         sigma: start.sigma as f32,
         params: k,
         log_sigma: layout.log_sigma,
+        // derivatives for the step need less reach than the exact cost
+        radius_sigmas: 4.0,
     };
     let plane = width * height;
     let n_img = spec.images();
     let p = n_img + 2; // + gain a and offset b
     let mut state = *start;
     let mut scratch = Scratch::default();
+    let target = CentredFrame::new(frame);
     let cost_of = |st: &FitState, scratch: &mut Scratch| {
         let img = render_state(model, st, width, height, scratch);
-        linear_fit(&img, frame).2
+        target.linear_fit(&img).2
     };
     let mut cost = cost_of(&state, &mut scratch);
     let mut lambda = 1e-3;
@@ -349,26 +417,21 @@ pub fn refine(
             uv[2 * i] = (cu + s * c[0]) as f32;
             uv[2 * i + 1] = (cv + s * c[1]) as f32;
             let d = &mut dudv[i * 2 * k..(i + 1) * 2 * k];
-            let mut sens = vec![
-                [0.0, -s * c[2]],  // ω_x
-                [s * c[2], 0.0],   // ω_y
-                [-s * c[1], s * c[0]], // ω_z
-                [1.0, 0.0],        // shift x
-                [0.0, 1.0],        // shift y
-            ];
+            // ∂(u, v)/∂θ: ω_x, ω_y, ω_z (camera-frame rotation), shift x, shift y
+            let mut sens = [[0.0f64; 2]; 7];
+            sens[..5].copy_from_slice(&[[0.0, -s * c[2]], [s * c[2], 0.0], [-s * c[1], s * c[0]], [1.0, 0.0], [0.0, 1.0]]);
+            let mut j = 5;
             if layout.scale {
-                sens.push([s * c[0], s * c[1]]);
+                sens[j] = [s * c[0], s * c[1]]; // ln scale
+                j += 1;
             }
-            if layout.shape {
-                if let Some(m) = &model.mode {
-                    let t = m[i].map(|x| x as f64);
-                    let rt = [0, 1].map(|r| rot[r][0] * t[0] + rot[r][1] * t[1] + rot[r][2] * t[2]);
-                    sens.push([s * rt[0], s * rt[1]]);
-                }
+            if let (true, Some(m)) = (layout.shape, &model.mode) {
+                let t = m[i].map(|x| x as f64);
+                sens[j] = [0, 1].map(|r| s * (rot[r][0] * t[0] + rot[r][1] * t[1] + rot[r][2] * t[2])); // shape
             }
-            for (j, sv) in sens.iter().enumerate() {
-                d[2 * j] = sv[0] as f32;
-                d[2 * j + 1] = sv[1] as f32;
+            for (dst, sv) in d.chunks_exact_mut(2).zip(&sens) {
+                dst[0] = sv[0] as f32;
+                dst[1] = sv[1] as f32;
             }
         }
         let spec = JacobianSpec {
@@ -376,40 +439,8 @@ pub fn refine(
             ..spec
         };
         splat_frame_jacobian(&uv, &dudv, &model.weights, &spec, &mut image, &mut jac);
-        let (a, b, _) = linear_fit(&image, frame);
-        // normal equations over columns [a·J_0 .. a·J_{m-1}, I, 1]
-        let col = |j: usize, px: usize| -> f64 {
-            if j < n_img {
-                a * jac[j * plane + px] as f64
-            } else if j == n_img {
-                image[px] as f64
-            } else {
-                1.0
-            }
-        };
-        let mut h = vec![0.0f64; p * p];
-        let mut g = vec![0.0f64; p];
-        let mut row = vec![0.0f64; p];
-        for px in 0..plane {
-            let r = a * image[px] as f64 + b - frame[px] as f64;
-            for (j, v) in row.iter_mut().enumerate() {
-                *v = col(j, px);
-            }
-            for i in 0..p {
-                g[i] += row[i] * r;
-                let ri = row[i];
-                if ri != 0.0 {
-                    for j in 0..=i {
-                        h[i * p + j] += ri * row[j];
-                    }
-                }
-            }
-        }
-        for i in 0..p {
-            for j in 0..i {
-                h[j * p + i] = h[i * p + j];
-            }
-        }
+        let (a, b, _) = target.linear_fit(&image);
+        let (h, g) = normal_equations(&jac, &image, &target.centred, n_img, a, b);
         // damped steps until one lowers the cost
         let mut improved = false;
         for _ in 0..8 {

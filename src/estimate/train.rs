@@ -64,6 +64,12 @@ pub enum TrainError {
 pub enum LossKind {
     /// Supervised, symmetry-aware (see the module docs).
     Supervised,
+    /// Self-supervised render-and-compare, as in the HOLLy prototype: the
+    /// predicted torus (pose, shift, σ, R, r) is rendered through the
+    /// differentiable splat, binned like the input, both images are scaled
+    /// to a sum of 100, and the loss is their mean absolute difference. No
+    /// pose labels are used; symmetric poses are equivalent by construction.
+    Render,
 }
 
 /// Everything that defines a training run.
@@ -225,7 +231,71 @@ pub fn predicted_axis(out: &Tensor) -> candle_core::Result<Tensor> {
     r.narrow(2, 2, 1)?.squeeze(2)
 }
 
-/// The symmetry-aware loss (module docs).
+/// Unit torus directions for the render loss: ring directions `e` and tube
+/// directions `t`, so that a torus of radii (R, r) is `R·e + r·t`.
+struct TorusBasis {
+    ring: Tensor,
+    tube: Tensor,
+    weights: Tensor,
+}
+
+impl TorusBasis {
+    fn new(dev: &Device) -> candle_core::Result<Self> {
+        let (n_az, n_tube) = (64usize, 12usize);
+        let mut ring = Vec::with_capacity(n_az * n_tube * 3);
+        let mut tube = Vec::with_capacity(n_az * n_tube * 3);
+        for i in 0..n_az {
+            let phi = std::f32::consts::TAU * i as f32 / n_az as f32;
+            for j in 0..n_tube {
+                let v = std::f32::consts::TAU * (j as f32 + 0.5) / n_tube as f32;
+                ring.extend([phi.cos(), phi.sin(), 0.0]);
+                tube.extend([v.cos() * phi.cos(), v.cos() * phi.sin(), v.sin()]);
+            }
+        }
+        let n = n_az * n_tube;
+        Ok(Self {
+            ring: Tensor::from_vec(ring, (1, n, 3), dev)?,
+            tube: Tensor::from_vec(tube, (1, n, 3), dev)?,
+            weights: Tensor::ones((1, n), DType::F32, dev)?,
+        })
+    }
+}
+
+/// Scales each image of `(B, …)` to a sum of 100, as the prototype did.
+fn sum_to_100(x: &Tensor) -> candle_core::Result<Tensor> {
+    let b = x.dim(0)?;
+    let flat = x.reshape((b, ()))?;
+    let s = flat.sum_keepdim(1)?.clamp(1e-6, f64::INFINITY)?;
+    (flat.broadcast_div(&s)? * 100.0)
+}
+
+/// The render-and-compare loss (see [`LossKind::Render`]).
+fn render_loss(out: &Tensor, batch: &Batch, basis: &TorusBasis) -> candle_core::Result<Tensor> {
+    let b = out.dim(0)?;
+    let size = batch.input.dim(3)?;
+    let bin = FIELD / size;
+    let rot = rotation_from_6d(&out.narrow(1, 0, 6)?).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+    let shift = (out.narrow(1, 6, 2)? * SHIFT_UNIT)?;
+    let sigma = out.narrow(1, 8, 1)?.clamp(-1.5, 2.5)?.exp()?.squeeze(1)?;
+    let major = (out.narrow(1, 9, 1)?.clamp(-2.0, 2.0)?.exp()? * REFERENCE_MAJOR_PX)?; // (B,1)
+    let tube = (&major * out.narrow(1, 10, 1)?.clamp(0.0, 0.9)?)?;
+    let n = basis.ring.dim(1)?;
+    let pts = basis
+        .ring
+        .broadcast_mul(&major.reshape((b, 1, 1))?)?
+        .broadcast_add(&basis.tube.broadcast_mul(&tube.reshape((b, 1, 1))?)?)?; // (B,N,3)
+    let cam = pts.matmul(&rot.narrow(1, 0, 2)?.transpose(1, 2)?)?; // (B,N,2)
+    let centre = Tensor::new(&[FIELD as f32 / 2.0, FIELD as f32 / 2.0], out.device())?.reshape((1, 1, 2))?;
+    let uv = cam.broadcast_add(&shift.reshape((b, 1, 2))?)?.broadcast_add(&centre)?;
+    let w = basis.weights.broadcast_as((b, n))?.contiguous()?;
+    let img = crate::render::cpu::splat(&uv, &w, &sigma, FIELD, FIELD).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+    let img = img.reshape((b, 1, FIELD, FIELD))?.avg_pool2d(bin)?;
+    let pred = sum_to_100(&img)?;
+    let target = sum_to_100(&batch.input.clamp(0.0, f64::INFINITY)?)?;
+    (pred - target)?.abs()?.mean_all()
+}
+
+/// The symmetry-aware supervised loss (module docs).
 fn loss(out: &Tensor, batch: &Batch) -> candle_core::Result<Tensor> {
     let p = predicted_axis(out)?;
     let flip = Tensor::new(&[1.0f32, 1.0, -1.0], out.device())?;
@@ -403,6 +473,7 @@ pub fn train(
         ..cfg.data.clone()
     };
     let val = make_batch(&val_data, 0, cfg.val_frames.max(1), cfg.net.input_size, &dev)?;
+    let basis = TorusBasis::new(&dev)?;
     let t0 = Instant::now();
     let wall0 = meta.wall_s;
     let mut running = f64::NAN;
@@ -412,7 +483,10 @@ pub fn train(
         opt.set_learning_rate(cfg.lr * (0.05 + 0.95 * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())));
         let batch = make_batch(&train_data, step * cfg.batch, cfg.batch, cfg.net.input_size, &dev)?;
         let out = net.forward(&batch.input)?;
-        let l = loss(&out, &batch)?;
+        let l = match cfg.loss {
+            LossKind::Supervised => loss(&out, &batch)?,
+            LossKind::Render => render_loss(&out, &batch, &basis)?,
+        };
         opt.backward_step(&l)?;
         let lv = l.to_scalar::<f32>()? as f64;
         running = if running.is_nan() { lv } else { 0.98 * running + 0.02 * lv };
@@ -532,6 +606,27 @@ impl Estimator {
 mod tests {
     use super::*;
     use crate::synth::Range;
+
+    #[test]
+    fn render_loss_trains_without_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = TrainConfig {
+            data: SynthConfig { sites: 60, ..SynthConfig::default() },
+            net: NetConfig { input_size: 32, channels: vec![8, 8, 16], hidden: 32, outputs: OUTPUTS, ..NetConfig::default() },
+            steps: 30,
+            batch: 8,
+            lr: 2e-3,
+            loss: LossKind::Render,
+            val_frames: 8,
+            val_every: 30,
+            ..TrainConfig::default()
+        };
+        let losses = std::sync::Mutex::new(Vec::new());
+        train(&cfg, &dir.path().join("r.safetensors"), false, &|p| losses.lock().unwrap().push(p.loss)).unwrap();
+        let losses = losses.into_inner().unwrap();
+        assert!(losses.iter().all(|l| l.is_finite()));
+        assert!(*losses.last().unwrap() < losses[0], "render loss did not fall: {losses:?}");
+    }
 
     #[test]
     fn a_tiny_network_learns_and_round_trips_through_its_files() {

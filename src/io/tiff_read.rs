@@ -7,9 +7,14 @@
 //! of the file whose header points straight at that page's directory, so no other page is
 //! touched and random access costs the same for every page.
 //!
-//! Before a page is decoded its layout (compression, sample type, colour model) is checked, its
-//! declared sample buffer is checked against the limits, and every strip or tile is checked to
-//! lie inside the file.
+//! Before a page is decoded, the values of the tags that will be read are checked to lie inside
+//! the file (the `tiff` crate sizes buffers from the counts declared in the directory), its
+//! layout (compression, sample type, colour model) is checked, its declared sample buffer is
+//! checked against the limits, and every strip or tile is checked to lie inside the file. The
+//! `ImageDescription` is read by this module, not by the `tiff` crate, for the same reason.
+//!
+//! Compression: none, LZW, Deflate and PackBits. JPEG-in-TIFF and other codecs are rejected as
+//! unsupported (they are rare in fluorescence microscopy and widen the attack surface).
 //!
 //! ImageJ writes stacks larger than 4 GiB as one directory followed by all the images back to
 //! back, with `images=N` in its description. Such files are recognised and read plane by plane
@@ -249,25 +254,19 @@ impl TiffBackend {
             scan_chain(source, ctx, header, first, file_len, &mut warnings)?;
         let first_page = pages[0];
 
+        // Values of the tags we and the decoder read must lie inside the file; the description
+        // is read here rather than by the `tiff` crate, which sizes its buffer from the tag.
+        let desc_ref = check_entries(source, path, header, first_page, 0, file_len)?;
+        let description = match desc_ref {
+            Some(d) => read_description(source, path, header, d, file_len, &mut warnings)?,
+            None => None,
+        };
+
         // Decode the first page's directory with the tiff crate: layout and metadata.
-        let (layout, description, x_res, res_unit) = guard(path, "page 0", || {
+        let (layout, x_res, res_unit) = guard(path, "page 0", || {
             let mut dec = decoder_at(source, header, first_page, ctx.limits, file_len)
                 .map_err(|e| tiff_error(path, 0, e))?;
             let layout = inspect(&mut dec, path, 0, file_len, ctx.limits)?;
-            let description = match dec.find_tag(Tag::ImageDescription) {
-                Ok(Some(v)) => match v.into_string() {
-                    Ok(s) => Some(s),
-                    Err(_) => {
-                        warnings.push("ImageDescription is not text; ignored".to_string());
-                        None
-                    }
-                },
-                Ok(None) => None,
-                Err(e) => {
-                    warnings.push(format!("ImageDescription unreadable ({e}); ignored"));
-                    None
-                }
-            };
             let x_res = match dec.find_tag(Tag::XResolution) {
                 Ok(Some(v)) => resolution(v),
                 _ => None,
@@ -276,7 +275,7 @@ impl TiffBackend {
                 .find_tag_unsigned::<u16>(Tag::ResolutionUnit)
                 .ok()
                 .flatten();
-            Ok((layout, description, x_res, res_unit))
+            Ok((layout, x_res, res_unit))
         })?;
         if (u64::from(layout.width), u64::from(layout.height)) != (width, height) {
             return Err(IoError::corrupt(
@@ -384,6 +383,7 @@ impl TiffBackend {
         let ifd = *self.pages.get(index).ok_or_else(|| {
             IoError::corrupt(path, format!("page {index} missing from the page table"))
         })?;
+        check_entries(source, path, self.header, ifd, index, self.file_len)?;
         let what = format!("page {index}");
         guard(path, &what, || {
             let mut dec = decoder_at(source, self.header, ifd, ctx.limits, self.file_len)
@@ -593,6 +593,123 @@ fn read_dir(
         }
     }
     Ok(dir)
+}
+
+/// Tags whose values the `tiff` decoder or this module reads.
+const READ_TAGS: [u16; 22] = [
+    254, 256, 257, 258, 259, 262, 270, 273, 277, 278, 279, 282, 283, 284, 296, 317, 322, 323, 324,
+    325, 338, 339,
+];
+
+/// Bytes per value of a TIFF field type (0 for unknown types).
+fn type_size(t: u16) -> u64 {
+    match t {
+        1 | 2 | 6 | 7 => 1,
+        3 | 8 => 2,
+        4 | 9 | 11 | 13 => 4,
+        5 | 10 | 12 | 16..=18 => 8,
+        _ => 0,
+    }
+}
+
+/// Where the `ImageDescription` text is.
+#[derive(Clone, Copy, Debug)]
+struct DescRef {
+    count: u64,
+    /// The entry's value field: the text itself when it fits, else its offset.
+    field: [u8; 8],
+}
+
+/// Re-reads the directory of `page` and checks that the values of every tag that will be read
+/// lie inside the file, so that no decoder sizes a buffer from a count the file cannot back.
+/// Returns where the page's `ImageDescription` is, if it has one.
+fn check_entries(
+    source: &mut dyn Source,
+    path: &Path,
+    header: TiffHeader,
+    ifd: u64,
+    page: usize,
+    file_len: u64,
+) -> Result<Option<DescRef>, IoError> {
+    let mut buf = Vec::new();
+    let dir = read_dir(source, path, header, ifd, page, file_len, &mut buf)?;
+    let entries = &buf[..(dir.end - ifd - header.count_size() - header.offset_size()) as usize];
+    let inline = header.offset_size();
+    let mut desc = None;
+    for entry in entries.chunks_exact(header.entry_size() as usize) {
+        let tag = header.u16(entry);
+        if !READ_TAGS.contains(&tag) && tag != 347 && tag != 530 {
+            continue;
+        }
+        let typ = header.u16(&entry[2..]);
+        let (count, field) = if header.big {
+            (header.u64(&entry[4..]), &entry[12..20])
+        } else {
+            (u64::from(header.u32(&entry[4..])), &entry[8..12])
+        };
+        let total = count.checked_mul(type_size(typ));
+        let in_file = match total {
+            None => false,
+            Some(t) if t <= inline => true,
+            Some(t) => header
+                .offset(field)
+                .checked_add(t)
+                .is_some_and(|end| end <= file_len),
+        };
+        if !in_file {
+            return Err(IoError::truncated(
+                path,
+                format!(
+                    "page {page}: the value of tag {tag} ({count} × type {typ}) extends past the                      end of the file ({file_len} bytes)"
+                ),
+            ));
+        }
+        if tag == 270 && matches!(typ, 1 | 2 | 7) {
+            let mut f = [0u8; 8];
+            f[..field.len()].copy_from_slice(field);
+            desc = Some(DescRef { count, field: f });
+        }
+    }
+    Ok(desc)
+}
+
+/// Largest `ImageDescription` read (OME-XML of big acquisitions can be tens of MB).
+const MAX_DESCRIPTION: u64 = 64 << 20;
+
+/// Reads the `ImageDescription` text (UTF-8, or Latin-1 when it is not valid UTF-8).
+fn read_description(
+    source: &mut dyn Source,
+    path: &Path,
+    header: TiffHeader,
+    d: DescRef,
+    file_len: u64,
+    warnings: &mut Vec<String>,
+) -> Result<Option<String>, IoError> {
+    if d.count > MAX_DESCRIPTION {
+        warnings.push(format!(
+            "ImageDescription of {} bytes is too long; ignored",
+            d.count
+        ));
+        return Ok(None);
+    }
+    let mut bytes = if d.count <= header.offset_size() {
+        d.field[..d.count as usize].to_vec()
+    } else {
+        let offset = header.offset(&d.field);
+        if offset.saturating_add(d.count) > file_len {
+            return Ok(None);
+        }
+        let mut b = vec![0u8; d.count as usize];
+        read_exact_at(source, path, offset, &mut b, "ImageDescription")?;
+        b
+    };
+    if let Some(nul) = bytes.iter().position(|&b| b == 0) {
+        bytes.truncate(nul);
+    }
+    Ok(Some(match String::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(e) => e.into_bytes().iter().map(|&b| char::from(b)).collect(),
+    }))
 }
 
 /// A view of the file whose header's first-IFD pointer is replaced, so that a fresh

@@ -8,6 +8,38 @@
 
 use gemm::Parallelism;
 
+/// Defines `$name`, which runs `$body` (an `#[inline(always)]` function)
+/// compiled for AVX-512 or AVX2+FMA when the CPU has them (checked at run
+/// time, cached by std), and for the baseline target otherwise.
+macro_rules! simd_dispatch {
+    ($(#[$doc:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) => $body:ident) => {
+        $(#[$doc])*
+        $vis fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                unsafe fn avx512($($arg: $ty),*) {
+                    $body($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn avx2($($arg: $ty),*) {
+                    $body($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU supports the enabled feature (checked above).
+                    return unsafe { avx512($($arg),*) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                    // SAFETY: as above.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            $body($($arg),*)
+        }
+    };
+}
+
+
 /// `exp(x)` for `x <= 0`, vectorisable (no libm call).
 ///
 /// Range reduction to `2^n · e^f` with `f ∈ [-ln2/2, ln2/2]` and a degree-6 Taylor
@@ -77,36 +109,18 @@ fn profiles_impl(centres: &[f32], len: usize, sigma: f32, kind: Profile, out: &m
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn profiles_avx512(centres: &[f32], len: usize, sigma: f32, kind: Profile, out: &mut [f32]) {
-    profiles_impl(centres, len, sigma, kind, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn profiles_avx2(centres: &[f32], len: usize, sigma: f32, kind: Profile, out: &mut [f32]) {
-    profiles_impl(centres, len, sigma, kind, out)
-}
-
-/// Fills `out[i·len + c]` with the 1-D profile of point `i` at pixel `c`
-/// (centre `c + 0.5`), for a point at continuous coordinate `centres[i]`.
-///
-/// `out.len()` must be `centres.len() · len`.
-pub fn profiles(centres: &[f32], len: usize, sigma: f32, kind: Profile, out: &mut [f32]) {
+#[inline(always)]
+fn profiles_checked(centres: &[f32], len: usize, sigma: f32, kind: Profile, out: &mut [f32]) {
     assert_eq!(out.len(), centres.len() * len, "profile buffer size");
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports the enabled feature (checked above).
-            return unsafe { profiles_avx512(centres, len, sigma, kind, out) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            // SAFETY: as above.
-            return unsafe { profiles_avx2(centres, len, sigma, kind, out) };
-        }
-    }
     profiles_impl(centres, len, sigma, kind, out)
+}
+
+simd_dispatch! {
+    /// Fills `out[i·len + c]` with the 1-D profile of point `i` at pixel `c`
+    /// (centre `c + 0.5`), for a point at continuous coordinate `centres[i]`.
+    ///
+    /// `out.len()` must be `centres.len() · len`.
+    pub fn profiles(centres: &[f32], len: usize, sigma: f32, kind: Profile, out: &mut [f32]) => profiles_checked
 }
 
 /// The normalisation of a unit-mass 2-D Gaussian, `1/(2πσ²)`.
@@ -334,7 +348,7 @@ fn prefer_dense(sigma: f32, width: usize, height: usize) -> bool {
 }
 
 /// Fills `out[k]` with the profile at pixels `lo + k` for a point at `centre`.
-#[inline]
+#[inline(always)]
 pub(crate) fn profile_window(centre: f32, lo: usize, sigma: f32, kind: Profile, out: &mut [f32]) {
     // same arithmetic as `profiles`, on a sub-range of the axis
     let len = out.len();
@@ -375,32 +389,9 @@ fn accumulate_impl(out: &mut [f32], width: usize, gx: &[f32], gy: &[f32], lx: us
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn accumulate_avx512(out: &mut [f32], width: usize, gx: &[f32], gy: &[f32], lx: usize, ly: usize, starts: &[Block]) {
-    accumulate_impl(out, width, gx, gy, lx, ly, starts)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn accumulate_avx2(out: &mut [f32], width: usize, gx: &[f32], gy: &[f32], lx: usize, ly: usize, starts: &[Block]) {
-    accumulate_impl(out, width, gx, gy, lx, ly, starts)
-}
-
-/// `out[(r0+k)·W + c0 + j] += s·gy[k]·gx[j]` for every point's window.
-fn accumulate(out: &mut [f32], width: usize, gx: &[f32], gy: &[f32], lx: usize, ly: usize, starts: &[Block]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports the enabled feature (checked above).
-            return unsafe { accumulate_avx512(out, width, gx, gy, lx, ly, starts) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            // SAFETY: as above.
-            return unsafe { accumulate_avx2(out, width, gx, gy, lx, ly, starts) };
-        }
-    }
-    accumulate_impl(out, width, gx, gy, lx, ly, starts)
+simd_dispatch! {
+    /// `out[(r0+k)·W + c0 + j] += s·gy[k]·gx[j]` for every point's window.
+    fn accumulate(out: &mut [f32], width: usize, gx: &[f32], gy: &[f32], lx: usize, ly: usize, starts: &[Block]) => accumulate_impl
 }
 
 /// Splats one frame: `out[r·W + c] = Σᵢ wᵢ/(2πσ²)·exp(-((c+½-uᵢ)² + (r+½-vᵢ)²)/2σ²)`.
@@ -558,6 +549,9 @@ pub struct JacobianSpec {
     pub params: usize,
     /// Whether to add one more derivative image, with respect to `ln σ`.
     pub log_sigma: bool,
+    /// Half-width of each point's window in σ ([`TRUNCATE_SIGMAS`] for an exact
+    /// render; about 4 is plenty for the derivatives of a fit, e^-8 ≈ 3e-4).
+    pub radius_sigmas: f32,
 }
 
 impl JacobianSpec {
@@ -567,14 +561,19 @@ impl JacobianSpec {
     }
 }
 
-/// Renders a frame and its derivative images for Gauss–Newton fitting.
-///
-/// `dudv[(i·K + k)·2 ..]` holds `(∂uᵢ/∂θₖ, ∂vᵢ/∂θₖ)` for point `i` and
-/// parameter `k`. `image` receives the splat ([`splat_frame`]'s formula);
-/// `jac[k·W·H ..]` receives `∂I/∂θₖ`, and, with `log_sigma`, the last image is
-/// `∂I/∂ln σ`. Each point touches only its `±6σ` window, so the cost is about
-/// `2K + 3` times that of the forward splat.
-pub fn splat_frame_jacobian(
+simd_dispatch! {
+    /// Renders a frame and its derivative images for Gauss–Newton fitting.
+    ///
+    /// `dudv[(i·K + k)·2 ..]` holds `(∂uᵢ/∂θₖ, ∂vᵢ/∂θₖ)` for point `i` and
+    /// parameter `k`. `image` receives the splat ([`splat_frame`]'s formula);
+    /// `jac[k·W·H ..]` receives `∂I/∂θₖ`, and, with `log_sigma`, the last image is
+    /// `∂I/∂ln σ`. Each point touches only its `±6σ` window, so the cost is about
+    /// `2K + 3` times that of the forward splat.
+    pub fn splat_frame_jacobian(uv: &[f32], dudv: &[f32], weights: &[f32], spec: &JacobianSpec, image: &mut [f32], jac: &mut [f32]) => jacobian_impl
+}
+
+#[inline(always)]
+fn jacobian_impl(
     uv: &[f32],
     dudv: &[f32],
     weights: &[f32],
@@ -591,7 +590,7 @@ pub fn splat_frame_jacobian(
     assert_eq!(jac.len(), spec.images() * plane);
     image.fill(0.0);
     jac.fill(0.0);
-    let radius = TRUNCATE_SIGMAS * sigma;
+    let radius = spec.radius_sigmas.clamp(1.0, TRUNCATE_SIGMAS) * sigma;
     let norm = gauss_norm(sigma);
     let inv_s2 = 1.0 / (sigma * sigma);
     let mut buf: Vec<f32> = Vec::new();
@@ -603,12 +602,15 @@ pub fn splat_frame_jacobian(
             continue;
         }
         let (nx, ny) = (c1 - c0, r1 - r0);
-        buf.resize(3 * nx + 3 * ny, 0.0);
-        let (gx, rest) = buf.split_at_mut(nx);
-        let (gx_d, rest) = rest.split_at_mut(nx);
-        let (gx_d2, rest) = rest.split_at_mut(nx);
-        let (gy, rest) = rest.split_at_mut(ny);
-        let (gy_d, gy_d2) = rest.split_at_mut(ny);
+        // profiles are filled over whole 16-lane blocks (the extra values are
+        // further along the same Gaussian) and used over the window only
+        let (px, py) = (nx.div_ceil(16) * 16, ny.div_ceil(16) * 16);
+        buf.resize(3 * px + 3 * py, 0.0);
+        let (gx, rest) = buf.split_at_mut(px);
+        let (gx_d, rest) = rest.split_at_mut(px);
+        let (gx_d2, rest) = rest.split_at_mut(px);
+        let (gy, rest) = rest.split_at_mut(py);
+        let (gy_d, gy_d2) = rest.split_at_mut(py);
         profile_window(p[0], c0, sigma, Profile::Gauss, gx);
         profile_window(p[0], c0, sigma, Profile::DCentre, gx_d);
         profile_window(p[1], r0, sigma, Profile::Gauss, gy);
@@ -617,6 +619,7 @@ pub fn splat_frame_jacobian(
             profile_window(p[0], c0, sigma, Profile::DSquared, gx_d2);
             profile_window(p[1], r0, sigma, Profile::DSquared, gy_d2);
         }
+        let (gx, gx_d, gx_d2) = (&gx[..nx], &gx_d[..nx], &gx_d2[..nx]);
         let s = w * norm;
         let sens = &dudv[i * 2 * k..(i + 1) * 2 * k];
         for (j, r) in (r0..r1).enumerate() {
@@ -640,14 +643,14 @@ pub fn splat_frame_jacobian(
     }
 }
 
-#[inline]
+#[inline(always)]
 fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
     for (y, &x) in y.iter_mut().zip(x) {
         *y += a * x;
     }
 }
 
-#[inline]
+#[inline(always)]
 fn axpy2(y: &mut [f32], a: f32, x: &[f32], b: f32, z: &[f32]) {
     for ((y, &x), &z) in y.iter_mut().zip(x).zip(z) {
         *y += a * x + b * z;
@@ -725,7 +728,7 @@ mod tests {
         let n = uv.len() / 2;
         let dudv: Vec<f32> = (0..n).flat_map(|i| [1.0, 0.0, 0.0, i as f32 - 1.5]).collect();
         let w = vec![1.0, 2.0, 0.5, 1.5];
-        let spec = JacobianSpec { width: 48, height: 52, sigma: 1.7, params: 2, log_sigma: true };
+        let spec = JacobianSpec { width: 48, height: 52, sigma: 1.7, params: 2, log_sigma: true, radius_sigmas: TRUNCATE_SIGMAS };
         let plane = spec.width * spec.height;
         let mut img = vec![0.0; plane];
         let mut jac = vec![0.0; 3 * plane];
