@@ -201,6 +201,9 @@ struct FitArgs {
     /// Do not use a network even if one is available (coarse search instead).
     #[arg(long)]
     no_net: bool,
+    /// Report the starting poses without refinement (e.g. to measure the network alone).
+    #[arg(long)]
+    no_refine: bool,
     /// Where the network runs: auto uses a GPU when one is compiled in and present.
     #[arg(long, value_enum, default_value = "auto")]
     device: DeviceArg,
@@ -703,11 +706,14 @@ fn fit_cmd(a: FitArgs) -> Result<()> {
             }
         }
     };
-    let opts = FitOptions {
+    let mut opts = FitOptions {
         sigma: a.sigma,
         search_count: a.search.max(1),
         ..FitOptions::default()
     };
+    if a.no_refine {
+        opts.refine.max_iters = 0;
+    }
     // open everything first, so the bar knows the total and bad files are reported up front
     let mut stacks = Vec::new();
     let mut rows: Vec<PoseRow> = Vec::new();

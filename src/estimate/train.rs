@@ -266,7 +266,7 @@ fn sum_to_100(x: &Tensor) -> candle_core::Result<Tensor> {
     let b = x.dim(0)?;
     let flat = x.reshape((b, ()))?;
     let s = flat.sum_keepdim(1)?.clamp(1e-6, f64::INFINITY)?;
-    (flat.broadcast_div(&s)? * 100.0)
+    flat.broadcast_div(&s)? * 100.0
 }
 
 /// The render-and-compare loss (see [`LossKind::Render`]).
