@@ -128,17 +128,35 @@ mod default_net {
 
     #[divan::bench(args = BATCHES)]
     fn train_fast(b: Bencher, batch: usize) {
-        train(b, NetConfig::default(), ConvBackend::Fast, AdamWKind::Fused, batch);
+        train(
+            b,
+            NetConfig::default(),
+            ConvBackend::Fast,
+            AdamWKind::Fused,
+            batch,
+        );
     }
 
     #[divan::bench(args = BATCHES)]
     fn train_fast_candle_adamw(b: Bencher, batch: usize) {
-        train(b, NetConfig::default(), ConvBackend::Fast, AdamWKind::Candle, batch);
+        train(
+            b,
+            NetConfig::default(),
+            ConvBackend::Fast,
+            AdamWKind::Candle,
+            batch,
+        );
     }
 
     #[divan::bench(args = BATCHES)]
     fn train_stock(b: Bencher, batch: usize) {
-        train(b, NetConfig::default(), ConvBackend::Stock, AdamWKind::Candle, batch);
+        train(
+            b,
+            NetConfig::default(),
+            ConvBackend::Stock,
+            AdamWKind::Candle,
+            batch,
+        );
     }
 }
 
@@ -159,17 +177,35 @@ mod holly_net {
 
     #[divan::bench(args = BATCHES)]
     fn train_fast(b: Bencher, batch: usize) {
-        train(b, NetConfig::holly(), ConvBackend::Fast, AdamWKind::Fused, batch);
+        train(
+            b,
+            NetConfig::holly(),
+            ConvBackend::Fast,
+            AdamWKind::Fused,
+            batch,
+        );
     }
 
     #[divan::bench(args = BATCHES)]
     fn train_fast_candle_adamw(b: Bencher, batch: usize) {
-        train(b, NetConfig::holly(), ConvBackend::Fast, AdamWKind::Candle, batch);
+        train(
+            b,
+            NetConfig::holly(),
+            ConvBackend::Fast,
+            AdamWKind::Candle,
+            batch,
+        );
     }
 
     #[divan::bench(args = BATCHES)]
     fn train_stock(b: Bencher, batch: usize) {
-        train(b, NetConfig::holly(), ConvBackend::Stock, AdamWKind::Candle, batch);
+        train(
+            b,
+            NetConfig::holly(),
+            ConvBackend::Stock,
+            AdamWKind::Candle,
+            batch,
+        );
     }
 }
 
@@ -179,10 +215,9 @@ mod optimizer {
     use super::*;
 
     fn step(bencher: Bencher, kind: AdamWKind) {
-        let mut setup =
-            Setup::new(&NetConfig::holly(), ConvBackend::Fast, kind, 1).expect("setup");
-        let loss = candle_nn::loss::mse(&setup.forward().expect("forward"), &setup.target)
-            .expect("loss");
+        let mut setup = Setup::new(&NetConfig::holly(), ConvBackend::Fast, kind, 1).expect("setup");
+        let loss =
+            candle_nn::loss::mse(&setup.forward().expect("forward"), &setup.target).expect("loss");
         let grads = loss.backward().expect("backward");
         setup.opt.step(&grads).expect("warm-up");
         bencher.bench_local(|| setup.opt.step(&grads).expect("step"));
@@ -232,8 +267,9 @@ mod holly_layers {
         } else {
             cfg.conv_layers().expect("layers")[i - 1].out_size
         };
-        let x = candle_core::Var::randn(0f32, 1.0, (32, side, side, spec.in_channels), &Device::Cpu)
-            .expect("x");
+        let x =
+            candle_core::Var::randn(0f32, 1.0, (32, side, side, spec.in_channels), &Device::Cpu)
+                .expect("x");
         (conv, x)
     }
 

@@ -29,14 +29,19 @@ fn thin_torus() -> Vec<SynthFrame> {
         seed: 4242,
         ..SynthConfig::default()
     };
-    (0..FRAMES).map(|i| generate_frame(&cfg, i).unwrap()).collect()
+    (0..FRAMES)
+        .map(|i| generate_frame(&cfg, i).unwrap())
+        .collect()
 }
 
 /// A start about 5° and 1 px away from the truth, as a network would give.
 fn near_start(f: &SynthFrame) -> FitState {
     let q = Quat::from_axis_angle([0.6, 0.8, 0.0], 5f64.to_radians()) * f.truth.pose.q;
     FitState {
-        pose: Pose::new(q, [f.truth.pose.shift[0] + 1.0, f.truth.pose.shift[1] - 0.8]),
+        pose: Pose::new(
+            q,
+            [f.truth.pose.shift[0] + 1.0, f.truth.pose.shift[1] - 0.8],
+        ),
         scale: 1.05,
         sigma: 1.8,
         shape: 5.5,
@@ -50,14 +55,37 @@ fn refine_one(bencher: divan::Bencher) {
     let model = FitModel::torus(20.0, 5.0, 1.6);
     let its: usize = frames
         .iter()
-        .map(|f| refine(&f.image.data, 128, 128, &model, &near_start(f), &RefineConfig::default()).unwrap().iterations)
+        .map(|f| {
+            refine(
+                &f.image.data,
+                128,
+                128,
+                &model,
+                &near_start(f),
+                &RefineConfig::default(),
+            )
+            .unwrap()
+            .iterations
+        })
         .sum();
-    eprintln!("refine_one: {} points, {:.1} iterations on average", model.base.len(), its as f64 / FRAMES as f64);
+    eprintln!(
+        "refine_one: {} points, {:.1} iterations on average",
+        model.base.len(),
+        its as f64 / FRAMES as f64
+    );
     let mut i = 0;
     bencher.bench_local(|| {
         let f = &frames[i % FRAMES];
         i += 1;
-        refine(&f.image.data, 128, 128, &model, &near_start(f), &RefineConfig::default()).unwrap()
+        refine(
+            &f.image.data,
+            128,
+            128,
+            &model,
+            &near_start(f),
+            &RefineConfig::default(),
+        )
+        .unwrap()
     });
 }
 
@@ -74,7 +102,10 @@ fn fit_batch_32_with_network(bencher: divan::Bencher) {
     let model = FitModel::torus(20.0, 5.0, 1.6);
     let opts = FitOptions::default();
     bencher.bench_local(|| {
-        let input: Vec<(&[f32], usize, usize)> = frames.iter().map(|f| (f.image.data.as_slice(), 128, 128)).collect();
+        let input: Vec<(&[f32], usize, usize)> = frames
+            .iter()
+            .map(|f| (f.image.data.as_slice(), 128, 128))
+            .collect();
         let starts = est.estimate(&input).unwrap();
         frames
             .par_iter()
@@ -87,7 +118,9 @@ fn fit_batch_32_with_network(bencher: divan::Bencher) {
                     sigma: e.sigma,
                     shape: e.tube_px / scale,
                 };
-                fit_frame(&f.image.data, 128, 128, &model, &opts, Some(st)).unwrap().score
+                fit_frame(&f.image.data, 128, 128, &model, &opts, Some(st))
+                    .unwrap()
+                    .score
             })
             .sum::<f64>()
     });

@@ -21,7 +21,11 @@ fn torus_like() -> (Vec<[f32; 3]>, Vec<f32>) {
             let a = i as f32 * 2.399_963; // golden angle
             let b = i as f32 * 0.618_034 * std::f32::consts::TAU;
             let (r, t) = (20.0f32, 5.0f32);
-            [(r + t * b.cos()) * a.cos(), (r + t * b.cos()) * a.sin(), t * b.sin()]
+            [
+                (r + t * b.cos()) * a.cos(),
+                (r + t * b.cos()) * a.sin(),
+                t * b.sin(),
+            ]
         })
         .collect();
     (pts, vec![1.0; N])
@@ -58,9 +62,16 @@ struct Batch {
 fn batch(b: usize) -> Batch {
     let dev = Device::Cpu;
     let (pts, w) = torus_like();
-    let rot: Vec<f32> = (0..b).flat_map(|_| ROT.iter().flatten().map(|&x| x as f32)).collect();
+    let rot: Vec<f32> = (0..b)
+        .flat_map(|_| ROT.iter().flatten().map(|&x| x as f32))
+        .collect();
     Batch {
-        pts: Tensor::from_vec(pts.iter().flatten().copied().collect::<Vec<_>>(), (N, 3), &dev).unwrap(),
+        pts: Tensor::from_vec(
+            pts.iter().flatten().copied().collect::<Vec<_>>(),
+            (N, 3),
+            &dev,
+        )
+        .unwrap(),
         w: Tensor::new(w, &dev).unwrap(),
         rot: Tensor::from_vec(rot, (b, 3, 3), &dev).unwrap(),
         shift: Tensor::zeros((b, 2), candle_core::DType::F32, &dev).unwrap(),
@@ -74,7 +85,10 @@ fn batch(b: usize) -> Batch {
 fn candle_forward(bencher: divan::Bencher, b: usize) {
     let t = batch(b);
     bencher.bench_local(|| {
-        cpu::render(&t.pts, &t.w, &t.rot, &t.shift, &t.sigma, &t.scale, SIZE, SIZE).unwrap()
+        cpu::render(
+            &t.pts, &t.w, &t.rot, &t.shift, &t.sigma, &t.scale, SIZE, SIZE,
+        )
+        .unwrap()
     });
 }
 

@@ -10,8 +10,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use posescope::estimate::eval::evaluate;
 use posescope::estimate::fit::{fit_frame, FitOptions, FitOutcome};
-use posescope::estimate::train::{train, Estimator, NetEstimate, TrainConfig};
 use posescope::estimate::refine::FitModel;
+use posescope::estimate::train::{train, Estimator, NetEstimate, TrainConfig};
 use posescope::export::{read_pose_csv, write_pose_csv, PoseRow};
 use posescope::geometry::{Pose, Quat, Symmetry};
 use posescope::io::{self, Frame, WriteSample};
@@ -531,10 +531,21 @@ fn build_model(a: &ModelArgs) -> Result<Model> {
     let mut model = match a.model.as_str() {
         "torus" => Model::torus(spec, a.points, 1)?,
         "torus-gap" => Model::torus_missing_arc(spec, a.points, 90.0, 1)?,
-        "torus-marker" => Model::torus_with_marker(spec, a.points, [major + tube, 0.0, 0.0], 10.0, 1)?,
+        "torus-marker" => {
+            Model::torus_with_marker(spec, a.points, [major + tube, 0.0, 0.0], 10.0, 1)?
+        }
         m if m.starts_with("ring:") => {
-            let n: u32 = m[5..].parse().with_context(|| format!("model '{m}': expected ring:N"))?;
-            Model::ring_of_blobs(major, n, (a.points / n.max(1) as usize).max(1), tube.max(0.0), units, 1)?
+            let n: u32 = m[5..]
+                .parse()
+                .with_context(|| format!("model '{m}': expected ring:N"))?;
+            Model::ring_of_blobs(
+                major,
+                n,
+                (a.points / n.max(1) as usize).max(1),
+                tube.max(0.0),
+                units,
+                1,
+            )?
         }
         path => {
             let mut m = Model::load(Path::new(path)).with_context(|| format!("model '{path}'"))?;
@@ -578,7 +589,13 @@ fn render_cmd(a: RenderArgs) -> Result<()> {
         scale: a.scale,
     };
     let pose = Pose::new(q, shift);
-    let img = render_frame(&model.points, &model.weights, &q.to_matrix(), shift, &params)?;
+    let img = render_frame(
+        &model.points,
+        &model.weights,
+        &q.to_matrix(),
+        shift,
+        &params,
+    )?;
     let frame = Frame {
         width,
         height,
@@ -595,7 +612,10 @@ fn render_cmd(a: RenderArgs) -> Result<()> {
             io::write_png_gray16(&a.out, &frame, 0.0, if hi > 0.0 { hi } else { 1.0 })?
         }
         "tif" | "tiff" => io::write_tiff_stack(&a.out, &[frame], WriteSample::F32, None)?,
-        _ => bail!("{}: output must end in .png, .tif or .tiff", a.out.display()),
+        _ => bail!(
+            "{}: output must end in .png, .tif or .tiff",
+            a.out.display()
+        ),
     }
     let (rot, tilt, psi) = q.to_euler_zyz_deg();
     let axis = q.axis();
@@ -622,9 +642,11 @@ fn fit_model(a: &ModelArgs, sigma: f64) -> Result<FitModel> {
         let [major, tube] = parse_floats::<2>(&a.torus, "--torus")?;
         let to_px = match a.units {
             UnitsArg::Px => 1.0,
-            UnitsArg::Nm => 1.0
-                / a.pixel_size
-                    .context("--units nm needs --pixel-size NM to convert the torus to pixels")?,
+            UnitsArg::Nm => {
+                1.0 / a
+                    .pixel_size
+                    .context("--units nm needs --pixel-size NM to convert the torus to pixels")?
+            }
         };
         if !(major > 0.0 && tube >= 0.0 && tube < major) {
             bail!("--torus {major},{tube}: need R > 0 and 0 ≤ r < R");
@@ -667,20 +689,41 @@ fn pick_device(d: DeviceArg) -> Result<candle_core::Device> {
     use candle_core::Device;
     let dev = match d {
         DeviceArg::Cpu => Device::Cpu,
-        DeviceArg::Cuda => Device::new_cuda(0).context("--device cuda (build with --features cuda)")?,
-        DeviceArg::Metal => Device::new_metal(0).context("--device metal (build with --features metal)")?,
+        DeviceArg::Cuda => {
+            Device::new_cuda(0).context("--device cuda (build with --features cuda)")?
+        }
+        DeviceArg::Metal => {
+            Device::new_metal(0).context("--device metal (build with --features metal)")?
+        }
         DeviceArg::Auto => Device::new_cuda(0)
             .or_else(|_| Device::new_metal(0))
             .unwrap_or(Device::Cpu),
     };
     tracing::info!("network device: {:?}", dev);
-    eprintln!("network device: {}", if dev.is_cpu() { "cpu" } else if dev.is_cuda() { "cuda" } else { "metal" });
+    eprintln!(
+        "network device: {}",
+        if dev.is_cpu() {
+            "cpu"
+        } else if dev.is_cuda() {
+            "cuda"
+        } else {
+            "metal"
+        }
+    );
     Ok(dev)
 }
 
 /// The refinement start from a network estimate, in the fit model's units.
-fn start_from(e: &NetEstimate, model: &FitModel, template_major: f64) -> posescope::estimate::refine::FitState {
-    let scale = if model.mode.is_some() { (e.major_px / template_major).clamp(0.1, 10.0) } else { 1.0 };
+fn start_from(
+    e: &NetEstimate,
+    model: &FitModel,
+    template_major: f64,
+) -> posescope::estimate::refine::FitState {
+    let scale = if model.mode.is_some() {
+        (e.major_px / template_major).clamp(0.1, 10.0)
+    } else {
+        1.0
+    };
     posescope::estimate::refine::FitState {
         pose: Pose::new(e.q, e.shift),
         scale,
@@ -698,7 +741,10 @@ fn fit_cmd(a: FitArgs) -> Result<()> {
         match a.weights.clone().or_else(default_weights) {
             Some(w) => {
                 let dev = pick_device(a.device)?;
-                Some(Estimator::load(&w, &dev).with_context(|| format!("loading network {}", w.display()))?)
+                Some(
+                    Estimator::load(&w, &dev)
+                        .with_context(|| format!("loading network {}", w.display()))?,
+                )
             }
             None => {
                 eprintln!("no network weights found: starting from a coarse search (slower)");
@@ -748,12 +794,21 @@ fn fit_cmd(a: FitArgs) -> Result<()> {
                 Some(est) => {
                     let ok: Vec<(&[f32], usize, usize)> = frames
                         .iter()
-                        .filter_map(|(_, f)| f.as_ref().ok().map(|f| (f.data.as_slice(), f.width, f.height)))
+                        .filter_map(|(_, f)| {
+                            f.as_ref()
+                                .ok()
+                                .map(|f| (f.data.as_slice(), f.width, f.height))
+                        })
                         .collect();
                     let mut est_iter = est.estimate(&ok)?.into_iter();
                     frames
                         .iter()
-                        .map(|(_, f)| f.as_ref().ok().and_then(|_| est_iter.next()).map(|e| start_from(&e, &model, template_major)))
+                        .map(|(_, f)| {
+                            f.as_ref()
+                                .ok()
+                                .and_then(|_| est_iter.next())
+                                .map(|e| start_from(&e, &model, template_major))
+                        })
                         .collect()
                 }
                 None => vec![None; frames.len()],
@@ -764,14 +819,22 @@ fn fit_cmd(a: FitArgs) -> Result<()> {
                 .zip(starts)
                 .map(|((k, f), start)| {
                     let row = match f {
-                        Ok(f) => match fit_frame(&f.data, f.width, f.height, &model, &opts, start) {
-                            Ok(o) => {
-                                let mut r = outcome_row(k, &o);
-                                r.set("cnn_ms", format!("{:.3}", if start.is_some() { net_ms } else { 0.0 }));
-                                r
+                        Ok(f) => {
+                            match fit_frame(&f.data, f.width, f.height, &model, &opts, start) {
+                                Ok(o) => {
+                                    let mut r = outcome_row(k, &o);
+                                    r.set(
+                                        "cnn_ms",
+                                        format!(
+                                            "{:.3}",
+                                            if start.is_some() { net_ms } else { 0.0 }
+                                        ),
+                                    );
+                                    r
+                                }
+                                Err(e) => PoseRow::failed(k, e),
                             }
-                            Err(e) => PoseRow::failed(k, e),
-                        },
+                        }
                         Err(e) => PoseRow::failed(k, e),
                     };
                     bar.inc(1);
@@ -811,12 +874,21 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
         return Ok(());
     }
     println!("symmetry      {}", r.symmetry);
-    println!("frames        {} truth, {} matched, {} missing, {} failed", r.truth_rows, r.matched, r.missing, r.failed);
+    println!(
+        "frames        {} truth, {} matched, {} missing, {} failed",
+        r.truth_rows, r.matched, r.missing, r.failed
+    );
     if let Some(s) = r.axis_error {
-        println!("axis error    median {:.3}°  p90 {:.3}°  mean {:.3}°  max {:.3}°", s.median, s.p90, s.mean, s.max);
+        println!(
+            "axis error    median {:.3}°  p90 {:.3}°  mean {:.3}°  max {:.3}°",
+            s.median, s.p90, s.mean, s.max
+        );
     }
     if let Some(s) = r.rotation_error {
-        println!("rotation err  median {:.3}°  p90 {:.3}°  mean {:.3}°  max {:.3}°", s.median, s.p90, s.mean, s.max);
+        println!(
+            "rotation err  median {:.3}°  p90 {:.3}°  mean {:.3}°  max {:.3}°",
+            s.median, s.p90, s.mean, s.max
+        );
     }
     if r.matched == 0 {
         bail!("no prediction matches a truth row (compare the frame and file columns)");
@@ -826,7 +898,10 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
 
 fn train_cmd(a: TrainArgs) -> Result<()> {
     if a.model != "torus" {
-        bail!("only the torus has a trainable network so far (got --model {})", a.model);
+        bail!(
+            "only the torus has a trainable network so far (got --model {})",
+            a.model
+        );
     }
     if let Some(t) = a.threads {
         rayon::ThreadPoolBuilder::new()
@@ -857,7 +932,9 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     );
     let meta = train(&cfg, &a.out, a.resume, &|p| {
         bar.set_position(p.step as u64);
-        let val = p.val_median_deg.map_or("-".to_string(), |v| format!("{v:.2}°"));
+        let val = p
+            .val_median_deg
+            .map_or("-".to_string(), |v| format!("{v:.2}°"));
         bar.set_message(format!("loss {:.4} val median {val}", p.loss));
     })?;
     bar.finish_and_clear();
@@ -901,14 +978,30 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
         cnn.push(bench_cnn(&cfg, batch, iters)?);
     }
     // renderer: 500 points into 128×128, the fast path
-    let torus = Model::torus(TorusSpec { major_radius: 20.0, tube_radius: 5.0, units: Units::Px }, 500, 1)?;
+    let torus = Model::torus(
+        TorusSpec {
+            major_radius: 20.0,
+            tube_radius: 5.0,
+            units: Units::Px,
+        },
+        500,
+        1,
+    )?;
     let params = SplatParams::new(128, 128, 1.6);
     let rot = Quat::from_euler_zyz_deg(30.0, 50.0, 0.0).to_matrix();
     let mut scratch = posescope::render::kernel::Scratch::default();
     let mut out = vec![0.0f32; 128 * 128];
     let render_ms = median_ms(200, || {
-        posescope::render::cpu::render_frame_into(&torus.points, &torus.weights, &rot, [0.0; 2], &params, &mut scratch, &mut out)
-            .expect("valid render");
+        posescope::render::cpu::render_frame_into(
+            &torus.points,
+            &torus.weights,
+            &rot,
+            [0.0; 2],
+            &params,
+            &mut scratch,
+            &mut out,
+        )
+        .expect("valid render");
     });
     // refinement of a noisy thin-torus frame from a start 5° away
     let data = SynthConfig {
@@ -925,13 +1018,24 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
     let model = FitModel::torus(20.0, 5.0, 1.6);
     let t = &frame.truth;
     let start = FitState {
-        pose: Pose::new(Quat::from_axis_angle([0.6, 0.8, 0.0], 5f64.to_radians()) * t.pose.q, t.pose.shift),
+        pose: Pose::new(
+            Quat::from_axis_angle([0.6, 0.8, 0.0], 5f64.to_radians()) * t.pose.q,
+            t.pose.shift,
+        ),
         scale: 1.05,
         sigma: 1.8,
         shape: 5.5,
     };
     let refine_ms = median_ms(20, || {
-        refine(&frame.image.data, 128, 128, &model, &start, &RefineConfig::default()).expect("valid frame");
+        refine(
+            &frame.image.data,
+            128,
+            128,
+            &model,
+            &start,
+            &RefineConfig::default(),
+        )
+        .expect("valid frame");
     });
     let report = serde_json::json!({
         "machine": {

@@ -18,8 +18,19 @@ fn synth_then_info_and_truth() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("set");
     let o = posescope(&[
-        "synth", "--n", "12", "--size", "64", "--radius", "8..14", "--seed", "7", "--pixel-size", "65",
-        "--out", out.to_str().unwrap(),
+        "synth",
+        "--n",
+        "12",
+        "--size",
+        "64",
+        "--radius",
+        "8..14",
+        "--seed",
+        "7",
+        "--pixel-size",
+        "65",
+        "--out",
+        out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "synth failed: {}", text(&o.stderr));
     let o = posescope(&["info", "--json", out.join("stack.tif").to_str().unwrap()]);
@@ -30,7 +41,9 @@ fn synth_then_info_and_truth() {
     assert_eq!(s["width"], 64);
     assert_eq!(s["height"], 64);
     assert_eq!(s["sample_type"], "uint16");
-    let px = s["pixel_size_nm"].as_f64().expect("pixel size written and read back");
+    let px = s["pixel_size_nm"]
+        .as_f64()
+        .expect("pixel size written and read back");
     assert!((px - 65.0).abs() < 1e-3, "pixel size {px}");
     assert!(s["max"].as_f64().unwrap() > s["min"].as_f64().unwrap());
     // the truth table has one row per frame with the standard columns
@@ -41,8 +54,27 @@ fn synth_then_info_and_truth() {
     assert!((8.0..=14.0).contains(&r));
     // the same seed gives the same data
     let again = dir.path().join("again");
-    assert!(posescope(&["synth", "--n", "12", "--size", "64", "--radius", "8..14", "--seed", "7", "--pixel-size", "65", "--out", again.to_str().unwrap()]).status.success());
-    assert_eq!(std::fs::read(out.join("stack.tif")).unwrap(), std::fs::read(again.join("stack.tif")).unwrap());
+    assert!(posescope(&[
+        "synth",
+        "--n",
+        "12",
+        "--size",
+        "64",
+        "--radius",
+        "8..14",
+        "--seed",
+        "7",
+        "--pixel-size",
+        "65",
+        "--out",
+        again.to_str().unwrap()
+    ])
+    .status
+    .success());
+    assert_eq!(
+        std::fs::read(out.join("stack.tif")).unwrap(),
+        std::fs::read(again.join("stack.tif")).unwrap()
+    );
 }
 
 #[test]
@@ -51,14 +83,35 @@ fn render_writes_png_tiff_and_ply() {
     let png = dir.path().join("r.png");
     let tif = dir.path().join("r.tif");
     let ply = dir.path().join("posed.ply");
-    let o = posescope(&["render", "--euler", "30,60,0", "--size", "96x80", "--out", png.to_str().unwrap(), "--ply", ply.to_str().unwrap()]);
+    let o = posescope(&[
+        "render",
+        "--euler",
+        "30,60,0",
+        "--size",
+        "96x80",
+        "--out",
+        png.to_str().unwrap(),
+        "--ply",
+        ply.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let mut stack = posescope::io::open(&png).unwrap();
     assert_eq!((stack.info().width, stack.info().height), (96, 80));
-    assert!(stack.frame(0).unwrap().min_max().1 > 60000.0, "PNG is scaled to its maximum");
+    assert!(
+        stack.frame(0).unwrap().min_max().1 > 60000.0,
+        "PNG is scaled to its maximum"
+    );
     let posed = posescope::shapes::Model::load(&ply).unwrap();
     assert_eq!(posed.len(), 2000);
-    let o = posescope(&["render", "--quat", "1,0,0,0", "--sigma", "2", "--out", tif.to_str().unwrap()]);
+    let o = posescope(&[
+        "render",
+        "--quat",
+        "1,0,0,0",
+        "--sigma",
+        "2",
+        "--out",
+        tif.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let f = posescope::io::open(&tif).unwrap().frame(0).unwrap();
     // float TIFF keeps raw intensities: 2000 unit-weight points sum to ≈ 2000
@@ -78,13 +131,25 @@ fn errors_are_one_clear_line_and_nonzero() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     let o = posescope(&["render", "--euler", "1,2", "--out", "x.png"]);
     assert!(!o.status.success());
-    assert!(text(&o.stderr).contains("expected 3"), "{}", text(&o.stderr));
-    let o = posescope(&["synth", "--n", "0", "--out", dir.path().join("z").to_str().unwrap()]);
+    assert!(
+        text(&o.stderr).contains("expected 3"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = posescope(&[
+        "synth",
+        "--n",
+        "0",
+        "--out",
+        dir.path().join("z").to_str().unwrap(),
+    ]);
     assert!(!o.status.success());
     assert!(text(&o.stderr).contains("frames"));
     let o = posescope(&["--help"]);
     assert!(o.status.success());
-    for cmd in ["info", "synth", "render", "view", "fit", "train", "eval", "export"] {
+    for cmd in [
+        "info", "synth", "render", "view", "fit", "train", "eval", "export",
+    ] {
         assert!(text(&o.stdout).contains(cmd), "--help lacks {cmd}");
     }
 }

@@ -493,6 +493,41 @@ fn bigtiff() {
     assert_eq!(s.frame(0).unwrap().data, pages[0]);
 }
 
+/// Fuzzing found that the `tiff` crate misreads a BigTIFF directory after an entry of unknown
+/// field type (it skips 12 instead of 20 bytes), so it saw tags the validation never checked.
+#[test]
+fn bigtiff_entry_with_unknown_field_type_is_rejected() {
+    let pages: Vec<Vec<u16>> = vec![vec![7; 24 * 10], vec![8; 24 * 10]];
+    let mut bytes = encode::<colortype::Gray16>(24, 10, &pages, Compression::Lzw, true);
+    // Second page's directory: find ResolutionUnit and give it field type 2051.
+    let first = u64::from_le_bytes(bytes[8..16].try_into().unwrap()) as usize;
+    let n = u64::from_le_bytes(bytes[first..first + 8].try_into().unwrap()) as usize;
+    let next_at = first + 8 + n * 20;
+    let second = u64::from_le_bytes(bytes[next_at..next_at + 8].try_into().unwrap()) as usize;
+    let n2 = u64::from_le_bytes(bytes[second..second + 8].try_into().unwrap()) as usize;
+    let entry = (0..n2)
+        .map(|k| second + 8 + k * 20)
+        .find(|&e| u16::from_le_bytes([bytes[e], bytes[e + 1]]) == 296)
+        .unwrap();
+    bytes[entry + 2..entry + 4].copy_from_slice(&2051u16.to_le_bytes());
+    let mut s = open_bytes("unknown_type.tif", bytes, &Limits::default()).unwrap();
+    assert_eq!(s.frame(0).unwrap().get(0, 0), 7.0);
+    let e = s.frame(1).unwrap_err();
+    assert!(
+        matches!(e, IoError::Corrupt { .. }) && e.to_string().contains("field type"),
+        "{e}"
+    );
+
+    // The input the fuzzer produced (committed as a tiny fixture).
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/fuzz_bigtiff_unknown_field_type.tif");
+    let e = open(&fixture).unwrap_err();
+    assert!(
+        matches!(e, IoError::Corrupt { .. }) && e.to_string().contains("field type"),
+        "{e}"
+    );
+}
+
 #[test]
 fn rgb_tiff_becomes_luminance_with_warning() {
     let (w, h) = (4u32, 3u32);
@@ -566,10 +601,11 @@ fn planar_rgb_tiff() {
     let mut s = open_bytes("planar.tif", buf.into_inner(), &Limits::default()).unwrap();
     assert!(s.info().warnings.iter().any(|w| w.contains("luminance")));
     let f = s.frame(0).unwrap();
-    for i in 0..n {
-        let want = 0.2126 * f32::from(planes[0][i]) + 0.7152 * 100.0 + 0.0722 * 50.0;
-        assert_close(f.data[i], want, 1e-3);
+    for (&got, &r) in f.data.iter().zip(&planes[0]) {
+        let want = 0.2126 * f32::from(r) + 0.7152 * 100.0 + 0.0722 * 50.0;
+        assert_close(got, want, 1e-3);
     }
+    assert_eq!(f.data.len(), n);
 }
 
 #[test]
@@ -931,6 +967,11 @@ fn ifd_loop_is_detected() {
         matches!(e, IoError::Corrupt { .. }) && e.to_string().contains("loop"),
         "{e}"
     );
+    // A directory inside the header.
+    let mut b2 = bytes.clone();
+    b2[4..8].copy_from_slice(&2u32.to_le_bytes());
+    let e = open_bytes("hdr.tif", b2, &Limits::default()).unwrap_err();
+    assert!(e.to_string().contains("inside the file header"), "{e}");
     // Self loop.
     bytes[next..next + 4].copy_from_slice(&(ifds[2] as u32).to_le_bytes());
     let e = open_bytes("loop.tif", bytes.clone(), &Limits::default()).unwrap_err();

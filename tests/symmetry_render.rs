@@ -10,12 +10,23 @@ use rand::SeedableRng;
 
 fn render(model: &Model, q: Quat, shift: [f64; 2]) -> Vec<f32> {
     let params = SplatParams::new(64, 64, 1.4);
-    render_frame(&model.points, &model.weights, &q.to_matrix(), shift, &params).unwrap()
+    render_frame(
+        &model.points,
+        &model.weights,
+        &q.to_matrix(),
+        shift,
+        &params,
+    )
+    .unwrap()
 }
 
 fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
     let peak = a.iter().cloned().fold(0.0f32, f32::max);
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max) / peak
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max)
+        / peak
 }
 
 fn quat_strategy() -> impl Strategy<Value = Quat> {
@@ -56,11 +67,26 @@ proptest! {
 
 #[test]
 fn a_non_equivalent_pose_renders_differently_and_has_an_error() {
-    let torus = Model::torus_grid(TorusSpec { major_radius: 14.0, tube_radius: 4.0, units: Units::Px }, 24, 10).unwrap();
+    let torus = Model::torus_grid(
+        TorusSpec {
+            major_radius: 14.0,
+            tube_radius: 4.0,
+            units: Units::Px,
+        },
+        24,
+        10,
+    )
+    .unwrap();
     let q = Quat::from_euler_zyz_deg(20.0, 50.0, 0.0);
     let other = Quat::from_euler_zyz_deg(20.0, 65.0, 0.0);
-    let d = max_rel_diff(&render(&torus, q, [0.0; 2]), &render(&torus, other, [0.0; 2]));
-    assert!(d > 0.05, "a 15° tilt change should change the image, got {d}");
+    let d = max_rel_diff(
+        &render(&torus, q, [0.0; 2]),
+        &render(&torus, other, [0.0; 2]),
+    );
+    assert!(
+        d > 0.05,
+        "a 15° tilt change should change the image, got {d}"
+    );
     let err = Symmetry::TORUS.axis_error(other, q).to_degrees();
     assert!((err - 15.0).abs() < 1e-6, "axis error {err}");
     // the projection mirror of the ring is a different rotation, but the same image

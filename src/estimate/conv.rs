@@ -20,6 +20,7 @@
 //! `conv2d` + bias + [`candle_nn::ops::leaky_relu`] instead.
 
 use std::borrow::Cow;
+use std::sync::OnceLock;
 
 use candle_core::{
     bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Module, Result, Shape, Storage, Tensor,
@@ -102,7 +103,10 @@ impl FastConv2d {
     ) -> Result<Self> {
         let (out_c, _, kh, kw) = weight.dims4()?;
         if kh == 0 || kw == 0 || cfg.stride == 0 {
-            bail!("FastConv2d: kernel {kh}×{kw} and stride {} must be positive", cfg.stride);
+            bail!(
+                "FastConv2d: kernel {kh}×{kw} and stride {} must be positive",
+                cfg.stride
+            );
         }
         if let Some(b) = &bias {
             if b.dims() != [out_c] {
@@ -186,6 +190,7 @@ impl FastConv2d {
         let op = ConvOp {
             cfg: self.cfg,
             leaky: self.leaky.map(|s| s as f32),
+            weight_hwio: OnceLock::new(),
         };
         match &self.bias {
             Some(b) => x_nhwc.apply_op3(&self.weight, b, ConvBiasOp(op)),
@@ -223,14 +228,18 @@ impl Module for FastConv2d {
 }
 
 /// The fused layer without bias: `(x NHWC, weight)`.
-#[derive(Clone, Copy, Debug)]
+///
+/// One op is built per forward call; it keeps the weight rearranged for the
+/// GEMMs so the backward pass of the same call does not redo that.
+#[derive(Debug)]
 struct ConvOp {
     cfg: Conv2dConfig,
     leaky: Option<f32>,
+    weight_hwio: OnceLock<Vec<f32>>,
 }
 
 /// The fused layer with bias: `(x NHWC, weight, bias)`.
-#[derive(Clone, Copy, Debug)]
+#[derive(Debug)]
 struct ConvBiasOp(ConvOp);
 
 fn f32_slice<'a>(s: &'a CpuStorage, what: &str) -> Result<&'a [f32]> {
@@ -298,14 +307,25 @@ impl ConvOp {
     ) -> Result<(CpuStorage, Shape)> {
         let g = self.geometry(xl, wl)?;
         let x = nhwc_view(f32_slice(xs, "input")?, xl)?;
-        let w = contiguous(f32_slice(ws, "weight")?, wl);
+        let wt = self.weight_hwio(ws, wl, &g)?;
         let bias = match bias {
             Some((bs, bl)) => Some(contiguous(f32_slice(bs, "bias")?, bl)),
             None => None,
         };
-        let y = conv_cpu::conv2d_forward(&x, &w, bias.as_deref(), &g, self.leaky);
+        let y = conv_cpu::conv2d_forward(&x, wt, bias.as_deref(), &g, self.leaky);
         let shape = Shape::from((g.batch, g.out_h, g.out_w, g.out_c));
         Ok((CpuStorage::F32(y), shape))
+    }
+
+    /// The weight as the GEMM operand `(kh, kw, C, O)`, computed once per op.
+    fn weight_hwio(&self, ws: &CpuStorage, wl: &Layout, g: &ConvGeometry) -> Result<&[f32]> {
+        if let Some(wt) = self.weight_hwio.get() {
+            return Ok(wt);
+        }
+        let w = contiguous(f32_slice(ws, "weight")?, wl);
+        Ok(self
+            .weight_hwio
+            .get_or_init(|| conv_cpu::weight_hwio(&w, g)))
     }
 
     /// The gradients `(dx, dw, db)` of the op applied to `x` and `w`.
@@ -329,7 +349,7 @@ impl ConvOp {
         };
         let g = self.geometry(xl, wl)?;
         let xv = nhwc_view(f32_slice(xs, "input")?, xl)?;
-        let wv = contiguous(f32_slice(ws, "weight")?, wl);
+        let wt = self.weight_hwio(ws, wl, &g)?;
         let yv = contiguous(f32_slice(ys, "output")?, yl);
         let dyv = contiguous(f32_slice(dys, "output gradient")?, dyl);
         let inputs = BackwardInputs {
@@ -338,7 +358,7 @@ impl ConvOp {
             leaky: self.leaky,
             need_dx: x.track_op(),
         };
-        let grads = conv_cpu::conv2d_backward(&xv, &wv, &g, &inputs);
+        let grads = conv_cpu::conv2d_backward(&xv, wt, &g, &inputs);
         let dev = x.device();
         let dx = match grads.dx {
             Some(dx) => Some(Tensor::from_vec(dx, x.shape(), dev)?),

@@ -20,8 +20,57 @@
 //! Threads split the batch (whole images, so col2im never races); with fewer
 //! images than threads the GEMMs themselves run in parallel instead.
 
+use std::cell::RefCell;
+
 use gemm::Parallelism;
 use rayon::prelude::*;
+
+thread_local! {
+    /// Scratch buffers kept per thread between calls, so the large patch
+    /// blocks are not freshly mapped (and page-faulted in) on every call.
+    static POOL: RefCell<Vec<Vec<f32>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A scratch buffer from this thread's pool, returned to it on drop. Its
+/// contents are unspecified (stale data, never uninitialised memory).
+struct Scratch(Vec<f32>);
+
+impl Scratch {
+    /// Buffers larger than this (floats) are freed instead of pooled.
+    const KEEP_MAX: usize = 8 << 20;
+    /// Buffers kept per thread.
+    const KEEP_COUNT: usize = 4;
+
+    fn new(n: usize) -> Self {
+        let mut buf = POOL.with(|p| p.borrow_mut().pop()).unwrap_or_default();
+        if buf.len() < n {
+            buf.resize(n, 0.0);
+        }
+        Self(buf)
+    }
+
+    /// The first `n` elements.
+    fn get(&mut self, n: usize) -> &mut [f32] {
+        if self.0.len() < n {
+            self.0.resize(n, 0.0);
+        }
+        &mut self.0[..n]
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.0);
+        if buf.capacity() <= Self::KEEP_MAX {
+            POOL.with(|p| {
+                let mut p = p.borrow_mut();
+                if p.len() < Self::KEEP_COUNT {
+                    p.push(buf);
+                }
+            });
+        }
+    }
+}
 
 /// The shape of one convolution, NHWC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,42 +175,40 @@ impl<'a> NhwcView<'a> {
     }
 }
 
-/// Rows per block: the patch block (`rows × K` floats) stays around 256 KiB.
+/// Rows per block: the patch block (`rows × K` floats) stays around 1 MiB,
+/// with at least 256 rows so each GEMM amortises packing the weights (and,
+/// in the backward pass, reading and writing the weight gradient).
 pub(crate) fn block_rows(kdim: usize) -> usize {
-    const TARGET_FLOATS: usize = 64 * 1024;
-    (TARGET_FLOATS / kdim.max(1)).clamp(32, 1024)
+    const TARGET_FLOATS: usize = 256 * 1024;
+    (TARGET_FLOATS / kdim.max(1)).clamp(256, 4096)
 }
 
-/// The weight `(O, C, kh, kw)` rearranged to GEMM rows `(O, kh, kw, C)`.
-pub(crate) fn weight_to_rows(w: &[f32], g: &ConvGeometry) -> Vec<f32> {
-    let (c, kh, kw) = (g.in_c, g.kh, g.kw);
-    let k = g.kdim();
-    let mut out = vec![0.0f32; g.out_c * k];
-    for (o, dst) in out.chunks_exact_mut(k).enumerate() {
-        let src = &w[o * k..(o + 1) * k];
-        for ci in 0..c {
-            for ky in 0..kh {
-                for kx in 0..kw {
-                    dst[(ky * kw + kx) * c + ci] = src[(ci * kh + ky) * kw + kx];
-                }
+/// The weight `(O, C, kh, kw)` as the GEMM operand `(K, O)` = `(kh, kw, C, O)`:
+/// output channels contiguous, so the GEMM reads it without packing.
+pub(crate) fn weight_hwio(w: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    let (c, o, taps) = (g.in_c, g.out_c, g.kh * g.kw);
+    let mut out = vec![0.0f32; w.len()];
+    for (oi, src) in w.chunks_exact(c * taps).enumerate() {
+        for (ci, src) in src.chunks_exact(taps).enumerate() {
+            for (t, &v) in src.iter().enumerate() {
+                out[(t * c + ci) * o + oi] = v;
             }
         }
     }
     out
 }
 
-/// Inverse of [`weight_to_rows`]: GEMM rows `(O, kh, kw, C)` back to `(O, C, kh, kw)`.
-pub(crate) fn rows_to_weight(wr: &[f32], g: &ConvGeometry) -> Vec<f32> {
-    let (c, kh, kw) = (g.in_c, g.kh, g.kw);
-    let k = g.kdim();
-    let mut out = vec![0.0f32; g.out_c * k];
-    for (o, dst) in out.chunks_exact_mut(k).enumerate() {
-        let src = &wr[o * k..(o + 1) * k];
-        for ci in 0..c {
-            for ky in 0..kh {
-                for kx in 0..kw {
-                    dst[(ci * kh + ky) * kw + kx] = src[(ky * kw + kx) * c + ci];
-                }
+/// A weight gradient as GEMM rows `(O, kh, kw, C)` back to `(O, C, kh, kw)`.
+fn rows_to_weight(wr: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    let (c, taps) = (g.in_c, g.kh * g.kw);
+    let mut out = vec![0.0f32; wr.len()];
+    for (dst, src) in out
+        .chunks_exact_mut(c * taps)
+        .zip(wr.chunks_exact(c * taps))
+    {
+        for (ci, col) in dst.chunks_exact_mut(taps).enumerate() {
+            for (d, s) in col.iter_mut().zip(src[ci..].iter().step_by(c)) {
+                *d = *s;
             }
         }
     }
@@ -180,10 +227,7 @@ struct Patch {
 }
 
 impl Patch {
-    fn new(g: &ConvGeometry, row: usize) -> Self {
-        let p = g.pixels();
-        let (b, rem) = (row / p, row % p);
-        let (oy, ox) = (rem / g.out_w, rem % g.out_w);
+    fn at(g: &ConvGeometry, b: usize, oy: usize, ox: usize) -> Self {
         let iy0 = (oy * g.stride) as isize - g.pad as isize;
         let ix0 = (ox * g.stride) as isize - g.pad as isize;
         let kx_lo = (-ix0).clamp(0, g.kw as isize) as usize;
@@ -209,6 +253,60 @@ impl Patch {
     }
 }
 
+/// The patches of consecutive output rows, without a division per row.
+struct Patches<'g> {
+    g: &'g ConvGeometry,
+    b: usize,
+    oy: usize,
+    ox: usize,
+}
+
+impl<'g> Patches<'g> {
+    fn from_row(g: &'g ConvGeometry, row: usize) -> Self {
+        let p = g.pixels().max(1);
+        let rem = row % p;
+        Self {
+            g,
+            b: row / p,
+            oy: rem / g.out_w.max(1),
+            ox: rem % g.out_w.max(1),
+        }
+    }
+}
+
+impl Iterator for Patches<'_> {
+    type Item = Patch;
+
+    fn next(&mut self) -> Option<Patch> {
+        let patch = Patch::at(self.g, self.b, self.oy, self.ox);
+        self.ox += 1;
+        if self.ox == self.g.out_w {
+            self.ox = 0;
+            self.oy += 1;
+            if self.oy == self.g.out_h {
+                self.oy = 0;
+                self.b += 1;
+            }
+        }
+        Some(patch)
+    }
+}
+
+/// `dst.copy_from_slice(src)` for the short runs of im2col, in fixed-size
+/// pieces the compiler turns into vector moves instead of a `memcpy` call.
+#[inline(always)]
+fn copy_run(dst: &mut [f32], src: &[f32]) {
+    const W: usize = 16;
+    let mut d = dst.chunks_exact_mut(W);
+    let mut s = src.chunks_exact(W);
+    for (d, s) in (&mut d).zip(&mut s) {
+        d.copy_from_slice(s);
+    }
+    for (d, s) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *d = *s;
+    }
+}
+
 /// Fills `cols` (`n × K`, `n = cols.len() / K`) with the patches of output
 /// rows `row0 .. row0 + n`; out-of-image taps are zero.
 pub(crate) fn im2col(x: &NhwcView<'_>, g: &ConvGeometry, row0: usize, cols: &mut [f32]) {
@@ -217,8 +315,7 @@ pub(crate) fn im2col(x: &NhwcView<'_>, g: &ConvGeometry, row0: usize, cols: &mut
     let row_runs = x.row_runs_contiguous(g);
     let pixel_runs = x.pixels_contiguous(g);
     let [sb, sy, sx, sc] = x.strides;
-    for (i, dst_row) in cols.chunks_exact_mut(k).enumerate() {
-        let patch = Patch::new(g, row0 + i);
+    for (dst_row, patch) in cols.chunks_exact_mut(k).zip(Patches::from_row(g, row0)) {
         for (ky, dst) in dst_row.chunks_exact_mut(kw * c).enumerate() {
             let Some(iy) = patch.input_row(g, ky) else {
                 dst.fill(0.0);
@@ -233,11 +330,11 @@ pub(crate) fn im2col(x: &NhwcView<'_>, g: &ConvGeometry, row0: usize, cols: &mut
             let run = &mut dst[lo..hi];
             let base = x.offset + patch.b * sb + iy * sy + patch.first_col() * sx;
             if row_runs {
-                run.copy_from_slice(&x.data[base..base + run.len()]);
+                copy_run(run, &x.data[base..base + run.len()]);
             } else if pixel_runs {
                 for (j, px) in run.chunks_exact_mut(c).enumerate() {
                     let at = base + j * sx;
-                    px.copy_from_slice(&x.data[at..at + c]);
+                    copy_run(px, &x.data[at..at + c]);
                 }
             } else {
                 for (j, px) in run.chunks_exact_mut(c).enumerate() {
@@ -262,8 +359,7 @@ pub(crate) fn col2im_add(
     let (c, kw) = (g.in_c, g.kw);
     let k = g.kdim();
     let (sb, sy) = (g.in_image(), g.in_w * c);
-    for (i, src_row) in dcols.chunks_exact(k).enumerate() {
-        let patch = Patch::new(g, row0 + i);
+    for (src_row, patch) in dcols.chunks_exact(k).zip(Patches::from_row(g, row0)) {
         let b = patch.b - img0;
         for (ky, src) in src_row.chunks_exact(kw * c).enumerate() {
             let Some(iy) = patch.input_row(g, ky) else {
@@ -364,17 +460,16 @@ fn bias_leaky(y: &mut [f32], o: usize, bias: Option<&[f32]>, leaky: Option<f32>)
     }
 }
 
-/// Forward convolution. `w` is `(O, C, kh, kw)` contiguous, `bias` has `O`
-/// entries; returns the contiguous NHWC output `(B, OH, OW, O)`.
+/// Forward convolution. `wt` is the weight from [`weight_hwio`], `bias` has
+/// `O` entries; returns the contiguous NHWC output `(B, OH, OW, O)`.
 pub(crate) fn conv2d_forward(
     x: &NhwcView<'_>,
-    w: &[f32],
+    wt: &[f32],
     bias: Option<&[f32]>,
     g: &ConvGeometry,
     leaky: Option<f32>,
 ) -> Vec<f32> {
     let (k, o, rows) = (g.kdim(), g.out_c, g.rows());
-    let wr = weight_to_rows(w, g);
     let mut y = vec![0.0f32; rows * o];
     if rows == 0 || o == 0 {
         return y;
@@ -387,15 +482,15 @@ pub(crate) fn conv2d_forward(
         Parallelism::None
     };
     let wt = Mat {
-        data: &wr,
-        rs: 1,
-        cs: k,
+        data: wt,
+        rs: o,
+        cs: 1,
     };
     y.par_chunks_mut(block * o).enumerate().for_each_init(
-        || vec![0.0f32; block * k],
+        || Scratch::new(block * k),
         |cols, (i, yb)| {
             let n = yb.len() / o;
-            let cols = &mut cols[..n * k];
+            let cols = cols.get(n * k);
             im2col(x, g, i * block, cols);
             let lhs = Mat {
                 data: cols,
@@ -430,115 +525,100 @@ pub(crate) struct BackwardInputs<'a> {
     pub need_dx: bool,
 }
 
-/// Backward convolution: the input, weight and bias gradients.
+/// Where a range of rows sends its patch gradients.
+enum DxSink<'a> {
+    /// No input gradient wanted.
+    Skip,
+    /// col2im straight into `dx`, the contiguous NHWC input gradient of the
+    /// range's images, which start at image `img0`.
+    Scatter { dx: &'a mut [f32], img0: usize },
+    /// Keep the patch gradients (`rows × K`) for a col2im after all ranges.
+    Store(&'a mut [f32]),
+}
+
+/// With fewer images than threads, split rows across threads only when each
+/// thread gets at least this many; below it the GEMMs are parallel instead.
+const MIN_ROWS_PER_THREAD: usize = 64;
+
+/// Backward convolution: the input, weight and bias gradients. `wt` is the
+/// weight from [`weight_hwio`].
+///
+/// With at least as many images as threads, each thread takes whole images
+/// and scatters its patch gradients into its own slice of `dx`. With fewer
+/// images, the threads split the rows, keep the patch gradients, and one
+/// col2im runs at the end; for very few rows a single range runs with
+/// parallel GEMMs.
 pub(crate) fn conv2d_backward(
     x: &NhwcView<'_>,
-    w: &[f32],
+    wt: &[f32],
     g: &ConvGeometry,
     inputs: &BackwardInputs<'_>,
 ) -> ConvGrads {
-    let (k, o) = (g.kdim(), g.out_c);
-    let wr = weight_to_rows(w, g);
+    let (k, o, rows) = (g.kdim(), g.out_c, g.rows());
     let threads = rayon::current_num_threads();
-    let per_group = g.batch.div_ceil(threads.min(g.batch).max(1)).max(1);
-    let groups = g.batch.div_ceil(per_group);
-    let par = if groups < threads {
-        Parallelism::Rayon(threads)
-    } else {
-        Parallelism::None
-    };
-    let block = block_rows(k);
-    let p = g.pixels();
+    let mut dx = inputs.need_dx.then(|| vec![0.0f32; g.batch * g.in_image()]);
+    let run = |range, sink, par| backward_rows(x, wt, g, inputs, range, sink, par);
 
-    let run_group = |gi: usize, mut dx: Option<&mut [f32]>| -> (Vec<f32>, Vec<f32>) {
-        let img0 = gi * per_group;
-        let (r0, r1) = (img0 * p, ((img0 + per_group).min(g.batch)) * p);
-        let mut dw = vec![0.0f32; o * k];
-        let mut db = vec![0.0f32; o];
-        let mut dz = vec![0.0f32; block * o];
-        let mut cols = vec![0.0f32; block * k];
-        let mut dcols = if dx.is_some() {
-            vec![0.0f32; block * k]
-        } else {
-            Vec::new()
-        };
-        for row0 in (r0..r1).step_by(block) {
-            let n = block.min(r1 - row0);
-            let dy = &inputs.dy[row0 * o..(row0 + n) * o];
-            let dz: &[f32] = match inputs.leaky {
-                Some(slope) => {
-                    let y = &inputs.y[row0 * o..(row0 + n) * o];
-                    let dz = &mut dz[..n * o];
-                    for ((z, &d), &y) in dz.iter_mut().zip(dy).zip(y) {
-                        *z = if y > 0.0 { d } else { d * slope };
-                    }
-                    dz
-                }
-                None => dy,
-            };
-            for row in dz.chunks_exact(o) {
-                for (s, d) in db.iter_mut().zip(row) {
-                    *s += d;
-                }
-            }
-            let cols = &mut cols[..n * k];
-            im2col(x, g, row0, cols);
-            let dzt = Mat {
-                data: dz,
-                rs: 1,
-                cs: o,
-            };
-            let colm = Mat {
-                data: cols,
-                rs: k,
-                cs: 1,
-            };
-            gemm_into((o, k, n), &mut dw, k, true, dzt, colm, par);
-            if let Some(dx) = dx.as_deref_mut() {
-                let dcols = &mut dcols[..n * k];
-                let dzm = Mat {
-                    data: dz,
-                    rs: o,
-                    cs: 1,
-                };
-                let wm = Mat {
-                    data: &wr,
-                    rs: k,
-                    cs: 1,
-                };
-                gemm_into((n, k, o), dcols, k, false, dzm, wm, par);
-                col2im_add(dcols, g, row0, img0, dx);
-            }
-        }
-        (dw, db)
-    };
-
-    let (partials, dx) = if inputs.need_dx {
-        let mut dx = vec![0.0f32; g.batch * g.in_image()];
-        let partials: Vec<_> = if g.in_image() == 0 {
-            (0..groups).map(|gi| run_group(gi, None)).collect()
-        } else {
-            dx.par_chunks_mut(per_group * g.in_image())
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = if g.batch >= threads && threads > 1 {
+        let per_group = g.batch.div_ceil(threads);
+        let group_rows = per_group * g.pixels();
+        let range = |gi: usize| (gi * group_rows, ((gi + 1) * group_rows).min(rows));
+        match dx.as_mut() {
+            Some(dx) if g.in_image() > 0 => dx
+                .par_chunks_mut(per_group * g.in_image())
                 .enumerate()
-                .map(|(gi, dx)| run_group(gi, Some(dx)))
-                .collect()
-        };
-        (partials, Some(dx))
+                .map(|(gi, dx)| {
+                    let img0 = gi * per_group;
+                    run(range(gi), DxSink::Scatter { dx, img0 }, Parallelism::None)
+                })
+                .collect(),
+            _ => (0..g.batch.div_ceil(per_group))
+                .into_par_iter()
+                .map(|gi| run(range(gi), DxSink::Skip, Parallelism::None))
+                .collect(),
+        }
+    } else if threads > 1 && rows >= threads * MIN_ROWS_PER_THREAD {
+        let part = rows.div_ceil(threads);
+        let range = |i: usize| (i * part, ((i + 1) * part).min(rows));
+        match dx.as_mut() {
+            Some(dx) => {
+                let mut dcols = Scratch::new(rows * k);
+                let dcols = dcols.get(rows * k);
+                let partials = dcols
+                    .par_chunks_mut(part * k)
+                    .enumerate()
+                    .map(|(i, d)| run(range(i), DxSink::Store(d), Parallelism::None))
+                    .collect();
+                col2im_add(dcols, g, 0, 0, dx);
+                partials
+            }
+            None => (0..rows.div_ceil(part))
+                .into_par_iter()
+                .map(|i| run(range(i), DxSink::Skip, Parallelism::None))
+                .collect(),
+        }
     } else {
-        let partials: Vec<_> = (0..groups)
-            .into_par_iter()
-            .map(|gi| run_group(gi, None))
-            .collect();
-        (partials, None)
+        let par = if threads > 1 {
+            Parallelism::Rayon(threads)
+        } else {
+            Parallelism::None
+        };
+        let sink = match dx.as_mut() {
+            Some(dx) => DxSink::Scatter { dx, img0: 0 },
+            None => DxSink::Skip,
+        };
+        vec![run((0, rows), sink, par)]
     };
 
-    let mut dw = vec![0.0f32; o * k];
-    let mut db = vec![0.0f32; o];
-    for (pw, pb) in &partials {
-        for (a, b) in dw.iter_mut().zip(pw) {
+    let mut partials = partials.into_iter();
+    let (mut dw, mut db) = partials
+        .next()
+        .unwrap_or_else(|| (vec![0.0; o * k], vec![0.0; o]));
+    for (pw, pb) in partials {
+        for (a, b) in dw.iter_mut().zip(&pw) {
             *a += b;
         }
-        for (a, b) in db.iter_mut().zip(pb) {
+        for (a, b) in db.iter_mut().zip(&pb) {
             *a += b;
         }
     }
@@ -546,5 +626,236 @@ pub(crate) fn conv2d_backward(
         dx,
         dw: rows_to_weight(&dw, g),
         db,
+    }
+}
+
+/// The backward pass over output rows `r0 .. r1`, in blocks: returns this
+/// range's weight and bias gradients (weight as GEMM rows) and sends the
+/// patch gradients to `sink`.
+fn backward_rows(
+    x: &NhwcView<'_>,
+    wt: &[f32],
+    g: &ConvGeometry,
+    inputs: &BackwardInputs<'_>,
+    (r0, r1): (usize, usize),
+    mut sink: DxSink<'_>,
+    par: Parallelism,
+) -> (Vec<f32>, Vec<f32>) {
+    let (k, o) = (g.kdim(), g.out_c);
+    let block = block_rows(k);
+    let mut dw = vec![0.0f32; o * k];
+    let mut db = vec![0.0f32; o];
+    let mut dz_buf = Scratch::new(block * o);
+    let mut cols = Scratch::new(block * k);
+    let mut dcols_buf = Scratch::new(match sink {
+        DxSink::Scatter { .. } => block * k,
+        _ => 0,
+    });
+    for row0 in (r0..r1).step_by(block) {
+        let n = block.min(r1 - row0);
+        let dy = &inputs.dy[row0 * o..(row0 + n) * o];
+        let dz: &[f32] = match inputs.leaky {
+            Some(slope) => {
+                let y = &inputs.y[row0 * o..(row0 + n) * o];
+                let dz = dz_buf.get(n * o);
+                for ((z, &d), &y) in dz.iter_mut().zip(dy).zip(y) {
+                    *z = if y > 0.0 { d } else { d * slope };
+                }
+                dz
+            }
+            None => dy,
+        };
+        for row in dz.chunks_exact(o) {
+            for (s, d) in db.iter_mut().zip(row) {
+                *s += d;
+            }
+        }
+        let cols = cols.get(n * k);
+        im2col(x, g, row0, cols);
+        let dzt = Mat {
+            data: dz,
+            rs: 1,
+            cs: o,
+        };
+        let colm = Mat {
+            data: cols,
+            rs: k,
+            cs: 1,
+        };
+        gemm_into((o, k, n), &mut dw, k, true, dzt, colm, par);
+
+        let dzm = Mat {
+            data: dz,
+            rs: o,
+            cs: 1,
+        };
+        let wm = Mat {
+            data: wt,
+            rs: 1,
+            cs: o,
+        };
+        match &mut sink {
+            DxSink::Skip => {}
+            DxSink::Scatter { dx, img0 } => {
+                let dcols = dcols_buf.get(n * k);
+                gemm_into((n, k, o), dcols, k, false, dzm, wm, par);
+                col2im_add(dcols, g, row0, *img0, dx);
+            }
+            DxSink::Store(dcols) => {
+                let at = (row0 - r0) * k;
+                let dcols = &mut dcols[at..at + n * k];
+                gemm_into((n, k, o), dcols, k, false, dzm, wm, par);
+            }
+        }
+    }
+    (dw, db)
+}
+
+#[cfg(test)]
+mod probe {
+    use super::*;
+
+    fn cpu_ns() -> u64 {
+        let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
+        s.split_whitespace().next().unwrap().parse().unwrap()
+    }
+
+    #[test]
+    #[ignore]
+    fn probe_layers() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let layers: [(usize, usize, usize, usize, usize, usize); 10] = [
+                (128, 1, 16, 5, 2, 2),
+                (64, 16, 32, 3, 1, 1),
+                (64, 32, 32, 2, 2, 1),
+                (33, 32, 64, 3, 1, 1),
+                (33, 64, 64, 2, 2, 1),
+                (17, 64, 128, 3, 1, 1),
+                (17, 128, 128, 2, 2, 1),
+                (9, 128, 256, 3, 1, 1),
+                (9, 256, 256, 2, 2, 1),
+                (5, 256, 256, 3, 1, 1),
+            ];
+            let (mut tf, mut tb) = (0.0, 0.0);
+            for (i, &(s, c, o, k, st, p)) in layers.iter().enumerate() {
+                let g = ConvGeometry::new(32, (s, s, c), o, (k, k), st, p).unwrap();
+                let x: Vec<f32> = (0..g.batch * g.in_image())
+                    .map(|i| ((i * 7919) % 13) as f32 * 0.1 - 0.6)
+                    .collect();
+                let w: Vec<f32> = (0..o * g.kdim())
+                    .map(|i| ((i * 104729) % 17) as f32 * 0.05 - 0.4)
+                    .collect();
+                let b = vec![0.1f32; o];
+                let xv = NhwcView::contiguous(&x, &g);
+                let w = weight_hwio(&w, &g);
+                let flops = 2.0 * (g.rows() * g.kdim() * o) as f64;
+                let reps = (2e10 / flops).clamp(4.0, 200.0) as usize;
+                let y = conv2d_forward(&xv, &w, Some(&b), &g, Some(0.01));
+                let t0 = cpu_ns();
+                for _ in 0..reps {
+                    let w = weight_hwio(&w, &g);
+                    std::hint::black_box(conv2d_forward(&xv, &w, Some(&b), &g, Some(0.01)));
+                }
+                let f = (cpu_ns() - t0) as f64 / reps as f64 / 1e6;
+                let inputs = BackwardInputs {
+                    y: &y,
+                    dy: &y,
+                    leaky: Some(0.01),
+                    need_dx: i > 0,
+                };
+                let t0 = cpu_ns();
+                for _ in 0..reps {
+                    std::hint::black_box(conv2d_backward(&xv, &w, &g, &inputs));
+                }
+                let bw = (cpu_ns() - t0) as f64 / reps as f64 / 1e6;
+                let bflops = if i > 0 { 2.0 * flops } else { flops };
+                let blk = block_rows(g.kdim());
+                let mut cols = vec![0.0f32; blk * g.kdim()];
+                let t0 = cpu_ns();
+                for _ in 0..reps {
+                    for r0 in (0..g.rows()).step_by(blk) {
+                        let n = blk.min(g.rows() - r0);
+                        im2col(&xv, &g, r0, &mut cols[..n * g.kdim()]);
+                    }
+                }
+                let ic = (cpu_ns() - t0) as f64 / reps as f64 / 1e6;
+                let mut dx = vec![0.0f32; g.batch * g.in_image()];
+                let t0 = cpu_ns();
+                for _ in 0..reps {
+                    for r0 in (0..g.rows()).step_by(blk) {
+                        let n = blk.min(g.rows() - r0);
+                        col2im_add(&cols[..n * g.kdim()], &g, r0, 0, &mut dx);
+                    }
+                }
+                let ci = (cpu_ns() - t0) as f64 / reps as f64 / 1e6;
+                println!("         im2col {ic:6.2} ms, col2im {ci:6.2} ms");
+                println!(
+                    "layer {i}: fwd {f:7.2} ms {:6.1} GF/s | bwd {bw:7.2} ms {:6.1} GF/s",
+                    flops / f / 1e6,
+                    bflops / bw / 1e6
+                );
+                tf += f;
+                tb += bw;
+            }
+            println!("total: fwd {tf:.1} ms  bwd {tb:.1} ms (1 thread, batch 32)");
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn geometry(c: usize, o: usize, kh: usize, kw: usize) -> ConvGeometry {
+        ConvGeometry::new(1, (7, 6, c), o, (kh, kw), 1, 1).expect("geometry")
+    }
+
+    /// o = 1, c = 2, ky = 1, kx = 0 of a (4, 3, 2, 3) weight: natively at
+    /// 18 + (2·2 + 1)·3 + 0 = 33; in (kh, kw, C, O) at ((1·3 + 0)·3 + 2)·4 + 1
+    /// = 45; in GEMM rows (O, kh, kw, C) at 18 + (1·3 + 0)·3 + 2 = 29.
+    #[test]
+    fn weight_layouts() {
+        let g = geometry(3, 4, 2, 3);
+        let w: Vec<f32> = (0..4 * 3 * 2 * 3).map(|i| i as f32).collect();
+        let wt = weight_hwio(&w, &g);
+        assert_eq!(wt[45], 33.0);
+        let mut sorted = wt.clone();
+        sorted.sort_by(f32::total_cmp);
+        assert_eq!(sorted, w);
+        let mut rows = vec![0.0f32; w.len()];
+        for o in 0..4 {
+            for k in 0..18 {
+                rows[o * 18 + k] = wt[k * 4 + o];
+            }
+        }
+        assert_eq!(rows[29], 33.0);
+        assert_eq!(rows_to_weight(&rows, &g), w);
+    }
+
+    /// col2im is the adjoint of im2col: <im2col(x), c> = <x, col2im(c)>.
+    #[test]
+    fn col2im_is_adjoint_of_im2col() {
+        for (stride, pad, k) in [(1, 1, 3), (2, 1, 2), (2, 0, 3), (1, 2, 1)] {
+            let g = ConvGeometry::new(2, (7, 6, 3), 1, (k, k), stride, pad).expect("geometry");
+            // small integers: every sum below is exact in f32
+            let x: Vec<f32> = (0..g.batch * g.in_image())
+                .map(|i| ((i * 7919) % 13) as f32 - 6.0)
+                .collect();
+            let c: Vec<f32> = (0..g.rows() * g.kdim())
+                .map(|i| ((i * 104_729) % 17) as f32 - 8.0)
+                .collect();
+            let mut cols = vec![0.0f32; c.len()];
+            im2col(&NhwcView::contiguous(&x, &g), &g, 0, &mut cols);
+            let mut dx = vec![0.0f32; x.len()];
+            col2im_add(&c, &g, 0, 0, &mut dx);
+            let lhs: f32 = cols.iter().zip(&c).map(|(a, b)| a * b).sum();
+            let rhs: f32 = x.iter().zip(&dx).map(|(a, b)| a * b).sum();
+            assert_eq!(lhs, rhs, "stride {stride} pad {pad} kernel {k}");
+            assert!(lhs != 0.0);
+        }
     }
 }

@@ -74,7 +74,9 @@ fn key(r: &PoseRow) -> (String, usize) {
 /// Matches predictions to the truth by `(file, frame)` — by frame alone when
 /// the truth has no `file` column — and computes the errors.
 pub fn evaluate(truth: &[PoseRow], pred: &[PoseRow], symmetry: &Symmetry) -> EvalReport {
-    let truth_has_file = truth.iter().any(|r| r.file.as_deref().is_some_and(|f| !f.is_empty()));
+    let truth_has_file = truth
+        .iter()
+        .any(|r| r.file.as_deref().is_some_and(|f| !f.is_empty()));
     let mut index = std::collections::HashMap::new();
     let mut failed = 0;
     for p in pred {
@@ -82,7 +84,11 @@ pub fn evaluate(truth: &[PoseRow], pred: &[PoseRow], symmetry: &Symmetry) -> Eva
             failed += 1;
             continue;
         }
-        let k = if truth_has_file { key(p) } else { (String::new(), p.frame) };
+        let k = if truth_has_file {
+            key(p)
+        } else {
+            (String::new(), p.frame)
+        };
         index.insert(k, p);
     }
     let mut axis = Vec::new();
@@ -90,7 +96,11 @@ pub fn evaluate(truth: &[PoseRow], pred: &[PoseRow], symmetry: &Symmetry) -> Eva
     let mut per_frame = Vec::new();
     let mut missing = 0;
     for t in truth {
-        let k = if truth_has_file { key(t) } else { (String::new(), t.frame) };
+        let k = if truth_has_file {
+            key(t)
+        } else {
+            (String::new(), t.frame)
+        };
         let Some(p) = index.get(&k) else {
             missing += 1;
             continue;
@@ -108,7 +118,11 @@ pub fn evaluate(truth: &[PoseRow], pred: &[PoseRow], symmetry: &Symmetry) -> Eva
         failed,
         symmetry: symmetry.name(),
         axis_error: Stats::of(&axis),
-        rotation_error: if symmetry.is_axial() { None } else { Stats::of(&rot) },
+        rotation_error: if symmetry.is_axial() {
+            None
+        } else {
+            Stats::of(&rot)
+        },
         per_frame,
     }
 }
@@ -131,10 +145,16 @@ mod tests {
     #[test]
     fn symmetric_predictions_count_as_correct_and_misses_are_counted() {
         let q = Quat::from_euler_zyz_deg(40.0, 60.0, 0.0);
-        let truth: Vec<PoseRow> = (0..4).map(|i| PoseRow::new(i, Pose::new(q, [0.0; 2]), 1.6)).collect();
+        let truth: Vec<PoseRow> = (0..4)
+            .map(|i| PoseRow::new(i, Pose::new(q, [0.0; 2]), 1.6))
+            .collect();
         let mut pred = vec![
             PoseRow::new(0, Pose::new(projection_mirror(q), [0.0; 2]), 1.6),
-            PoseRow::new(1, Pose::new(Quat::from_euler_zyz_deg(40.0, 70.0, 33.0), [0.0; 2]), 1.6),
+            PoseRow::new(
+                1,
+                Pose::new(Quat::from_euler_zyz_deg(40.0, 70.0, 33.0), [0.0; 2]),
+                1.6,
+            ),
             PoseRow::new(2, Pose::new(q, [0.0; 2]), 1.6),
         ];
         pred[2].set("error", "NaN pixel");

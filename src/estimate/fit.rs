@@ -61,7 +61,14 @@ pub struct FitOutcome {
 
 /// A neutral starting state from image moments: shift at the intensity
 /// centroid and the scale that matches the spread of the particle.
-pub fn moment_start(frame: &[f32], width: usize, height: usize, model: &FitModel, sigma: f64, shape: f64) -> FitState {
+pub fn moment_start(
+    frame: &[f32],
+    width: usize,
+    height: usize,
+    model: &FitModel,
+    sigma: f64,
+    shape: f64,
+) -> FitState {
     let mut st = FitState {
         pose: Pose::default(),
         scale: 1.0,
@@ -81,7 +88,9 @@ pub fn moment_start(frame: &[f32], width: usize, height: usize, model: &FitModel
         };
         let mv = model_major_var(&pts, &model.weights);
         if mv > 0.0 {
-            st.scale = ((m.major_var - sigma * sigma).max(1.0) / mv).sqrt().clamp(0.1, 10.0);
+            st.scale = ((m.major_var - sigma * sigma).max(1.0) / mv)
+                .sqrt()
+                .clamp(0.1, 10.0);
         }
     }
     st
@@ -101,7 +110,10 @@ pub fn fit_frame(
 ) -> Result<FitOutcome, RefineError> {
     check_frame(frame, width, height)?;
     let t0 = Instant::now();
-    let default_shape = model.mode.as_ref().map_or(0.0, |_| 0.3 * model_radius(model));
+    let default_shape = model
+        .mode
+        .as_ref()
+        .map_or(0.0, |_| 0.3 * model_radius(model));
     let (starts, source) = match start {
         Some(s) => {
             let mut v = vec![s];
@@ -122,7 +134,10 @@ pub fn fit_frame(
                 if chosen.len() >= opts.refine_top.max(1) {
                     break;
                 }
-                if chosen.iter().all(|c| model.symmetry.rotation_error(*c, q).to_degrees() > 10.0) {
+                if chosen
+                    .iter()
+                    .all(|c| model.symmetry.rotation_error(*c, q).to_degrees() > 10.0)
+                {
                     chosen.push(q);
                 }
             }
@@ -200,7 +215,9 @@ mod tests {
             .map(|v| 500.0 * v + 100.0)
             .collect();
         let fit = fit_frame(&frame, 96, 96, &model, &FitOptions::default(), None).unwrap();
-        let err = Symmetry::TORUS.axis_error(fit.state.pose.q, truth.pose.q).to_degrees();
+        let err = Symmetry::TORUS
+            .axis_error(fit.state.pose.q, truth.pose.q)
+            .to_degrees();
         assert!(err < 0.1, "axis error {err}°, score {}", fit.score);
         assert_eq!(fit.source, StartSource::Search);
         let a = fit.state.pose.q.axis();

@@ -1,14 +1,14 @@
 //! Orientation estimation: the CNN (`net`, `conv`), training, render-and-compare
 //! refinement, batch fitting and evaluation. Nothing here knows about wgpu or egui.
 
-pub mod refine;
-pub mod search;
-pub mod fit;
-pub mod eval;
 pub mod conv;
 mod conv_cpu;
+pub mod eval;
+pub mod fit;
 pub mod net;
 pub mod net_bench;
 pub mod net_optim;
 pub mod preprocess;
+pub mod refine;
+pub mod search;
 pub mod train;

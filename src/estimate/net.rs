@@ -120,8 +120,7 @@ impl NetConfig {
         if self.channels.is_empty() || self.channels.contains(&0) {
             bail!("NetConfig: channels must be non-empty and positive");
         }
-        if self.input_size == 0 || self.down_kernel == 0 || self.hidden == 0 || self.outputs == 0
-        {
+        if self.input_size == 0 || self.down_kernel == 0 || self.hidden == 0 || self.outputs == 0 {
             bail!("NetConfig: input_size, down_kernel, hidden and outputs must be positive");
         }
         let mut layers = Vec::with_capacity(self.channels.len());
@@ -136,7 +135,9 @@ impl NetConfig {
                 .checked_sub(kernel)
                 .map(|d| d / stride + 1)
             else {
-                bail!("NetConfig: layer {i} ({kernel}×{kernel}) does not fit a {size}×{size} input");
+                bail!(
+                    "NetConfig: layer {i} ({kernel}×{kernel}) does not fit a {size}×{size} input"
+                );
             };
             layers.push(ConvLayerSpec {
                 in_channels: in_c,
@@ -222,11 +223,13 @@ impl OrientationNet {
         let (b, c, h, w) = x.dims4()?;
         let s = self.cfg.input_size;
         if c != 1 || h != s || w != s {
-            bail!("OrientationNet: input {:?}, expected (B, 1, {s}, {s})", x.dims());
+            bail!(
+                "OrientationNet: input {:?}, expected (B, 1, {s}, {s})",
+                x.dims()
+            );
         }
-        let fast = self.backend == ConvBackend::Fast
-            && x.device().is_cpu()
-            && x.dtype() == DType::F32;
+        let fast =
+            self.backend == ConvBackend::Fast && x.device().is_cpu() && x.dtype() == DType::F32;
         let features = if fast {
             // One channel: NCHW and NHWC coincide.
             let mut h = x.reshape((b, s, s, 1))?;

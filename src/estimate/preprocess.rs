@@ -51,7 +51,10 @@ pub fn prepare(frame: &[f32], width: usize, height: usize, size: usize) -> Prepa
         let c = image_moments(frame, width, height).map_or([0.0, 0.0], |m| m.centroid);
         let cx = width as f64 / 2.0 + c[0];
         let cy = height as f64 / 2.0 + c[1];
-        ((cx - FIELD as f64 / 2.0).round() as i64, (cy - FIELD as f64 / 2.0).round() as i64)
+        (
+            (cx - FIELD as f64 / 2.0).round() as i64,
+            (cy - FIELD as f64 / 2.0).round() as i64,
+        )
     };
     let mut input = vec![0.0f32; size * size];
     let inv = 1.0 / (bin * bin) as f32;
@@ -74,7 +77,9 @@ pub fn prepare(frame: &[f32], width: usize, height: usize, size: usize) -> Prepa
     }
     let top = percentile(&input, 0.995);
     let scale = if top > 0.0 { 1.0 / top } else { 1.0 };
-    input.iter_mut().for_each(|v| *v = (*v * scale).clamp(-1.0, 4.0));
+    input
+        .iter_mut()
+        .for_each(|v| *v = (*v * scale).clamp(-1.0, 4.0));
     Prepared {
         input,
         window_offset: [
@@ -101,7 +106,11 @@ mod tests {
         let p = prepare(&frame, 128, 128, 64);
         assert_eq!(p.input.len(), 64 * 64);
         assert_eq!(p.window_offset, [0.0, 0.0]);
-        assert_eq!(p.input[32 * 64 + 35], 1.0, "the block maps to input pixels at the top of the scale");
+        assert_eq!(
+            p.input[32 * 64 + 35],
+            1.0,
+            "the block maps to input pixels at the top of the scale"
+        );
         assert_eq!(p.input[0], 0.0);
     }
 
@@ -116,7 +125,11 @@ mod tests {
         }
         let p = prepare(&frame, w, h, 64);
         // particle centre (225, 155) is 75, 55 from the frame centre (150, 100); 14×14 px covers ≥ 36 input pixels
-        assert!((p.window_offset[0] - 75.0).abs() <= 1.0 && (p.window_offset[1] - 55.0).abs() <= 1.0, "{:?}", p.window_offset);
+        assert!(
+            (p.window_offset[0] - 75.0).abs() <= 1.0 && (p.window_offset[1] - 55.0).abs() <= 1.0,
+            "{:?}",
+            p.window_offset
+        );
         let peak = p.input.iter().cloned().fold(0.0f32, f32::max);
         assert_eq!(peak, 1.0);
     }

@@ -52,7 +52,8 @@ impl FitModel {
     /// rendered surface is smooth (ripple about 2·exp(−2π²σ²/d²) ≈ 0.5 %).
     pub fn torus(major: f64, tube: f64, sigma: f64) -> Self {
         let spacing = 1.8 * sigma.max(0.3);
-        let n_az = ((std::f64::consts::TAU * (major + tube) / spacing).ceil() as usize).clamp(12, 720);
+        let n_az =
+            ((std::f64::consts::TAU * (major + tube) / spacing).ceil() as usize).clamp(12, 720);
         let n_tube = ((std::f64::consts::TAU * tube / spacing).ceil() as usize).clamp(4, 180);
         let mut base = Vec::with_capacity(n_az * n_tube);
         let mut mode = Vec::with_capacity(n_az * n_tube);
@@ -62,7 +63,8 @@ impl FitModel {
             let (sp, cp) = phi.sin_cos();
             for j in 0..n_tube {
                 // symmetric about v = 0 so the set keeps the z mirror
-                let v = std::f64::consts::TAU * (j as f64 + 0.5) / n_tube as f64 - std::f64::consts::PI;
+                let v =
+                    std::f64::consts::TAU * (j as f64 + 0.5) / n_tube as f64 - std::f64::consts::PI;
                 let (sv, cv) = v.sin_cos();
                 base.push([(major * cp) as f32, (major * sp) as f32, 0.0]);
                 mode.push([(cv * cp) as f32, (cv * sp) as f32, sv as f32]);
@@ -201,7 +203,13 @@ pub fn check_frame(frame: &[f32], width: usize, height: usize) -> Result<(), Ref
 }
 
 /// Renders the model at a state (fast path, no derivatives).
-pub fn render_state(model: &FitModel, state: &FitState, width: usize, height: usize, scratch: &mut Scratch) -> Vec<f32> {
+pub fn render_state(
+    model: &FitModel,
+    state: &FitState,
+    width: usize,
+    height: usize,
+    scratch: &mut Scratch,
+) -> Vec<f32> {
     let pts = model.points(state.shape);
     let params = crate::render::SplatParams {
         width,
@@ -224,8 +232,17 @@ pub fn render_state(model: &FitModel, state: &FitState, width: usize, height: us
 }
 
 /// The NCC score of a state against a frame: the live score of the viewer.
-pub fn score(frame: &[f32], width: usize, height: usize, model: &FitModel, state: &FitState) -> f64 {
-    ncc(frame, &render_state(model, state, width, height, &mut Scratch::default()))
+pub fn score(
+    frame: &[f32],
+    width: usize,
+    height: usize,
+    model: &FitModel,
+    state: &FitState,
+) -> f64 {
+    ncc(
+        frame,
+        &render_state(model, state, width, height, &mut Scratch::default()),
+    )
 }
 
 /// Which parameters are free, in Jacobian order.
@@ -313,7 +330,8 @@ fn sum(x: &[f32]) -> f64 {
             acc[k] += a[k];
         }
     }
-    acc.iter().map(|&v| v as f64).sum::<f64>() + xc.remainder().iter().map(|&v| v as f64).sum::<f64>()
+    acc.iter().map(|&v| v as f64).sum::<f64>()
+        + xc.remainder().iter().map(|&v| v as f64).sum::<f64>()
 }
 
 /// `Σ x·y` in f32 lanes of 8, summed in f64 (vectorises; exact enough for normal equations).
@@ -326,17 +344,33 @@ fn dot(x: &[f32], y: &[f32]) -> f64 {
             acc[k] += a[k] * b[k];
         }
     }
-    let tail: f64 = xc.remainder().iter().zip(yc.remainder()).map(|(a, b)| (*a as f64) * (*b as f64)).sum();
+    let tail: f64 = xc
+        .remainder()
+        .iter()
+        .zip(yc.remainder())
+        .map(|(a, b)| (*a as f64) * (*b as f64))
+        .sum();
     acc.iter().map(|&v| v as f64).sum::<f64>() + tail
 }
 
 /// Gauss–Newton normal equations `(H, g)` for the columns
 /// `[a·J_0 … a·J_{m−1}, I, 1]` and residual `r = a·I + b − F`.
-fn normal_equations(jac: &[f32], image: &[f32], frame: &[f32], m: usize, a: f64, b: f64) -> (Vec<f64>, Vec<f64>) {
+fn normal_equations(
+    jac: &[f32],
+    image: &[f32],
+    frame: &[f32],
+    m: usize,
+    a: f64,
+    b: f64,
+) -> (Vec<f64>, Vec<f64>) {
     let plane = image.len();
     let p = m + 2;
     let col = |j: usize| &jac[j * plane..(j + 1) * plane];
-    let residual: Vec<f32> = image.iter().zip(frame).map(|(&i, &f)| (a * i as f64 + b - f as f64) as f32).collect();
+    let residual: Vec<f32> = image
+        .iter()
+        .zip(frame)
+        .map(|(&i, &f)| (a * i as f64 + b - f as f64) as f32)
+        .collect();
     let mut h = vec![0.0f64; p * p];
     let mut g = vec![0.0f64; p];
     for i in 0..m {
@@ -410,7 +444,10 @@ pub fn refine(
         let rot = state.pose.q.to_matrix();
         let pts = model.points(state.shape);
         let s = state.scale;
-        let (cu, cv) = (width as f64 / 2.0 + state.pose.shift[0], height as f64 / 2.0 + state.pose.shift[1]);
+        let (cu, cv) = (
+            width as f64 / 2.0 + state.pose.shift[0],
+            height as f64 / 2.0 + state.pose.shift[1],
+        );
         for i in 0..n {
             let q = pts[i].map(|x| x as f64);
             let c = [0, 1, 2].map(|r| rot[r][0] * q[0] + rot[r][1] * q[1] + rot[r][2] * q[2]);
@@ -419,7 +456,13 @@ pub fn refine(
             let d = &mut dudv[i * 2 * k..(i + 1) * 2 * k];
             // ∂(u, v)/∂θ: ω_x, ω_y, ω_z (camera-frame rotation), shift x, shift y
             let mut sens = [[0.0f64; 2]; 7];
-            sens[..5].copy_from_slice(&[[0.0, -s * c[2]], [s * c[2], 0.0], [-s * c[1], s * c[0]], [1.0, 0.0], [0.0, 1.0]]);
+            sens[..5].copy_from_slice(&[
+                [0.0, -s * c[2]],
+                [s * c[2], 0.0],
+                [-s * c[1], s * c[0]],
+                [1.0, 0.0],
+                [0.0, 1.0],
+            ]);
             let mut j = 5;
             if layout.scale {
                 sens[j] = [s * c[0], s * c[1]]; // ln scale
@@ -427,7 +470,9 @@ pub fn refine(
             }
             if let (true, Some(m)) = (layout.shape, &model.mode) {
                 let t = m[i].map(|x| x as f64);
-                sens[j] = [0, 1].map(|r| s * (rot[r][0] * t[0] + rot[r][1] * t[1] + rot[r][2] * t[2])); // shape
+                sens[j] =
+                    [0, 1].map(|r| s * (rot[r][0] * t[0] + rot[r][1] * t[1] + rot[r][2] * t[2]));
+                // shape
             }
             for (dst, sv) in d.chunks_exact_mut(2).zip(&sens) {
                 dst[0] = sv[0] as f32;
@@ -489,7 +534,10 @@ fn apply_step(state: &FitState, step: &[f64], layout: &Layout) -> FitState {
     let omega = [step[0], step[1], step[2]];
     let q: Quat = Quat::from_rotvec(omega) * state.pose.q;
     let mut next = FitState {
-        pose: Pose::new(q, [state.pose.shift[0] + step[3], state.pose.shift[1] + step[4]]),
+        pose: Pose::new(
+            q,
+            [state.pose.shift[0] + step[3], state.pose.shift[1] + step[4]],
+        ),
         ..*state
     };
     let mut j = 5;
@@ -539,14 +587,39 @@ mod tests {
             shape: 4.0,
         };
         let before = score(&frame, 96, 96, &truth_model, &start);
-        let r = refine(&frame, 96, 96, &truth_model, &start, &RefineConfig::default()).unwrap();
-        let err = Symmetry::TORUS.axis_error(r.state.pose.q, truth.pose.q).to_degrees();
-        assert!(err < 0.05, "axis error {err}° after {} iterations", r.iterations);
-        assert!(r.score > 0.9999 && r.score > before, "score {} (start {before})", r.score);
+        let r = refine(
+            &frame,
+            96,
+            96,
+            &truth_model,
+            &start,
+            &RefineConfig::default(),
+        )
+        .unwrap();
+        let err = Symmetry::TORUS
+            .axis_error(r.state.pose.q, truth.pose.q)
+            .to_degrees();
+        assert!(
+            err < 0.05,
+            "axis error {err}° after {} iterations",
+            r.iterations
+        );
+        assert!(
+            r.score > 0.9999 && r.score > before,
+            "score {} (start {before})",
+            r.score
+        );
         assert!((r.state.sigma - 1.6).abs() < 0.01, "σ {}", r.state.sigma);
-        assert!((r.state.scale - 1.0).abs() < 0.01, "scale {}", r.state.scale);
+        assert!(
+            (r.state.scale - 1.0).abs() < 0.01,
+            "scale {}",
+            r.state.scale
+        );
         assert!((r.state.shape - 5.0).abs() < 0.1, "tube {}", r.state.shape);
-        assert!((r.state.pose.shift[0] - 2.5).abs() < 0.02 && (r.state.pose.shift[1] + 1.5).abs() < 0.02);
+        assert!(
+            (r.state.pose.shift[0] - 2.5).abs() < 0.02
+                && (r.state.pose.shift[1] + 1.5).abs() < 0.02
+        );
         assert!(r.converged);
     }
 
@@ -565,7 +638,12 @@ mod tests {
         let m = FitModel::torus(10.0, 2.0, 1.5);
         let mut frame = vec![0.0f32; 32 * 32];
         frame[40] = f32::NAN;
-        let st = FitState { pose: Pose::default(), scale: 1.0, sigma: 1.5, shape: 2.0 };
+        let st = FitState {
+            pose: Pose::default(),
+            scale: 1.0,
+            sigma: 1.5,
+            shape: 2.0,
+        };
         let e = refine(&frame, 32, 32, &m, &st, &RefineConfig::default()).unwrap_err();
         assert!(e.to_string().contains("(8, 1)"), "{e}");
     }

@@ -33,7 +33,7 @@ pub fn image_moments(frame: &[f32], width: usize, height: usize) -> Option<Momen
         mx += w * ((i % width) as f64 + 0.5);
         my += w * ((i / width) as f64 + 0.5);
     }
-    if !(m0 > 0.0) {
+    if m0.is_nan() || m0 <= 0.0 {
         return None;
     }
     let (cx, cy) = (mx / m0, my / m0);
@@ -102,15 +102,22 @@ pub fn candidate_rotations(symmetry: &Symmetry, count: usize) -> Vec<Quat> {
     let count = count.max(1);
     if symmetry.is_axial() {
         // how much of the sphere is canonical: ± (D∞) and the mirror each halve it
-        let fold = if matches!(symmetry.group, crate::geometry::SymmetryGroup::DInf) { 2 } else { 1 }
-            * if symmetry.mirror_z { 2 } else { 1 };
+        let fold = if matches!(symmetry.group, crate::geometry::SymmetryGroup::DInf) {
+            2
+        } else {
+            1
+        } * if symmetry.mirror_z { 2 } else { 1 };
         let total = count * fold;
         let golden = std::f64::consts::PI * (3.0 - 5f64.sqrt());
         (0..total)
             .filter_map(|i| {
                 let z = 1.0 - (2.0 * i as f64 + 1.0) / total as f64;
                 let r = (1.0 - z * z).max(0.0).sqrt();
-                let a = [r * (golden * i as f64).cos(), r * (golden * i as f64).sin(), z];
+                let a = [
+                    r * (golden * i as f64).cos(),
+                    r * (golden * i as f64).sin(),
+                    z,
+                ];
                 let c = symmetry.canonical_axis(a);
                 let same = (c[0] - a[0]).abs() + (c[1] - a[1]).abs() + (c[2] - a[2]).abs() < 1e-9;
                 if same {
@@ -143,7 +150,10 @@ pub fn coarse_search(
                 pose: Pose::new(q, base.pose.shift),
                 ..*base
             };
-            (ncc(frame, &render_state(model, &st, width, height, scratch)), q)
+            (
+                ncc(frame, &render_state(model, &st, width, height, scratch)),
+                q,
+            )
         })
         .collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0));
@@ -160,13 +170,20 @@ mod tests {
         assert!((380..=420).contains(&c.len()), "{} candidates", c.len());
         for q in &c {
             let a = q.axis();
-            assert!(a[2] >= -1e-9 && a[0] >= -1e-9, "axis {a:?} outside the canonical region");
+            assert!(
+                a[2] >= -1e-9 && a[0] >= -1e-9,
+                "axis {a:?} outside the canonical region"
+            );
         }
         // every axis on the sphere is within ~6° of some candidate (up to symmetry)
         let probe = candidate_rotations(&Symmetry::NONE, 300);
         let worst = probe
             .iter()
-            .map(|p| c.iter().map(|q| Symmetry::TORUS.axis_error(*q, *p)).fold(f64::MAX, f64::min))
+            .map(|p| {
+                c.iter()
+                    .map(|q| Symmetry::TORUS.axis_error(*q, *p))
+                    .fold(f64::MAX, f64::min)
+            })
             .fold(0.0f64, f64::max)
             .to_degrees();
         assert!(worst < 6.0, "coverage hole of {worst}°");
@@ -182,8 +199,16 @@ mod tests {
             })
             .collect();
         let m = image_moments(&frame, w, h).unwrap();
-        assert!((m.centroid[0] - 8.0).abs() < 0.05 && (m.centroid[1] + 4.0).abs() < 0.05, "{:?}", m.centroid);
-        assert!((m.major_var - 9.0).abs() < 0.3, "major variance {}", m.major_var);
+        assert!(
+            (m.centroid[0] - 8.0).abs() < 0.05 && (m.centroid[1] + 4.0).abs() < 0.05,
+            "{:?}",
+            m.centroid
+        );
+        assert!(
+            (m.major_var - 9.0).abs() < 0.3,
+            "major variance {}",
+            m.major_var
+        );
         assert!(image_moments(&[5.0; 100], 10, 10).is_none());
     }
 }

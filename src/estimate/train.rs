@@ -188,14 +188,24 @@ struct Batch {
 }
 
 /// Generates frames `start..start + n` of the data stream and prepares them.
-fn make_batch(data: &SynthConfig, start: usize, n: usize, size: usize, dev: &Device) -> Result<Batch, TrainError> {
+fn make_batch(
+    data: &SynthConfig,
+    start: usize,
+    n: usize,
+    size: usize,
+    dev: &Device,
+) -> Result<Batch, TrainError> {
     let items: Vec<(Vec<f32>, [f64; 3], [f32; 5])> = (start..start + n)
         .into_par_iter()
         .map(|i| -> Result<_, TrainError> {
             let f = generate_frame(data, i)?;
             let p = prepare(&f.image.data, f.image.width, f.image.height, size);
             let t = &f.truth;
-            let num = |k: &str| t.get(k).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
+            let num = |k: &str| {
+                t.get(k)
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .unwrap_or(f64::NAN)
+            };
             let (major, tube) = (num("major_radius_px"), num("tube_radius_px"));
             let other = [
                 ((t.pose.shift[0] - p.window_offset[0]) / SHIFT_UNIT) as f32,
@@ -227,7 +237,8 @@ fn make_batch(data: &SynthConfig, start: usize, n: usize, size: usize, dev: &Dev
 
 /// The predicted axis `R·e_z` from raw outputs `(B, OUTPUTS)`.
 pub fn predicted_axis(out: &Tensor) -> candle_core::Result<Tensor> {
-    let r = rotation_from_6d(&out.narrow(1, 0, 6)?).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+    let r = rotation_from_6d(&out.narrow(1, 0, 6)?)
+        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
     r.narrow(2, 2, 1)?.squeeze(2)
 }
 
@@ -274,7 +285,8 @@ fn render_loss(out: &Tensor, batch: &Batch, basis: &TorusBasis) -> candle_core::
     let b = out.dim(0)?;
     let size = batch.input.dim(3)?;
     let bin = FIELD / size;
-    let rot = rotation_from_6d(&out.narrow(1, 0, 6)?).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+    let rot = rotation_from_6d(&out.narrow(1, 0, 6)?)
+        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
     let shift = (out.narrow(1, 6, 2)? * SHIFT_UNIT)?;
     let sigma = out.narrow(1, 8, 1)?.clamp(-1.5, 2.5)?.exp()?.squeeze(1)?;
     let major = (out.narrow(1, 9, 1)?.clamp(-2.0, 2.0)?.exp()? * REFERENCE_MAJOR_PX)?; // (B,1)
@@ -285,10 +297,14 @@ fn render_loss(out: &Tensor, batch: &Batch, basis: &TorusBasis) -> candle_core::
         .broadcast_mul(&major.reshape((b, 1, 1))?)?
         .broadcast_add(&basis.tube.broadcast_mul(&tube.reshape((b, 1, 1))?)?)?; // (B,N,3)
     let cam = pts.matmul(&rot.narrow(1, 0, 2)?.transpose(1, 2)?)?; // (B,N,2)
-    let centre = Tensor::new(&[FIELD as f32 / 2.0, FIELD as f32 / 2.0], out.device())?.reshape((1, 1, 2))?;
-    let uv = cam.broadcast_add(&shift.reshape((b, 1, 2))?)?.broadcast_add(&centre)?;
+    let centre =
+        Tensor::new(&[FIELD as f32 / 2.0, FIELD as f32 / 2.0], out.device())?.reshape((1, 1, 2))?;
+    let uv = cam
+        .broadcast_add(&shift.reshape((b, 1, 2))?)?
+        .broadcast_add(&centre)?;
     let w = basis.weights.broadcast_as((b, n))?.contiguous()?;
-    let img = crate::render::cpu::splat(&uv, &w, &sigma, FIELD, FIELD).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+    let img = crate::render::cpu::splat(&uv, &w, &sigma, FIELD, FIELD)
+        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
     let img = img.reshape((b, 1, FIELD, FIELD))?.avg_pool2d(bin)?;
     let pred = sum_to_100(&img)?;
     let target = sum_to_100(&batch.input.clamp(0.0, f64::INFINITY)?)?;
@@ -327,7 +343,10 @@ fn validate(net: &OrientationNet, val: &Batch) -> Result<Option<Stats>, TrainErr
 /// Variables are visited in name order, so the result depends on the seed only.
 fn seeded_init(varmap: &VarMap, seed: u64) -> Result<(), TrainError> {
     use rand::{Rng, SeedableRng};
-    let data = varmap.data().lock().map_err(|_| TrainError::Config("variable map poisoned".into()))?;
+    let data = varmap
+        .data()
+        .lock()
+        .map_err(|_| TrainError::Config("variable map poisoned".into()))?;
     let mut names: Vec<&String> = data.keys().collect();
     names.sort();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
@@ -382,13 +401,16 @@ fn save(varmap: &VarMap, meta: &ModelMeta, weights: &Path) -> Result<(), TrainEr
         std::fs::create_dir_all(dir).map_err(|e| file_err(dir, e.to_string()))?;
     }
     let tmp = crate::export::temp_sibling(weights);
-    varmap.save(&tmp).map_err(|e| file_err(weights, e.to_string()))?;
+    varmap
+        .save(&tmp)
+        .map_err(|e| file_err(weights, e.to_string()))?;
     std::fs::rename(&tmp, weights).map_err(|e| file_err(weights, e.to_string()))?;
     let side = sidecar_path(weights);
     let json = serde_json::to_string_pretty(meta).map_err(|e| file_err(&side, e.to_string()))?;
     crate::export::atomic_write(&side, |w| {
         use std::io::Write;
-        w.write_all(json.as_bytes()).map_err(|e| file_err(&side, e.to_string()))
+        w.write_all(json.as_bytes())
+            .map_err(|e| file_err(&side, e.to_string()))
     })
 }
 
@@ -414,10 +436,15 @@ pub fn train(
     resume: bool,
     on_progress: &dyn Fn(TrainProgress),
 ) -> Result<ModelMeta, TrainError> {
-    if cfg.batch == 0 || cfg.steps == 0 || !(cfg.lr > 0.0) {
-        return Err(TrainError::Config("batch, steps and lr must be positive".into()));
+    if cfg.batch == 0 || cfg.steps == 0 || cfg.lr.is_nan() || cfg.lr <= 0.0 {
+        return Err(TrainError::Config(
+            "batch, steps and lr must be positive".into(),
+        ));
     }
-    if cfg.net.outputs != OUTPUTS || FIELD % cfg.net.input_size != 0 {
+    if cfg.net.outputs != OUTPUTS
+        || cfg.net.input_size == 0
+        || !FIELD.is_multiple_of(cfg.net.input_size)
+    {
         return Err(TrainError::Config(format!(
             "the network needs {OUTPUTS} outputs and an input size dividing {FIELD}"
         )));
@@ -472,7 +499,13 @@ pub fn train(
         seed: cfg.seed,
         ..cfg.data.clone()
     };
-    let val = make_batch(&val_data, 0, cfg.val_frames.max(1), cfg.net.input_size, &dev)?;
+    let val = make_batch(
+        &val_data,
+        0,
+        cfg.val_frames.max(1),
+        cfg.net.input_size,
+        &dev,
+    )?;
     let basis = TorusBasis::new(&dev)?;
     let t0 = Instant::now();
     let wall0 = meta.wall_s;
@@ -480,8 +513,16 @@ pub fn train(
     let mut last_val = None;
     for step in meta.steps_done..cfg.steps {
         let progress = step as f64 / cfg.steps as f64;
-        opt.set_learning_rate(cfg.lr * (0.05 + 0.95 * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())));
-        let batch = make_batch(&train_data, step * cfg.batch, cfg.batch, cfg.net.input_size, &dev)?;
+        opt.set_learning_rate(
+            cfg.lr * (0.05 + 0.95 * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())),
+        );
+        let batch = make_batch(
+            &train_data,
+            step * cfg.batch,
+            cfg.batch,
+            cfg.net.input_size,
+            &dev,
+        )?;
         let out = net.forward(&batch.input)?;
         let l = match cfg.loss {
             LossKind::Supervised => loss(&out, &batch)?,
@@ -489,7 +530,11 @@ pub fn train(
         };
         opt.backward_step(&l)?;
         let lv = l.to_scalar::<f32>()? as f64;
-        running = if running.is_nan() { lv } else { 0.98 * running + 0.02 * lv };
+        running = if running.is_nan() {
+            lv
+        } else {
+            0.98 * running + 0.02 * lv
+        };
         let done = step + 1;
         if done % cfg.val_every.max(1) == 0 || done == cfg.steps {
             let v = validate(&net, &val)?;
@@ -542,7 +587,10 @@ impl Estimator {
         if meta.net.outputs != OUTPUTS {
             return Err(TrainError::File {
                 path: weights.to_path_buf(),
-                message: format!("model has {} outputs, this version reads {OUTPUTS}", meta.net.outputs),
+                message: format!(
+                    "model has {} outputs, this version reads {OUTPUTS}",
+                    meta.net.outputs
+                ),
             });
         }
         // SAFETY of mmap is avoided: the file is read into memory.
@@ -550,9 +598,11 @@ impl Estimator {
             path: weights.to_path_buf(),
             message: e.to_string(),
         })?;
-        let vb = VarBuilder::from_buffered_safetensors(bytes, DType::F32, device).map_err(|e| TrainError::File {
-            path: weights.to_path_buf(),
-            message: format!("not a safetensors model: {e}"),
+        let vb = VarBuilder::from_buffered_safetensors(bytes, DType::F32, device).map_err(|e| {
+            TrainError::File {
+                path: weights.to_path_buf(),
+                message: format!("not a safetensors model: {e}"),
+            }
         })?;
         let net = OrientationNet::new(vb, &meta.net).map_err(|e| TrainError::File {
             path: weights.to_path_buf(),
@@ -571,15 +621,28 @@ impl Estimator {
     }
 
     /// Estimates a batch of frames `(pixels, width, height)`.
-    pub fn estimate(&self, frames: &[(&[f32], usize, usize)]) -> Result<Vec<NetEstimate>, TrainError> {
+    pub fn estimate(
+        &self,
+        frames: &[(&[f32], usize, usize)],
+    ) -> Result<Vec<NetEstimate>, TrainError> {
         if frames.is_empty() {
             return Ok(Vec::new());
         }
         let size = self.meta.net.input_size;
-        let prepared: Vec<_> = frames.par_iter().map(|(f, w, h)| prepare(f, *w, *h, size)).collect();
-        let input: Vec<f32> = prepared.iter().flat_map(|p| p.input.iter().copied()).collect();
+        let prepared: Vec<_> = frames
+            .par_iter()
+            .map(|(f, w, h)| prepare(f, *w, *h, size))
+            .collect();
+        let input: Vec<f32> = prepared
+            .iter()
+            .flat_map(|p| p.input.iter().copied())
+            .collect();
         let x = Tensor::from_vec(input, (frames.len(), 1, size, size), &self.device)?;
-        let out = self.net.forward(&x)?.to_device(&Device::Cpu)?.to_vec2::<f32>()?;
+        let out = self
+            .net
+            .forward(&x)?
+            .to_device(&Device::Cpu)?
+            .to_vec2::<f32>()?;
         Ok(out
             .iter()
             .zip(&prepared)
@@ -611,8 +674,17 @@ mod tests {
     fn render_loss_trains_without_labels() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = TrainConfig {
-            data: SynthConfig { sites: 60, ..SynthConfig::default() },
-            net: NetConfig { input_size: 32, channels: vec![8, 8, 16], hidden: 32, outputs: OUTPUTS, ..NetConfig::default() },
+            data: SynthConfig {
+                sites: 60,
+                ..SynthConfig::default()
+            },
+            net: NetConfig {
+                input_size: 32,
+                channels: vec![8, 8, 16],
+                hidden: 32,
+                outputs: OUTPUTS,
+                ..NetConfig::default()
+            },
             steps: 30,
             batch: 8,
             lr: 2e-3,
@@ -622,10 +694,16 @@ mod tests {
             ..TrainConfig::default()
         };
         let losses = std::sync::Mutex::new(Vec::new());
-        train(&cfg, &dir.path().join("r.safetensors"), false, &|p| losses.lock().unwrap().push(p.loss)).unwrap();
+        train(&cfg, &dir.path().join("r.safetensors"), false, &|p| {
+            losses.lock().unwrap().push(p.loss)
+        })
+        .unwrap();
         let losses = losses.into_inner().unwrap();
         assert!(losses.iter().all(|l| l.is_finite()));
-        assert!(*losses.last().unwrap() < losses[0], "render loss did not fall: {losses:?}");
+        assert!(
+            *losses.last().unwrap() < losses[0],
+            "render loss did not fall: {losses:?}"
+        );
     }
 
     #[test]
@@ -653,7 +731,10 @@ mod tests {
             ..TrainConfig::default()
         };
         let losses = std::sync::Mutex::new(Vec::new());
-        let meta = train(&cfg, &weights, false, &|p| losses.lock().unwrap().push(p.loss)).unwrap();
+        let meta = train(&cfg, &weights, false, &|p| {
+            losses.lock().unwrap().push(p.loss)
+        })
+        .unwrap();
         let losses = losses.into_inner().unwrap();
         let (first, last) = (losses[0], *losses.last().unwrap());
         assert!(last < first, "running loss did not fall: {first} → {last}");
@@ -666,7 +747,10 @@ mod tests {
         assert!(e[0].sigma > 0.0 && e[0].major_px > 0.0);
         // a corrupt weights file is a clear error
         std::fs::write(&weights, b"not safetensors").unwrap();
-        let err = Estimator::load(&weights, &Device::Cpu).err().unwrap().to_string();
+        let err = Estimator::load(&weights, &Device::Cpu)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("tiny.safetensors"), "{err}");
     }
 }

@@ -85,8 +85,8 @@ pub fn temp_sibling(path: &Path) -> PathBuf {
 
 /// The standard columns, in order, after the optional `file` column.
 pub const POSE_COLUMNS: [&str; 15] = [
-    "frame", "qw", "qx", "qy", "qz", "axis_x", "axis_y", "axis_z", "rot_deg", "tilt_deg", "psi_deg",
-    "shift_x", "shift_y", "sigma", "score",
+    "frame", "qw", "qx", "qy", "qz", "axis_x", "axis_y", "axis_z", "rot_deg", "tilt_deg",
+    "psi_deg", "shift_x", "shift_y", "sigma", "score",
 ];
 
 /// One row of a pose CSV.
@@ -129,7 +129,10 @@ impl PoseRow {
 
     /// The value of an extra column.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.extra.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.extra
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Adds (or replaces) an extra column.
@@ -212,7 +215,9 @@ pub fn read_pose_csv(path: &Path) -> Result<Vec<PoseRow>, ExportError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let mut rdr = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(file);
+    let mut rdr = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(file);
     let header: Vec<String> = rdr
         .headers()
         .map_err(|e| err(e.to_string()))?
@@ -220,10 +225,13 @@ pub fn read_pose_csv(path: &Path) -> Result<Vec<PoseRow>, ExportError> {
         .map(|h| h.to_ascii_lowercase())
         .collect();
     let col = |name: &str| header.iter().position(|h| h == name);
-    let (Some(iw), Some(ix), Some(iy), Some(iz)) = (col("qw"), col("qx"), col("qy"), col("qz")) else {
+    let (Some(iw), Some(ix), Some(iy), Some(iz)) = (col("qw"), col("qx"), col("qy"), col("qz"))
+    else {
         return Err(err("missing quaternion columns qw, qx, qy, qz".into()));
     };
-    let derived = ["axis_x", "axis_y", "axis_z", "rot_deg", "tilt_deg", "psi_deg"];
+    let derived = [
+        "axis_x", "axis_y", "axis_z", "rot_deg", "tilt_deg", "psi_deg",
+    ];
     let mut rows = Vec::new();
     for (i, rec) in rdr.records().enumerate() {
         let line = i + 2;
@@ -253,12 +261,18 @@ pub fn read_pose_csv(path: &Path) -> Result<Vec<PoseRow>, ExportError> {
             }
         };
         let frame = match col("frame") {
-            Some(j) => field(Some(j))
-                .parse::<usize>()
-                .map_err(|_| err(format!("line {line}: column frame: '{}' is not a frame number", field(Some(j)))))?,
+            Some(j) => field(Some(j)).parse::<usize>().map_err(|_| {
+                err(format!(
+                    "line {line}: column frame: '{}' is not a frame number",
+                    field(Some(j))
+                ))
+            })?,
             None => i,
         };
-        let shift = [parse("shift_x", col("shift_x"), 0.0)?, parse("shift_y", col("shift_y"), 0.0)?];
+        let shift = [
+            parse("shift_x", col("shift_x"), 0.0)?,
+            parse("shift_y", col("shift_y"), 0.0)?,
+        ];
         let mut row = PoseRow {
             file: col("file").map(|j| field(Some(j)).to_string()),
             frame,
@@ -268,7 +282,8 @@ pub fn read_pose_csv(path: &Path) -> Result<Vec<PoseRow>, ExportError> {
             extra: Vec::new(),
         };
         for (j, h) in header.iter().enumerate() {
-            let known = POSE_COLUMNS.contains(&h.as_str()) || h == "file" || derived.contains(&h.as_str());
+            let known =
+                POSE_COLUMNS.contains(&h.as_str()) || h == "file" || derived.contains(&h.as_str());
             if !known {
                 row.extra.push((h.clone(), field(Some(j)).to_string()));
             }
@@ -287,10 +302,18 @@ mod tests {
     fn pose_csv_round_trip_keeps_poses_and_extras() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("poses.csv");
-        let mut a = PoseRow::new(0, Pose::new(Quat::from_euler_zyz(0.3, 1.1, -0.4), [1.5, -2.0]), 1.6);
+        let mut a = PoseRow::new(
+            0,
+            Pose::new(Quat::from_euler_zyz(0.3, 1.1, -0.4), [1.5, -2.0]),
+            1.6,
+        );
         a.score = 0.93;
         a.set("major_radius_px", 20.0);
-        let mut b = PoseRow::new(1, Pose::new(Quat::new(-0.5, 0.5, -0.5, 0.5), [0.0, 3.25]), 2.0);
+        let mut b = PoseRow::new(
+            1,
+            Pose::new(Quat::new(-0.5, 0.5, -0.5, 0.5), [0.0, 3.25]),
+            2.0,
+        );
         b.file = Some("b.tif".into());
         write_pose_csv(&path, &[a.clone(), b.clone()]).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
@@ -316,12 +339,18 @@ mod tests {
         let path = dir.path().join("bad.csv");
         std::fs::write(&path, "frame,qw,qx,qy,qz\n0,1,0,0,0\n1,abc,0,0,0\n").unwrap();
         let e = read_pose_csv(&path).unwrap_err().to_string();
-        assert!(e.contains("bad.csv") && e.contains("line 3") && e.contains("qw"), "{e}");
+        assert!(
+            e.contains("bad.csv") && e.contains("line 3") && e.contains("qw"),
+            "{e}"
+        );
         std::fs::write(&path, "frame,a,b\n0,1,2\n").unwrap();
         let e = read_pose_csv(&path).unwrap_err().to_string();
         assert!(e.contains("missing quaternion"), "{e}");
         std::fs::write(&path, "qw,qx,qy,qz\n0,0,0,0\n").unwrap();
-        assert!(read_pose_csv(&path).unwrap_err().to_string().contains("not a rotation"));
+        assert!(read_pose_csv(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("not a rotation"));
     }
 
     #[test]
@@ -329,10 +358,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.bin");
         let r: Result<(), ExportError> = atomic_write(&path, |w| {
-            w.write_all(b"partial").map_err(|source| ExportError::Io { path: path.clone(), source })?;
-            Err(ExportError::Csv { path: path.clone(), message: "boom".into() })
+            w.write_all(b"partial").map_err(|source| ExportError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            Err(ExportError::Csv {
+                path: path.clone(),
+                message: "boom".into(),
+            })
         });
         assert!(r.is_err());
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "temp file was not removed");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "temp file was not removed"
+        );
     }
 }

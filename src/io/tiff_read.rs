@@ -529,6 +529,14 @@ fn read_dir(
     buf: &mut Vec<u8>,
 ) -> Result<DirInfo, IoError> {
     let count_size = header.count_size();
+    // Decoders see the file through `Patched`, which rewrites part of the header: a directory
+    // overlapping the header would read differently there than here.
+    if offset < header.first_ifd_field() + header.offset_size() {
+        return Err(IoError::corrupt(
+            path,
+            format!("page {index}: image directory offset {offset} lies inside the file header"),
+        ));
+    }
     if offset
         .checked_add(count_size)
         .is_none_or(|end| end > file_len)
@@ -638,10 +646,18 @@ fn check_entries(
     let mut desc = None;
     for entry in entries.chunks_exact(header.entry_size() as usize) {
         let tag = header.u16(entry);
+        let typ = header.u16(&entry[2..]);
+        if header.big && type_size(typ) == 0 {
+            // tiff 0.11 skips an unknown-type entry as 12 bytes even in BigTIFF (20-byte
+            // entries), and then misreads the rest of the directory. Found by fuzzing.
+            return Err(IoError::corrupt(
+                path,
+                format!("page {page}: tag {tag} has unknown field type {typ}"),
+            ));
+        }
         if !READ_TAGS.contains(&tag) && tag != 347 && tag != 530 {
             continue;
         }
-        let typ = header.u16(&entry[2..]);
         let (count, field) = if header.big {
             (header.u64(&entry[4..]), &entry[12..20])
         } else {

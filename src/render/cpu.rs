@@ -38,7 +38,10 @@ fn per_frame<T: Send>(batch: usize, f: impl Fn(usize, Parallelism) -> T + Sync) 
     if batch == 1 {
         vec![f(0, Parallelism::Rayon(rayon::current_num_threads()))]
     } else {
-        (0..batch).into_par_iter().map(|b| f(b, Parallelism::None)).collect()
+        (0..batch)
+            .into_par_iter()
+            .map(|b| f(b, Parallelism::None))
+            .collect()
     }
 }
 
@@ -113,7 +116,10 @@ impl CustomOp3 for SplatOp {
         });
         let dev = uv.device();
         let g_uv: Vec<f32> = grads.iter().flat_map(|g| g.uv.iter().copied()).collect();
-        let g_w: Vec<f32> = grads.iter().flat_map(|g| g.weights.iter().copied()).collect();
+        let g_w: Vec<f32> = grads
+            .iter()
+            .flat_map(|g| g.weights.iter().copied())
+            .collect();
         let g_s: Vec<f32> = grads.iter().map(|g| g.sigma).collect();
         Ok((
             Some(Tensor::from_vec(g_uv, (b, n, 2), dev)?),
@@ -123,10 +129,19 @@ impl CustomOp3 for SplatOp {
     }
 }
 
-fn check_dims(uv: &Tensor, weights: &Tensor, sigma: &Tensor, width: usize, height: usize) -> Result<usize> {
+fn check_dims(
+    uv: &Tensor,
+    weights: &Tensor,
+    sigma: &Tensor,
+    width: usize,
+    height: usize,
+) -> Result<usize> {
     let (b, n, two) = uv.dims3()?;
     if two != 2 {
-        return Err(RenderError::Invalid(format!("uv must be (B,N,2), got {:?}", uv.dims())));
+        return Err(RenderError::Invalid(format!(
+            "uv must be (B,N,2), got {:?}",
+            uv.dims()
+        )));
     }
     if weights.dims() != [b, n] {
         return Err(RenderError::Invalid(format!(
@@ -135,7 +150,10 @@ fn check_dims(uv: &Tensor, weights: &Tensor, sigma: &Tensor, width: usize, heigh
         )));
     }
     if sigma.dims() != [b] {
-        return Err(RenderError::Invalid(format!("sigma must be (B) = ({b}), got {:?}", sigma.dims())));
+        return Err(RenderError::Invalid(format!(
+            "sigma must be (B) = ({b}), got {:?}",
+            sigma.dims()
+        )));
     }
     if width == 0 || height == 0 || width.saturating_mul(height) > 1 << 26 {
         return Err(RenderError::Invalid(format!("image size {width}×{height}")));
@@ -146,7 +164,13 @@ fn check_dims(uv: &Tensor, weights: &Tensor, sigma: &Tensor, width: usize, heigh
 /// Splats projected points into images: `(uv (B,N,2), weights (B,N), sigma (B)) → (B,H,W)`.
 ///
 /// Differentiable with respect to all three inputs.
-pub fn splat(uv: &Tensor, weights: &Tensor, sigma: &Tensor, width: usize, height: usize) -> Result<Tensor> {
+pub fn splat(
+    uv: &Tensor,
+    weights: &Tensor,
+    sigma: &Tensor,
+    width: usize,
+    height: usize,
+) -> Result<Tensor> {
     check_dims(uv, weights, sigma, width, height)?;
     if uv.device().is_cpu() && uv.dtype() == DType::F32 {
         let op = SplatOp { width, height };
@@ -162,7 +186,13 @@ pub fn splat(uv: &Tensor, weights: &Tensor, sigma: &Tensor, width: usize, height
 ///
 /// Works on every device; it is also the cross-check for the custom op's
 /// hand-written backward pass.
-pub fn splat_ops(uv: &Tensor, weights: &Tensor, sigma: &Tensor, width: usize, height: usize) -> Result<Tensor> {
+pub fn splat_ops(
+    uv: &Tensor,
+    weights: &Tensor,
+    sigma: &Tensor,
+    width: usize,
+    height: usize,
+) -> Result<Tensor> {
     let b = check_dims(uv, weights, sigma, width, height)?;
     let dev = uv.device();
     let dt = uv.dtype();
@@ -183,7 +213,9 @@ pub fn splat_ops(uv: &Tensor, weights: &Tensor, sigma: &Tensor, width: usize, he
     let gx = profile(&u, width)?; // (B,N,W)
     let gy = profile(&v, height)?; // (B,N,H)
     let norm = (s.sqr()? * (2.0 * std::f64::consts::PI))?.recip()?; // (B,1,1)
-    let gy = gy.broadcast_mul(&weights.unsqueeze(2)?)?.broadcast_mul(&norm)?;
+    let gy = gy
+        .broadcast_mul(&weights.unsqueeze(2)?)?
+        .broadcast_mul(&norm)?;
     Ok(gy.transpose(1, 2)?.contiguous()?.matmul(&gx)?)
 }
 
@@ -244,9 +276,17 @@ pub fn render(
 }
 
 /// Projects model points to `(u, v)` pairs without candle (for the fast path).
-pub fn project_points(points: &[[f32; 3]], rot: &[[f64; 3]; 3], shift: [f64; 2], params: &SplatParams) -> Vec<f32> {
+pub fn project_points(
+    points: &[[f32; 3]],
+    rot: &[[f64; 3]; 3],
+    shift: [f64; 2],
+    params: &SplatParams,
+) -> Vec<f32> {
     let s = params.scale as f64;
-    let (cu, cv) = (params.width as f64 / 2.0 + shift[0], params.height as f64 / 2.0 + shift[1]);
+    let (cu, cv) = (
+        params.width as f64 / 2.0 + shift[0],
+        params.height as f64 / 2.0 + shift[1],
+    );
     let r = rot.map(|row| row.map(|x| x * s));
     points
         .iter()
@@ -279,7 +319,10 @@ pub fn render_frame_into(
         )));
     }
     if !(params.sigma.is_finite() && params.sigma > 0.0) {
-        return Err(RenderError::Invalid(format!("PSF sigma must be positive, got {}", params.sigma)));
+        return Err(RenderError::Invalid(format!(
+            "PSF sigma must be positive, got {}",
+            params.sigma
+        )));
     }
     if out.len() != params.width * params.height || out.is_empty() {
         return Err(RenderError::Invalid(format!(
@@ -312,7 +355,15 @@ pub fn render_frame(
     params: &SplatParams,
 ) -> Result<Vec<f32>> {
     let mut out = vec![0.0; params.width * params.height];
-    render_frame_into(points, weights, rot, shift, params, &mut Scratch::default(), &mut out)?;
+    render_frame_into(
+        points,
+        weights,
+        rot,
+        shift,
+        params,
+        &mut Scratch::default(),
+        &mut out,
+    )?;
     Ok(out)
 }
 
@@ -330,10 +381,17 @@ pub fn image_sums(images: &Tensor) -> Result<Tensor> {
 pub fn rotation_from_6d(six: &Tensor) -> Result<Tensor> {
     let (b, k) = six.dims2()?;
     if k != 6 {
-        return Err(RenderError::Invalid(format!("6-D rotations must be (B,6), got {:?}", six.dims())));
+        return Err(RenderError::Invalid(format!(
+            "6-D rotations must be (B,6), got {:?}",
+            six.dims()
+        )));
     }
     let normalise = |v: &Tensor| -> candle_core::Result<Tensor> {
-        let n = v.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::INFINITY)?;
+        let n = v
+            .sqr()?
+            .sum_keepdim(1)?
+            .sqrt()?
+            .clamp(1e-12, f64::INFINITY)?;
         v.broadcast_div(&n)
     };
     let a1 = six.narrow(1, 0, 3)?;

@@ -8,13 +8,29 @@ use rand_chacha::ChaCha8Rng;
 
 fn rot_from_rotvec(v: [f64; 3]) -> [[f64; 3]; 3] {
     let th = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
-    let k = if th > 0.0 { v.map(|x| x / th) } else { [0.0, 0.0, 1.0] };
+    let k = if th > 0.0 {
+        v.map(|x| x / th)
+    } else {
+        [0.0, 0.0, 1.0]
+    };
     let (s, c) = th.sin_cos();
     let t = 1.0 - c;
     [
-        [c + k[0] * k[0] * t, k[0] * k[1] * t - k[2] * s, k[0] * k[2] * t + k[1] * s],
-        [k[1] * k[0] * t + k[2] * s, c + k[1] * k[1] * t, k[1] * k[2] * t - k[0] * s],
-        [k[2] * k[0] * t - k[1] * s, k[2] * k[1] * t + k[0] * s, c + k[2] * k[2] * t],
+        [
+            c + k[0] * k[0] * t,
+            k[0] * k[1] * t - k[2] * s,
+            k[0] * k[2] * t + k[1] * s,
+        ],
+        [
+            k[1] * k[0] * t + k[2] * s,
+            c + k[1] * k[1] * t,
+            k[1] * k[2] * t - k[0] * s,
+        ],
+        [
+            k[2] * k[0] * t - k[1] * s,
+            k[2] * k[1] * t + k[0] * s,
+            c + k[2] * k[2] * t,
+        ],
     ]
 }
 
@@ -28,7 +44,10 @@ fn random_cloud(n: usize, radius: f32, seed: u64) -> (Vec<[f32; 3]>, Vec<f32>) {
 }
 
 fn max_abs(a: &[f32], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| (*x as f64 - y).abs()).fold(0.0, f64::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (*x as f64 - y).abs())
+        .fold(0.0, f64::max)
 }
 
 #[test]
@@ -40,12 +59,20 @@ fn fast_frame_matches_naive_reference() {
         (0.7, 0.8, [-5.0, 4.5], (64, 64)),
     ] {
         let rot = rot_from_rotvec([0.3, -1.1, 0.7]);
-        let params = SplatParams { width: size.0, height: size.1, sigma, scale };
+        let params = SplatParams {
+            width: size.0,
+            height: size.1,
+            sigma,
+            scale,
+        };
         let fast = render_frame(&pts, &w, &rot, shift, &params).unwrap();
         let naive = render_naive(&pts, &w, &rot, shift, &params);
         let peak = naive.iter().cloned().fold(0.0, f64::max);
         let err = max_abs(&fast, &naive);
-        assert!(err < 1e-5 * peak.max(1.0), "σ={sigma}: max error {err} (peak {peak})");
+        assert!(
+            err < 1e-5 * peak.max(1.0),
+            "σ={sigma}: max error {err} (peak {peak})"
+        );
         // the total intensity is about the total weight when the cloud is inside the image
         let total: f64 = naive.iter().sum();
         assert!(total > 0.0);
@@ -61,7 +88,12 @@ fn candle_batch_matches_fast_frames() {
     let sigmas = [1.2f32, 1.8, 2.5];
     let scales = [1.0f32, 1.2, 0.9];
     let (wd, ht) = (48, 40);
-    let pts_t = Tensor::from_vec(pts.iter().flatten().copied().collect::<Vec<f32>>(), (pts.len(), 3), &dev).unwrap();
+    let pts_t = Tensor::from_vec(
+        pts.iter().flatten().copied().collect::<Vec<f32>>(),
+        (pts.len(), 3),
+        &dev,
+    )
+    .unwrap();
     let w_t = Tensor::new(w.clone(), &dev).unwrap();
     let rot_t = Tensor::new(&rots.map(|r| r.map(|row| row.map(|x| x as f32))), &dev).unwrap();
     let shift_t = Tensor::new(&shifts.map(|s| s.map(|x| x as f32)), &dev).unwrap();
@@ -71,25 +103,48 @@ fn candle_batch_matches_fast_frames() {
     assert_eq!(imgs.dims(), [3, ht, wd]);
     let imgs = imgs.to_vec3::<f32>().unwrap();
     for b in 0..3 {
-        let params = SplatParams { width: wd, height: ht, sigma: sigmas[b], scale: scales[b] };
+        let params = SplatParams {
+            width: wd,
+            height: ht,
+            sigma: sigmas[b],
+            scale: scales[b],
+        };
         let want = render_naive(&pts, &w, &rots[b], shifts[b], &params);
         let got: Vec<f32> = imgs[b].concat();
         let peak = want.iter().cloned().fold(0.0, f64::max);
-        assert!(max_abs(&got, &want) < 1e-5 * peak.max(1.0), "batch item {b}");
+        assert!(
+            max_abs(&got, &want) < 1e-5 * peak.max(1.0),
+            "batch item {b}"
+        );
     }
     // the stock-op formulation agrees too
     let uv = project(&pts_t, &rot_t, &shift_t, &sc_t, wd, ht).unwrap();
-    let wb = w_t.unsqueeze(0).unwrap().broadcast_as((3, 40)).unwrap().contiguous().unwrap();
+    let wb = w_t
+        .unsqueeze(0)
+        .unwrap()
+        .broadcast_as((3, 40))
+        .unwrap()
+        .contiguous()
+        .unwrap();
     let a = splat(&uv, &wb, &sig_t, wd, ht).unwrap();
     let b = splat_ops(&uv, &wb, &sig_t, wd, ht).unwrap();
-    let diff = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    let diff = (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
     assert!(diff < 1e-5, "custom op vs stock ops differ by {diff}");
 }
 
 /// A fixed linear loss `Σ I·T` over random targets, so gradients are easy to check.
 fn loss_target(b: usize, ht: usize, wd: usize, seed: u64, dev: &Device) -> Tensor {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let t: Vec<f32> = (0..b * ht * wd).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    let t: Vec<f32> = (0..b * ht * wd)
+        .map(|_| rng.random_range(-1.0f32..1.0))
+        .collect();
     Tensor::from_vec(t, (b, ht, wd), dev).unwrap()
 }
 
@@ -98,7 +153,9 @@ fn custom_backward_matches_autograd_of_stock_ops() {
     let dev = Device::Cpu;
     let (b, n, wd, ht) = (2, 25, 30, 26);
     let mut rng = ChaCha8Rng::seed_from_u64(3);
-    let uv: Vec<f32> = (0..b * n * 2).map(|_| rng.random_range(5.0f32..24.0)).collect();
+    let uv: Vec<f32> = (0..b * n * 2)
+        .map(|_| rng.random_range(5.0f32..24.0))
+        .collect();
     let w: Vec<f32> = (0..b * n).map(|_| rng.random_range(0.5f32..2.0)).collect();
     let target = loss_target(b, ht, wd, 4, &dev);
     let grads_of = |use_op: bool| {
@@ -112,16 +169,29 @@ fn custom_backward_matches_autograd_of_stock_ops() {
         };
         let loss = (img * &target).unwrap().sum_all().unwrap();
         let g = loss.backward().unwrap();
-        [uv.as_tensor(), w.as_tensor(), s.as_tensor()]
-            .map(|t| g.get(t).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap())
+        [uv.as_tensor(), w.as_tensor(), s.as_tensor()].map(|t| {
+            g.get(t)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+        })
     };
     let op = grads_of(true);
     let stock = grads_of(false);
     for (name, (a, s)) in ["uv", "weights", "sigma"].iter().zip(op.iter().zip(&stock)) {
         let scale = s.iter().map(|x| x.abs()).fold(0.0f32, f32::max);
         assert!(scale > 0.0, "{name}: zero gradient");
-        let err = a.iter().zip(s).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
-        assert!(err < 1e-4 * scale.max(1.0), "{name}: max gradient difference {err} (scale {scale})");
+        let err = a
+            .iter()
+            .zip(s)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max);
+        assert!(
+            err < 1e-4 * scale.max(1.0),
+            "{name}: max gradient difference {err} (scale {scale})"
+        );
     }
 }
 
@@ -157,7 +227,13 @@ fn full_render_gradients_match_finite_differences() {
     let grads = loss.backward().unwrap();
     let names = ["rotation (6D)", "shift", "sigma", "scale", "points"];
     for (k, var) in vars.iter().enumerate() {
-        let analytic = grads.get(var).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let analytic = grads
+            .get(var)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         let flat = var.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         // check a handful of coordinates of each input
         for j in (0..flat.len()).step_by((flat.len() / 6).max(1)) {
@@ -168,12 +244,18 @@ fn full_render_gradients_match_finite_differences() {
                 let t = Tensor::from_vec(v, var.dims(), &dev).unwrap();
                 let mut args: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
                 args[k] = t;
-                loss_of(&args[0], &args[1], &args[2], &args[3], &args[4]).to_scalar::<f32>().unwrap() as f64
+                loss_of(&args[0], &args[1], &args[2], &args[3], &args[4])
+                    .to_scalar::<f32>()
+                    .unwrap() as f64
             };
             let fd = (eval(eps) - eval(-eps)) / (2.0 * eps as f64);
             let an = analytic[j] as f64;
             let tol = 2e-2 * fd.abs().max(an.abs()).max(0.05);
-            assert!((fd - an).abs() < tol, "{}[{j}]: analytic {an} vs finite difference {fd}", names[k]);
+            assert!(
+                (fd - an).abs() < tol,
+                "{}[{j}]: analytic {an} vs finite difference {fd}",
+                names[k]
+            );
         }
     }
 }
@@ -181,7 +263,14 @@ fn full_render_gradients_match_finite_differences() {
 #[test]
 fn rotation_from_6d_is_orthonormal() {
     let dev = Device::Cpu;
-    let six = Tensor::new(&[[1.0f32, 0.3, -0.2, 0.4, 2.0, 0.1], [0.0, 0.0, 3.0, 1.0, 1.0, 0.0]], &dev).unwrap();
+    let six = Tensor::new(
+        &[
+            [1.0f32, 0.3, -0.2, 0.4, 2.0, 0.1],
+            [0.0, 0.0, 3.0, 1.0, 1.0, 0.0],
+        ],
+        &dev,
+    )
+    .unwrap();
     let r = rotation_from_6d(&six).unwrap().to_vec3::<f32>().unwrap();
     for m in r {
         for i in 0..3 {
@@ -191,7 +280,8 @@ fn rotation_from_6d_is_orthonormal() {
                 assert!((dot - want).abs() < 1e-5, "RᵀR[{i}][{j}] = {dot}");
             }
         }
-        let det = m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+        let det = m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+            - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
             + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
         assert!((det - 1.0).abs() < 1e-5, "det {det}");
     }

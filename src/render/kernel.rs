@@ -39,7 +39,6 @@ macro_rules! simd_dispatch {
     };
 }
 
-
 /// `exp(x)` for `x <= 0`, vectorisable (no libm call).
 ///
 /// Range reduction to `2^n · e^f` with `f ∈ [-ln2/2, ln2/2]` and a degree-6 Taylor
@@ -48,7 +47,7 @@ macro_rules! simd_dispatch {
 #[inline(always)]
 pub fn exp_neg(x: f32) -> f32 {
     const ROUND: f32 = 12_582_912.0; // 1.5·2^23: adding it rounds to an integer held in the low mantissa bits
-    // clamp to [-87, 0]; `max` maps NaN to -87
+                                     // clamp to [-87, 0]; `max` maps NaN to -87
     #[allow(clippy::manual_clamp)] // clamp would keep NaN
     let x = x.max(-87.0).min(0.0);
     let k = x * std::f32::consts::LOG2_E + ROUND;
@@ -62,7 +61,8 @@ pub fn exp_neg(x: f32) -> f32 {
         + f * (1.0
             + f * (0.5
                 + f * (1.0 / 6.0
-                    + f * (1.0 / 24.0 + f * (1.0 / 120.0 + f * (1.0 / 720.0 + f * (1.0 / 5040.0)))))));
+                    + f * (1.0 / 24.0
+                        + f * (1.0 / 120.0 + f * (1.0 / 720.0 + f * (1.0 / 5040.0)))))));
     p * f32::from_bits(ni.wrapping_add(127) << 23)
 }
 
@@ -90,7 +90,9 @@ fn profile_value(d: f32, k: f32, inv_s2: f32, kind: Profile) -> f32 {
 #[inline(always)]
 fn profiles_impl(centres: &[f32], len: usize, sigma: f32, kind: Profile, out: &mut [f32]) {
     const LANES: usize = 16;
-    const STEP: [f32; LANES] = [0., 1., 2., 3., 4., 5., 6., 7., 8., 9., 10., 11., 12., 13., 14., 15.];
+    const STEP: [f32; LANES] = [
+        0., 1., 2., 3., 4., 5., 6., 7., 8., 9., 10., 11., 12., 13., 14., 15.,
+    ];
     let k = 0.5 / (sigma * sigma);
     let inv_s2 = 1.0 / (sigma * sigma);
     for (row, &centre) in out.chunks_exact_mut(len).zip(centres) {
@@ -374,7 +376,15 @@ fn window_start(centre: f32, radius: f32, len: usize, axis: usize) -> Option<usi
 }
 
 #[inline(always)]
-fn accumulate_impl(out: &mut [f32], width: usize, gx: &[f32], gy: &[f32], lx: usize, ly: usize, starts: &[Block]) {
+fn accumulate_impl(
+    out: &mut [f32],
+    width: usize,
+    gx: &[f32],
+    gy: &[f32],
+    lx: usize,
+    ly: usize,
+    starts: &[Block],
+) {
     for b in starts {
         let gxi = &gx[b.index * lx..(b.index + 1) * lx];
         let gyi = &gy[b.index * ly + b.row_skip..b.index * ly + b.row_skip + b.rows];
@@ -459,7 +469,15 @@ pub fn splat_frame(
     scratch.gy.resize(m * ly, 0.0);
     profiles(&scratch.us, lx, sigma, Profile::Gauss, &mut scratch.gx);
     profiles(&scratch.vs, ly, sigma, Profile::Gauss, &mut scratch.gy);
-    accumulate(out, width, &scratch.gx, &scratch.gy, lx, ly, &scratch.starts);
+    accumulate(
+        out,
+        width,
+        &scratch.gx,
+        &scratch.gy,
+        lx,
+        ly,
+        &scratch.starts,
+    );
 }
 
 /// Back-propagates `grad` (dL/dI, `width·height`) through [`splat_frame`].
@@ -509,7 +527,8 @@ pub fn splat_frame_backward(
         profile_window(p[1], r0, sigma, Profile::Gauss, gy);
         profile_window(p[1], r0, sigma, Profile::DCentre, gy_d);
         profile_window(p[1], r0, sigma, Profile::DSquared, gy_d2);
-        let (mut s_gy_a, mut s_gy_b, mut s_gyd_a, mut s_gyd2_a, mut s_gy_c) = (0.0, 0.0, 0.0, 0.0, 0.0);
+        let (mut s_gy_a, mut s_gy_b, mut s_gyd_a, mut s_gyd2_a, mut s_gy_c) =
+            (0.0, 0.0, 0.0, 0.0, 0.0);
         for (k, r) in (r0..r1).enumerate() {
             let row = &grad[r * width + c0..r * width + c1];
             let (mut a, mut b, mut cc) = (0.0f32, 0.0f32, 0.0f32);
@@ -637,7 +656,13 @@ fn jacobian_impl(
             if spec.log_sigma {
                 // σ·∂/∂σ of c(σ)·gy·gx = c·[(−2·gy + gy·dy²/σ²)·gx + gy·gx·dx²/σ²]
                 let row = &mut jac[k * plane + off..k * plane + off + nx];
-                axpy2(row, s * (gy_d2[j] * inv_s2 - 2.0 * gy[j]), gx, a * inv_s2, gx_d2);
+                axpy2(
+                    row,
+                    s * (gy_d2[j] * inv_s2 - 2.0 * gy[j]),
+                    gx,
+                    a * inv_s2,
+                    gx_d2,
+                );
             }
         }
     }
@@ -689,7 +714,8 @@ mod tests {
     fn windowed_matches_dense_forward_and_backward() {
         // points inside, on the border and outside the frame
         let uv: Vec<f32> = vec![
-            20.3, 30.7, 0.2, 5.0, -3.0, 12.0, 63.9, 63.9, 70.0, 10.0, 31.0, -2.5, 44.4, 17.7, 10.0, 50.0,
+            20.3, 30.7, 0.2, 5.0, -3.0, 12.0, 63.9, 63.9, 70.0, 10.0, 31.0, -2.5, 44.4, 17.7, 10.0,
+            50.0,
         ];
         let w = vec![1.0, 2.0, 0.5, 1.5, 3.0, 1.0, 0.7, 1.2];
         let (wd, ht) = (64, 60);
@@ -704,10 +730,32 @@ mod tests {
             assert!(!prefer_dense(sigma, wd, ht));
             let mut a = vec![0.0; wd * ht];
             let mut b = vec![0.0; wd * ht];
-            splat_frame(&uv, &w, sigma, wd, ht, Parallelism::None, &mut Scratch::default(), &mut a);
-            splat_frame_dense(&uv, &w, sigma, wd, ht, Parallelism::None, &mut Scratch::default(), &mut b);
+            splat_frame(
+                &uv,
+                &w,
+                sigma,
+                wd,
+                ht,
+                Parallelism::None,
+                &mut Scratch::default(),
+                &mut a,
+            );
+            splat_frame_dense(
+                &uv,
+                &w,
+                sigma,
+                wd,
+                ht,
+                Parallelism::None,
+                &mut Scratch::default(),
+                &mut b,
+            );
             let peak = b.iter().cloned().fold(0.0f32, f32::max);
-            let err = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+            let err = a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0f32, f32::max);
             assert!(err < 1e-6 * peak, "σ={sigma}: forward differs by {err}");
             let ga = splat_frame_backward(&uv, &w, sigma, wd, ht, &grad, Parallelism::None);
             let gb = splat_frame_backward_dense(&uv, &w, sigma, wd, ht, &grad, Parallelism::None);
@@ -715,9 +763,17 @@ mod tests {
                 let scale = y.iter().map(|v| v.abs()).fold(1e-3f32, f32::max);
                 x.iter().zip(y).all(|(p, q)| (p - q).abs() < 1e-4 * scale)
             };
-            assert!(close(&ga.uv, &gb.uv), "σ={sigma}: uv grads {:?} vs {:?}", ga.uv, gb.uv);
+            assert!(
+                close(&ga.uv, &gb.uv),
+                "σ={sigma}: uv grads {:?} vs {:?}",
+                ga.uv,
+                gb.uv
+            );
             assert!(close(&ga.weights, &gb.weights), "σ={sigma}: weight grads");
-            assert!((ga.sigma - gb.sigma).abs() < 1e-4 * gb.sigma.abs().max(1e-3), "σ grads");
+            assert!(
+                (ga.sigma - gb.sigma).abs() < 1e-4 * gb.sigma.abs().max(1e-3),
+                "σ grads"
+            );
         }
     }
 
@@ -726,21 +782,42 @@ mod tests {
         // two parameters: a shift in u for all points, and a "spread" that moves points apart in v
         let uv: Vec<f32> = vec![20.3, 30.7, 25.1, 28.2, 31.0, 33.9, 2.0, 40.0];
         let n = uv.len() / 2;
-        let dudv: Vec<f32> = (0..n).flat_map(|i| [1.0, 0.0, 0.0, i as f32 - 1.5]).collect();
+        let dudv: Vec<f32> = (0..n)
+            .flat_map(|i| [1.0, 0.0, 0.0, i as f32 - 1.5])
+            .collect();
         let w = vec![1.0, 2.0, 0.5, 1.5];
-        let spec = JacobianSpec { width: 48, height: 52, sigma: 1.7, params: 2, log_sigma: true, radius_sigmas: TRUNCATE_SIGMAS };
+        let spec = JacobianSpec {
+            width: 48,
+            height: 52,
+            sigma: 1.7,
+            params: 2,
+            log_sigma: true,
+            radius_sigmas: TRUNCATE_SIGMAS,
+        };
         let plane = spec.width * spec.height;
         let mut img = vec![0.0; plane];
         let mut jac = vec![0.0; 3 * plane];
         splat_frame_jacobian(&uv, &dudv, &w, &spec, &mut img, &mut jac);
         let render = |uv: &[f32], sigma: f32| {
             let mut out = vec![0.0; plane];
-            splat_frame_dense(uv, &w, sigma, spec.width, spec.height, Parallelism::None, &mut Scratch::default(), &mut out);
+            splat_frame_dense(
+                uv,
+                &w,
+                sigma,
+                spec.width,
+                spec.height,
+                Parallelism::None,
+                &mut Scratch::default(),
+                &mut out,
+            );
             out
         };
         let base = render(&uv, spec.sigma);
         let peak = base.iter().cloned().fold(0.0f32, f32::max);
-        assert!(img.iter().zip(&base).all(|(a, b)| (a - b).abs() < 1e-6 * peak));
+        assert!(img
+            .iter()
+            .zip(&base)
+            .all(|(a, b)| (a - b).abs() < 1e-6 * peak));
         let eps = 1e-2f32;
         for kk in 0..2 {
             let moved = |t: f32| -> Vec<f32> {
@@ -757,15 +834,26 @@ mod tests {
             assert!(scale > 0.0);
             for px in 0..plane {
                 let fd = (p[px] - m[px]) / (2.0 * eps);
-                assert!((fd - analytic[px]).abs() < 2e-3 * scale, "param {kk} pixel {px}: {fd} vs {}", analytic[px]);
+                assert!(
+                    (fd - analytic[px]).abs() < 2e-3 * scale,
+                    "param {kk} pixel {px}: {fd} vs {}",
+                    analytic[px]
+                );
             }
         }
-        let (p, m) = (render(&uv, spec.sigma * eps.exp()), render(&uv, spec.sigma * (-eps).exp()));
+        let (p, m) = (
+            render(&uv, spec.sigma * eps.exp()),
+            render(&uv, spec.sigma * (-eps).exp()),
+        );
         let analytic = &jac[2 * plane..];
         let scale = analytic.iter().map(|x| x.abs()).fold(0.0f32, f32::max);
         for px in 0..plane {
             let fd = (p[px] - m[px]) / (2.0 * eps);
-            assert!((fd - analytic[px]).abs() < 2e-3 * scale, "ln σ pixel {px}: {fd} vs {}", analytic[px]);
+            assert!(
+                (fd - analytic[px]).abs() < 2e-3 * scale,
+                "ln σ pixel {px}: {fd} vs {}",
+                analytic[px]
+            );
         }
     }
 }

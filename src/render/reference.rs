@@ -28,7 +28,8 @@ pub fn render_naive(
             for c in 0..w {
                 let dx = c as f64 + 0.5 - u;
                 let dy = r as f64 + 0.5 - v;
-                out[r * w + c] += wt as f64 * norm * (-(dx * dx + dy * dy) / (2.0 * sigma * sigma)).exp();
+                out[r * w + c] +=
+                    wt as f64 * norm * (-(dx * dx + dy * dy) / (2.0 * sigma * sigma)).exp();
             }
         }
     }
