@@ -7,7 +7,7 @@ use posescope::estimate::fit::{fit_frame, FitOptions};
 use posescope::estimate::refine::{refine, FitModel, FitState, RefineConfig};
 use posescope::estimate::train::Estimator;
 use posescope::geometry::{Pose, Quat};
-use posescope::synth::{generate_frame, Range, SynthConfig, SynthFrame};
+use posescope::synth::{generate_frame, SynthConfig, SynthFrame};
 use rayon::prelude::*;
 
 fn main() {
@@ -17,18 +17,7 @@ fn main() {
 const FRAMES: usize = 32;
 
 fn thin_torus() -> Vec<SynthFrame> {
-    let cfg = SynthConfig {
-        major_radius_px: Range::fixed(20.0),
-        ratio: Range::fixed(0.25),
-        sigma_px: Range::fixed(1.6),
-        sites: 2000,
-        dropout: Range::fixed(0.0),
-        blinks: 1.0,
-        jitter_px: 0.0,
-        photons: Range::new(100.0, 1000.0),
-        seed: 4242,
-        ..SynthConfig::default()
-    };
+    let cfg = SynthConfig::thin_torus(FRAMES, 4242);
     (0..FRAMES)
         .map(|i| generate_frame(&cfg, i).unwrap())
         .collect()

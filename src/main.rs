@@ -1004,16 +1004,7 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
         .expect("valid render");
     });
     // refinement of a noisy thin-torus frame from a start 5° away
-    let data = SynthConfig {
-        major_radius_px: Range::fixed(20.0),
-        ratio: Range::fixed(0.25),
-        sigma_px: Range::fixed(1.6),
-        sites: 2000,
-        dropout: Range::fixed(0.0),
-        blinks: 1.0,
-        jitter_px: 0.0,
-        ..SynthConfig::default()
-    };
+    let data = SynthConfig::thin_torus(1, 1);
     let frame = synth::generate_frame(&data, 0)?;
     let model = FitModel::torus(20.0, 5.0, 1.6);
     let t = &frame.truth;

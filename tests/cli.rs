@@ -153,3 +153,101 @@ fn errors_are_one_clear_line_and_nonzero() {
         assert!(text(&o.stdout).contains(cmd), "--help lacks {cmd}");
     }
 }
+
+#[test]
+fn fit_with_the_bundled_network_then_eval() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("thin");
+    let o = posescope(&[
+        "synth",
+        "--n",
+        "6",
+        "--radius",
+        "20",
+        "--ratio",
+        "0.25",
+        "--sigma",
+        "1.6",
+        "--sites",
+        "2000",
+        "--dropout",
+        "0",
+        "--blinks",
+        "1",
+        "--jitter",
+        "0",
+        "--seed",
+        "31",
+        "--out",
+        set.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let pred = dir.path().join("pred.csv");
+    let o = posescope(&[
+        "fit",
+        set.join("stack.tif").to_str().unwrap(),
+        "--csv",
+        pred.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let rows = posescope::export::read_pose_csv(&pred).unwrap();
+    assert_eq!(rows.len(), 6);
+    assert!(
+        rows.iter().all(|r| r.get("start") == Some("network")),
+        "the bundled network was not used"
+    );
+    assert!(
+        rows.iter().all(|r| r.score > 0.8),
+        "low scores: {:?}",
+        rows.iter().map(|r| r.score).collect::<Vec<_>>()
+    );
+    let o = posescope(&[
+        "eval",
+        "--json",
+        "--truth",
+        set.join("truth.csv").to_str().unwrap(),
+        "--pred",
+        pred.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["matched"], 6);
+    let median = v["axis_error"]["median"].as_f64().unwrap();
+    assert!(median < 3.0, "median axis error {median}°");
+}
+
+#[test]
+fn fit_reports_a_bad_file_and_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.fits");
+    std::fs::write(&bad, b"SIMPLE  =                    T").unwrap();
+    let set = dir.path().join("ok");
+    assert!(posescope(&[
+        "synth",
+        "--n",
+        "2",
+        "--seed",
+        "3",
+        "--out",
+        set.to_str().unwrap()
+    ])
+    .status
+    .success());
+    let pred = dir.path().join("pred.csv");
+    let o = posescope(&[
+        "fit",
+        bad.to_str().unwrap(),
+        set.join("stack.tif").to_str().unwrap(),
+        "--csv",
+        pred.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let rows = posescope::export::read_pose_csv(&pred).unwrap();
+    assert_eq!(rows.len(), 3);
+    let failed: Vec<_> = rows
+        .iter()
+        .filter(|r| r.get("error").is_some_and(|e| !e.is_empty()))
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert!(failed[0].file.as_deref().unwrap().ends_with("bad.fits"));
+}

@@ -185,15 +185,41 @@ pub(crate) fn block_rows(kdim: usize) -> usize {
 
 /// The weight `(O, C, kh, kw)` as the GEMM operand `(K, O)` = `(kh, kw, C, O)`:
 /// output channels contiguous, so the GEMM reads it without packing.
+///
+/// A tiled transpose: a tile of 16 output channels × 16 input channels reads
+/// a few KiB of the source for every tap and writes whole cache lines; the
+/// rows of `(kh, kw, C)` are split across threads for large weights.
 pub(crate) fn weight_hwio(w: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    const TILE: usize = 16;
     let (c, o, taps) = (g.in_c, g.out_c, g.kh * g.kw);
+    let k = c * taps;
     let mut out = vec![0.0f32; w.len()];
-    for (oi, src) in w.chunks_exact(c * taps).enumerate() {
-        for (ci, src) in src.chunks_exact(taps).enumerate() {
-            for (t, &v) in src.iter().enumerate() {
-                out[(t * c + ci) * o + oi] = v;
+    if o == 0 || k == 0 {
+        return out;
+    }
+    // `rows`: destination rows `t·C + c0 .. t·C + c1` for one tap `t`.
+    let fill = |t: usize, c0: usize, rows: &mut [f32]| {
+        for o0 in (0..o).step_by(TILE) {
+            let o1 = (o0 + TILE).min(o);
+            for (j, row) in rows.chunks_exact_mut(o).enumerate() {
+                let src = &w[(c0 + j) * taps + t..];
+                for (oi, d) in (o0..o1).zip(&mut row[o0..o1]) {
+                    *d = src[oi * k];
+                }
             }
         }
+    };
+    let tasks = out.chunks_mut(TILE * o).enumerate().map(|(i, rows)| {
+        let (t, c0) = ((i * TILE) / c, (i * TILE) % c);
+        (t, c0, rows)
+    });
+    if w.len() < 64 * 1024 {
+        tasks.for_each(|(t, c0, rows)| fill(t, c0, rows));
+    } else {
+        tasks
+            .collect::<Vec<_>>()
+            .into_par_iter()
+            .for_each(|(t, c0, rows)| fill(t, c0, rows));
     }
     out
 }

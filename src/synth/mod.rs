@@ -221,6 +221,26 @@ impl Default for SynthConfig {
     }
 }
 
+impl SynthConfig {
+    /// The thin-torus benchmark of the accuracy targets: R 20 px, r 5 px,
+    /// PSF σ 1.6 px, Poisson shot noise and read noise only (dense labelling:
+    /// 2,000 sites, no dropout, one blink each, no jitter), 128×128 frames.
+    pub fn thin_torus(frames: usize, seed: u64) -> Self {
+        Self {
+            frames,
+            seed,
+            major_radius_px: Range::fixed(20.0),
+            ratio: Range::fixed(0.25),
+            sigma_px: Range::fixed(1.6),
+            sites: 2000,
+            dropout: Range::fixed(0.0),
+            blinks: 1.0,
+            jitter_px: 0.0,
+            ..Self::default()
+        }
+    }
+}
+
 /// Largest data set [`generate`] holds in memory, in bytes of f32 frames.
 pub const MAX_DATASET_BYTES: u64 = 4 << 30;
 
