@@ -204,6 +204,12 @@ struct FitArgs {
     /// Report the starting poses without refinement (e.g. to measure the network alone).
     #[arg(long)]
     no_refine: bool,
+    /// Stop refining when an iteration lowers the cost by less than this fraction.
+    #[arg(long, default_value_t = 1e-3)]
+    refine_tol: f64,
+    /// Most refinement iterations per start.
+    #[arg(long, default_value_t = 20)]
+    refine_iters: usize,
     /// Where the network runs: auto uses a GPU when one is compiled in and present.
     #[arg(long, value_enum, default_value = "auto")]
     device: DeviceArg,
@@ -757,9 +763,8 @@ fn fit_cmd(a: FitArgs) -> Result<()> {
         search_count: a.search.max(1),
         ..FitOptions::default()
     };
-    if a.no_refine {
-        opts.refine.max_iters = 0;
-    }
+    opts.refine.tolerance = a.refine_tol;
+    opts.refine.max_iters = if a.no_refine { 0 } else { a.refine_iters };
     // open everything first, so the bar knows the total and bad files are reported up front
     let mut stacks = Vec::new();
     let mut rows: Vec<PoseRow> = Vec::new();

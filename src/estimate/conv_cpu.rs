@@ -186,9 +186,9 @@ pub(crate) fn block_rows(kdim: usize) -> usize {
 /// The weight `(O, C, kh, kw)` as the GEMM operand `(K, O)` = `(kh, kw, C, O)`:
 /// output channels contiguous, so the GEMM reads it without packing.
 ///
-/// A tiled transpose: a tile of 16 output channels × 16 input channels reads
-/// a few KiB of the source for every tap and writes whole cache lines; the
-/// rows of `(kh, kw, C)` are split across threads for large weights.
+/// A tiled transpose: one task per 16 input channels, which for each block of
+/// 16 output channels and each tap fills a 16 × 16 tile; the source rows of
+/// the block stay in L1 across the taps.
 pub(crate) fn weight_hwio(w: &[f32], g: &ConvGeometry) -> Vec<f32> {
     const TILE: usize = 16;
     let (c, o, taps) = (g.in_c, g.out_c, g.kh * g.kw);
@@ -197,29 +197,38 @@ pub(crate) fn weight_hwio(w: &[f32], g: &ConvGeometry) -> Vec<f32> {
     if o == 0 || k == 0 {
         return out;
     }
-    // `rows`: destination rows `t·C + c0 .. t·C + c1` for one tap `t`.
-    let fill = |t: usize, c0: usize, rows: &mut [f32]| {
+    // tiles[i][t]: destination rows `t·C + 16·i ..` (up to 16 of them)
+    let mut tiles: Vec<Vec<&mut [f32]>> = (0..c.div_ceil(TILE))
+        .map(|_| Vec::with_capacity(taps))
+        .collect();
+    for slab in out.chunks_mut(c * o) {
+        for (i, rows) in slab.chunks_mut(TILE * o).enumerate() {
+            tiles[i].push(rows);
+        }
+    }
+    let fill = |i: usize, mut rows: Vec<&mut [f32]>| {
+        let c0 = i * TILE;
         for o0 in (0..o).step_by(TILE) {
             let o1 = (o0 + TILE).min(o);
-            for (j, row) in rows.chunks_exact_mut(o).enumerate() {
-                let src = &w[(c0 + j) * taps + t..];
-                for (oi, d) in (o0..o1).zip(&mut row[o0..o1]) {
-                    *d = src[oi * k];
+            for (t, dst) in rows.iter_mut().enumerate() {
+                // one 16 × 16 tile: few enough lines for the L1 despite the
+                // power-of-two strides
+                for (j, dst) in dst.chunks_exact_mut(o).enumerate() {
+                    let src = &w[(c0 + j) * taps + t..];
+                    for (oi, d) in (o0..o1).zip(&mut dst[o0..o1]) {
+                        *d = src[oi * k];
+                    }
                 }
             }
         }
     };
-    let tasks = out.chunks_mut(TILE * o).enumerate().map(|(i, rows)| {
-        let (t, c0) = ((i * TILE) / c, (i * TILE) % c);
-        (t, c0, rows)
-    });
     if w.len() < 64 * 1024 {
-        tasks.for_each(|(t, c0, rows)| fill(t, c0, rows));
+        tiles.into_iter().enumerate().for_each(|(i, r)| fill(i, r));
     } else {
-        tasks
-            .collect::<Vec<_>>()
+        tiles
             .into_par_iter()
-            .for_each(|(t, c0, rows)| fill(t, c0, rows));
+            .enumerate()
+            .for_each(|(i, r)| fill(i, r));
     }
     out
 }
@@ -883,5 +892,61 @@ mod tests {
             assert_eq!(lhs, rhs, "stride {stride} pad {pad} kernel {k}");
             assert!(lhs != 0.0);
         }
+    }
+}
+
+#[cfg(test)]
+mod probe_b1 {
+    use super::*;
+
+    #[test]
+    #[ignore]
+    fn probe_default_b1() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let layers: [(usize, usize, usize, usize, usize, usize); 7] = [
+                (64, 1, 32, 5, 2, 2),
+                (32, 32, 32, 3, 1, 1),
+                (32, 32, 64, 3, 2, 1),
+                (16, 64, 64, 3, 1, 1),
+                (16, 64, 128, 3, 2, 1),
+                (8, 128, 128, 3, 1, 1),
+                (8, 128, 256, 3, 2, 1),
+            ];
+            let mut total = 0.0;
+            for &(s, c, o, k, st, p) in layers.iter() {
+                let g = ConvGeometry::new(1, (s, s, c), o, (k, k), st, p).unwrap();
+                let x: Vec<f32> = (0..g.in_image())
+                    .map(|i| ((i * 7919) % 13) as f32 * 0.1 - 0.6)
+                    .collect();
+                let w: Vec<f32> = (0..o * g.kdim())
+                    .map(|i| ((i * 104729) % 17) as f32 * 0.05 - 0.4)
+                    .collect();
+                let b = vec![0.1f32; o];
+                let xv = NhwcView::contiguous(&x, &g);
+                let reps = 2000;
+                let t = std::time::Instant::now();
+                for _ in 0..reps {
+                    let wt = weight_hwio(&w, &g);
+                    std::hint::black_box(conv2d_forward(&xv, &wt, Some(&b), &g, Some(0.01)));
+                }
+                let f = t.elapsed().as_secs_f64() / reps as f64 * 1e6;
+                let t = std::time::Instant::now();
+                for _ in 0..reps {
+                    std::hint::black_box(weight_hwio(&w, &g));
+                }
+                let tw = t.elapsed().as_secs_f64() / reps as f64 * 1e6;
+                let flops = 2.0 * (g.rows() * g.kdim() * o) as f64;
+                println!(
+                    "{s}x{s}x{c}->{o}: fwd {f:7.1} us ({:5.1} GF/s), of which weight {tw:6.1} us",
+                    flops / f / 1e3
+                );
+                total += f;
+            }
+            println!("total {total:.0} us");
+        });
     }
 }

@@ -115,7 +115,7 @@ impl Default for RefineConfig {
     fn default() -> Self {
         Self {
             max_iters: 20,
-            tolerance: 1e-5,
+            tolerance: 1e-3,
             fit_sigma: true,
             fit_scale: true,
             fit_shape: true,
