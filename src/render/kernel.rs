@@ -480,6 +480,76 @@ pub fn splat_frame(
     );
 }
 
+/// The six 1-D profiles (Gauss, centre derivative, d² factor; columns and
+/// rows) of one point over its window, shared by the backward pass and the
+/// Jacobian render. Profiles are filled over whole 16-lane blocks (the extra
+/// values are further along the same Gaussian) and exposed over the window.
+#[derive(Default)]
+struct WindowProfiles {
+    buf: Vec<f32>,
+    nx: usize,
+    ny: usize,
+    px: usize,
+    py: usize,
+}
+
+impl WindowProfiles {
+    /// Fills the profiles of the point `p = (u, v)` over its `±radius`
+    /// window; returns `[c0, c1, r0, r1]`, or `None` when the window is empty.
+    /// The d² profiles are left stale unless `with_d2`.
+    fn fill(
+        &mut self,
+        p: &[f32],
+        width: usize,
+        height: usize,
+        radius: f32,
+        sigma: f32,
+        with_d2: bool,
+    ) -> Option<[usize; 4]> {
+        let (c0, c1) = window(p[0], width, radius);
+        let (r0, r1) = window(p[1], height, radius);
+        if c0 >= c1 || r0 >= r1 {
+            return None;
+        }
+        self.nx = c1 - c0;
+        self.ny = r1 - r0;
+        self.px = self.nx.div_ceil(16) * 16;
+        self.py = self.ny.div_ceil(16) * 16;
+        self.buf.resize(3 * self.px + 3 * self.py, 0.0);
+        let (x, y) = self.buf.split_at_mut(3 * self.px);
+        let kinds: &[Profile] = if with_d2 {
+            &[Profile::Gauss, Profile::DCentre, Profile::DSquared]
+        } else {
+            &[Profile::Gauss, Profile::DCentre]
+        };
+        for (k, &kind) in kinds.iter().enumerate() {
+            profile_window(
+                p[0],
+                c0,
+                sigma,
+                kind,
+                &mut x[k * self.px..(k + 1) * self.px],
+            );
+            profile_window(
+                p[1],
+                r0,
+                sigma,
+                kind,
+                &mut y[k * self.py..(k + 1) * self.py],
+            );
+        }
+        Some([c0, c1, r0, r1])
+    }
+
+    /// `[gx, gx', gx·d², gy, gy', gy·d²]` over the window.
+    fn slices(&self) -> [&[f32]; 6] {
+        let (x, y) = self.buf.split_at(3 * self.px);
+        let xs = |k: usize| &x[k * self.px..k * self.px + self.nx];
+        let ys = |k: usize| &y[k * self.py..k * self.py + self.ny];
+        [xs(0), xs(1), xs(2), ys(0), ys(1), ys(2)]
+    }
+}
+
 /// Back-propagates `grad` (dL/dI, `width·height`) through [`splat_frame`].
 ///
 /// Per point, with `A = G·gx`, `B = G·gx'`, `C = G·(gx·d²)` restricted to the
@@ -507,26 +577,13 @@ pub fn splat_frame_backward(
     let mut g_uv = vec![0.0f32; 2 * n];
     let mut g_w = vec![0.0f32; n];
     let mut g_sigma = 0.0f32;
-    let mut buf = vec![0.0f32; 0];
+    let mut prof = WindowProfiles::default();
     for (i, (p, &w)) in uv.chunks_exact(2).zip(weights).enumerate() {
-        let (c0, c1) = window(p[0], width, radius);
-        let (r0, r1) = window(p[1], height, radius);
-        if c0 >= c1 || r0 >= r1 {
+        let Some([c0, c1, r0, r1]) = prof.fill(p, width, height, radius, sigma, true) else {
             continue;
-        }
-        let (nx, ny) = (c1 - c0, r1 - r0);
-        buf.resize(3 * nx + 3 * ny, 0.0);
-        let (gx, rest) = buf.split_at_mut(nx);
-        let (gx_d, rest) = rest.split_at_mut(nx);
-        let (gx_d2, rest) = rest.split_at_mut(nx);
-        let (gy, rest) = rest.split_at_mut(ny);
-        let (gy_d, gy_d2) = rest.split_at_mut(ny);
-        profile_window(p[0], c0, sigma, Profile::Gauss, gx);
-        profile_window(p[0], c0, sigma, Profile::DCentre, gx_d);
-        profile_window(p[0], c0, sigma, Profile::DSquared, gx_d2);
-        profile_window(p[1], r0, sigma, Profile::Gauss, gy);
-        profile_window(p[1], r0, sigma, Profile::DCentre, gy_d);
-        profile_window(p[1], r0, sigma, Profile::DSquared, gy_d2);
+        };
+        let nx = c1 - c0;
+        let [gx, gx_d, gx_d2, gy, gy_d, gy_d2] = prof.slices();
         let (mut s_gy_a, mut s_gy_b, mut s_gyd_a, mut s_gyd2_a, mut s_gy_c) =
             (0.0, 0.0, 0.0, 0.0, 0.0);
         for (k, r) in (r0..r1).enumerate() {
@@ -612,33 +669,15 @@ fn jacobian_impl(
     let radius = spec.radius_sigmas.clamp(1.0, TRUNCATE_SIGMAS) * sigma;
     let norm = gauss_norm(sigma);
     let inv_s2 = 1.0 / (sigma * sigma);
-    let mut buf: Vec<f32> = Vec::new();
+    let mut prof = WindowProfiles::default();
     let mut coef: Vec<(f32, f32)> = vec![(0.0, 0.0); k];
     for (i, (p, &w)) in uv.chunks_exact(2).zip(weights).enumerate() {
-        let (c0, c1) = window(p[0], width, radius);
-        let (r0, r1) = window(p[1], height, radius);
-        if c0 >= c1 || r0 >= r1 {
+        let Some([c0, _, r0, r1]) = prof.fill(p, width, height, radius, sigma, spec.log_sigma)
+        else {
             continue;
-        }
-        let (nx, ny) = (c1 - c0, r1 - r0);
-        // profiles are filled over whole 16-lane blocks (the extra values are
-        // further along the same Gaussian) and used over the window only
-        let (px, py) = (nx.div_ceil(16) * 16, ny.div_ceil(16) * 16);
-        buf.resize(3 * px + 3 * py, 0.0);
-        let (gx, rest) = buf.split_at_mut(px);
-        let (gx_d, rest) = rest.split_at_mut(px);
-        let (gx_d2, rest) = rest.split_at_mut(px);
-        let (gy, rest) = rest.split_at_mut(py);
-        let (gy_d, gy_d2) = rest.split_at_mut(py);
-        profile_window(p[0], c0, sigma, Profile::Gauss, gx);
-        profile_window(p[0], c0, sigma, Profile::DCentre, gx_d);
-        profile_window(p[1], r0, sigma, Profile::Gauss, gy);
-        profile_window(p[1], r0, sigma, Profile::DCentre, gy_d);
-        if spec.log_sigma {
-            profile_window(p[0], c0, sigma, Profile::DSquared, gx_d2);
-            profile_window(p[1], r0, sigma, Profile::DSquared, gy_d2);
-        }
-        let (gx, gx_d, gx_d2) = (&gx[..nx], &gx_d[..nx], &gx_d2[..nx]);
+        };
+        let [gx, gx_d, gx_d2, gy, gy_d, gy_d2] = prof.slices();
+        let nx = gx.len();
         let s = w * norm;
         let sens = &dudv[i * 2 * k..(i + 1) * 2 * k];
         for (j, r) in (r0..r1).enumerate() {
