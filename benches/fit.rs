@@ -3,7 +3,7 @@
 //!
 //! Run with `cargo bench --bench fit`. Results are recorded in docs/PERFORMANCE.md.
 
-use posescope::estimate::fit::{fit_frame, FitOptions};
+use posescope::estimate::fit::{fit_frame, start_from_estimate, FitOptions};
 use posescope::estimate::refine::{refine, FitModel, FitState, RefineConfig};
 use posescope::estimate::train::Estimator;
 use posescope::geometry::{Pose, Quat};
@@ -100,13 +100,7 @@ fn fit_batch_32_with_network(bencher: divan::Bencher) {
             .par_iter()
             .zip(starts)
             .map(|(f, e)| {
-                let scale = e.major_px / 20.0;
-                let st = FitState {
-                    pose: Pose::new(e.q, e.shift),
-                    scale,
-                    sigma: e.sigma,
-                    shape: e.tube_px / scale,
-                };
+                let st = start_from_estimate(&e, &model, 20.0);
                 fit_frame(&f.image.data, 128, 128, &model, &opts, Some(st))
                     .unwrap()
                     .score

@@ -9,9 +9,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use posescope::estimate::eval::evaluate;
-use posescope::estimate::fit::{fit_frame, FitOptions, FitOutcome};
+use posescope::estimate::fit::{fit_frame, start_from_estimate, FitOptions, FitOutcome};
 use posescope::estimate::refine::FitModel;
-use posescope::estimate::train::{train, Estimator, NetEstimate, TrainConfig};
+use posescope::estimate::train::{train, Estimator, TrainConfig};
 use posescope::export::{read_pose_csv, write_pose_csv, PoseRow};
 use posescope::geometry::{Pose, Quat, Symmetry};
 use posescope::io::{self, Frame, WriteSample};
@@ -719,25 +719,6 @@ fn pick_device(d: DeviceArg) -> Result<candle_core::Device> {
     Ok(dev)
 }
 
-/// The refinement start from a network estimate, in the fit model's units.
-fn start_from(
-    e: &NetEstimate,
-    model: &FitModel,
-    template_major: f64,
-) -> posescope::estimate::refine::FitState {
-    let scale = if model.mode.is_some() {
-        (e.major_px / template_major).clamp(0.1, 10.0)
-    } else {
-        1.0
-    };
-    posescope::estimate::refine::FitState {
-        pose: Pose::new(e.q, e.shift),
-        scale,
-        sigma: e.sigma.clamp(0.5, 10.0),
-        shape: (e.tube_px / scale).max(0.0),
-    }
-}
-
 fn fit_cmd(a: FitArgs) -> Result<()> {
     let model = fit_model(&a.model, a.sigma)?;
     let template_major = parse_floats::<2>(&a.model.torus, "--torus")?[0];
@@ -812,7 +793,7 @@ fn fit_cmd(a: FitArgs) -> Result<()> {
                             f.as_ref()
                                 .ok()
                                 .and_then(|_| est_iter.next())
-                                .map(|e| start_from(&e, &model, template_major))
+                                .map(|e| start_from_estimate(&e, &model, template_major))
                         })
                         .collect()
                 }

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use super::refine::{check_frame, refine, FitModel, FitState, RefineConfig, RefineError};
 use super::search::{candidate_rotations, coarse_search, image_moments, model_major_var};
+use super::train::NetEstimate;
 use crate::geometry::{projection_mirror, Pose, Quat};
 
 /// Settings of [`fit_frame`].
@@ -94,6 +95,23 @@ pub fn moment_start(
         }
     }
     st
+}
+
+/// The refinement start for a network estimate. For a torus model built with
+/// major radius `template_major` px, the estimated radii become its scale and
+/// tube radius; rigid models keep scale 1.
+pub fn start_from_estimate(e: &NetEstimate, model: &FitModel, template_major: f64) -> FitState {
+    let scale = if model.mode.is_some() && template_major > 0.0 {
+        (e.major_px / template_major).clamp(0.1, 10.0)
+    } else {
+        1.0
+    };
+    FitState {
+        pose: Pose::new(e.q, e.shift),
+        scale,
+        sigma: e.sigma.clamp(0.5, 10.0),
+        shape: (e.tube_px / scale).max(0.0),
+    }
 }
 
 /// Fits one frame. With `start` (a network estimate), refinement starts there
