@@ -8,6 +8,9 @@
 //! `conv2d` with `candle_nn::AdamW`. The `optimizer` group times one AdamW
 //! step on the HOLLy net's 3.0 M parameters.
 //!
+//! The harness applies `tune_malloc()` unless `POSESCOPE_DEFAULT_MALLOC` is
+//! set.
+//!
 //! Run with `cargo bench --bench cnn` (filter with e.g. `-- holly`). The
 //! PyTorch counterpart is `bench/pytorch_cnn.py`; results are recorded in
 //! docs/CNN_PERFORMANCE.md.
@@ -21,6 +24,11 @@ use posescope::estimate::net::{NetConfig, OrientationNet};
 use posescope::estimate::net_optim::{AdamWKind, FusedAdamW};
 
 fn main() {
+    // The recommended process settings (see docs/CNN_PERFORMANCE.md); set
+    // POSESCOPE_DEFAULT_MALLOC=1 to measure with glibc's defaults.
+    if std::env::var_os("POSESCOPE_DEFAULT_MALLOC").is_none() {
+        posescope::estimate::net::tune_malloc();
+    }
     divan::main();
 }
 

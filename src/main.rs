@@ -339,9 +339,16 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if matches!(
+        cli.command,
+        Some(Command::Train(_) | Command::Bench(_) | Command::Fit(_))
+    ) {
+        // keep large tensor buffers mapped between steps (glibc only; see net_bench)
+        posescope::estimate::net::tune_malloc();
+    }
     let result = match cli.command.unwrap_or(Command::View { files: vec![] }) {
         Command::View { .. } => Err(anyhow::anyhow!(
-            "the viewer is not part of this build yet; the headless commands are: info, synth, render \
+            "the viewer is not part of this build yet; the headless commands are: info, synth, render, fit, eval, train, bench \
              (see `posescope --help`)"
         )),
         Command::Info(a) => info(a),

@@ -307,6 +307,34 @@ fn fast_conv_matches_stock_on_large_inputs() {
     }
 }
 
+/// Late-layer shapes: few output pixels, many channels. At batch 1 the layer
+/// works in channel order on the stored weight, at batch 3 in tap order.
+#[test]
+fn fast_conv_matches_stock_on_late_layer_shapes() {
+    for (batch, kh, stride, padding, h) in [
+        (1, 3, 1, 1, 6),
+        (3, 3, 1, 1, 6),
+        (1, 2, 2, 1, 9),
+        (2, 3, 2, 1, 5),
+    ] {
+        let c = Case {
+            batch,
+            in_c: 32,
+            out_c: 48,
+            h,
+            w: h,
+            kh,
+            kw: kh,
+            cfg: Conv2dConfig { stride, padding },
+            bias: true,
+            leaky: Some(LEAKY_SLOPE),
+            seed: 21 + batch as u64,
+        };
+        check_case(&c, false).expect("nchw");
+        check_case(&c, true).expect("nhwc");
+    }
+}
+
 /// The threading modes (images per thread, rows per thread, parallel GEMMs)
 /// give the same results with 1, 3 and 5 threads.
 #[test]
@@ -569,6 +597,38 @@ fn net_trains() -> Result<()> {
     }
     let last = loss(&net)?.to_scalar::<f32>()?;
     assert!(last < 0.5 * first, "loss {first} -> {last}");
+    Ok(())
+}
+
+/// FusedAdamW takes the same steps as candle_nn::AdamW: on the fused path
+/// (f32, CPU; large enough for the parallel update) and on the tensor-op
+/// path (f64).
+#[test]
+fn fused_adamw_matches_candle_adamw() -> Result<()> {
+    use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+    use posescope::estimate::net_optim::FusedAdamW;
+    let params = ParamsAdamW {
+        lr: 0.01,
+        weight_decay: 0.1,
+        ..ParamsAdamW::default()
+    };
+    for (dtype, n) in [(DType::F32, 100_000), (DType::F32, 37), (DType::F64, 500)] {
+        let mut rng = ChaCha8Rng::seed_from_u64(n as u64);
+        let init = random(&mut rng, &[n]).to_dtype(dtype)?;
+        let target = random(&mut rng, &[n]).to_dtype(dtype)?;
+        let (a, b) = (Var::from_tensor(&init)?, Var::from_tensor(&init)?);
+        let mut fused = FusedAdamW::new(vec![a.clone()], params.clone())?;
+        let mut reference = AdamW::new(vec![b.clone()], params.clone())?;
+        for _ in 0..4 {
+            fused.backward_step(&(a.as_tensor() - &target)?.sqr()?.sum_all()?)?;
+            reference.backward_step(&(b.as_tensor() - &target)?.sqr()?.sum_all()?)?;
+        }
+        let (fa, fb) = (a.to_dtype(DType::F32)?, b.to_dtype(DType::F32)?);
+        let e = rel_err(&fa, &fb);
+        assert!(e < 1e-5, "{dtype:?} n={n}: rel err {e}");
+        let moved = rel_err(&fa, &init.to_dtype(DType::F32)?);
+        assert!(moved > 1e-3, "{dtype:?} n={n}: parameters did not move");
+    }
     Ok(())
 }
 

@@ -3,15 +3,21 @@
 //! candle's own CPU `conv2d` runs its forward pass as im2col + GEMM, but its
 //! backward pass is slow: the input gradient goes through a naive
 //! `conv_transpose2d` loop and the kernel gradient is a convolution whose
-//! kernel is as large as the output. [`FastConv2d`] replaces the whole layer
-//! (convolution, bias and an optional LeakyReLU) with one candle custom op
-//! whose forward and backward passes are GEMMs (see [`super::conv_cpu`]):
+//! kernel is as large as the output. (It also fails with a shape mismatch
+//! when height and width leave different remainders modulo the stride: the
+//! transposed convolution's output padding is derived from the height only.)
+//! [`FastConv2d`] replaces the whole layer (convolution, bias and an optional
+//! LeakyReLU) with one candle custom op whose forward and backward passes are
+//! GEMMs through the `gemm` crate (see `conv_cpu.rs`):
 //!
 //! * the op works on NHWC data internally, so a batch is one tall GEMM and
 //!   im2col copies contiguous channel runs;
 //! * bias and LeakyReLU are fused into the forward pass, and their gradients
 //!   into the backward pass;
-//! * threads split the batch; with a single image they split the GEMMs.
+//! * threads split the batch; with fewer images than threads they split the
+//!   rows, and for small layers the GEMMs run in parallel instead;
+//! * for late layers at small batch, where the weight outweighs the
+//!   activations, the weight is used in place instead of being rearranged.
 //!
 //! The weight keeps candle's `(out, in, kh, kw)` layout and the variable names
 //! of [`candle_nn::conv2d`] (`weight`, `bias`), so the same `VarMap` works with
@@ -29,7 +35,7 @@ use candle_nn::init::{FanInOut, NonLinearity, NormalOrUniform};
 use candle_nn::{Init, VarBuilder};
 use serde::{Deserialize, Serialize};
 
-use super::conv_cpu::{self, BackwardInputs, ConvGeometry, NhwcView};
+use super::conv_cpu::{self, BackwardInputs, ConvGeometry, KOrder, NhwcView, Weights};
 
 /// Stride and zero padding of a convolution (the same on both axes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -216,7 +222,9 @@ impl Module for FastConv2d {
     /// `x (B, C, H, W)` → `(B, out, OH, OW)`.
     ///
     /// On the fast path the result is an NCHW view of NHWC memory; feeding it
-    /// to another `FastConv2d` costs no copy.
+    /// to another `FastConv2d` costs no copy in the forward pass (the
+    /// gradients are transposed between layers, though: stacks of layers
+    /// should use [`FastConv2d::forward_nhwc`]).
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         if self.fast_path(x) {
             self.apply_fast(&x.permute((0, 2, 3, 1))?)?
@@ -307,25 +315,26 @@ impl ConvOp {
     ) -> Result<(CpuStorage, Shape)> {
         let g = self.geometry(xl, wl)?;
         let x = nhwc_view(f32_slice(xs, "input")?, xl)?;
-        let wt = self.weight_hwio(ws, wl, &g)?;
+        let w = contiguous(f32_slice(ws, "weight")?, wl);
         let bias = match bias {
             Some((bs, bl)) => Some(contiguous(f32_slice(bs, "bias")?, bl)),
             None => None,
         };
-        let y = conv_cpu::conv2d_forward(&x, wt, bias.as_deref(), &g, self.leaky);
+        let weights = self.weights(&w, &g);
+        let y = conv_cpu::conv2d_forward(&x, weights, bias.as_deref(), &g, self.leaky);
         let shape = Shape::from((g.batch, g.out_h, g.out_w, g.out_c));
         Ok((CpuStorage::F32(y), shape))
     }
 
-    /// The weight as the GEMM operand `(kh, kw, C, O)`, computed once per op.
-    fn weight_hwio(&self, ws: &CpuStorage, wl: &Layout, g: &ConvGeometry) -> Result<&[f32]> {
-        if let Some(wt) = self.weight_hwio.get() {
-            return Ok(wt);
+    /// The weight `w` (`(O, C, kh, kw)`) as a GEMM operand in the order suited
+    /// to `g`; the tap-order copy is made once per op.
+    fn weights<'a>(&'a self, w: &'a [f32], g: &ConvGeometry) -> Weights<'a> {
+        match KOrder::for_geometry(g) {
+            KOrder::Taps => {
+                Weights::Taps(self.weight_hwio.get_or_init(|| conv_cpu::weight_hwio(w, g)))
+            }
+            KOrder::Channels => Weights::Channels(w),
         }
-        let w = contiguous(f32_slice(ws, "weight")?, wl);
-        Ok(self
-            .weight_hwio
-            .get_or_init(|| conv_cpu::weight_hwio(&w, g)))
     }
 
     /// The gradients `(dx, dw, db)` of the op applied to `x` and `w`.
@@ -349,7 +358,7 @@ impl ConvOp {
         };
         let g = self.geometry(xl, wl)?;
         let xv = nhwc_view(f32_slice(xs, "input")?, xl)?;
-        let wt = self.weight_hwio(ws, wl, &g)?;
+        let wv = contiguous(f32_slice(ws, "weight")?, wl);
         let yv = contiguous(f32_slice(ys, "output")?, yl);
         let dyv = contiguous(f32_slice(dys, "output gradient")?, dyl);
         let inputs = BackwardInputs {
@@ -358,7 +367,7 @@ impl ConvOp {
             leaky: self.leaky,
             need_dx: x.track_op(),
         };
-        let grads = conv_cpu::conv2d_backward(&xv, wt, &g, &inputs);
+        let grads = conv_cpu::conv2d_backward(&xv, self.weights(&wv, &g), &g, &inputs);
         let dev = x.device();
         let dx = match grads.dx {
             Some(dx) => Some(Tensor::from_vec(dx, x.shape(), dev)?),

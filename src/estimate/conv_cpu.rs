@@ -4,9 +4,8 @@
 //! turns a convolution into one tall GEMM per block of output pixels:
 //!
 //! * forward: `Y (rows × O) = cols (rows × K) · Wᵀ (K × O)`, where a row is an
-//!   output pixel `(b, oy, ox)`, `K = kh·kw·C` ordered `(ky, kx, c)` and
-//!   `cols` is the im2col patch matrix; bias and LeakyReLU are applied while
-//!   the block is still in cache;
+//!   output pixel `(b, oy, ox)`, `K = kh·kw·C` and `cols` is the im2col patch
+//!   matrix; bias and LeakyReLU are applied while the block is still in cache;
 //! * weight gradient: `dW (O × K) += dZᵀ (O × rows) · cols (rows × K)`;
 //! * input gradient: `dcols (rows × K) = dZ (rows × O) · W (O × K)` followed by
 //!   col2im (a scatter-add of every patch back onto the input).
@@ -15,10 +14,19 @@
 //! slope where the output is negative (the sign of the output equals the
 //! sign of the pre-activation for any slope ≥ 0).
 //!
+//! The patch dimension `K` comes in two orders ([`KOrder`]). Ordered by tap
+//! `(ky, kx, c)`, im2col copies contiguous channel runs, and the weight is
+//! rearranged once per call to `(kh, kw, C, O)` so the GEMM reads it without
+//! packing. When a call has few output pixels compared with the size of the
+//! weight (late layers at batch 1), rearranging the weight would cost more
+//! than the convolution, so `K` is ordered by channel `(c, ky, kx)` instead:
+//! the weight is used in candle's own layout and the output block is computed
+//! transposed.
+//!
 //! Rows are processed in blocks of [`block_rows`] so the patch matrix of a
-//! block stays in the L2 cache and the full im2col matrix never exists.
-//! Threads split the batch (whole images, so col2im never races); with fewer
-//! images than threads the GEMMs themselves run in parallel instead.
+//! block stays in cache and the full im2col matrix never exists. Threads
+//! split the batch (whole images, so col2im never races); with fewer images
+//! than threads they split the rows, or the GEMMs themselves run in parallel.
 
 use std::cell::RefCell;
 
@@ -183,6 +191,72 @@ pub(crate) fn block_rows(kdim: usize) -> usize {
     (TARGET_FLOATS / kdim.max(1)).clamp(256, 4096)
 }
 
+/// Order of the patch dimension `K` of im2col and of the weight operand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum KOrder {
+    /// `(ky, kx, c)`: contiguous channel runs; weight from [`weight_hwio`].
+    Taps,
+    /// `(c, ky, kx)`: the layout of the weight itself, `(O, C, kh, kw)`.
+    Channels,
+}
+
+impl KOrder {
+    /// Channel order when the batch has fewer output pixels than it would
+    /// take to amortise rearranging the weight: `rows · (K + O) ≤ K · O`.
+    pub fn for_geometry(g: &ConvGeometry) -> Self {
+        let (k, o) = (g.kdim(), g.out_c);
+        if g.rows() * (k + o) <= k * o {
+            Self::Channels
+        } else {
+            Self::Taps
+        }
+    }
+}
+
+/// The weight as a GEMM operand, in either order.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Weights<'a> {
+    /// `(K, O)` from [`weight_hwio`], `K` in tap order.
+    Taps(&'a [f32]),
+    /// `(O, C, kh, kw)` as stored, `K` in channel order.
+    Channels(&'a [f32]),
+}
+
+impl<'a> Weights<'a> {
+    fn order(&self) -> KOrder {
+        match self {
+            Self::Taps(_) => KOrder::Taps,
+            Self::Channels(_) => KOrder::Channels,
+        }
+    }
+
+    /// The `(K × O)` matrix `Wᵀ`.
+    fn k_by_o(&self, g: &ConvGeometry) -> Mat<'a> {
+        match *self {
+            Self::Taps(data) => Mat {
+                data,
+                rs: g.out_c,
+                cs: 1,
+            },
+            Self::Channels(data) => Mat {
+                data,
+                rs: 1,
+                cs: g.kdim(),
+            },
+        }
+    }
+
+    /// The `(O × K)` matrix `W`.
+    fn o_by_k(&self, g: &ConvGeometry) -> Mat<'a> {
+        let t = self.k_by_o(g);
+        Mat {
+            data: t.data,
+            rs: t.cs,
+            cs: t.rs,
+        }
+    }
+}
+
 /// The weight `(O, C, kh, kw)` as the GEMM operand `(K, O)` = `(kh, kw, C, O)`:
 /// output channels contiguous, so the GEMM reads it without packing.
 ///
@@ -233,19 +307,41 @@ pub(crate) fn weight_hwio(w: &[f32], g: &ConvGeometry) -> Vec<f32> {
     out
 }
 
-/// A weight gradient as GEMM rows `(O, kh, kw, C)` back to `(O, C, kh, kw)`.
-fn rows_to_weight(wr: &[f32], g: &ConvGeometry) -> Vec<f32> {
-    let (c, taps) = (g.in_c, g.kh * g.kw);
-    let mut out = vec![0.0f32; wr.len()];
-    for (dst, src) in out
-        .chunks_exact_mut(c * taps)
-        .zip(wr.chunks_exact(c * taps))
-    {
-        for (ci, col) in dst.chunks_exact_mut(taps).enumerate() {
-            for (d, s) in col.iter_mut().zip(src[ci..].iter().step_by(c)) {
-                *d = *s;
+/// Sums the per-thread weight gradients (`O × K`, `K` in `order`) into the
+/// `(O, C, kh, kw)` layout, one output channel per task.
+fn reduce_weight_grads(parts: &[Vec<f32>], g: &ConvGeometry, order: KOrder) -> Vec<f32> {
+    let (c, taps, k) = (g.in_c, g.kh * g.kw, g.kdim());
+    let mut out = vec![0.0f32; g.out_c * k];
+    if k == 0 {
+        return out;
+    }
+    let row = |oi: usize, dst: &mut [f32]| {
+        for part in parts {
+            let src = &part[oi * k..(oi + 1) * k];
+            match order {
+                KOrder::Channels => {
+                    for (d, s) in dst.iter_mut().zip(src) {
+                        *d += s;
+                    }
+                }
+                KOrder::Taps => {
+                    for (t, run) in src.chunks_exact(c).enumerate() {
+                        for (ci, s) in run.iter().enumerate() {
+                            dst[ci * taps + t] += s;
+                        }
+                    }
+                }
             }
         }
+    };
+    if out.len() < 64 * 1024 {
+        out.chunks_exact_mut(k)
+            .enumerate()
+            .for_each(|(oi, dst)| row(oi, dst));
+    } else {
+        out.par_chunks_exact_mut(k)
+            .enumerate()
+            .for_each(|(oi, dst)| row(oi, dst));
     }
     out
 }
@@ -343,22 +439,40 @@ fn copy_run(dst: &mut [f32], src: &[f32]) {
 }
 
 /// Fills `cols` (`n × K`, `n = cols.len() / K`) with the patches of output
-/// rows `row0 .. row0 + n`; out-of-image taps are zero.
-pub(crate) fn im2col(x: &NhwcView<'_>, g: &ConvGeometry, row0: usize, cols: &mut [f32]) {
+/// rows `row0 .. row0 + n`, `K` in `order`; out-of-image taps are zero.
+pub(crate) fn im2col(
+    x: &NhwcView<'_>,
+    g: &ConvGeometry,
+    row0: usize,
+    cols: &mut [f32],
+    order: KOrder,
+) {
+    match order {
+        KOrder::Taps => im2col_taps(x, g, row0, cols),
+        KOrder::Channels => im2col_channels(x, g, row0, cols),
+    }
+}
+
+fn im2col_taps(x: &NhwcView<'_>, g: &ConvGeometry, row0: usize, cols: &mut [f32]) {
     let (c, kw) = (g.in_c, g.kw);
     let k = g.kdim();
     let row_runs = x.row_runs_contiguous(g);
     let pixel_runs = x.pixels_contiguous(g);
     let [sb, sy, sx, sc] = x.strides;
     for (dst_row, patch) in cols.chunks_exact_mut(k).zip(Patches::from_row(g, row0)) {
+        let (lo, hi) = (patch.kx_lo * c, patch.kx_hi * c);
         for (ky, dst) in dst_row.chunks_exact_mut(kw * c).enumerate() {
+            // (`fill` on an empty range still costs a memset call)
             let Some(iy) = patch.input_row(g, ky) else {
                 dst.fill(0.0);
                 continue;
             };
-            let (lo, hi) = (patch.kx_lo * c, patch.kx_hi * c);
-            dst[..lo].fill(0.0);
-            dst[hi..].fill(0.0);
+            if lo > 0 {
+                dst[..lo].fill(0.0);
+            }
+            if hi < dst.len() {
+                dst[hi..].fill(0.0);
+            }
             if lo == hi {
                 continue;
             }
@@ -382,21 +496,45 @@ pub(crate) fn im2col(x: &NhwcView<'_>, g: &ConvGeometry, row0: usize, cols: &mut
     }
 }
 
-/// Scatter-adds the patch gradients `dcols` (`n × K`) of output rows
-/// `row0 .. row0 + n` onto `dx`, contiguous NHWC starting at image `img0`.
+fn im2col_channels(x: &NhwcView<'_>, g: &ConvGeometry, row0: usize, cols: &mut [f32]) {
+    let (c, kw, taps) = (g.in_c, g.kw, g.kh * g.kw);
+    let k = g.kdim();
+    let [sb, sy, sx, sc] = x.strides;
+    for (dst, patch) in cols.chunks_exact_mut(k).zip(Patches::from_row(g, row0)) {
+        dst.fill(0.0);
+        for ky in 0..g.kh {
+            let Some(iy) = patch.input_row(g, ky) else {
+                continue;
+            };
+            for kx in patch.kx_lo..patch.kx_hi {
+                let ix = (patch.ix0 + kx as isize) as usize;
+                let base = x.offset + patch.b * sb + iy * sy + ix * sx;
+                let t = ky * kw + kx;
+                for ci in 0..c {
+                    dst[ci * taps + t] = x.data[base + ci * sc];
+                }
+            }
+        }
+    }
+}
+
+/// Scatter-adds the patch gradients `dcols` (`n × K`, `K` in `order`) of
+/// output rows `row0 .. row0 + n` onto `dx`, contiguous NHWC starting at
+/// image `img0`.
 pub(crate) fn col2im_add(
     dcols: &[f32],
     g: &ConvGeometry,
     row0: usize,
     img0: usize,
     dx: &mut [f32],
+    order: KOrder,
 ) {
-    let (c, kw) = (g.in_c, g.kw);
+    let (c, kw, taps) = (g.in_c, g.kw, g.kh * g.kw);
     let k = g.kdim();
     let (sb, sy) = (g.in_image(), g.in_w * c);
     for (src_row, patch) in dcols.chunks_exact(k).zip(Patches::from_row(g, row0)) {
         let b = patch.b - img0;
-        for (ky, src) in src_row.chunks_exact(kw * c).enumerate() {
+        for ky in 0..g.kh {
             let Some(iy) = patch.input_row(g, ky) else {
                 continue;
             };
@@ -406,15 +544,28 @@ pub(crate) fn col2im_add(
             }
             let base = b * sb + iy * sy + patch.first_col() * c;
             let dst = &mut dx[base..base + (hi - lo)];
-            for (d, s) in dst.iter_mut().zip(&src[lo..hi]) {
-                *d += s;
+            match order {
+                KOrder::Taps => {
+                    let src = &src_row[ky * kw * c + lo..ky * kw * c + hi];
+                    for (d, s) in dst.iter_mut().zip(src) {
+                        *d += s;
+                    }
+                }
+                KOrder::Channels => {
+                    for (j, px) in dst.chunks_exact_mut(c).enumerate() {
+                        let t = ky * kw + patch.kx_lo + j;
+                        for (ci, d) in px.iter_mut().enumerate() {
+                            *d += src_row[ci * taps + t];
+                        }
+                    }
+                }
             }
         }
     }
 }
 
 /// A read-only matrix operand: data plus row and column strides.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 struct Mat<'a> {
     data: &'a [f32],
     rs: usize,
@@ -427,12 +578,17 @@ impl Mat<'_> {
     }
 }
 
-/// `dst (m × n, row stride dst_rs) = [dst +] lhs (m × k) · rhs (k × n)`.
-#[allow(clippy::too_many_arguments)]
+/// A GEMM destination: row-major (`cs == 1`) or column-major (`rs == 1`).
+struct MatMut<'a> {
+    data: &'a mut [f32],
+    rs: usize,
+    cs: usize,
+}
+
+/// `dst (m × n) = [dst +] lhs (m × k) · rhs (k × n)`.
 fn gemm_into(
     (m, n, k): (usize, usize, usize),
-    dst: &mut [f32],
-    dst_rs: usize,
+    dst: MatMut<'_>,
     accumulate: bool,
     lhs: Mat<'_>,
     rhs: Mat<'_>,
@@ -441,11 +597,20 @@ fn gemm_into(
     if m == 0 || n == 0 {
         return;
     }
-    assert!((m - 1) * dst_rs + n <= dst.len(), "gemm: dst too small");
+    // distinct (i, j) must be distinct elements, all inside the slice
+    let row_major = dst.cs == 1 && dst.rs >= n;
+    let col_major = dst.rs == 1 && dst.cs >= m;
+    assert!(row_major || col_major, "gemm: overlapping destination");
+    assert!(
+        (m - 1) * dst.rs + (n - 1) * dst.cs < dst.data.len(),
+        "gemm: dst too small"
+    );
     if k == 0 {
         if !accumulate {
-            for row in 0..m {
-                dst[row * dst_rs..row * dst_rs + n].fill(0.0);
+            for i in 0..m {
+                for j in 0..n {
+                    dst.data[i * dst.rs + j * dst.cs] = 0.0;
+                }
             }
         }
         return;
@@ -453,15 +618,16 @@ fn gemm_into(
     assert!(lhs.fits(m, k), "gemm: lhs too small");
     assert!(rhs.fits(k, n), "gemm: rhs too small");
     // SAFETY: the asserts above keep every element gemm touches inside the
-    // three slices; `dst` is borrowed mutably, so it aliases neither operand.
+    // three slices and the destination elements distinct; `dst` is borrowed
+    // mutably, so it aliases neither operand.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
-            1,
-            dst_rs as isize,
+            dst.data.as_mut_ptr(),
+            dst.cs as isize,
+            dst.rs as isize,
             accumulate,
             lhs.data.as_ptr(),
             lhs.cs as isize,
@@ -479,6 +645,15 @@ fn gemm_into(
     }
 }
 
+/// LeakyReLU (identity for `None`).
+#[inline(always)]
+fn activate(v: f32, leaky: Option<f32>) -> f32 {
+    match leaky {
+        Some(slope) => v.max(0.0) + v.min(0.0) * slope,
+        None => v,
+    }
+}
+
 /// `y ← leaky(y + bias)` on a block of rows of `o` channels.
 fn bias_leaky(y: &mut [f32], o: usize, bias: Option<&[f32]>, leaky: Option<f32>) {
     for row in y.chunks_exact_mut(o) {
@@ -487,19 +662,19 @@ fn bias_leaky(y: &mut [f32], o: usize, bias: Option<&[f32]>, leaky: Option<f32>)
                 *v += b;
             }
         }
-        if let Some(slope) = leaky {
+        if leaky.is_some() {
             for v in row.iter_mut() {
-                *v = v.max(0.0) + v.min(0.0) * slope;
+                *v = activate(*v, leaky);
             }
         }
     }
 }
 
-/// Forward convolution. `wt` is the weight from [`weight_hwio`], `bias` has
-/// `O` entries; returns the contiguous NHWC output `(B, OH, OW, O)`.
+/// Forward convolution; `bias` has `O` entries. Returns the contiguous NHWC
+/// output `(B, OH, OW, O)`.
 pub(crate) fn conv2d_forward(
     x: &NhwcView<'_>,
-    wt: &[f32],
+    w: Weights<'_>,
     bias: Option<&[f32]>,
     g: &ConvGeometry,
     leaky: Option<f32>,
@@ -510,32 +685,59 @@ pub(crate) fn conv2d_forward(
         return y;
     }
     let threads = rayon::current_num_threads();
-    let block = block_rows(k).min(rows.div_ceil(threads)).max(1);
+    let order = w.order();
+    let wt = w.k_by_o(g);
+    let block = match order {
+        // split the rows across threads, each reads the (small) weight
+        KOrder::Taps => block_rows(k).min(rows.div_ceil(threads)).max(1),
+        // few rows, large weight: one block, the GEMM splits the weight
+        KOrder::Channels => block_rows(k),
+    };
     let par = if rows.div_ceil(block) < threads {
         Parallelism::Rayon(threads)
     } else {
         Parallelism::None
     };
-    let wt = Mat {
-        data: wt,
-        rs: o,
-        cs: 1,
-    };
-    y.par_chunks_mut(block * o).enumerate().for_each_init(
-        || Scratch::new(block * k),
-        |cols, (i, yb)| {
+    let scratch = || (Scratch::new(block * k), Scratch::new(block * o));
+    y.par_chunks_mut(block * o)
+        .enumerate()
+        .for_each_init(scratch, |(cols, acc), (i, yb)| {
             let n = yb.len() / o;
             let cols = cols.get(n * k);
-            im2col(x, g, i * block, cols);
+            im2col(x, g, i * block, cols, order);
             let lhs = Mat {
                 data: cols,
                 rs: k,
                 cs: 1,
             };
-            gemm_into((n, o, k), yb, o, false, lhs, wt, par);
-            bias_leaky(yb, o, bias, leaky);
-        },
-    );
+            match order {
+                KOrder::Taps => {
+                    let dst = MatMut {
+                        data: yb,
+                        rs: o,
+                        cs: 1,
+                    };
+                    gemm_into((n, o, k), dst, false, lhs, wt, par);
+                    bias_leaky(yb, o, bias, leaky);
+                }
+                KOrder::Channels => {
+                    // column-major block: the weight is the unpacked rhs
+                    let acc = acc.get(n * o);
+                    let dst = MatMut {
+                        data: acc,
+                        rs: 1,
+                        cs: n,
+                    };
+                    gemm_into((n, o, k), dst, false, lhs, wt, par);
+                    for (r, row) in yb.chunks_exact_mut(o).enumerate() {
+                        for (oi, v) in row.iter_mut().enumerate() {
+                            let z = acc[oi * n + r] + bias.map_or(0.0, |b| b[oi]);
+                            *v = activate(z, leaky);
+                        }
+                    }
+                }
+            }
+        });
     y
 }
 
@@ -575,26 +777,27 @@ enum DxSink<'a> {
 /// thread gets at least this many; below it the GEMMs are parallel instead.
 const MIN_ROWS_PER_THREAD: usize = 64;
 
-/// Backward convolution: the input, weight and bias gradients. `wt` is the
-/// weight from [`weight_hwio`].
+/// Backward convolution: the input, weight and bias gradients.
 ///
 /// With at least as many images as threads, each thread takes whole images
 /// and scatters its patch gradients into its own slice of `dx`. With fewer
 /// images, the threads split the rows, keep the patch gradients, and one
-/// col2im runs at the end; for very few rows a single range runs with
-/// parallel GEMMs.
+/// col2im runs at the end. For very few rows, and in channel order (where
+/// the weight dominates), a single range runs with parallel GEMMs.
 pub(crate) fn conv2d_backward(
     x: &NhwcView<'_>,
-    wt: &[f32],
+    w: Weights<'_>,
     g: &ConvGeometry,
     inputs: &BackwardInputs<'_>,
 ) -> ConvGrads {
     let (k, o, rows) = (g.kdim(), g.out_c, g.rows());
+    let order = w.order();
     let threads = rayon::current_num_threads();
     let mut dx = inputs.need_dx.then(|| vec![0.0f32; g.batch * g.in_image()]);
-    let run = |range, sink, par| backward_rows(x, wt, g, inputs, range, sink, par);
+    let run = |range, sink, par| backward_rows(x, w, g, inputs, range, sink, par);
+    let split = threads > 1 && order == KOrder::Taps;
 
-    let partials: Vec<(Vec<f32>, Vec<f32>)> = if g.batch >= threads && threads > 1 {
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = if split && g.batch >= threads {
         let per_group = g.batch.div_ceil(threads);
         let group_rows = per_group * g.pixels();
         let range = |gi: usize| (gi * group_rows, ((gi + 1) * group_rows).min(rows));
@@ -612,7 +815,7 @@ pub(crate) fn conv2d_backward(
                 .map(|gi| run(range(gi), DxSink::Skip, Parallelism::None))
                 .collect(),
         }
-    } else if threads > 1 && rows >= threads * MIN_ROWS_PER_THREAD {
+    } else if split && rows >= threads * MIN_ROWS_PER_THREAD {
         let part = rows.div_ceil(threads);
         let range = |i: usize| (i * part, ((i + 1) * part).min(rows));
         match dx.as_mut() {
@@ -624,7 +827,7 @@ pub(crate) fn conv2d_backward(
                     .enumerate()
                     .map(|(i, d)| run(range(i), DxSink::Store(d), Parallelism::None))
                     .collect();
-                col2im_add(dcols, g, 0, 0, dx);
+                col2im_add(dcols, g, 0, 0, dx, order);
                 partials
             }
             None => (0..rows.div_ceil(part))
@@ -645,31 +848,23 @@ pub(crate) fn conv2d_backward(
         vec![run((0, rows), sink, par)]
     };
 
-    let mut partials = partials.into_iter();
-    let (mut dw, mut db) = partials
-        .next()
-        .unwrap_or_else(|| (vec![0.0; o * k], vec![0.0; o]));
-    for (pw, pb) in partials {
-        for (a, b) in dw.iter_mut().zip(&pw) {
-            *a += b;
-        }
-        for (a, b) in db.iter_mut().zip(&pb) {
+    let mut db = vec![0.0f32; o];
+    for (_, pb) in &partials {
+        for (a, b) in db.iter_mut().zip(pb) {
             *a += b;
         }
     }
-    ConvGrads {
-        dx,
-        dw: rows_to_weight(&dw, g),
-        db,
-    }
+    let (dws, _): (Vec<_>, Vec<_>) = partials.into_iter().unzip();
+    let dw = reduce_weight_grads(&dws, g, order);
+    ConvGrads { dx, dw, db }
 }
 
 /// The backward pass over output rows `r0 .. r1`, in blocks: returns this
-/// range's weight and bias gradients (weight as GEMM rows) and sends the
-/// patch gradients to `sink`.
+/// range's weight gradient (`O × K`, `K` in the order of `w`) and bias
+/// gradient, and sends the patch gradients to `sink`.
 fn backward_rows(
     x: &NhwcView<'_>,
-    wt: &[f32],
+    w: Weights<'_>,
     g: &ConvGeometry,
     inputs: &BackwardInputs<'_>,
     (r0, r1): (usize, usize),
@@ -677,6 +872,7 @@ fn backward_rows(
     par: Parallelism,
 ) -> (Vec<f32>, Vec<f32>) {
     let (k, o) = (g.kdim(), g.out_c);
+    let order = w.order();
     let block = block_rows(k);
     let mut dw = vec![0.0f32; o * k];
     let mut db = vec![0.0f32; o];
@@ -706,7 +902,7 @@ fn backward_rows(
             }
         }
         let cols = cols.get(n * k);
-        im2col(x, g, row0, cols);
+        im2col(x, g, row0, cols, order);
         let dzt = Mat {
             data: dz,
             rs: 1,
@@ -717,128 +913,41 @@ fn backward_rows(
             rs: k,
             cs: 1,
         };
-        gemm_into((o, k, n), &mut dw, k, true, dzt, colm, par);
+        let dw_dst = MatMut {
+            data: &mut dw,
+            rs: k,
+            cs: 1,
+        };
+        gemm_into((o, k, n), dw_dst, true, dzt, colm, par);
 
         let dzm = Mat {
             data: dz,
             rs: o,
             cs: 1,
         };
-        let wm = Mat {
-            data: wt,
-            rs: 1,
-            cs: o,
+        let wm = w.o_by_k(g);
+        let dcols_into = |dcols: &mut [f32]| {
+            let dst = MatMut {
+                data: dcols,
+                rs: k,
+                cs: 1,
+            };
+            gemm_into((n, k, o), dst, false, dzm, wm, par);
         };
         match &mut sink {
             DxSink::Skip => {}
             DxSink::Scatter { dx, img0 } => {
                 let dcols = dcols_buf.get(n * k);
-                gemm_into((n, k, o), dcols, k, false, dzm, wm, par);
-                col2im_add(dcols, g, row0, *img0, dx);
+                dcols_into(dcols);
+                col2im_add(dcols, g, row0, *img0, dx, order);
             }
             DxSink::Store(dcols) => {
                 let at = (row0 - r0) * k;
-                let dcols = &mut dcols[at..at + n * k];
-                gemm_into((n, k, o), dcols, k, false, dzm, wm, par);
+                dcols_into(&mut dcols[at..at + n * k]);
             }
         }
     }
     (dw, db)
-}
-
-#[cfg(test)]
-mod probe {
-    use super::*;
-
-    fn cpu_ns() -> u64 {
-        let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
-        s.split_whitespace().next().unwrap().parse().unwrap()
-    }
-
-    #[test]
-    #[ignore]
-    fn probe_layers() {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap();
-        pool.install(|| {
-            let layers: [(usize, usize, usize, usize, usize, usize); 10] = [
-                (128, 1, 16, 5, 2, 2),
-                (64, 16, 32, 3, 1, 1),
-                (64, 32, 32, 2, 2, 1),
-                (33, 32, 64, 3, 1, 1),
-                (33, 64, 64, 2, 2, 1),
-                (17, 64, 128, 3, 1, 1),
-                (17, 128, 128, 2, 2, 1),
-                (9, 128, 256, 3, 1, 1),
-                (9, 256, 256, 2, 2, 1),
-                (5, 256, 256, 3, 1, 1),
-            ];
-            let (mut tf, mut tb) = (0.0, 0.0);
-            for (i, &(s, c, o, k, st, p)) in layers.iter().enumerate() {
-                let g = ConvGeometry::new(32, (s, s, c), o, (k, k), st, p).unwrap();
-                let x: Vec<f32> = (0..g.batch * g.in_image())
-                    .map(|i| ((i * 7919) % 13) as f32 * 0.1 - 0.6)
-                    .collect();
-                let w: Vec<f32> = (0..o * g.kdim())
-                    .map(|i| ((i * 104729) % 17) as f32 * 0.05 - 0.4)
-                    .collect();
-                let b = vec![0.1f32; o];
-                let xv = NhwcView::contiguous(&x, &g);
-                let w = weight_hwio(&w, &g);
-                let flops = 2.0 * (g.rows() * g.kdim() * o) as f64;
-                let reps = (2e10 / flops).clamp(4.0, 200.0) as usize;
-                let y = conv2d_forward(&xv, &w, Some(&b), &g, Some(0.01));
-                let t0 = cpu_ns();
-                for _ in 0..reps {
-                    let w = weight_hwio(&w, &g);
-                    std::hint::black_box(conv2d_forward(&xv, &w, Some(&b), &g, Some(0.01)));
-                }
-                let f = (cpu_ns() - t0) as f64 / reps as f64 / 1e6;
-                let inputs = BackwardInputs {
-                    y: &y,
-                    dy: &y,
-                    leaky: Some(0.01),
-                    need_dx: i > 0,
-                };
-                let t0 = cpu_ns();
-                for _ in 0..reps {
-                    std::hint::black_box(conv2d_backward(&xv, &w, &g, &inputs));
-                }
-                let bw = (cpu_ns() - t0) as f64 / reps as f64 / 1e6;
-                let bflops = if i > 0 { 2.0 * flops } else { flops };
-                let blk = block_rows(g.kdim());
-                let mut cols = vec![0.0f32; blk * g.kdim()];
-                let t0 = cpu_ns();
-                for _ in 0..reps {
-                    for r0 in (0..g.rows()).step_by(blk) {
-                        let n = blk.min(g.rows() - r0);
-                        im2col(&xv, &g, r0, &mut cols[..n * g.kdim()]);
-                    }
-                }
-                let ic = (cpu_ns() - t0) as f64 / reps as f64 / 1e6;
-                let mut dx = vec![0.0f32; g.batch * g.in_image()];
-                let t0 = cpu_ns();
-                for _ in 0..reps {
-                    for r0 in (0..g.rows()).step_by(blk) {
-                        let n = blk.min(g.rows() - r0);
-                        col2im_add(&cols[..n * g.kdim()], &g, r0, 0, &mut dx);
-                    }
-                }
-                let ci = (cpu_ns() - t0) as f64 / reps as f64 / 1e6;
-                println!("         im2col {ic:6.2} ms, col2im {ci:6.2} ms");
-                println!(
-                    "layer {i}: fwd {f:7.2} ms {:6.1} GF/s | bwd {bw:7.2} ms {:6.1} GF/s",
-                    flops / f / 1e6,
-                    bflops / bw / 1e6
-                );
-                tf += f;
-                tb += bw;
-            }
-            println!("total: fwd {tf:.1} ms  bwd {tb:.1} ms (1 thread, batch 32)");
-        });
-    }
 }
 
 #[cfg(test)]
@@ -868,7 +977,23 @@ mod tests {
             }
         }
         assert_eq!(rows[29], 33.0);
-        assert_eq!(rows_to_weight(&rows, &g), w);
+        let halves: Vec<f32> = rows.iter().map(|v| v / 2.0).collect();
+        let parts = [halves.clone(), halves];
+        assert_eq!(reduce_weight_grads(&parts, &g, KOrder::Taps), w);
+        assert_eq!(reduce_weight_grads(&parts, &g, KOrder::Channels), rows);
+    }
+
+    /// The shapes of tests/nn.rs `fast_conv_matches_stock_on_late_layer_shapes`
+    /// reach both orders.
+    #[test]
+    fn order_follows_rows_and_weight_size() {
+        let g = |batch| ConvGeometry::new(batch, (6, 6, 32), 48, (3, 3), 1, 1).expect("g");
+        assert_eq!(KOrder::for_geometry(&g(1)), KOrder::Channels);
+        assert_eq!(KOrder::for_geometry(&g(3)), KOrder::Taps);
+        let g = ConvGeometry::new(1, (9, 9, 32), 48, (2, 2), 2, 1).expect("g");
+        assert_eq!(KOrder::for_geometry(&g), KOrder::Channels);
+        let g = ConvGeometry::new(2, (5, 5, 32), 48, (3, 3), 2, 1).expect("g");
+        assert_eq!(KOrder::for_geometry(&g), KOrder::Channels);
     }
 
     /// col2im is the adjoint of im2col: <im2col(x), c> = <x, col2im(c)>.
@@ -883,70 +1008,16 @@ mod tests {
             let c: Vec<f32> = (0..g.rows() * g.kdim())
                 .map(|i| ((i * 104_729) % 17) as f32 - 8.0)
                 .collect();
-            let mut cols = vec![0.0f32; c.len()];
-            im2col(&NhwcView::contiguous(&x, &g), &g, 0, &mut cols);
-            let mut dx = vec![0.0f32; x.len()];
-            col2im_add(&c, &g, 0, 0, &mut dx);
-            let lhs: f32 = cols.iter().zip(&c).map(|(a, b)| a * b).sum();
-            let rhs: f32 = x.iter().zip(&dx).map(|(a, b)| a * b).sum();
-            assert_eq!(lhs, rhs, "stride {stride} pad {pad} kernel {k}");
-            assert!(lhs != 0.0);
-        }
-    }
-}
-
-#[cfg(test)]
-mod probe_b1 {
-    use super::*;
-
-    #[test]
-    #[ignore]
-    fn probe_default_b1() {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .build()
-            .unwrap();
-        pool.install(|| {
-            let layers: [(usize, usize, usize, usize, usize, usize); 7] = [
-                (64, 1, 32, 5, 2, 2),
-                (32, 32, 32, 3, 1, 1),
-                (32, 32, 64, 3, 2, 1),
-                (16, 64, 64, 3, 1, 1),
-                (16, 64, 128, 3, 2, 1),
-                (8, 128, 128, 3, 1, 1),
-                (8, 128, 256, 3, 2, 1),
-            ];
-            let mut total = 0.0;
-            for &(s, c, o, k, st, p) in layers.iter() {
-                let g = ConvGeometry::new(1, (s, s, c), o, (k, k), st, p).unwrap();
-                let x: Vec<f32> = (0..g.in_image())
-                    .map(|i| ((i * 7919) % 13) as f32 * 0.1 - 0.6)
-                    .collect();
-                let w: Vec<f32> = (0..o * g.kdim())
-                    .map(|i| ((i * 104729) % 17) as f32 * 0.05 - 0.4)
-                    .collect();
-                let b = vec![0.1f32; o];
-                let xv = NhwcView::contiguous(&x, &g);
-                let reps = 2000;
-                let t = std::time::Instant::now();
-                for _ in 0..reps {
-                    let wt = weight_hwio(&w, &g);
-                    std::hint::black_box(conv2d_forward(&xv, &wt, Some(&b), &g, Some(0.01)));
-                }
-                let f = t.elapsed().as_secs_f64() / reps as f64 * 1e6;
-                let t = std::time::Instant::now();
-                for _ in 0..reps {
-                    std::hint::black_box(weight_hwio(&w, &g));
-                }
-                let tw = t.elapsed().as_secs_f64() / reps as f64 * 1e6;
-                let flops = 2.0 * (g.rows() * g.kdim() * o) as f64;
-                println!(
-                    "{s}x{s}x{c}->{o}: fwd {f:7.1} us ({:5.1} GF/s), of which weight {tw:6.1} us",
-                    flops / f / 1e3
-                );
-                total += f;
+            for order in [KOrder::Taps, KOrder::Channels] {
+                let mut cols = vec![0.0f32; c.len()];
+                im2col(&NhwcView::contiguous(&x, &g), &g, 0, &mut cols, order);
+                let mut dx = vec![0.0f32; x.len()];
+                col2im_add(&c, &g, 0, 0, &mut dx, order);
+                let lhs: f32 = cols.iter().zip(&c).map(|(a, b)| a * b).sum();
+                let rhs: f32 = x.iter().zip(&dx).map(|(a, b)| a * b).sum();
+                assert_eq!(lhs, rhs, "{order:?}, stride {stride} pad {pad} kernel {k}");
+                assert!(lhs != 0.0);
             }
-            println!("total {total:.0} us");
-        });
+        }
     }
 }

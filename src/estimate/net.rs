@@ -28,13 +28,18 @@
 //! The convolutions run on NHWC data ([`FastConv2d::forward_nhwc`]); the
 //! features are flattened in `(y, x, channel)` order before fc1, on every
 //! backend, so one set of weights works with both backends and all devices.
+//! On the CPU the forward pass runs on a rayon pool thread, so the layers'
+//! parallel loops do not bounce between the caller's thread and the pool.
+//!
+//! Throughput, and how to get it (fused AdamW, [`tune_malloc`]), is
+//! documented in docs/CNN_PERFORMANCE.md; [`bench_cnn`] measures it.
 
 use candle_core::{bail, DType, Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use super::conv::{Conv2dConfig, ConvBackend, FastConv2d};
-pub use super::net_bench::{bench_cnn, bench_cnn_with, BenchResult};
+pub use super::net_bench::{bench_cnn, bench_cnn_with, tune_malloc, BenchResult};
 
 /// Negative slope of every LeakyReLU in the network.
 pub const LEAKY_SLOPE: f64 = 0.01;
@@ -230,6 +235,17 @@ impl OrientationNet {
         }
         let fast =
             self.backend == ConvBackend::Fast && x.device().is_cpu() && x.dtype() == DType::F32;
+        if fast && rayon::current_thread_index().is_none() {
+            // Run the whole pass on a pool thread: the layers' parallel loops
+            // then start from inside the pool instead of handing work from
+            // this thread to the pool and back for every layer.
+            return rayon::scope(|_| self.forward_inner(x, b, fast));
+        }
+        self.forward_inner(x, b, fast)
+    }
+
+    fn forward_inner(&self, x: &Tensor, b: usize, fast: bool) -> Result<Tensor> {
+        let s = self.cfg.input_size;
         let features = if fast {
             // One channel: NCHW and NHWC coincide.
             let mut h = x.reshape((b, s, s, 1))?;

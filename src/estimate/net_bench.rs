@@ -5,6 +5,7 @@
 //! * training step: forward, MSE loss against random targets, backward and an
 //!   AdamW update ([`FusedAdamW`] or [`candle_nn::AdamW`]).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use candle_core::{bail, DType, Device, Result, Tensor};
@@ -15,11 +16,56 @@ use super::conv::ConvBackend;
 use super::net::{NetConfig, OrientationNet};
 use super::net_optim::{AdamWKind, FusedAdamW};
 
+/// Set once [`tune_malloc`] has applied its settings.
+static MALLOC_TUNED: AtomicBool = AtomicBool::new(false);
+
+/// Tunes glibc's malloc for training loops, process-wide: allocations up to
+/// 32 MiB come from the heap instead of fresh `mmap`s, and freed memory is
+/// kept instead of being returned to the kernel (retained up to the peak
+/// footprint).
+///
+/// Every candle op allocates its output, and with glibc's defaults each
+/// large activation or gradient buffer is mapped and page-faulted in anew
+/// on every step; on the 2-core benchmark machine this tuning raised the
+/// training throughput of the HOLLy net at batch 32 by about 30 %. Call it
+/// early in `main`, before spawning threads. Returns whether the settings
+/// were applied (only on Linux with glibc; a no-op returning `false`
+/// elsewhere).
+pub fn tune_malloc() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use std::ffi::c_int;
+        extern "C" {
+            fn mallopt(param: c_int, value: c_int) -> c_int;
+        }
+        const M_TRIM_THRESHOLD: c_int = -1;
+        const M_TOP_PAD: c_int = -2;
+        const M_MMAP_THRESHOLD: c_int = -3;
+        // SAFETY: mallopt only sets allocator parameters (under glibc's
+        // arena lock); it returns 1 on success.
+        let ok = unsafe {
+            mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1
+                && mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1
+                && mallopt(M_TOP_PAD, 64 << 20) == 1
+        };
+        if ok {
+            MALLOC_TUNED.store(true, Ordering::Relaxed);
+        }
+        ok
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}
+
 /// Images per second for inference and for training.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BenchResult {
     pub backend: ConvBackend,
     pub optimizer: AdamWKind,
+    /// Whether [`tune_malloc`] was applied in this process.
+    pub malloc_tuned: bool,
     pub batch: usize,
     /// Timed iterations of each measurement (after the warm-up).
     pub iters: usize,
@@ -78,6 +124,7 @@ pub fn bench_cnn_with(
     Ok(BenchResult {
         backend,
         optimizer,
+        malloc_tuned: MALLOC_TUNED.load(Ordering::Relaxed),
         batch,
         iters,
         threads: rayon::current_num_threads(),

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, D};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+use candle_nn::{Optimizer, ParamsAdamW, VarBuilder, VarMap};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -482,7 +482,7 @@ pub fn train(
         meta.steps_done = old.steps_done;
         meta.wall_s = old.wall_s;
     }
-    let mut opt = AdamW::new(
+    let mut opt = super::net_optim::FusedAdamW::new(
         varmap.all_vars(),
         ParamsAdamW {
             lr: cfg.lr,
