@@ -42,30 +42,7 @@ fn near_start(f: &SynthFrame) -> FitState {
 fn refine_one(bencher: divan::Bencher) {
     let frames = thin_torus();
     let model = FitModel::torus(20.0, 5.0, 1.6);
-    let its: usize = frames
-        .iter()
-        .map(|f| {
-            refine(
-                &f.image.data,
-                128,
-                128,
-                &model,
-                &near_start(f),
-                &RefineConfig::default(),
-            )
-            .unwrap()
-            .iterations
-        })
-        .sum();
-    eprintln!(
-        "refine_one: {} points, {:.1} iterations on average",
-        model.base.len(),
-        its as f64 / FRAMES as f64
-    );
-    let mut i = 0;
-    bencher.bench_local(|| {
-        let f = &frames[i % FRAMES];
-        i += 1;
+    let run = |f: &SynthFrame| {
         refine(
             &f.image.data,
             128,
@@ -75,6 +52,18 @@ fn refine_one(bencher: divan::Bencher) {
             &RefineConfig::default(),
         )
         .unwrap()
+    };
+    let its: usize = frames.iter().map(|f| run(f).iterations).sum();
+    eprintln!(
+        "refine_one: {} points, {:.1} iterations on average",
+        model.base.len(),
+        its as f64 / FRAMES as f64
+    );
+    let mut i = 0;
+    bencher.bench_local(|| {
+        let f = &frames[i % FRAMES];
+        i += 1;
+        run(f)
     });
 }
 

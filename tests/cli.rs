@@ -17,21 +17,24 @@ fn text(b: &[u8]) -> String {
 fn synth_then_info_and_truth() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("set");
-    let o = posescope(&[
-        "synth",
-        "--n",
-        "12",
-        "--size",
-        "64",
-        "--radius",
-        "8..14",
-        "--seed",
-        "7",
-        "--pixel-size",
-        "65",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let synth = |dest: &std::path::Path| {
+        posescope(&[
+            "synth",
+            "--n",
+            "12",
+            "--size",
+            "64",
+            "--radius",
+            "8..14",
+            "--seed",
+            "7",
+            "--pixel-size",
+            "65",
+            "--out",
+            dest.to_str().unwrap(),
+        ])
+    };
+    let o = synth(&out);
     assert!(o.status.success(), "synth failed: {}", text(&o.stderr));
     let o = posescope(&["info", "--json", out.join("stack.tif").to_str().unwrap()]);
     assert!(o.status.success(), "info failed: {}", text(&o.stderr));
@@ -54,23 +57,7 @@ fn synth_then_info_and_truth() {
     assert!((8.0..=14.0).contains(&r));
     // the same seed gives the same data
     let again = dir.path().join("again");
-    assert!(posescope(&[
-        "synth",
-        "--n",
-        "12",
-        "--size",
-        "64",
-        "--radius",
-        "8..14",
-        "--seed",
-        "7",
-        "--pixel-size",
-        "65",
-        "--out",
-        again.to_str().unwrap()
-    ])
-    .status
-    .success());
+    assert!(synth(&again).status.success());
     assert_eq!(
         std::fs::read(out.join("stack.tif")).unwrap(),
         std::fs::read(again.join("stack.tif")).unwrap()
