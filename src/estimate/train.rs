@@ -670,10 +670,9 @@ mod tests {
     use super::*;
     use crate::synth::Range;
 
-    #[test]
-    fn render_loss_trains_without_labels() {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = TrainConfig {
+    /// A network and data small enough to train for a few steps in a test.
+    fn tiny(steps: usize, loss: LossKind, val_frames: usize, val_every: usize) -> TrainConfig {
+        TrainConfig {
             data: SynthConfig {
                 sites: 60,
                 ..SynthConfig::default()
@@ -685,20 +684,31 @@ mod tests {
                 outputs: OUTPUTS,
                 ..NetConfig::default()
             },
-            steps: 30,
+            steps,
             batch: 8,
             lr: 2e-3,
-            loss: LossKind::Render,
-            val_frames: 8,
-            val_every: 30,
+            loss,
+            val_frames,
+            val_every,
             ..TrainConfig::default()
-        };
+        }
+    }
+
+    /// Trains `cfg` into `weights` and returns the sidecar and the running loss after each step.
+    fn train_recording(cfg: &TrainConfig, weights: &Path) -> (ModelMeta, Vec<f64>) {
         let losses = std::sync::Mutex::new(Vec::new());
-        train(&cfg, &dir.path().join("r.safetensors"), false, &|p| {
+        let meta = train(cfg, weights, false, &|p| {
             losses.lock().unwrap().push(p.loss)
         })
         .unwrap();
-        let losses = losses.into_inner().unwrap();
+        (meta, losses.into_inner().unwrap())
+    }
+
+    #[test]
+    fn render_loss_trains_without_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = tiny(30, LossKind::Render, 8, 30);
+        let (_, losses) = train_recording(&cfg, &dir.path().join("r.safetensors"));
         assert!(losses.iter().all(|l| l.is_finite()));
         assert!(
             *losses.last().unwrap() < losses[0],
@@ -710,32 +720,9 @@ mod tests {
     fn a_tiny_network_learns_and_round_trips_through_its_files() {
         let dir = tempfile::tempdir().unwrap();
         let weights = dir.path().join("tiny.safetensors");
-        let cfg = TrainConfig {
-            data: SynthConfig {
-                sites: 60,
-                major_radius_px: Range::new(15.0, 25.0),
-                ..SynthConfig::default()
-            },
-            net: NetConfig {
-                input_size: 32,
-                channels: vec![8, 8, 16],
-                hidden: 32,
-                outputs: OUTPUTS,
-                ..NetConfig::default()
-            },
-            steps: 40,
-            batch: 8,
-            lr: 2e-3,
-            val_frames: 16,
-            val_every: 20,
-            ..TrainConfig::default()
-        };
-        let losses = std::sync::Mutex::new(Vec::new());
-        let meta = train(&cfg, &weights, false, &|p| {
-            losses.lock().unwrap().push(p.loss)
-        })
-        .unwrap();
-        let losses = losses.into_inner().unwrap();
+        let mut cfg = tiny(40, LossKind::Supervised, 16, 20);
+        cfg.data.major_radius_px = Range::new(15.0, 25.0);
+        let (meta, losses) = train_recording(&cfg, &weights);
         let (first, last) = (losses[0], *losses.last().unwrap());
         assert!(last < first, "running loss did not fall: {first} → {last}");
         assert_eq!(meta.steps_done, 40);
