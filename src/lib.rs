@@ -4,6 +4,7 @@
 //! `io` → `geometry`/`shapes` → `render` → `synth`/`estimate` → `export` → app and CLI.
 //! Nothing here knows about egui; nothing in `render::cpu` or `estimate` knows about wgpu.
 
+pub mod app;
 pub mod estimate;
 pub mod export;
 pub mod geometry;

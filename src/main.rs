@@ -1,5 +1,5 @@
 //! `posescope`: the command-line front end. Each subcommand is a thin call
-//! into the library; the viewer (`view`, the default) arrives with the GUI.
+//! into the library; `view` (the default) opens the egui viewer.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -9,12 +9,17 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use posescope::estimate::eval::evaluate;
-use posescope::estimate::fit::{fit_frame, start_from_estimate, FitOptions, FitOutcome};
-use posescope::estimate::refine::FitModel;
-use posescope::estimate::train::{train, Estimator, TrainConfig};
+use posescope::estimate::fit::FitOptions;
+use posescope::estimate::pipeline::{
+    device_name, outcome_row, state_from_row, DeviceChoice, Fitter, ModelSpec,
+};
+use posescope::estimate::refine::{FitModel, FitState};
+use posescope::estimate::train::{train, TrainConfig};
+use posescope::export::frames::{ExportLook, FrameExport};
 use posescope::export::{read_pose_csv, write_pose_csv, PoseRow};
 use posescope::geometry::{Pose, Quat, Symmetry};
 use posescope::io::{self, Frame, WriteSample};
+use posescope::render::display::{Contrast, Lut};
 use posescope::render::{cpu::render_frame, SplatParams};
 use posescope::shapes::{Model, TorusSpec, Units};
 use posescope::synth::{self, Range, SynthConfig, SynthModel};
@@ -38,10 +43,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Open the viewer (the default). Not part of this build yet.
+    /// Open the viewer (the default): the bundled sample stack when no files are given.
     View {
         /// Files to open.
         files: Vec<PathBuf>,
+        /// Animate the pose for SECONDS, print the frame rate and exit (for docs/PERFORMANCE.md).
+        #[arg(long, value_name = "SECONDS", hide = true)]
+        measure_fps: Option<f64>,
     },
     /// Describe image files: size, frames, sample type, pixel size and value range.
     Info(InfoArgs),
@@ -57,12 +65,71 @@ enum Command {
     Eval(EvalArgs),
     /// Measure this machine: CNN forward and training throughput, renderer and refinement times.
     Bench(BenchArgs),
-    /// Write annotated PNGs for a stack and its poses. Not part of this build yet.
-    Export {
-        /// Arguments for the coming implementation.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-        rest: Vec<String>,
-    },
+    /// Write an annotated PNG (raw, model, overlay, pose text, scale bar) per
+    /// frame of a stack at the poses of a pose CSV.
+    Export(ExportArgs),
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    /// Image file whose frames are exported.
+    file: PathBuf,
+    /// Pose CSV, as written by `posescope fit` or the viewer.
+    #[arg(long)]
+    poses: PathBuf,
+    /// Output folder (created when missing); files are named STEM_fNNNN.png.
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    look: LookArgs,
+}
+
+#[derive(Args)]
+struct LookArgs {
+    /// Colour map: grey, inverted, magma, inferno, viridis, hot.
+    #[arg(long, default_value = "grey", value_parser = parse_lut)]
+    lut: Lut,
+    /// Integer zoom of the exported images.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=16))]
+    zoom: u32,
+    /// Fixed contrast "MIN,MAX" (default: auto-contrast, 0.35 % saturated, per frame).
+    #[arg(long)]
+    contrast: Option<String>,
+}
+
+impl LookArgs {
+    fn look(&self) -> Result<ExportLook> {
+        let contrast = match &self.contrast {
+            Some(c) => {
+                let [min, max] = parse_floats::<2>(c, "--contrast")?;
+                if min.partial_cmp(&max) != Some(std::cmp::Ordering::Less) {
+                    bail!("--contrast {c}: need MIN < MAX");
+                }
+                Some(Contrast {
+                    min: min as f32,
+                    max: max as f32,
+                })
+            }
+            None => None,
+        };
+        Ok(ExportLook {
+            lut: self.lut,
+            contrast,
+            upscale: self.zoom,
+        })
+    }
+}
+
+fn parse_lut(s: &str) -> std::result::Result<Lut, String> {
+    Lut::ALL
+        .into_iter()
+        .find(|l| l.name().eq_ignore_ascii_case(s))
+        .ok_or_else(|| {
+            let names: Vec<_> = Lut::ALL.iter().map(|l| l.name()).collect();
+            format!("unknown LUT '{s}' (one of {})", names.join(", "))
+        })
 }
 
 #[derive(Args)]
@@ -213,6 +280,11 @@ struct FitArgs {
     /// Where the network runs: auto uses a GPU when one is compiled in and present.
     #[arg(long, value_enum, default_value = "auto")]
     device: DeviceArg,
+    /// Also write an annotated PNG per fitted frame into this folder.
+    #[arg(long)]
+    png_dir: Option<PathBuf>,
+    #[command(flatten)]
+    look: LookArgs,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -346,11 +418,12 @@ fn main() -> ExitCode {
         // keep large tensor buffers mapped between steps (glibc only; see net_bench)
         posescope::estimate::net::tune_malloc();
     }
-    let result = match cli.command.unwrap_or(Command::View { files: vec![] }) {
-        Command::View { .. } => Err(anyhow::anyhow!(
-            "the viewer is not part of this build yet; the headless commands are: info, synth, render, fit, eval, train, bench \
-             (see `posescope --help`)"
-        )),
+    let command = cli.command.unwrap_or(Command::View {
+        files: vec![],
+        measure_fps: None,
+    });
+    let result = match command {
+        Command::View { files, measure_fps } => posescope::app::run(files, measure_fps),
         Command::Info(a) => info(a),
         Command::Synth(a) => synth_cmd(a),
         Command::Render(a) => render_cmd(a),
@@ -358,7 +431,7 @@ fn main() -> ExitCode {
         Command::Train(a) => train_cmd(a),
         Command::Eval(a) => eval_cmd(a),
         Command::Bench(a) => bench_cmd(a),
-        Command::Export { .. } => not_yet("export"),
+        Command::Export(a) => export_cmd(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -367,10 +440,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn not_yet(name: &str) -> Result<()> {
-    bail!("`posescope {name}` is reserved but not implemented in this build")
 }
 
 fn progress(len: u64, what: &str) -> ProgressBar {
@@ -529,55 +598,28 @@ fn synth_cmd(a: SynthArgs) -> Result<()> {
     Ok(())
 }
 
+impl ModelArgs {
+    /// The model description shared with the library (and the viewer).
+    fn spec(&self) -> Result<ModelSpec> {
+        Ok(ModelSpec {
+            model: self.model.clone(),
+            torus: parse_floats::<2>(&self.torus, "--torus")?,
+            units: match self.units {
+                UnitsArg::Px => Units::Px,
+                UnitsArg::Nm => Units::Nm,
+            },
+            pixel_size: self.pixel_size,
+            points: self.points,
+            symmetry: self.symmetry,
+        })
+    }
+}
+
 /// Builds the model named on the command line, in image pixels.
 fn build_model(a: &ModelArgs) -> Result<Model> {
-    let units = match a.units {
-        UnitsArg::Px => Units::Px,
-        UnitsArg::Nm => Units::Nm,
-    };
-    let [major, tube] = parse_floats::<2>(&a.torus, "--torus")?;
-    let spec = TorusSpec {
-        major_radius: major,
-        tube_radius: tube,
-        units,
-    };
-    let mut model = match a.model.as_str() {
-        "torus" => Model::torus(spec, a.points, 1)?,
-        "torus-gap" => Model::torus_missing_arc(spec, a.points, 90.0, 1)?,
-        "torus-marker" => {
-            Model::torus_with_marker(spec, a.points, [major + tube, 0.0, 0.0], 10.0, 1)?
-        }
-        m if m.starts_with("ring:") => {
-            let n: u32 = m[5..]
-                .parse()
-                .with_context(|| format!("model '{m}': expected ring:N"))?;
-            Model::ring_of_blobs(
-                major,
-                n,
-                (a.points / n.max(1) as usize).max(1),
-                tube.max(0.0),
-                units,
-                1,
-            )?
-        }
-        path => {
-            let mut m = Model::load(Path::new(path)).with_context(|| format!("model '{path}'"))?;
-            if matches!(a.units, UnitsArg::Nm) {
-                m.units = Units::Nm;
-            }
-            m
-        }
-    };
-    if let Some(s) = a.symmetry {
-        model = model.with_symmetry(s);
-    }
-    if model.units == Units::Nm {
-        let px = a
-            .pixel_size
-            .context("the model is in nm: give --pixel-size NM to convert it to pixels")?;
-        model = model.to_pixels(px)?;
-    }
-    Ok(model)
+    let spec = a.spec()?;
+    spec.build_model()
+        .with_context(|| format!("model '{}'", spec.model))
 }
 
 fn render_cmd(a: RenderArgs) -> Result<()> {
@@ -649,103 +691,19 @@ fn render_cmd(a: RenderArgs) -> Result<()> {
     Ok(())
 }
 
-/// The model to fit: a torus with a fitted tube radius, or any other model as a rigid cloud.
-fn fit_model(a: &ModelArgs, sigma: f64) -> Result<FitModel> {
-    if a.model == "torus" {
-        let [major, tube] = parse_floats::<2>(&a.torus, "--torus")?;
-        let to_px = match a.units {
-            UnitsArg::Px => 1.0,
-            UnitsArg::Nm => {
-                1.0 / a
-                    .pixel_size
-                    .context("--units nm needs --pixel-size NM to convert the torus to pixels")?
-            }
-        };
-        if !(major > 0.0 && tube >= 0.0 && tube < major) {
-            bail!("--torus {major},{tube}: need R > 0 and 0 ≤ r < R");
+impl From<DeviceArg> for DeviceChoice {
+    fn from(d: DeviceArg) -> Self {
+        match d {
+            DeviceArg::Auto => DeviceChoice::Auto,
+            DeviceArg::Cpu => DeviceChoice::Cpu,
+            DeviceArg::Cuda => DeviceChoice::Cuda,
+            DeviceArg::Metal => DeviceChoice::Metal,
         }
-        let mut m = FitModel::torus(major * to_px, tube * to_px, sigma);
-        if let Some(s) = a.symmetry {
-            m.symmetry = s;
-        }
-        Ok(m)
-    } else {
-        Ok(FitModel::rigid(&build_model(a)?))
     }
 }
 
-fn outcome_row(frame: usize, o: &FitOutcome) -> PoseRow {
-    let mut row = PoseRow::new(frame, o.state.pose, o.state.sigma);
-    row.score = o.score;
-    row.set("scale", format!("{:.5}", o.state.scale));
-    row.set("tube_px", format!("{:.4}", o.state.shape * o.state.scale));
-    row.set("converged", o.converged);
-    row.set("iterations", o.iterations);
-    row.set("start", format!("{:?}", o.source).to_lowercase());
-    row.set("start_ms", format!("{:.3}", o.start_ms));
-    row.set("refine_ms", format!("{:.3}", o.refine_ms));
-    row.set("error", "");
-    row
-}
-
-/// The bundled torus network, looked up beside the working directory and the sources.
-fn default_weights() -> Option<PathBuf> {
-    [
-        PathBuf::from("assets/torus.safetensors"),
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/torus.safetensors"),
-    ]
-    .into_iter()
-    .find(|p| p.exists())
-}
-
-fn pick_device(d: DeviceArg) -> Result<candle_core::Device> {
-    use candle_core::Device;
-    let dev = match d {
-        DeviceArg::Cpu => Device::Cpu,
-        DeviceArg::Cuda => {
-            Device::new_cuda(0).context("--device cuda (build with --features cuda)")?
-        }
-        DeviceArg::Metal => {
-            Device::new_metal(0).context("--device metal (build with --features metal)")?
-        }
-        DeviceArg::Auto => Device::new_cuda(0)
-            .or_else(|_| Device::new_metal(0))
-            .unwrap_or(Device::Cpu),
-    };
-    tracing::info!("network device: {:?}", dev);
-    eprintln!(
-        "network device: {}",
-        if dev.is_cpu() {
-            "cpu"
-        } else if dev.is_cuda() {
-            "cuda"
-        } else {
-            "metal"
-        }
-    );
-    Ok(dev)
-}
-
 fn fit_cmd(a: FitArgs) -> Result<()> {
-    let model = fit_model(&a.model, a.sigma)?;
-    let template_major = parse_floats::<2>(&a.model.torus, "--torus")?[0];
-    let estimator = if a.no_net || (a.model.model != "torus" && a.weights.is_none()) {
-        None
-    } else {
-        match a.weights.clone().or_else(default_weights) {
-            Some(w) => {
-                let dev = pick_device(a.device)?;
-                Some(
-                    Estimator::load(&w, &dev)
-                        .with_context(|| format!("loading network {}", w.display()))?,
-                )
-            }
-            None => {
-                eprintln!("no network weights found: starting from a coarse search (slower)");
-                None
-            }
-        }
-    };
+    let spec = a.model.spec()?;
     let mut opts = FitOptions {
         sigma: a.sigma,
         search_count: a.search.max(1),
@@ -753,6 +711,18 @@ fn fit_cmd(a: FitArgs) -> Result<()> {
     };
     opts.refine.tolerance = a.refine_tol;
     opts.refine.max_iters = if a.no_refine { 0 } else { a.refine_iters };
+    let fitter = Fitter::new(
+        &spec,
+        opts,
+        a.weights.as_deref(),
+        !a.no_net,
+        a.device.into(),
+    )
+    .context("setting up the fit")?;
+    match &fitter.estimator {
+        Some(est) => eprintln!("network: {}", device_name(est.device())),
+        None => eprintln!("no network: starting from a coarse search (slower)"),
+    }
     // open everything first, so the bar knows the total and bad files are reported up front
     let mut stacks = Vec::new();
     let mut rows: Vec<PoseRow> = Vec::new();
@@ -771,8 +741,15 @@ fn fit_cmd(a: FitArgs) -> Result<()> {
     let bar = progress(total as u64, "fit");
     let t0 = std::time::Instant::now();
     let (mut fitted, mut failed) = (0usize, 0usize);
+    let model_name = spec.describe();
+    let look = a.look.look()?;
+    if let Some(dir) = &a.png_dir {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating --png-dir {}", dir.display()))?;
+    }
     for (path, mut stack) in stacks {
         let name = path.display().to_string();
+        let pixel_size = a.model.pixel_size.or(stack.info().pixel_size_nm);
         let n = stack.len();
         let mut i = 0;
         while i < n {
@@ -780,68 +757,52 @@ fn fit_cmd(a: FitArgs) -> Result<()> {
             let frames: Vec<(usize, std::result::Result<Frame, String>)> = (i..end)
                 .map(|k| (k, stack.frame(k).map_err(|e| e.to_string())))
                 .collect();
-            use rayon::prelude::*;
-            // the network runs once per chunk, as a batch
-            let t_net = std::time::Instant::now();
-            let starts: Vec<Option<posescope::estimate::refine::FitState>> = match &estimator {
-                Some(est) => {
-                    let ok: Vec<(&[f32], usize, usize)> = frames
-                        .iter()
-                        .filter_map(|(_, f)| {
-                            f.as_ref()
-                                .ok()
-                                .map(|f| (f.data.as_slice(), f.width, f.height))
-                        })
-                        .collect();
-                    let mut est_iter = est.estimate(&ok)?.into_iter();
-                    frames
-                        .iter()
-                        .map(|(_, f)| {
-                            f.as_ref()
-                                .ok()
-                                .and_then(|_| est_iter.next())
-                                .map(|e| start_from_estimate(&e, &model, template_major))
-                        })
-                        .collect()
-                }
-                None => vec![None; frames.len()],
-            };
-            let net_ms = t_net.elapsed().as_secs_f64() * 1e3 / frames.len().max(1) as f64;
-            let chunk_rows: Vec<PoseRow> = frames
-                .into_par_iter()
-                .zip(starts)
-                .map(|((k, f), start)| {
-                    let row = match f {
-                        Ok(f) => {
-                            match fit_frame(&f.data, f.width, f.height, &model, &opts, start) {
-                                Ok(o) => {
-                                    let mut r = outcome_row(k, &o);
-                                    r.set(
-                                        "cnn_ms",
-                                        format!(
-                                            "{:.3}",
-                                            if start.is_some() { net_ms } else { 0.0 }
-                                        ),
-                                    );
-                                    r
-                                }
-                                Err(e) => PoseRow::failed(k, e),
-                            }
-                        }
-                        Err(e) => PoseRow::failed(k, e),
-                    };
-                    bar.inc(1);
-                    row
+            let ok: Vec<(&[f32], usize, usize)> = frames
+                .iter()
+                .filter_map(|(_, f)| {
+                    f.as_ref()
+                        .ok()
+                        .map(|f| (f.data.as_slice(), f.width, f.height))
                 })
                 .collect();
-            for mut r in chunk_rows {
-                if r.get("error").is_some_and(|e| !e.is_empty()) {
+            // the network runs once per chunk, as a batch; frames are refined in parallel
+            let mut fits = fitter.fit_batch(&ok)?.into_iter();
+            for (k, f) in &frames {
+                let mut row = match f {
+                    Ok(frame) => match fits.next() {
+                        Some(Ok(fit)) => {
+                            if let Some(dir) = &a.png_dir {
+                                if let Err(e) = export_frame_png(
+                                    dir,
+                                    &path,
+                                    frame,
+                                    *k,
+                                    n,
+                                    &fit.outcome.state,
+                                    Some(fit.outcome.score),
+                                    &fitter.model,
+                                    &model_name,
+                                    pixel_size,
+                                    &look,
+                                ) {
+                                    bar.suspend(|| eprintln!("warning: {e:#}"));
+                                }
+                            }
+                            outcome_row(*k, &fit)
+                        }
+                        Some(Err(e)) => PoseRow::failed(*k, e),
+                        None => PoseRow::failed(*k, "internal: missing result"),
+                    },
+                    Err(e) => PoseRow::failed(*k, e),
+                };
+                if row.get("error").is_some_and(|e| !e.is_empty()) {
                     failed += 1;
                 } else {
                     fitted += 1;
                 }
-                r.file = Some(name.clone());
-                rows.push(r);
+                row.file = Some(name.clone());
+                rows.push(row);
+                bar.inc(1);
             }
             i = end;
         }
@@ -854,6 +815,109 @@ fn fit_cmd(a: FitArgs) -> Result<()> {
         1e3 * secs / (fitted + failed).max(1) as f64,
         rayon::current_num_threads(),
         a.csv.display()
+    );
+    Ok(())
+}
+
+/// Writes the annotated PNG of one fitted frame into `dir`.
+#[allow(clippy::too_many_arguments)]
+fn export_frame_png(
+    dir: &Path,
+    file: &Path,
+    frame: &Frame,
+    index: usize,
+    frames: usize,
+    state: &FitState,
+    score: Option<f64>,
+    model: &FitModel,
+    model_name: &str,
+    pixel_size_nm: Option<f64>,
+    look: &ExportLook,
+) -> Result<PathBuf> {
+    let job = FrameExport {
+        frame,
+        file,
+        index,
+        frames,
+        state: *state,
+        score,
+        model,
+        model_name,
+        pixel_size_nm,
+    };
+    job.write_into(dir, look)
+        .with_context(|| format!("exporting frame {index} of {}", file.display()))
+}
+
+fn export_cmd(a: ExportArgs) -> Result<()> {
+    let spec = a.model.spec()?;
+    let look = a.look.look()?;
+    let model = spec.fit_model(1.6).context("model")?;
+    let rows = read_pose_csv(&a.poses)?;
+    let mut stack = io::open(&a.file)?;
+    let n = stack.len();
+    let pixel_size = a.model.pixel_size.or(stack.info().pixel_size_nm);
+    let wanted = a.file.display().to_string();
+    let file_name = a.file.file_name().map(|f| f.to_os_string());
+    // rows of this file: all rows when the CSV has no file column
+    let mine: Vec<&PoseRow> = rows
+        .iter()
+        .filter(|r| match &r.file {
+            None => true,
+            Some(f) => {
+                *f == wanted || Path::new(f).file_name().map(|x| x.to_os_string()) == file_name
+            }
+        })
+        .collect();
+    if mine.is_empty() {
+        bail!(
+            "{}: no rows for {} (the file column names other files)",
+            a.poses.display(),
+            a.file.display()
+        );
+    }
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("creating output folder {}", a.out.display()))?;
+    let tube = spec.torus[1] * spec.template_major_px() / spec.torus[0].max(f64::MIN_POSITIVE);
+    let bar = progress(mine.len() as u64, "export");
+    let (mut written, mut skipped) = (0usize, 0usize);
+    for row in mine {
+        bar.inc(1);
+        let Some(state) = state_from_row(row, tube) else {
+            skipped += 1;
+            continue;
+        };
+        if row.frame >= n {
+            bar.suspend(|| {
+                eprintln!(
+                    "warning: row for frame {} but the file has {n} frames",
+                    row.frame
+                )
+            });
+            skipped += 1;
+            continue;
+        }
+        let frame = stack.frame(row.frame)?;
+        let score = row.score.is_finite().then_some(row.score);
+        export_frame_png(
+            &a.out,
+            &a.file,
+            &frame,
+            row.frame,
+            n,
+            &state,
+            score,
+            &model,
+            &spec.describe(),
+            pixel_size,
+            &look,
+        )?;
+        written += 1;
+    }
+    bar.finish_and_clear();
+    println!(
+        "wrote {written} annotated PNGs ({skipped} rows skipped: failed fits or missing frames) → {}",
+        a.out.display()
     );
     Ok(())
 }

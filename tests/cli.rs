@@ -238,3 +238,99 @@ fn fit_reports_a_bad_file_and_goes_on() {
     assert_eq!(failed.len(), 1);
     assert!(failed[0].file.as_deref().unwrap().ends_with("bad.fits"));
 }
+
+#[test]
+fn fit_png_dir_and_export_write_the_same_annotated_pngs() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("set");
+    assert!(posescope(&[
+        "synth",
+        "--n",
+        "3",
+        "--seed",
+        "11",
+        "--pixel-size",
+        "65",
+        "--out",
+        set.to_str().unwrap()
+    ])
+    .status
+    .success());
+    let stack = set.join("stack.tif");
+    let pred = dir.path().join("pred.csv");
+    let pngs = dir.path().join("pngs");
+    let o = posescope(&[
+        "fit",
+        stack.to_str().unwrap(),
+        "--csv",
+        pred.to_str().unwrap(),
+        "--png-dir",
+        pngs.to_str().unwrap(),
+        "--zoom",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let fitted: Vec<_> = (0..3)
+        .map(|k| pngs.join(format!("stack_f{k:04}.png")))
+        .collect();
+    for p in &fitted {
+        let img = image::open(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        assert!(img.width() >= 3 * 128 * 2 && img.height() > 128 * 2);
+    }
+    // export reads the poses back and writes identical images through the same code
+    let out = dir.path().join("export");
+    let o = posescope(&[
+        "export",
+        stack.to_str().unwrap(),
+        "--poses",
+        pred.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--zoom",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("wrote 3"), "{}", text(&o.stdout));
+    for (k, p) in fitted.iter().enumerate() {
+        let a = image::open(p).unwrap().to_rgba8();
+        let b = image::open(out.join(format!("stack_f{k:04}.png")))
+            .unwrap()
+            .to_rgba8();
+        assert_eq!(a.dimensions(), b.dimensions());
+        // the CSV rounds the pose a little: allow a few differing pixels
+        let differ = a.pixels().zip(b.pixels()).filter(|(x, y)| x != y).count();
+        assert!(
+            differ < (a.width() * a.height() / 50) as usize,
+            "frame {k}: {differ} pixels differ"
+        );
+    }
+    // bad arguments are clear errors
+    let o = posescope(&[
+        "export",
+        stack.to_str().unwrap(),
+        "--poses",
+        pred.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--lut",
+        "rainbow",
+    ]);
+    assert!(!o.status.success());
+    assert!(text(&o.stderr).contains("rainbow"), "{}", text(&o.stderr));
+}
+
+#[test]
+fn view_without_a_display_says_so_in_one_line() {
+    let o = Command::new(env!("CARGO_BIN_EXE_posescope"))
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .expect("run posescope");
+    assert!(!o.status.success());
+    let err = text(&o.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("no display") && err.contains("posescope fit"),
+        "{err}"
+    );
+}

@@ -83,7 +83,8 @@ impl FitModel {
         }
     }
 
-    fn points(&self, rho: f64) -> Vec<[f32; 3]> {
+    /// The model points at shape parameter `rho` (the tube radius of a torus).
+    pub fn points(&self, rho: f64) -> Vec<[f32; 3]> {
         match &self.mode {
             Some(m) => self
                 .base

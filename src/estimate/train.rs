@@ -620,6 +620,11 @@ impl Estimator {
         &self.meta
     }
 
+    /// The device the network runs on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
     /// Estimates a batch of frames `(pixels, width, height)`.
     pub fn estimate(
         &self,

@@ -13,6 +13,9 @@
 //! in pixels from the image centre; `sigma` is the PSF σ in pixels. A missing
 //! value (e.g. `score` in a truth file) is written as an empty field.
 
+pub mod annotate;
+pub mod frames;
+
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::BufWriter;
@@ -39,6 +42,9 @@ pub enum ExportError {
         /// What is wrong, with the line number where known.
         message: String,
     },
+    /// The arguments do not describe a valid output (sizes, options).
+    #[error("invalid export: {0}")]
+    Invalid(String),
 }
 
 /// Writes a file through `write`, first to a temporary sibling that is renamed

@@ -14,6 +14,8 @@
 //! [`reference`] evaluates it pixel by pixel in f64 for tests.
 
 pub mod cpu;
+pub mod display;
+pub mod gpu;
 pub mod kernel;
 pub mod reference;
 

@@ -1,0 +1,1082 @@
+//! The viewer: an eframe/egui application over the library.
+//!
+//! The app owns only UI state. Files are read by [`crate::io`], the model is
+//! built by [`crate::estimate::pipeline`], scores come from
+//! [`crate::estimate::refine::score`], estimation runs the same
+//! [`Fitter`](crate::estimate::pipeline::Fitter) as `posescope fit`, the
+//! model view is drawn by the WGSL shaders of [`crate::render::gpu`], and
+//! Ctrl+E writes through [`crate::export::frames`] like `posescope export`.
+//! Long work runs in [`jobs`] threads, so the UI never waits on I/O or
+//! inference.
+
+pub mod gpu_view;
+pub mod jobs;
+mod panels;
+pub mod view;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use egui::{Color32, ColorImage, TextureHandle, TextureOptions};
+use serde::{Deserialize, Serialize};
+
+use crate::estimate::fit::FitOptions;
+use crate::estimate::pipeline::{Fitter, FrameFit, ModelSpec};
+use crate::estimate::refine::{render_state, score, FitModel, FitState};
+use crate::export::frames::{ExportLook, FrameExport};
+use crate::geometry::{Pose, Quat};
+use crate::io::Frame;
+use crate::render::display::{self, auto_contrast, auto_contrast_fraction, Contrast, Lut};
+use crate::render::kernel::Scratch;
+use gpu_view::{GpuModelView, Layout, ModelImage};
+use jobs::{Document, Jobs, Message};
+use view::ViewTransform;
+
+/// Settings kept across runs (eframe persistence).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Folder of the last opened file (for the Open dialog).
+    pub last_dir: Option<PathBuf>,
+    /// Recently opened files, newest first.
+    pub recent: Vec<PathBuf>,
+    /// Colour map.
+    pub lut: Lut,
+    /// Model panel layout.
+    pub layout: Layout,
+    /// The model.
+    pub model: ModelSpec,
+    /// Where exported PNGs go (None: beside the image file).
+    pub export_dir: Option<PathBuf>,
+    /// Integer zoom of exported PNGs.
+    pub export_zoom: u32,
+    /// Estimate each frame when it is first shown.
+    pub auto_estimate: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            last_dir: None,
+            recent: Vec::new(),
+            lut: Lut::Grey,
+            layout: Layout::SideBySide,
+            model: ModelSpec::default(),
+            export_dir: None,
+            export_zoom: 4,
+            auto_estimate: true,
+        }
+    }
+}
+
+const SETTINGS_KEY: &str = "posescope-settings";
+const MAX_RECENT: usize = 10;
+
+/// A message for the user, shown until dismissed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Notice {
+    /// The text.
+    pub text: String,
+    /// Errors are red, information is blue.
+    pub is_error: bool,
+}
+
+/// The slider values. Euler angles are kept as the user set them (not
+/// recomputed from the quaternion), so dragging one never makes the others jump.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PoseControls {
+    /// Intrinsic ZYZ Euler angles (RELION rot, tilt, psi) in degrees.
+    pub euler: [f64; 3],
+    /// Shift from the image centre, pixels.
+    pub shift: [f64; 2],
+    /// PSF σ, pixels.
+    pub sigma: f64,
+    /// Model scale.
+    pub scale: f64,
+    /// Torus tube radius in image pixels (torus models only).
+    pub tube_px: f64,
+}
+
+impl Default for PoseControls {
+    fn default() -> Self {
+        Self {
+            euler: [0.0, 45.0, 0.0],
+            shift: [0.0, 0.0],
+            sigma: 1.6,
+            scale: 1.0,
+            tube_px: 5.0,
+        }
+    }
+}
+
+impl PoseControls {
+    /// The fitted-state form.
+    pub fn state(&self) -> FitState {
+        let [a, b, c] = self.euler;
+        FitState {
+            pose: Pose::new(Quat::from_euler_zyz_deg(a, b, c), self.shift),
+            scale: self.scale,
+            sigma: self.sigma,
+            shape: self.tube_px / self.scale.max(1e-6),
+        }
+    }
+
+    /// Controls showing a fitted state.
+    pub fn from_state(s: &FitState) -> Self {
+        let (a, b, c) = s.pose.q.to_euler_zyz_deg();
+        Self {
+            euler: [a, b, c],
+            shift: s.pose.shift,
+            sigma: s.sigma,
+            scale: s.scale,
+            tube_px: s.shape * s.scale,
+        }
+    }
+}
+
+/// Score of each rotation angle swept through 360° with the others fixed.
+#[derive(Clone, Debug)]
+pub struct Sweeps {
+    /// The controls the sweeps were computed for.
+    pub at: PoseControls,
+    /// The frame they were computed on.
+    pub key: (u64, usize),
+    /// `(angle°, score)` per Euler angle.
+    pub curves: [Vec<[f64; 2]>; 3],
+}
+
+/// Steps of the symmetry-explorer sweeps (5° apart).
+pub const SWEEP_STEPS: usize = 73;
+
+/// Which page the right-hand panel shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum RightTab {
+    /// Sweeps and equivalent poses.
+    #[default]
+    Symmetry,
+    /// The per-frame results table.
+    Results,
+}
+
+struct MeasureFps {
+    start: Instant,
+    seconds: f64,
+    frames: u64,
+    ui_time: f64,
+}
+
+/// The PoseScope viewer.
+pub struct PoseScopeApp {
+    settings: Settings,
+    docs: Vec<Document>,
+    current: usize,
+    frame: usize,
+    controls: PoseControls,
+    model: Arc<FitModel>,
+    model_key: Option<ModelSpec>,
+    fitter: Option<Arc<Fitter>>,
+    jobs: Jobs,
+    notices: Vec<Notice>,
+    contrast: Option<Contrast>,
+    auto_presses: u32,
+    view: ViewTransform,
+    raw_tex: Option<TextureHandle>,
+    raw_key: Option<(u64, usize, [u32; 2], Lut)>,
+    render_key: Option<(u64, usize, [u64; 8])>,
+    model_render: Vec<f32>,
+    score: f64,
+    model_points: Vec<[f32; 3]>,
+    gpu: Option<GpuModelView>,
+    gpu_error: Option<String>,
+    cpu_model_tex: Option<TextureHandle>,
+    sweeps: Option<Sweeps>,
+    sweep_rx: Option<std::sync::mpsc::Receiver<Sweeps>>,
+    hover: Option<(usize, usize, f32)>,
+    model_edit: ModelSpec,
+    measure: Option<MeasureFps>,
+    last_export: Option<PathBuf>,
+    jobs_wake: Arc<dyn Fn() + Send + Sync>,
+    right_tab: RightTab,
+    auto_requested: Option<(u64, usize)>,
+}
+
+impl PoseScopeApp {
+    /// Creates the app, restores settings and starts loading `files` (the
+    /// bundled sample when empty) and the model.
+    pub fn new(cc: &eframe::CreationContext<'_>, files: Vec<PathBuf>) -> Self {
+        let settings: Settings = cc
+            .storage
+            .and_then(|s| eframe::get_value(s, SETTINGS_KEY))
+            .unwrap_or_default();
+        add_fallback_fonts(&cc.egui_ctx);
+        let ctx = cc.egui_ctx.clone();
+        let mut app = Self::with_settings(settings, Arc::new(move || ctx.request_repaint()));
+        if let Some(rs) = cc.wgpu_render_state.as_ref() {
+            app.gpu = Some(GpuModelView::new(rs));
+        }
+        let files = if files.is_empty() {
+            sample_stack().into_iter().collect()
+        } else {
+            files
+        };
+        app.open_paths(files);
+        app
+    }
+
+    fn with_settings(settings: Settings, wake: Arc<dyn Fn() + Send + Sync>) -> Self {
+        let mut jobs = Jobs::new(wake.clone());
+        jobs.build_fitter(settings.model.clone(), FitOptions::default());
+        let controls = PoseControls {
+            tube_px: settings.model.torus[1] * settings.model.template_major_px()
+                / settings.model.torus[0].max(1e-9),
+            ..PoseControls::default()
+        };
+        let model_edit = settings.model.clone();
+        let mut app = Self {
+            settings,
+            docs: Vec::new(),
+            current: 0,
+            frame: 0,
+            controls,
+            model: Arc::new(FitModel::torus(20.0, 5.0, 1.6)),
+            model_key: None,
+            fitter: None,
+            jobs,
+            notices: Vec::new(),
+            contrast: None,
+            auto_presses: 0,
+            view: ViewTransform::default(),
+            raw_tex: None,
+            raw_key: None,
+            render_key: None,
+            model_render: Vec::new(),
+            score: f64::NAN,
+            model_points: Vec::new(),
+            gpu: None,
+            gpu_error: None,
+            cpu_model_tex: None,
+            sweeps: None,
+            sweep_rx: None,
+            hover: None,
+            model_edit,
+            measure: None,
+            last_export: None,
+            jobs_wake: wake,
+            right_tab: RightTab::Symmetry,
+            auto_requested: None,
+        };
+        app.update_model();
+        app
+    }
+
+    /// Runs the FPS measurement: the tilt slider moves every frame for
+    /// `seconds`, then the app prints the rate and closes.
+    pub fn measure_fps(&mut self, seconds: f64) {
+        self.measure = Some(MeasureFps {
+            start: Instant::now(),
+            seconds,
+            frames: 0,
+            ui_time: 0.0,
+        });
+    }
+
+    // ---- public state, for tests and embedding ------------------------------
+
+    /// Starts loading files (File → Open, drag-and-drop, the command line).
+    pub fn open_paths(&mut self, paths: Vec<PathBuf>) {
+        for p in &paths {
+            self.settings.recent.retain(|r| r != p);
+            self.settings.recent.insert(0, p.clone());
+            if let Some(dir) = p.parent() {
+                self.settings.last_dir = Some(dir.to_path_buf());
+            }
+        }
+        self.settings.recent.truncate(MAX_RECENT);
+        self.jobs.load(paths);
+    }
+
+    /// The slider values.
+    pub fn controls(&self) -> PoseControls {
+        self.controls
+    }
+
+    /// Sets the slider values.
+    pub fn set_controls(&mut self, c: PoseControls) {
+        self.controls = c;
+    }
+
+    /// The live NCC score of the current pose against the current frame.
+    pub fn score(&self) -> f64 {
+        self.score
+    }
+
+    /// Index of the current frame.
+    pub fn frame_index(&self) -> usize {
+        self.frame
+    }
+
+    /// Frames in the current document (0 when none is open).
+    pub fn frame_count(&self) -> usize {
+        self.doc().map_or(0, |d| d.frames.len())
+    }
+
+    /// Path of the current document.
+    pub fn current_path(&self) -> Option<&Path> {
+        self.doc().map(|d| d.path.as_path())
+    }
+
+    /// Open documents.
+    pub fn document_count(&self) -> usize {
+        self.docs.len()
+    }
+
+    /// True while background work runs (loading, model, estimation).
+    pub fn busy(&self) -> bool {
+        self.jobs.busy() || self.sweep_rx.is_some()
+    }
+
+    /// True once the network/model for fitting is loaded.
+    pub fn fitter_ready(&self) -> bool {
+        self.fitter.is_some()
+    }
+
+    /// Notices on screen.
+    pub fn notices(&self) -> &[Notice] {
+        &self.notices
+    }
+
+    /// Settings (as they will be saved).
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Mutable settings (tests set the export folder here).
+    pub fn settings_mut(&mut self) -> &mut Settings {
+        &mut self.settings
+    }
+
+    /// The fit result of a frame of the current document.
+    pub fn result(&self, frame: usize) -> Option<&Result<FrameFit, String>> {
+        self.doc()?.results.get(frame)?.as_ref()
+    }
+
+    /// The last PNG written by Export.
+    pub fn last_export(&self) -> Option<&Path> {
+        self.last_export.as_deref()
+    }
+
+    /// The raw-frame contrast in use.
+    pub fn contrast(&self) -> Option<Contrast> {
+        self.current_frame().map(|f| self.effective_contrast(f))
+    }
+
+    /// The GPU accumulation format (None: no GPU view).
+    pub fn gpu_format(&self) -> Option<wgpu::TextureFormat> {
+        self.gpu.as_ref().map(|g| g.accumulation_format())
+    }
+
+    /// Whether the model view is drawn by the GPU (false: CPU fallback).
+    pub fn gpu_active(&self) -> bool {
+        self.gpu.is_some() && self.gpu_error.is_none()
+    }
+
+    // ---- internals ------------------------------------------------------------
+
+    fn doc(&self) -> Option<&Document> {
+        self.docs.get(self.current)
+    }
+
+    fn current_frame(&self) -> Option<&Frame> {
+        self.doc().and_then(|d| d.frames.get(self.frame))
+    }
+
+    fn error(&mut self, text: impl Into<String>) {
+        let text = text.into();
+        tracing::warn!("{text}");
+        self.notices.push(Notice {
+            text,
+            is_error: true,
+        });
+    }
+
+    fn info(&mut self, text: impl Into<String>) {
+        self.notices.push(Notice {
+            text: text.into(),
+            is_error: false,
+        });
+    }
+
+    fn effective_contrast(&self, f: &Frame) -> Contrast {
+        self.contrast
+            .unwrap_or_else(|| auto_contrast(&f.data, auto_contrast_fraction(0)))
+    }
+
+    /// The display model: rebuilt when the model spec changes.
+    fn update_model(&mut self) {
+        let spec = self.settings.model.clone();
+        if Some(&spec) == self.model_key.as_ref() {
+            return;
+        }
+        // the fitter's own model, so the live score is the score a fit reports
+        match spec.fit_model(FitOptions::default().sigma) {
+            Ok(m) => {
+                self.model = Arc::new(m);
+                self.render_key = None;
+                self.sweeps = None;
+            }
+            Err(e) => self.error(format!("model: {e}")),
+        }
+        self.model_key = Some(spec);
+    }
+
+    /// Applies a new model spec: rebuilds the display model and the fitter.
+    fn set_model(&mut self, spec: ModelSpec) {
+        if spec == self.settings.model {
+            return;
+        }
+        if spec.is_torus() {
+            self.controls.tube_px = spec.torus[1] * spec.template_major_px() / spec.torus[0];
+            self.controls.scale = 1.0;
+        }
+        self.settings.model = spec.clone();
+        self.fitter = None;
+        self.jobs.build_fitter(spec, FitOptions::default());
+        self.update_model();
+    }
+
+    fn handle_messages(&mut self) {
+        for msg in self.jobs.poll() {
+            match msg {
+                Message::Loaded(Ok(doc)) => {
+                    let name = doc.path.display().to_string();
+                    if !doc.info.warnings.is_empty() {
+                        let w = doc.info.warnings.join("; ");
+                        self.info(format!("{name}: {w}"));
+                    }
+                    // reopening a file replaces it
+                    self.docs.retain(|d| d.path != doc.path);
+                    self.docs.push(doc);
+                    self.current = self.docs.len() - 1;
+                    self.go_to_frame(0);
+                    self.contrast = None;
+                    self.auto_presses = 0;
+                    self.view.fit_pending = true;
+                }
+                Message::Loaded(Err(e)) => self.error(e),
+                Message::FitterReady(spec, result) => {
+                    if spec == self.settings.model {
+                        match result {
+                            Ok(f) => self.fitter = Some(f),
+                            Err(e) => self.error(e),
+                        }
+                    }
+                }
+                Message::Fitted {
+                    path,
+                    frame,
+                    result,
+                    apply,
+                } => {
+                    let is_current = self.doc().is_some_and(|d| d.path == path);
+                    // the frame on screen shows its new fit (batch results too)
+                    if is_current && frame == self.frame && (apply || result.is_ok()) {
+                        match &result {
+                            Ok(fit) => {
+                                self.controls = PoseControls::from_state(&fit.outcome.state);
+                            }
+                            Err(e) => self.error(format!("frame {frame}: {e}")),
+                        }
+                    }
+                    if let Some(doc) = self.docs.iter_mut().find(|d| d.path == path) {
+                        if let Some(slot) = doc.results.get_mut(frame) {
+                            *slot = Some(result);
+                        }
+                    }
+                }
+                Message::Finished { note, .. } => {
+                    if let Some(n) = note {
+                        self.info(n);
+                    }
+                }
+            }
+        }
+        if let Some(rx) = &self.sweep_rx {
+            if let Ok(s) = rx.try_recv() {
+                self.sweeps = Some(s);
+                self.sweep_rx = None;
+            }
+        }
+    }
+
+    /// Moves to a frame of the current document; a fitted frame shows its fit.
+    fn go_to_frame(&mut self, k: usize) {
+        let n = self.frame_count();
+        if n == 0 {
+            return;
+        }
+        self.frame = k.min(n - 1);
+        if let Some(Some(Ok(fit))) = self.doc().and_then(|d| d.results.get(self.frame)) {
+            self.controls = PoseControls::from_state(&fit.outcome.state);
+        }
+    }
+
+    /// Re-renders the model on the CPU and rescores it when the pose or frame changed.
+    fn update_render(&mut self) {
+        self.update_model();
+        let c = self.controls;
+        let st = c.state();
+        let bits = [
+            c.euler[0].to_bits(),
+            c.euler[1].to_bits(),
+            c.euler[2].to_bits(),
+            c.shift[0].to_bits(),
+            c.shift[1].to_bits(),
+            c.sigma.to_bits(),
+            c.scale.to_bits(),
+            c.tube_px.to_bits() ^ (Arc::as_ptr(&self.model) as u64),
+        ];
+        let (render, sc, key) = {
+            let Some(doc) = self.doc() else { return };
+            let Some(f) = doc.frames.get(self.frame) else {
+                return;
+            };
+            let key = (doc.id, self.frame, bits);
+            if self.render_key == Some(key) {
+                return;
+            }
+            let render = render_state(&self.model, &st, f.width, f.height, &mut Scratch::default());
+            let sc = score(&f.data, f.width, f.height, &self.model, &st);
+            (render, sc, key)
+        };
+        self.model_render = render;
+        self.score = sc;
+        self.model_points = self.model.points(st.shape);
+        self.render_key = Some(key);
+    }
+
+    /// Starts the symmetry-explorer sweeps when the pose settled somewhere new.
+    fn update_sweeps(&mut self, dragging: bool) {
+        if dragging || self.sweep_rx.is_some() {
+            return;
+        }
+        let Some(doc) = self.doc() else { return };
+        let Some(f) = doc.frames.get(self.frame) else {
+            return;
+        };
+        let key = (doc.id, self.frame);
+        if self
+            .sweeps
+            .as_ref()
+            .is_some_and(|s| s.key == key && s.at == self.controls)
+        {
+            return;
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let at = self.controls;
+        let model = self.model.clone();
+        let frame = f.clone();
+        let wake = self.jobs_wake();
+        std::thread::spawn(move || {
+            let curves = sweep_scores(&frame, &model, &at);
+            let _ = tx.send(Sweeps { at, key, curves });
+            wake();
+        });
+        self.sweep_rx = Some(rx);
+    }
+
+    fn jobs_wake(&self) -> Arc<dyn Fn() + Send + Sync> {
+        self.jobs_wake.clone()
+    }
+
+    fn raw_texture(&mut self, ctx: &egui::Context) -> Option<egui::TextureId> {
+        let f = self.current_frame()?;
+        let c = self.effective_contrast(f);
+        let key = (
+            self.doc()?.id,
+            self.frame,
+            [c.min.to_bits(), c.max.to_bits()],
+            self.settings.lut,
+        );
+        if self.raw_key != Some(key) || self.raw_tex.is_none() {
+            let rgba = display::colorize(&f.data, c, self.settings.lut);
+            let img = ColorImage::from_rgba_unmultiplied([f.width, f.height], &rgba);
+            match &mut self.raw_tex {
+                Some(t) => t.set(img, TextureOptions::NEAREST),
+                None => self.raw_tex = Some(ctx.load_texture("raw", img, TextureOptions::NEAREST)),
+            }
+            self.raw_key = Some(key);
+        }
+        self.raw_tex.as_ref().map(|t| t.id())
+    }
+
+    fn model_texture(
+        &mut self,
+        ctx: &egui::Context,
+        frame: &eframe::Frame,
+    ) -> Option<egui::TextureId> {
+        let f = self.current_frame()?.clone();
+        let doc_id = self.doc()?.id;
+        let st = self.controls.state();
+        let img = ModelImage {
+            points: &self.model_points,
+            weights: &self.model.weights,
+            rot: st.pose.q.to_matrix(),
+            shift: st.pose.shift,
+            params: crate::render::SplatParams {
+                width: f.width,
+                height: f.height,
+                sigma: st.sigma as f32,
+                scale: st.scale as f32,
+            },
+            raw: &f.data,
+            raw_contrast: self.effective_contrast(&f),
+            cpu_render: &self.model_render,
+            lut: self.settings.lut,
+            layout: self.settings.layout,
+        };
+        if self.gpu_error.is_none() {
+            if let (Some(gpu), Some(rs)) = (self.gpu.as_mut(), frame.wgpu_render_state()) {
+                match gpu.draw(rs, &img, doc_id ^ ((self.frame as u64) << 40)) {
+                    Ok(id) => return Some(id),
+                    Err(e) => {
+                        let msg = format!("GPU model view failed, drawing on the CPU instead: {e}");
+                        self.gpu_error = Some(e);
+                        self.error(msg);
+                        return None;
+                    }
+                }
+            }
+        }
+        let rgba = img.cpu_rgba();
+        let image = ColorImage::from_rgba_unmultiplied([f.width, f.height], &rgba);
+        match &mut self.cpu_model_tex {
+            Some(t) => t.set(image, TextureOptions::NEAREST),
+            None => {
+                self.cpu_model_tex = Some(ctx.load_texture("model", image, TextureOptions::NEAREST))
+            }
+        }
+        self.cpu_model_tex.as_ref().map(|t| t.id())
+    }
+
+    // ---- actions ----------------------------------------------------------------
+
+    fn open_dialog(&mut self) {
+        let mut dialog = rfd::FileDialog::new()
+            .set_title("Open images")
+            .add_filter(
+                "Images (TIFF, FITS, PNG)",
+                &[
+                    "tif", "tiff", "btf", "fits", "fit", "fts", "png", "jpg", "jpeg",
+                ],
+            )
+            .add_filter("All files", &["*"]);
+        if let Some(dir) = &self.settings.last_dir {
+            dialog = dialog.set_directory(dir);
+        }
+        if let Some(paths) = dialog.pick_files() {
+            self.open_paths(paths);
+        }
+    }
+
+    /// With auto-estimate on, fits a frame the first time it is shown.
+    fn auto_estimate(&mut self) {
+        if !self.settings.auto_estimate
+            || self.fitter.is_none()
+            || self.jobs.running_kind("Estimating")
+            || self.jobs.running_kind("Refining")
+        {
+            return;
+        }
+        let Some(doc) = self.doc() else { return };
+        let key = (doc.id, self.frame);
+        let unfitted = matches!(doc.results.get(self.frame), Some(None));
+        if unfitted && self.auto_requested != Some(key) {
+            self.auto_requested = Some(key);
+            self.estimate_current();
+        }
+    }
+
+    fn estimate_current(&mut self) {
+        let Some(fitter) = self.fitter.clone() else {
+            self.info("the model is still loading; try again in a moment");
+            return;
+        };
+        let Some(doc) = self.doc() else { return };
+        let Some(f) = doc.frames.get(self.frame) else {
+            return;
+        };
+        let job = (doc.path.clone(), vec![(self.frame, f.clone())]);
+        self.jobs.estimate(fitter, job.0, job.1, true);
+    }
+
+    fn estimate_all(&mut self) {
+        let Some(fitter) = self.fitter.clone() else {
+            self.info("the model is still loading; try again in a moment");
+            return;
+        };
+        let Some(doc) = self.doc() else { return };
+        let frames: Vec<(usize, Frame)> = doc.frames.iter().cloned().enumerate().collect();
+        let path = doc.path.clone();
+        self.jobs.estimate(fitter, path, frames, false);
+    }
+
+    fn refine_current(&mut self) {
+        let Some(fitter) = self.fitter.clone() else {
+            self.info("the model is still loading; try again in a moment");
+            return;
+        };
+        let Some(doc) = self.doc() else { return };
+        let Some(f) = doc.frames.get(self.frame) else {
+            return;
+        };
+        let (path, frame) = (doc.path.clone(), f.clone());
+        let start = self.controls.state();
+        self.jobs.refine(fitter, path, self.frame, frame, start);
+    }
+
+    fn export_dir_for(&self, doc: &Document) -> PathBuf {
+        self.settings
+            .export_dir
+            .clone()
+            .or_else(|| doc.path.parent().map(Path::to_path_buf))
+            .unwrap_or_else(|| PathBuf::from("."))
+    }
+
+    fn export_look(&self) -> ExportLook {
+        ExportLook {
+            lut: self.settings.lut,
+            contrast: self.contrast,
+            upscale: self.settings.export_zoom.clamp(1, 16),
+        }
+    }
+
+    /// Ctrl+E: writes the annotated PNG of the current frame at the slider pose.
+    fn export_current(&mut self) {
+        let Some(doc) = self.doc() else {
+            self.info("nothing to export: open an image first");
+            return;
+        };
+        let Some(f) = doc.frames.get(self.frame) else {
+            return;
+        };
+        let dir = self.export_dir_for(doc);
+        let job = FrameExport {
+            frame: f,
+            file: &doc.path,
+            index: self.frame,
+            frames: doc.frames.len(),
+            state: self.controls.state(),
+            score: self.score.is_finite().then_some(self.score),
+            model: &self.model,
+            model_name: &self.settings.model.describe(),
+            pixel_size_nm: doc.info.pixel_size_nm,
+        };
+        match job.write_into(&dir, &self.export_look()) {
+            Ok(p) => {
+                self.info(format!("exported {}", p.display()));
+                self.last_export = Some(p);
+            }
+            Err(e) => self.error(format!("export failed: {e}")),
+        }
+    }
+
+    /// Writes every fitted frame (at its fit) of the current document.
+    fn export_all(&mut self) {
+        let Some(doc) = self.doc() else { return };
+        let dir = self.export_dir_for(doc);
+        let look = self.export_look();
+        let name = self.settings.model.describe();
+        let (mut written, mut skipped, mut errors) = (0, 0, Vec::new());
+        for (k, f) in doc.frames.iter().enumerate() {
+            let Some(Some(Ok(fit))) = doc.results.get(k) else {
+                skipped += 1;
+                continue;
+            };
+            let job = FrameExport {
+                frame: f,
+                file: &doc.path,
+                index: k,
+                frames: doc.frames.len(),
+                state: fit.outcome.state,
+                score: Some(fit.outcome.score),
+                model: &self.model,
+                model_name: &name,
+                pixel_size_nm: doc.info.pixel_size_nm,
+            };
+            match job.write_into(&dir, &look) {
+                Ok(_) => written += 1,
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        let msg = format!(
+            "exported {written} frames to {} ({skipped} not fitted yet)",
+            dir.display()
+        );
+        if let Some(e) = errors.first() {
+            self.error(format!("{msg}; {} failed: {e}", errors.len()));
+        } else {
+            self.info(msg);
+        }
+    }
+
+    fn save_results_dialog(&mut self) {
+        let Some(doc) = self.doc() else { return };
+        let stem = doc
+            .path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "results".into());
+        let mut dialog = rfd::FileDialog::new()
+            .set_title("Save results")
+            .add_filter("Pose CSV", &["csv"])
+            .set_file_name(format!("{stem}_poses.csv"));
+        if let Some(dir) = doc.path.parent() {
+            dialog = dialog.set_directory(dir);
+        }
+        if let Some(path) = dialog.save_file() {
+            self.save_results(&path);
+        }
+    }
+
+    /// Saves the current document's results as the CSV `posescope fit` writes.
+    pub fn save_results(&mut self, path: &Path) {
+        let Some(doc) = self.doc() else { return };
+        let name = doc.path.display().to_string();
+        let rows: Vec<_> = doc
+            .results
+            .iter()
+            .enumerate()
+            .filter_map(|(k, r)| {
+                let mut row = match r.as_ref()? {
+                    Ok(fit) => crate::estimate::pipeline::outcome_row(k, fit),
+                    Err(e) => crate::export::PoseRow::failed(k, e),
+                };
+                row.file = Some(name.clone());
+                Some(row)
+            })
+            .collect();
+        match crate::export::write_pose_csv(path, &rows) {
+            Ok(()) => self.info(format!("saved {} rows to {}", rows.len(), path.display())),
+            Err(e) => self.error(format!("saving results failed: {e}")),
+        }
+    }
+
+    fn handle_keys(&mut self, ctx: &egui::Context) {
+        use egui::{Key, KeyboardShortcut, Modifiers};
+        let open = KeyboardShortcut::new(Modifiers::COMMAND, Key::O);
+        let export = KeyboardShortcut::new(Modifiers::COMMAND, Key::E);
+        let save = KeyboardShortcut::new(Modifiers::COMMAND, Key::S);
+        if ctx.input_mut(|i| i.consume_shortcut(&open)) {
+            self.open_dialog();
+        }
+        if ctx.input_mut(|i| i.consume_shortcut(&export)) {
+            self.export_current();
+        }
+        if ctx.input_mut(|i| i.consume_shortcut(&save)) {
+            self.save_results_dialog();
+        }
+        if ctx.egui_wants_keyboard_input() {
+            return;
+        }
+        let (left, right, home) = ctx.input(|i| {
+            (
+                i.key_pressed(Key::ArrowLeft),
+                i.key_pressed(Key::ArrowRight),
+                i.key_pressed(Key::Home),
+            )
+        });
+        if left && self.frame > 0 {
+            self.go_to_frame(self.frame - 1);
+        }
+        if right {
+            self.go_to_frame(self.frame + 1);
+        }
+        if home {
+            self.view.fit_pending = true;
+        }
+    }
+
+    fn handle_drops(&mut self, ctx: &egui::Context) {
+        let dropped: Vec<PathBuf> = ctx.input(|i| {
+            i.raw
+                .dropped_files
+                .iter()
+                .map(|f| f.path().to_path_buf())
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect()
+        });
+        if !dropped.is_empty() {
+            self.open_paths(dropped);
+        }
+    }
+
+    fn tick_measure(&mut self, ctx: &egui::Context, ui_seconds: f64) {
+        let gpu = self.gpu_active();
+        let loaded = !self.docs.is_empty();
+        let Some(m) = self.measure.as_mut() else {
+            return;
+        };
+        ctx.request_repaint();
+        if !loaded {
+            // time from the first frame that shows an image
+            m.start = Instant::now();
+            return;
+        }
+        m.frames += 1;
+        m.ui_time += ui_seconds;
+        // drag the tilt slider: a new pose (render + score) every frame
+        self.controls.euler[1] = (self.controls.euler[1] + 1.0) % 180.0;
+        let elapsed = m.start.elapsed().as_secs_f64();
+        if elapsed >= m.seconds {
+            println!(
+                "fps {:.1} over {elapsed:.1} s ({} frames); UI+render CPU time {:.2} ms/frame; model view on {}",
+                m.frames as f64 / elapsed,
+                m.frames,
+                1e3 * m.ui_time / m.frames as f64,
+                if gpu { "the GPU (wgpu)" } else { "the CPU" }
+            );
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+            self.measure = None;
+        }
+    }
+}
+
+impl eframe::App for PoseScopeApp {
+    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
+        let t0 = Instant::now();
+        let ctx = ui.ctx().clone();
+        self.handle_messages();
+        self.handle_drops(&ctx);
+        self.handle_keys(&ctx);
+        self.auto_estimate();
+        self.update_render();
+        self.panels(ui, &ctx, frame);
+        let dragging = ctx.dragged_id().is_some();
+        self.update_sweeps(dragging);
+        if self.jobs.busy() {
+            // progress bars advance without input
+            ctx.request_repaint_after(std::time::Duration::from_millis(100));
+        }
+        self.tick_measure(&ctx, t0.elapsed().as_secs_f64());
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, SETTINGS_KEY, &self.settings);
+    }
+}
+
+/// Scores of each Euler angle swept over −180…180° with the others fixed.
+pub fn sweep_scores(frame: &Frame, model: &FitModel, at: &PoseControls) -> [Vec<[f64; 2]>; 3] {
+    use rayon::prelude::*;
+    [0usize, 1, 2].map(|k| {
+        (0..SWEEP_STEPS)
+            .into_par_iter()
+            .map(|i| {
+                let angle = -180.0 + 360.0 * i as f64 / (SWEEP_STEPS - 1) as f64;
+                let mut c = *at;
+                c.euler[k] = angle;
+                [
+                    angle,
+                    score(&frame.data, frame.width, frame.height, model, &c.state()),
+                ]
+            })
+            .collect()
+    })
+}
+
+/// The bundled sample stack, looked up beside the working directory, the
+/// executable and the sources.
+pub fn sample_stack() -> Option<PathBuf> {
+    let rel = Path::new("assets/sample/stack.tif");
+    let mut candidates = vec![rel.to_path_buf()];
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
+        candidates.push(dir.join(rel));
+    }
+    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join(rel));
+    candidates.into_iter().find(|p| p.exists())
+}
+
+/// Why the viewer cannot open a window here, if it cannot.
+pub fn display_problem() -> Option<String> {
+    if cfg!(target_os = "linux")
+        && std::env::var_os("DISPLAY").is_none()
+        && std::env::var_os("WAYLAND_DISPLAY").is_none()
+    {
+        return Some(
+            "no display found (DISPLAY and WAYLAND_DISPLAY are unset): the viewer needs a desktop; \
+             headless, use `posescope fit`, `posescope export`, `posescope info` (see `posescope --help`)"
+                .into(),
+        );
+    }
+    None
+}
+
+/// Opens the viewer window on `files` (the bundled sample when empty).
+/// `measure_fps`: animate the pose for that many seconds, print the frame rate and exit.
+pub fn run(files: Vec<PathBuf>, measure_fps: Option<f64>) -> anyhow::Result<()> {
+    if let Some(p) = display_problem() {
+        anyhow::bail!(p);
+    }
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("PoseScope")
+            .with_inner_size([1440.0, 900.0])
+            .with_min_inner_size([960.0, 600.0])
+            .with_drag_and_drop(true),
+        renderer: eframe::Renderer::Wgpu,
+        wgpu_options: egui_wgpu::WgpuConfiguration {
+            wgpu_setup: gpu_view::wgpu_setup(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    eframe::run_native(
+        "PoseScope",
+        options,
+        Box::new(move |cc| {
+            let mut app = PoseScopeApp::new(cc, files);
+            if let Some(s) = measure_fps {
+                app.measure_fps(s);
+            }
+            Ok(Box::new(app))
+        }),
+    )
+    .map_err(|e| anyhow::anyhow!("could not open the viewer window: {e}"))
+}
+
+/// Lets proportional text fall back to egui's monospace font (Hack), which
+/// has the arrows and triangles the proportional font lacks.
+fn add_fallback_fonts(ctx: &egui::Context) {
+    let mut fonts = egui::FontDefinitions::default();
+    let mono = fonts
+        .families
+        .get(&egui::FontFamily::Monospace)
+        .and_then(|v| v.first().cloned());
+    if let Some(mono) = mono {
+        let prop = fonts
+            .families
+            .entry(egui::FontFamily::Proportional)
+            .or_default();
+        if !prop.contains(&mono) {
+            prop.push(mono);
+        }
+    }
+    ctx.set_fonts(fonts);
+}
+
+/// Colour of a score: red (poor) to green (good).
+pub(crate) fn score_colour(s: f64) -> Color32 {
+    if !s.is_finite() {
+        return Color32::GRAY;
+    }
+    let t = ((s - 0.5) / 0.45).clamp(0.0, 1.0) as f32;
+    Color32::from_rgb(
+        (230.0 * (1.0 - t) + 60.0 * t) as u8,
+        (80.0 + 140.0 * t) as u8,
+        70,
+    )
+}

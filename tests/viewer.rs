@@ -1,0 +1,282 @@
+//! The viewer, driven through egui_kittest as a user would: keys, clicks and
+//! drags on a headless wgpu renderer (lavapipe on CI).
+
+use std::path::{Path, PathBuf};
+
+use egui::accesskit::Role;
+use egui_kittest::kittest::Queryable;
+use egui_kittest::Harness;
+
+use posescope::app::PoseScopeApp;
+use posescope::export::read_pose_csv;
+use posescope::io::WriteSample;
+use posescope::synth::{write_dataset, SynthConfig};
+
+/// A synthetic thin-torus stack with its truth.
+fn dataset(dir: &Path, frames: usize) -> (PathBuf, PathBuf) {
+    let cfg = SynthConfig::thin_torus(frames, 4242);
+    let out = write_dataset(&cfg, dir, WriteSample::U16, || {}).expect("synth");
+    (out.stack, out.truth)
+}
+
+fn harness(files: Vec<PathBuf>) -> Harness<'static, PoseScopeApp> {
+    Harness::builder()
+        .with_size(egui::vec2(1400.0, 900.0))
+        .wgpu_setup(posescope::app::gpu_view::wgpu_setup())
+        .build_eframe(move |cc| PoseScopeApp::new(cc, files))
+}
+
+/// Steps the UI until background work (loading, model, estimation, sweeps)
+/// is done. Bounded, so a hang fails the test instead of blocking CI.
+fn settle(h: &mut Harness<'_, PoseScopeApp>) {
+    for _ in 0..6000 {
+        h.step();
+        if !h.state().busy() && h.state().fitter_ready() {
+            h.step();
+            h.step();
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("the viewer was still busy after 60 s");
+}
+
+/// Scrolls the last widget with this role and label into view and clicks it.
+fn click_last(h: &mut Harness<'_, PoseScopeApp>, role: Role, label: &str) {
+    h.get_all_by_role_and_label(role, label)
+        .last()
+        .expect("widget")
+        .scroll_to_me();
+    h.step();
+    h.step();
+    h.get_all_by_role_and_label(role, label)
+        .last()
+        .expect("widget")
+        .click();
+    h.step();
+}
+
+/// Drags the slider labelled `label` by `dx` points.
+fn drag_slider(h: &mut Harness<'_, PoseScopeApp>, label: &str, dx: f32) {
+    let rect = h.get_by_role_and_label(Role::Slider, label).rect();
+    let start = rect.center();
+    let end = start + egui::vec2(dx, 0.0);
+    h.hover_at(start);
+    h.step();
+    h.drag_at(start);
+    h.step();
+    for i in 1..=5 {
+        h.hover_at(start + egui::vec2(dx * i as f32 / 5.0, 0.0));
+        h.step();
+    }
+    h.drop_at(end);
+    h.step();
+}
+
+#[test]
+fn open_step_drag_estimate_and_export() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (stack, truth) = dataset(tmp.path(), 4);
+    let truth = read_pose_csv(&truth).unwrap();
+    let mut h = harness(vec![stack.clone()]);
+    settle(&mut h);
+    assert_eq!(h.state().document_count(), 1, "{:?}", h.state().notices());
+    assert_eq!(h.state().frame_count(), 4);
+    assert_eq!(h.state().current_path(), Some(stack.as_path()));
+    assert!(
+        h.state().gpu_active(),
+        "the model view should draw on the GPU"
+    );
+
+    // step frames with the keys and the buttons
+    h.key_press(egui::Key::ArrowRight);
+    h.step();
+    assert_eq!(h.state().frame_index(), 1);
+    h.get_by_label("▶").click();
+    h.step();
+    assert_eq!(h.state().frame_index(), 2);
+    h.key_press(egui::Key::ArrowLeft);
+    h.step();
+    h.key_press(egui::Key::ArrowLeft);
+    h.step();
+    assert_eq!(h.state().frame_index(), 0);
+    h.key_press(egui::Key::ArrowLeft);
+    h.step();
+    assert_eq!(h.state().frame_index(), 0, "no frame before the first");
+
+    // drag the tilt slider: the pose and the live score change
+    let before = h.state().controls();
+    let score_before = h.state().score();
+    assert!(score_before.is_finite());
+    drag_slider(&mut h, "tilt (°)", 60.0);
+    let after = h.state().controls();
+    assert!(
+        (after.euler[1] - before.euler[1]).abs() > 5.0,
+        "tilt {} → {}",
+        before.euler[1],
+        after.euler[1]
+    );
+    assert_ne!(
+        h.state().score(),
+        score_before,
+        "the score follows the slider"
+    );
+
+    // Estimate: the sliders move to within a few degrees of the truth
+    h.get_by_label("Estimate").click();
+    settle(&mut h);
+    let st = h.state().controls().state();
+    let t = &truth[0];
+    let err = posescope::geometry::Symmetry::TORUS
+        .axis_error(st.pose.q, t.pose.q)
+        .to_degrees();
+    assert!(err < 4.0, "axis error after Estimate {err:.2}°");
+    assert!(h.state().score() > 0.8, "score {}", h.state().score());
+    assert!(matches!(h.state().result(0), Some(Ok(_))));
+
+    // Export: the annotated PNG exists and has the export layout's size
+    let out = tmp.path().join("png");
+    std::fs::create_dir_all(&out).unwrap();
+    h.state_mut().settings_mut().export_dir = Some(out.clone());
+    h.state_mut().settings_mut().export_zoom = 2;
+    h.get_by_label("Export PNG").click();
+    h.step();
+    let png = h.state().last_export().expect("an export").to_path_buf();
+    assert!(png.starts_with(&out) && png.exists(), "{}", png.display());
+    let img = image::open(&png).unwrap();
+    assert!(img.width() >= 3 * 128 * 2, "width {}", img.width());
+    assert!(img.height() > 128 * 2, "height {}", img.height());
+    // nothing partial left behind
+    let leftovers: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty());
+}
+
+#[test]
+fn estimate_all_fills_the_table_and_rows_navigate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (stack, _) = dataset(tmp.path(), 3);
+    let mut h = harness(vec![stack]);
+    settle(&mut h);
+    h.get_by_label("Estimate all").click();
+    settle(&mut h);
+    for k in 0..3 {
+        assert!(
+            matches!(h.state().result(k), Some(Ok(_))),
+            "frame {k}: {:?}",
+            h.state().result(k)
+        );
+    }
+    // clicking a row of the results table goes to that frame
+    h.get_by_label("Results").click();
+    h.step();
+    click_last(&mut h, Role::Button, "2");
+    assert_eq!(h.state().frame_index(), 2);
+    // and shows that frame's fit on the sliders
+    let fit = h.state().result(2).unwrap().as_ref().unwrap().outcome.state;
+    let c = h.state().controls().state();
+    assert!(c.pose.q.angle_to(fit.pose.q) < 1e-6);
+    // the table saves as the CSV `posescope fit` writes
+    let csv = tmp.path().join("poses.csv");
+    h.state_mut().save_results(&csv);
+    let rows = read_pose_csv(&csv).unwrap();
+    assert_eq!(rows.len(), 3);
+    assert!(rows.iter().all(|r| r.score > 0.5));
+}
+
+#[test]
+fn a_corrupt_file_shows_a_notice_and_the_app_keeps_running() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (stack, _) = dataset(tmp.path(), 2);
+    let bad = tmp.path().join("broken.tif");
+    let bytes = std::fs::read(&stack).unwrap();
+    std::fs::write(&bad, &bytes[..bytes.len() / 3]).unwrap();
+    let mut h = harness(vec![bad.clone()]);
+    settle(&mut h);
+    let notices = h.state().notices().to_vec();
+    assert!(
+        notices
+            .iter()
+            .any(|n| n.is_error && n.text.contains("broken.tif")),
+        "{notices:?}"
+    );
+    assert_eq!(h.state().document_count(), 0);
+    // the notice is visible and can be dismissed
+    h.get_by_label_contains("broken.tif");
+    for _ in 0..notices.len() {
+        h.get_all_by_label("×")
+            .next()
+            .expect("a dismiss button")
+            .click();
+        h.step();
+    }
+    assert!(h.state().notices().is_empty(), "{:?}", h.state().notices());
+    // and a good file still opens afterwards
+    h.state_mut().open_paths(vec![stack]);
+    settle(&mut h);
+    assert_eq!(h.state().frame_count(), 2);
+}
+
+#[test]
+fn equivalent_poses_score_the_same_and_layouts_switch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (stack, _) = dataset(tmp.path(), 1);
+    let mut h = harness(vec![stack]);
+    settle(&mut h);
+    h.get_by_label("Estimate").click();
+    settle(&mut h);
+    let s0 = h.state().score();
+    let q0 = h.state().controls().state().pose.q;
+    // jump to the projection mirror: a different rotation, the same image
+    // the first enabled Go: the projection mirror (listed right after this pose)
+    h.get_all_by_role_and_label(Role::Button, "Go")
+        .nth(1)
+        .expect("a Go button")
+        .click();
+    h.step();
+    h.step();
+    let q1 = h.state().controls().state().pose.q;
+    assert!(q1.angle_to(q0) > 0.1, "the jump changed the rotation");
+    assert!(
+        (h.state().score() - s0).abs() < 1e-3,
+        "equivalent pose scores {} vs {s0}",
+        h.state().score()
+    );
+    // layouts and LUTs change without errors
+    for label in ["Overlay", "Residual", "Side by side"] {
+        h.get_by_label(label).click();
+        h.step();
+    }
+    assert!(h.state().gpu_active());
+    assert!(h.state().notices().iter().all(|n| !n.is_error));
+    // auto-contrast: pressing again saturates more (a narrower range)
+    let c0 = h.state().contrast().unwrap();
+    h.get_by_label("Auto").click();
+    h.step();
+    h.get_by_label("Auto").click();
+    h.step();
+    let c1 = h.state().contrast().unwrap();
+    assert!(c1.max - c1.min < c0.max - c0.min, "{c0:?} → {c1:?}");
+    h.get_by_label("Reset").click();
+    h.step();
+    let c2 = h.state().contrast().unwrap();
+    assert!(c2.max - c2.min > c0.max - c0.min);
+}
+
+#[test]
+fn main_layout_snapshot() {
+    let sample = posescope::app::sample_stack().expect("the bundled sample");
+    let mut h = harness(vec![sample]);
+    settle(&mut h);
+    h.remove_cursor();
+    h.step();
+    h.snapshot_options(
+        "main_layout",
+        &egui_kittest::SnapshotOptions::new()
+            .threshold(2.0)
+            .max_failed_pixels(4000),
+    );
+}
