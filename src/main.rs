@@ -50,6 +50,9 @@ enum Command {
         /// Animate the pose for SECONDS, print the frame rate and exit (for docs/PERFORMANCE.md).
         #[arg(long, value_name = "SECONDS", hide = true)]
         measure_fps: Option<f64>,
+        /// With --measure-fps: run Estimate all on the stack meanwhile.
+        #[arg(long, hide = true)]
+        measure_with_batch: bool,
     },
     /// Describe image files: size, frames, sample type, pixel size and value range.
     Info(InfoArgs),
@@ -421,9 +424,14 @@ fn main() -> ExitCode {
     let command = cli.command.unwrap_or(Command::View {
         files: vec![],
         measure_fps: None,
+        measure_with_batch: false,
     });
     let result = match command {
-        Command::View { files, measure_fps } => posescope::app::run(files, measure_fps),
+        Command::View {
+            files,
+            measure_fps,
+            measure_with_batch,
+        } => posescope::app::run(files, measure_fps, measure_with_batch),
         Command::Info(a) => info(a),
         Command::Synth(a) => synth_cmd(a),
         Command::Render(a) => render_cmd(a),

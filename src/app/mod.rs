@@ -164,6 +164,10 @@ struct MeasureFps {
     seconds: f64,
     frames: u64,
     ui_time: f64,
+    with_batch: bool,
+    batch_started: bool,
+    slowest: f64,
+    last: Option<Instant>,
 }
 
 /// The PoseScope viewer.
@@ -212,8 +216,11 @@ impl PoseScopeApp {
         add_fallback_fonts(&cc.egui_ctx);
         let ctx = cc.egui_ctx.clone();
         let mut app = Self::with_settings(settings, Arc::new(move || ctx.request_repaint()));
-        if let Some(rs) = cc.wgpu_render_state.as_ref() {
-            app.gpu = Some(GpuModelView::new(rs));
+        // POSESCOPE_CPU_VIEW=1 draws the model view on the CPU (a fallback for broken drivers)
+        if std::env::var_os("POSESCOPE_CPU_VIEW").is_none() {
+            if let Some(rs) = cc.wgpu_render_state.as_ref() {
+                app.gpu = Some(GpuModelView::new(rs));
+            }
         }
         let files = if files.is_empty() {
             sample_stack().into_iter().collect()
@@ -272,12 +279,17 @@ impl PoseScopeApp {
 
     /// Runs the FPS measurement: the tilt slider moves every frame for
     /// `seconds`, then the app prints the rate and closes.
-    pub fn measure_fps(&mut self, seconds: f64) {
+    /// With `with_batch`, Estimate all runs in the background meanwhile.
+    pub fn measure_fps(&mut self, seconds: f64, with_batch: bool) {
         self.measure = Some(MeasureFps {
             start: Instant::now(),
             seconds,
             frames: 0,
             ui_time: 0.0,
+            with_batch,
+            batch_started: false,
+            slowest: 0.0,
+            last: None,
         });
     }
 
@@ -913,31 +925,53 @@ impl PoseScopeApp {
 
     fn tick_measure(&mut self, ctx: &egui::Context, ui_seconds: f64) {
         let gpu = self.gpu_active();
-        let loaded = !self.docs.is_empty();
+        let ready = !self.docs.is_empty() && self.fitter.is_some();
         let Some(m) = self.measure.as_mut() else {
             return;
         };
         ctx.request_repaint();
-        if !loaded {
-            // time from the first frame that shows an image
+        if !ready || (m.with_batch && !m.batch_started) {
+            // time from the first frame that shows an image (and, with a batch, runs it)
             m.start = Instant::now();
+            if ready && m.with_batch {
+                m.batch_started = true;
+                self.estimate_all();
+            }
             return;
         }
+        let now = Instant::now();
+        if let Some(last) = m.last {
+            m.slowest = m.slowest.max((now - last).as_secs_f64());
+        }
+        m.last = Some(now);
         m.frames += 1;
         m.ui_time += ui_seconds;
         // drag the tilt slider: a new pose (render + score) every frame
         self.controls.euler[1] = (self.controls.euler[1] + 1.0) % 180.0;
         let elapsed = m.start.elapsed().as_secs_f64();
         if elapsed >= m.seconds {
+            let batch = if m.with_batch {
+                let fitted = self
+                    .doc()
+                    .map_or(0, |d| d.results.iter().filter(|r| r.is_some()).count());
+                format!(
+                    "; batch running: {} ({fitted} frames fitted)",
+                    self.jobs.running_kind("Estimating")
+                )
+            } else {
+                String::new()
+            };
+            let m = self.measure.take().expect("measuring");
             println!(
-                "fps {:.1} over {elapsed:.1} s ({} frames); UI+render CPU time {:.2} ms/frame; model view on {}",
+                "fps {:.1} over {elapsed:.1} s ({} frames, slowest frame {:.1} ms); UI+render CPU time {:.2} ms/frame; model view on {}{batch}",
                 m.frames as f64 / elapsed,
                 m.frames,
+                1e3 * m.slowest,
                 1e3 * m.ui_time / m.frames as f64,
                 if gpu { "the GPU (wgpu)" } else { "the CPU" }
             );
+            self.jobs.cancel_all();
             ctx.send_viewport_cmd(egui::ViewportCommand::Close);
-            self.measure = None;
         }
     }
 }
@@ -952,7 +986,8 @@ impl eframe::App for PoseScopeApp {
         self.auto_estimate();
         self.update_render();
         self.panels(ui, &ctx, frame);
-        let dragging = ctx.dragged_id().is_some();
+        // the FPS measurement stands for a slider drag: no sweeps meanwhile
+        let dragging = ctx.dragged_id().is_some() || self.measure.is_some();
         self.update_sweeps(dragging);
         if self.jobs.busy() {
             // progress bars advance without input
@@ -1015,9 +1050,23 @@ pub fn display_problem() -> Option<String> {
     None
 }
 
+/// The window surface: vsync and one frame in flight, unless
+/// `POSESCOPE_PRESENT` says `novsync` or `throughput` (for measurements).
+fn surface_config() -> egui_wgpu::SurfaceConfig {
+    match std::env::var("POSESCOPE_PRESENT").as_deref() {
+        Ok("novsync") => egui_wgpu::SurfaceConfig {
+            present_mode: wgpu::PresentMode::AutoNoVsync,
+            desired_maximum_frame_latency: Some(2),
+        },
+        Ok("throughput") => egui_wgpu::SurfaceConfig::HIGH_THROUGHPUT,
+        _ => egui_wgpu::SurfaceConfig::LOW_LATENCY,
+    }
+}
+
 /// Opens the viewer window on `files` (the bundled sample when empty).
-/// `measure_fps`: animate the pose for that many seconds, print the frame rate and exit.
-pub fn run(files: Vec<PathBuf>, measure_fps: Option<f64>) -> anyhow::Result<()> {
+/// `measure_fps`: animate the pose for that many seconds, print the frame rate and
+/// exit; `with_batch`: run Estimate all meanwhile.
+pub fn run(files: Vec<PathBuf>, measure_fps: Option<f64>, with_batch: bool) -> anyhow::Result<()> {
     if let Some(p) = display_problem() {
         anyhow::bail!(p);
     }
@@ -1030,6 +1079,7 @@ pub fn run(files: Vec<PathBuf>, measure_fps: Option<f64>) -> anyhow::Result<()> 
         renderer: eframe::Renderer::Wgpu,
         wgpu_options: egui_wgpu::WgpuConfiguration {
             wgpu_setup: gpu_view::wgpu_setup(),
+            surface: surface_config(),
             ..Default::default()
         },
         ..Default::default()
@@ -1040,7 +1090,7 @@ pub fn run(files: Vec<PathBuf>, measure_fps: Option<f64>) -> anyhow::Result<()> 
         Box::new(move |cc| {
             let mut app = PoseScopeApp::new(cc, files);
             if let Some(s) = measure_fps {
-                app.measure_fps(s);
+                app.measure_fps(s, with_batch);
             }
             Ok(Box::new(app))
         }),
@@ -1079,4 +1129,79 @@ pub(crate) fn score_colour(s: f64) -> Color32 {
         (80.0 + 140.0 * t) as u8,
         70,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_round_trip_and_fill_missing_fields() {
+        let s = Settings {
+            lut: Lut::Magma,
+            layout: Layout::Residual,
+            recent: vec![PathBuf::from("/data/a.tif")],
+            export_zoom: 3,
+            ..Settings::default()
+        };
+        let text = serde_json::to_string(&s).unwrap();
+        let back: Settings = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, s);
+        // settings saved by an older version (fewer fields) still load
+        let old: Settings = serde_json::from_str(r#"{"lut":"Hot"}"#).unwrap();
+        assert_eq!(old.lut, Lut::Hot);
+        assert_eq!(old.export_zoom, 4);
+        assert!(old.auto_estimate);
+    }
+
+    #[test]
+    fn controls_round_trip_through_the_fitted_state() {
+        let c = PoseControls {
+            euler: [30.0, 60.0, -20.0],
+            shift: [1.5, -2.0],
+            sigma: 1.8,
+            scale: 1.2,
+            tube_px: 6.0,
+        };
+        let back = PoseControls::from_state(&c.state());
+        for k in 0..3 {
+            assert!((back.euler[k] - c.euler[k]).abs() < 1e-9, "{back:?}");
+        }
+        assert!((back.tube_px - 6.0).abs() < 1e-12 && back.shift == c.shift);
+    }
+
+    #[test]
+    fn sweeps_peak_at_the_true_tilt_and_are_flat_in_psi() {
+        let model = FitModel::torus(20.0, 5.0, 1.6);
+        let truth = PoseControls {
+            euler: [40.0, 60.0, 0.0],
+            ..PoseControls::default()
+        };
+        let data = render_state(&model, &truth.state(), 96, 96, &mut Scratch::default());
+        let frame = Frame {
+            width: 96,
+            height: 96,
+            data,
+        };
+        let [rot, tilt, psi] = sweep_scores(&frame, &model, &truth);
+        let best = |c: &Vec<[f64; 2]>| {
+            c.iter()
+                .cloned()
+                .fold([0.0, -2.0], |a, p| if p[1] > a[1] { p } else { a })
+        };
+        assert!(
+            (best(&tilt)[0] - 60.0).abs() <= 5.0 || (best(&tilt)[0] + 60.0).abs() <= 5.0,
+            "{:?}",
+            best(&tilt)
+        );
+        assert!(best(&rot)[1] > 0.99);
+        let (lo, hi) = psi
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(l, h), p| (l.min(p[1]), h.max(p[1])));
+        assert!(
+            hi - lo < 1e-3,
+            "psi (the invisible spin) changes the score: {lo}..{hi}"
+        );
+        assert_eq!(rot.len(), SWEEP_STEPS);
+    }
 }
