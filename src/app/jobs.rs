@@ -25,8 +25,8 @@ pub struct Document {
     pub path: PathBuf,
     /// Its description (size, pixel size, …).
     pub info: StackInfo,
-    /// Every frame.
-    pub frames: Vec<Frame>,
+    /// Every frame (shared with estimation jobs without copying).
+    pub frames: Arc<Vec<Frame>>,
     /// Per-frame fit results (None: not fitted; Err: the fit failed).
     pub results: Vec<Option<Result<FrameFit, String>>>,
 }
@@ -207,16 +207,18 @@ impl Jobs {
         &mut self,
         fitter: Arc<Fitter>,
         path: PathBuf,
-        frames: Vec<(usize, Frame)>,
+        frames: Arc<Vec<Frame>>,
+        which: Vec<usize>,
         apply: bool,
     ) {
-        let label = if frames.len() == 1 {
-            format!("Estimating frame {}", frames[0].0)
+        let label = if which.len() == 1 {
+            format!("Estimating frame {}", which[0])
         } else {
-            format!("Estimating {} frames", frames.len())
+            format!("Estimating {} frames", which.len())
         };
-        self.spawn(label, frames.len(), move |ctx| {
-            for chunk in frames.chunks(32) {
+        self.spawn(label, which.len(), move |ctx| {
+            let which: Vec<usize> = which.into_iter().filter(|&k| k < frames.len()).collect();
+            for chunk in which.chunks(32) {
                 if ctx.cancelled() {
                     return Some(format!(
                         "estimation cancelled after {} frames",
@@ -225,11 +227,11 @@ impl Jobs {
                 }
                 let batch: Vec<(&[f32], usize, usize)> = chunk
                     .iter()
-                    .map(|(_, f)| (f.data.as_slice(), f.width, f.height))
+                    .map(|&k| (frames[k].data.as_slice(), frames[k].width, frames[k].height))
                     .collect();
                 match fitter.fit_batch(&batch) {
                     Ok(results) => {
-                        for ((k, _), result) in chunk.iter().zip(results) {
+                        for (k, result) in chunk.iter().zip(results) {
                             ctx.send(Message::Fitted {
                                 path: path.clone(),
                                 frame: *k,
@@ -342,7 +344,7 @@ pub fn load_document(path: &std::path::Path, ctx: &Ctx) -> Result<Document, Stri
         id: NEXT_ID.fetch_add(1, Ordering::Relaxed) as u64,
         path: path.to_path_buf(),
         info,
-        frames,
+        frames: Arc::new(frames),
         results: vec![None; n],
     })
 }

@@ -709,42 +709,41 @@ impl PoseScopeApp {
         }
     }
 
-    fn estimate_current(&mut self) {
-        let Some(fitter) = self.fitter.clone() else {
+    /// The fitter, or a notice that it is still loading.
+    fn ready_fitter(&mut self) -> Option<Arc<Fitter>> {
+        if self.fitter.is_none() {
             self.info("the model is still loading; try again in a moment");
-            return;
-        };
-        let Some(doc) = self.doc() else { return };
-        let Some(f) = doc.frames.get(self.frame) else {
-            return;
-        };
-        let job = (doc.path.clone(), vec![(self.frame, f.clone())]);
-        self.jobs.estimate(fitter, job.0, job.1, true);
+        }
+        self.fitter.clone()
+    }
+
+    /// The fitter and the current document's path and frames.
+    fn current_job(&mut self) -> Option<(Arc<Fitter>, PathBuf, Arc<Vec<Frame>>)> {
+        let fitter = self.ready_fitter()?;
+        let doc = self.doc()?;
+        (self.frame < doc.frames.len()).then(|| (fitter, doc.path.clone(), doc.frames.clone()))
+    }
+
+    fn estimate_current(&mut self) {
+        if let Some((fitter, path, frames)) = self.current_job() {
+            self.jobs
+                .estimate(fitter, path, frames, vec![self.frame], true);
+        }
     }
 
     fn estimate_all(&mut self) {
-        let Some(fitter) = self.fitter.clone() else {
-            self.info("the model is still loading; try again in a moment");
-            return;
-        };
-        let Some(doc) = self.doc() else { return };
-        let frames: Vec<(usize, Frame)> = doc.frames.iter().cloned().enumerate().collect();
-        let path = doc.path.clone();
-        self.jobs.estimate(fitter, path, frames, false);
+        if let Some((fitter, path, frames)) = self.current_job() {
+            let all = (0..frames.len()).collect();
+            self.jobs.estimate(fitter, path, frames, all, false);
+        }
     }
 
     fn refine_current(&mut self) {
-        let Some(fitter) = self.fitter.clone() else {
-            self.info("the model is still loading; try again in a moment");
-            return;
-        };
-        let Some(doc) = self.doc() else { return };
-        let Some(f) = doc.frames.get(self.frame) else {
-            return;
-        };
-        let (path, frame) = (doc.path.clone(), f.clone());
-        let start = self.controls.state();
-        self.jobs.refine(fitter, path, self.frame, frame, start);
+        if let Some((fitter, path, frames)) = self.current_job() {
+            let start = self.controls.state();
+            let f = frames[self.frame].clone();
+            self.jobs.refine(fitter, path, self.frame, f, start);
+        }
     }
 
     fn export_dir_for(&self, doc: &Document) -> PathBuf {
