@@ -246,9 +246,15 @@ fn equivalent_poses_score_the_same_and_layouts_switch() {
         h.state().score()
     );
     // layouts and LUTs change without errors
-    for label in ["Overlay", "Residual", "Side by side"] {
+    for label in ["Overlay", "Residual", "3D", "Side by side"] {
         h.get_by_label(label).click();
         h.step();
+        if std::env::var_os("POSESCOPE_SAVE_LAYOUTS").is_some() {
+            h.render()
+                .unwrap()
+                .save(format!("/tmp/layout_{label}.png"))
+                .unwrap();
+        }
     }
     assert!(h.state().gpu_active());
     assert!(h.state().notices().iter().all(|n| !n.is_error));

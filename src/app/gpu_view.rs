@@ -41,11 +41,18 @@ pub enum Layout {
     Overlay,
     /// Raw frame minus the least-squares scaled model.
     Residual,
+    /// The posed points in 3D, with an orbit camera.
+    Orbit3d,
 }
 
 impl Layout {
     /// All layouts, in menu order.
-    pub const ALL: [Layout; 3] = [Layout::SideBySide, Layout::Overlay, Layout::Residual];
+    pub const ALL: [Layout; 4] = [
+        Layout::SideBySide,
+        Layout::Overlay,
+        Layout::Residual,
+        Layout::Orbit3d,
+    ];
 
     /// Menu name.
     pub fn name(self) -> &'static str {
@@ -53,6 +60,7 @@ impl Layout {
             Layout::SideBySide => "Side by side",
             Layout::Overlay => "Overlay",
             Layout::Residual => "Residual",
+            Layout::Orbit3d => "3D",
         }
     }
 }
@@ -101,7 +109,7 @@ impl ModelImage<'_> {
     /// The composite, computed on the CPU (fallback and export).
     pub fn cpu_rgba(&self) -> Vec<u8> {
         match self.layout {
-            Layout::SideBySide => {
+            Layout::SideBySide | Layout::Orbit3d => {
                 display::colorize(self.cpu_render, self.model_contrast(), self.lut)
             }
             Layout::Overlay => display::overlay_rgba(
@@ -158,7 +166,9 @@ impl GpuModelView {
         }
         let mc = img.model_contrast();
         let (mode, lut, residual_ab, residual_limit) = match img.layout {
-            Layout::SideBySide => (CompositeMode::Model, img.lut.table(), (0.0, 0.0), 1.0),
+            Layout::SideBySide | Layout::Orbit3d => {
+                (CompositeMode::Model, img.lut.table(), (0.0, 0.0), 1.0)
+            }
             Layout::Overlay => (CompositeMode::Overlay, img.lut.table(), (0.0, 0.0), 1.0),
             Layout::Residual => {
                 let (a, b) = display::fit_linear(img.raw, img.cpu_render);

@@ -11,6 +11,7 @@
 
 pub mod gpu_view;
 pub mod jobs;
+pub mod orbit;
 mod panels;
 pub mod view;
 
@@ -203,6 +204,7 @@ pub struct PoseScopeApp {
     jobs_wake: Arc<dyn Fn() + Send + Sync>,
     right_tab: RightTab,
     auto_requested: Option<(u64, usize)>,
+    orbit: orbit::Orbit,
 }
 
 impl PoseScopeApp {
@@ -272,6 +274,7 @@ impl PoseScopeApp {
             jobs_wake: wake,
             right_tab: RightTab::Symmetry,
             auto_requested: None,
+            orbit: orbit::Orbit::default(),
         };
         app.update_model();
         app

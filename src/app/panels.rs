@@ -662,8 +662,19 @@ impl PoseScopeApp {
                     Layout::SideBySide => "model (GPU render)",
                     Layout::Overlay => "overlay: raw magenta, model green",
                     Layout::Residual => "residual: raw − (a·model + b)",
+                    Layout::Orbit3d => "3D: the posed model",
                 });
-                if let Some(t) = model_tex {
+                if self.settings.layout == Layout::Orbit3d {
+                    let st = self.controls.state();
+                    super::orbit::orbit_view(
+                        ui,
+                        &mut self.orbit,
+                        &self.model_points,
+                        st.pose.q,
+                        st.scale,
+                        half,
+                    );
+                } else if let Some(t) = model_tex {
                     let out = image_view(ui, t, size, &mut self.view, half);
                     if let Some((x, y)) = out.hover_pixel {
                         hover = Some((x, y));

@@ -91,7 +91,13 @@ pub fn image_view(
         }
     }
     let painter = ui.painter_at(rect);
-    painter.rect_filled(rect, 0.0, Color32::from_gray(18));
+    // an outline, not a fill: on a software rasteriser every filled pixel costs
+    painter.rect_stroke(
+        rect,
+        0.0,
+        Stroke::new(1.0, Color32::from_gray(45)),
+        egui::StrokeKind::Inside,
+    );
     let img_rect = Rect::from_min_max(
         tf.to_screen(rect, Vec2::ZERO),
         tf.to_screen(rect, Vec2::new(w as f32, h as f32)),
