@@ -192,7 +192,9 @@ impl PoseScopeApp {
             );
         }
         if c != self.controls {
+            // render and score now, so the score below belongs to this slider position
             self.controls = c;
+            self.update_render();
         }
         let st = self.controls.state();
         let axis = st.pose.q.axis();
@@ -577,6 +579,8 @@ impl PoseScopeApp {
     }
 
     fn central(&mut self, ui: &mut egui::Ui, ctx: &egui::Context, frame: &eframe::Frame) {
+        // the side panels may have moved the pose (sliders, Go, table rows)
+        self.update_render();
         self.notices_ui(ui);
         let n = self.frame_count();
         if n == 0 {
