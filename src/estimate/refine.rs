@@ -16,6 +16,11 @@
 //! frame together with its exact derivative images
 //! ([`crate::render::kernel::splat_frame_jacobian`]) and solves the damped
 //! normal equations (a few dozen unknowns at most).
+//!
+//! Renders, Jacobians and sums cover only the bounding box of the projected
+//! points plus the PSF's reach (±4σ for derivatives, ±6σ for the cost), not
+//! the whole frame: outside it the render and its derivatives are zero, and
+//! the whole-frame sums follow from the frame's own totals.
 
 use crate::geometry::{Pose, Quat, Symmetry};
 use crate::render::kernel::{self, splat_frame_jacobian, JacobianSpec, Scratch};
@@ -297,28 +302,106 @@ fn solve_spd(a: &[f64], b: &[f64], n: usize) -> Option<Vec<f64>> {
 /// evaluation of the fit needs, computed once.
 struct CentredFrame {
     centred: Vec<f32>,
+    width: usize,
     ss: f64,
+    /// `Σ centred` (zero up to rounding), for sums over the whole frame.
+    total: f64,
+}
+
+/// A rectangle of the frame: the pixels a render can touch.
+#[derive(Clone, Copy, Debug)]
+struct Crop {
+    x0: usize,
+    y0: usize,
+    w: usize,
+    h: usize,
+}
+
+impl Crop {
+    /// The bounding box of `uv` grown by `margin` pixels, inside the frame;
+    /// `None` when no point is near the frame.
+    fn around(uv: &[f32], margin: f32, width: usize, height: usize) -> Option<Self> {
+        let (mut lo, mut hi) = ([f32::INFINITY; 2], [f32::NEG_INFINITY; 2]);
+        for p in uv.chunks_exact(2) {
+            for k in 0..2 {
+                lo[k] = lo[k].min(p[k]);
+                hi[k] = hi[k].max(p[k]);
+            }
+        }
+        let span = |lo: f32, hi: f32, len: usize| -> Option<(usize, usize)> {
+            let a = (lo - margin).floor().max(0.0);
+            let b = (hi + margin).ceil().min(len as f32);
+            // also rejects NaN
+            if a < b && b > 0.0 && a < len as f32 {
+                Some((a as usize, b as usize - a as usize))
+            } else {
+                None
+            }
+        };
+        let (x0, w) = span(lo[0], hi[0], width)?;
+        let (y0, h) = span(lo[1], hi[1], height)?;
+        Some(Self { x0, y0, w, h })
+    }
+
+    /// Shifts `uv` into crop coordinates (whole pixels, so sampling is unchanged).
+    fn shift(&self, uv: &mut [f32]) {
+        for p in uv.chunks_exact_mut(2) {
+            p[0] -= self.x0 as f32;
+            p[1] -= self.y0 as f32;
+        }
+    }
 }
 
 impl CentredFrame {
-    fn new(frame: &[f32]) -> Self {
+    fn new(frame: &[f32], width: usize) -> Self {
         let mean = frame.iter().map(|&v| v as f64).sum::<f64>() / frame.len().max(1) as f64;
         let centred: Vec<f32> = frame.iter().map(|&v| (v as f64 - mean) as f32).collect();
         let ss = centred.iter().map(|&v| (v as f64) * (v as f64)).sum();
-        Self { centred, ss }
+        let total = centred.iter().map(|&v| v as f64).sum();
+        Self {
+            centred,
+            width,
+            ss,
+            total,
+        }
+    }
+
+    /// `Σ img·centred` for an image of the crop (zero outside it).
+    fn dot_crop(&self, img: &[f32], c: &Crop) -> f64 {
+        img.chunks_exact(c.w)
+            .enumerate()
+            .map(|(r, row)| {
+                let o = (c.y0 + r) * self.width + c.x0;
+                dot(row, &self.centred[o..o + c.w])
+            })
+            .sum()
+    }
+
+    /// The frame's values inside the crop, row by row.
+    fn crop_into(&self, c: &Crop, out: &mut Vec<f32>) {
+        out.clear();
+        for r in 0..c.h {
+            let o = (c.y0 + r) * self.width + c.x0;
+            out.extend_from_slice(&self.centred[o..o + c.w]);
+        }
     }
 
     /// Least-squares gain `a` and offset `b` of `centred ≈ a·img + b`, and the
-    /// residual sum of squares. Using the centred frame keeps the sums free
-    /// of cancellation, so f32 lanes are accurate enough.
-    fn linear_fit(&self, img: &[f32]) -> (f64, f64, f64) {
-        let n = img.len() as f64;
+    /// residual sum of squares, for an image of the crop that is zero
+    /// elsewhere. Using the centred frame keeps the sums free of
+    /// cancellation, so f32 lanes are accurate enough.
+    fn linear_fit(&self, img: &[f32], c: &Crop) -> (f64, f64, f64) {
+        let n = self.centred.len() as f64;
         let si = sum(img);
         let var_i = dot(img, img) - si * si / n;
-        let cov = dot(img, &self.centred);
+        let cov = self.dot_crop(img, c) - si * self.total / n;
         let a = if var_i > 0.0 { cov / var_i } else { 0.0 };
-        let b = -a * si / n;
-        (a, b, (self.ss - a * cov).max(0.0))
+        let b = (self.total - a * si) / n;
+        (
+            a,
+            b,
+            (self.ss - self.total * self.total / n - a * cov).max(0.0),
+        )
     }
 }
 
@@ -355,18 +438,23 @@ fn dot(x: &[f32], y: &[f32]) -> f64 {
 }
 
 /// Gauss–Newton normal equations `(H, g)` for the columns
-/// `[a·J_0 … a·J_{m−1}, I, 1]` and residual `r = a·I + b − F`.
+/// `[a·J_0 … a·J_{m−1}, I, 1]` and residual `r = a·I + b − F`, over a frame
+/// of `plane` pixels of which `image`, `jac` and `frame` hold the crop
+/// (outside it `I` and `J` are zero; `frame_total` is `Σ F` over the frame).
+#[allow(clippy::too_many_arguments)]
 fn normal_equations(
     jac: &[f32],
     image: &[f32],
     frame: &[f32],
+    frame_total: f64,
+    plane: usize,
     m: usize,
     a: f64,
     b: f64,
 ) -> (Vec<f64>, Vec<f64>) {
-    let plane = image.len();
+    let crop = image.len();
     let p = m + 2;
-    let col = |j: usize| &jac[j * plane..(j + 1) * plane];
+    let col = |j: usize| &jac[j * crop..(j + 1) * crop];
     let residual: Vec<f32> = image
         .iter()
         .zip(frame)
@@ -382,17 +470,143 @@ fn normal_equations(
         h[(m + 1) * p + i] = a * sum(col(i));
         g[i] = a * dot(col(i), &residual);
     }
+    let si = sum(image);
     h[m * p + m] = dot(image, image);
-    h[(m + 1) * p + m] = sum(image);
+    h[(m + 1) * p + m] = si;
     h[(m + 1) * p + m + 1] = plane as f64;
     g[m] = dot(image, &residual);
-    g[m + 1] = sum(&residual);
+    // Σ over the whole frame of a·I + b − F
+    g[m + 1] = a * si + b * plane as f64 - frame_total;
     for i in 0..p {
         for j in 0..i {
             h[j * p + i] = h[i * p + j];
         }
     }
     (h, g)
+}
+
+/// Projections and cropped renders of a model for one frame, with the
+/// buffers reused between evaluations.
+struct Projector<'a> {
+    model: &'a FitModel,
+    width: usize,
+    height: usize,
+    pts: Vec<[f32; 3]>,
+    uv: Vec<f32>,
+    img: Vec<f32>,
+    scratch: Scratch,
+}
+
+impl<'a> Projector<'a> {
+    fn new(model: &'a FitModel, width: usize, height: usize) -> Self {
+        Self {
+            model,
+            width,
+            height,
+            pts: Vec::with_capacity(model.base.len()),
+            uv: Vec::with_capacity(2 * model.base.len()),
+            img: Vec::new(),
+            scratch: Scratch::default(),
+        }
+    }
+
+    /// Model points at the state's shape parameter, into `self.pts`.
+    fn points(&mut self, shape: f64) {
+        self.pts.clear();
+        match &self.model.mode {
+            Some(m) => self.pts.extend(
+                self.model
+                    .base
+                    .iter()
+                    .zip(m)
+                    .map(|(p, d)| [0, 1, 2].map(|k| p[k] + shape as f32 * d[k])),
+            ),
+            None => self.pts.extend_from_slice(&self.model.base),
+        }
+    }
+
+    /// Pixel positions of the points at a state, into `self.uv`
+    /// (the same arithmetic as [`crate::render::cpu::project_points`]).
+    fn project(&mut self, st: &FitState) {
+        self.points(st.shape);
+        let s = st.scale;
+        let (cu, cv) = (
+            self.width as f64 / 2.0 + st.pose.shift[0],
+            self.height as f64 / 2.0 + st.pose.shift[1],
+        );
+        let r = st.pose.q.to_matrix().map(|row| row.map(|x| x * s));
+        self.uv.clear();
+        self.uv.extend(self.pts.iter().flat_map(|p| {
+            let p = [p[0] as f64, p[1] as f64, p[2] as f64];
+            [
+                (cu + r[0][0] * p[0] + r[0][1] * p[1] + r[0][2] * p[2]) as f32,
+                (cv + r[1][0] * p[0] + r[1][1] * p[1] + r[1][2] * p[2]) as f32,
+            ]
+        }));
+    }
+
+    /// The least-squares cost `min_{a,b} ‖a·I + b − F‖²` of a state. The
+    /// render covers only the points' bounding box (plus the ±6σ reach of
+    /// the PSF), which holds every non-zero pixel of the full render.
+    fn cost(&mut self, st: &FitState, target: &CentredFrame) -> f64 {
+        self.project(st);
+        let sigma = st.sigma as f32;
+        if !(sigma.is_finite() && sigma > 0.0) {
+            return f64::INFINITY;
+        }
+        let margin = kernel::TRUNCATE_SIGMAS * sigma + 2.0;
+        let Some(c) = Crop::around(&self.uv, margin, self.width, self.height) else {
+            // nothing in view: the cost of a blank render
+            let n = target.centred.len() as f64;
+            return target.ss - target.total * target.total / n;
+        };
+        c.shift(&mut self.uv);
+        self.img.resize(c.w * c.h, 0.0);
+        kernel::splat_frame_fit(
+            &self.uv,
+            &self.model.weights,
+            sigma,
+            c.w,
+            c.h,
+            &mut self.scratch,
+            &mut self.img,
+        );
+        target.linear_fit(&self.img, &c).2
+    }
+
+    /// The NCC of the state's render with the frame ([`score`]), from the
+    /// cropped render: `1 − cost/Σ(F − F̄)²` is the squared NCC, and its
+    /// sign is that of the fitted gain.
+    fn ncc(&mut self, st: &FitState, target: &CentredFrame) -> f64 {
+        self.project(st);
+        let sigma = st.sigma as f32;
+        let margin = kernel::TRUNCATE_SIGMAS * sigma + 2.0;
+        let c = match Crop::around(&self.uv, margin, self.width, self.height) {
+            Some(c) if sigma.is_finite() && sigma > 0.0 => c,
+            _ => return 0.0,
+        };
+        c.shift(&mut self.uv);
+        self.img.resize(c.w * c.h, 0.0);
+        kernel::splat_frame_fit(
+            &self.uv,
+            &self.model.weights,
+            sigma,
+            c.w,
+            c.h,
+            &mut self.scratch,
+            &mut self.img,
+        );
+        let n = target.centred.len() as f64;
+        let si = sum(&self.img);
+        let var_i = dot(&self.img, &self.img) - si * si / n;
+        let var_f = target.ss - target.total * target.total / n;
+        let cov = target.dot_crop(&self.img, &c) - si * target.total / n;
+        if var_i <= 0.0 || var_f <= 0.0 {
+            0.0
+        } else {
+            cov / (var_i * var_f).sqrt()
+        }
+    }
 }
 
 /// Refines `start` against `frame` (`width × height`, row-major, finite).
@@ -411,49 +625,32 @@ pub fn refine(
         scale: cfg.fit_scale,
     };
     let k = layout.geometric();
-    let spec = JacobianSpec {
-        width,
-        height,
-        sigma: start.sigma as f32,
-        params: k,
-        log_sigma: layout.log_sigma,
-        // derivatives for the step need less reach than the exact cost
-        radius_sigmas: 4.0,
-    };
+    // derivatives for the step need less reach than the exact cost
+    let radius_sigmas = 4.0;
     let plane = width * height;
-    let n_img = spec.images();
+    let n_img = k + usize::from(layout.log_sigma);
     let p = n_img + 2; // + gain a and offset b
     let mut state = *start;
-    let mut scratch = Scratch::default();
-    let target = CentredFrame::new(frame);
-    let cost_of = |st: &FitState, scratch: &mut Scratch| {
-        let img = render_state(model, st, width, height, scratch);
-        target.linear_fit(&img).2
-    };
-    let mut cost = cost_of(&state, &mut scratch);
+    let target = CentredFrame::new(frame, width);
+    let mut proj = Projector::new(model, width, height);
+    let mut cost = proj.cost(&state, &target);
     let mut lambda = 1e-3;
-    let mut image = vec![0.0f32; plane];
-    let mut jac = vec![0.0f32; n_img * plane];
+    let mut image: Vec<f32> = Vec::new();
+    let mut jac: Vec<f32> = Vec::new();
+    let mut frame_crop: Vec<f32> = Vec::new();
     let mut converged = false;
     let mut iterations = 0;
     let n = model.base.len();
-    let mut uv = vec![0.0f32; 2 * n];
     let mut dudv = vec![0.0f32; 2 * n * k];
     for _ in 0..cfg.max_iters {
         iterations += 1;
         // per-point positions and sensitivities at the current state
+        proj.project(&state);
         let rot = state.pose.q.to_matrix();
-        let pts = model.points(state.shape);
         let s = state.scale;
-        let (cu, cv) = (
-            width as f64 / 2.0 + state.pose.shift[0],
-            height as f64 / 2.0 + state.pose.shift[1],
-        );
         for i in 0..n {
-            let q = pts[i].map(|x| x as f64);
+            let q = proj.pts[i].map(|x| x as f64);
             let c = [0, 1, 2].map(|r| rot[r][0] * q[0] + rot[r][1] * q[1] + rot[r][2] * q[2]);
-            uv[2 * i] = (cu + s * c[0]) as f32;
-            uv[2 * i + 1] = (cv + s * c[1]) as f32;
             let d = &mut dudv[i * 2 * k..(i + 1) * 2 * k];
             // ∂(u, v)/∂θ: ω_x, ω_y, ω_z (camera-frame rotation), shift x, shift y
             let mut sens = [[0.0f64; 2]; 7];
@@ -480,13 +677,29 @@ pub fn refine(
                 dst[1] = sv[1] as f32;
             }
         }
-        let spec = JacobianSpec {
-            sigma: state.sigma as f32,
-            ..spec
+        let sigma = state.sigma as f32;
+        // the derivative images are zero beyond the points' ±4σ reach: work on that crop
+        let margin = radius_sigmas * sigma + 2.0;
+        let Some(crop) = Crop::around(&proj.uv, margin, width, height) else {
+            converged = true; // nothing in view: nothing to fit
+            break;
         };
-        splat_frame_jacobian(&uv, &dudv, &model.weights, &spec, &mut image, &mut jac);
-        let (a, b, _) = target.linear_fit(&image);
-        let (h, g) = normal_equations(&jac, &image, &target.centred, n_img, a, b);
+        crop.shift(&mut proj.uv);
+        let cplane = crop.w * crop.h;
+        image.resize(cplane, 0.0);
+        jac.resize(n_img * cplane, 0.0);
+        let spec = JacobianSpec {
+            width: crop.w,
+            height: crop.h,
+            sigma,
+            params: k,
+            log_sigma: layout.log_sigma,
+            radius_sigmas,
+        };
+        splat_frame_jacobian(&proj.uv, &dudv, &model.weights, &spec, &mut image, &mut jac);
+        target.crop_into(&crop, &mut frame_crop);
+        let (a, b, _) = target.linear_fit(&image, &crop);
+        let (h, g) = normal_equations(&jac, &image, &frame_crop, target.total, plane, n_img, a, b);
         // damped steps until one lowers the cost
         let mut improved = false;
         for _ in 0..8 {
@@ -500,7 +713,7 @@ pub fn refine(
                 continue;
             };
             let cand = apply_step(&state, &step, &layout);
-            let c = cost_of(&cand, &mut scratch);
+            let c = proj.cost(&cand, &target);
             if c < cost {
                 let rel = (cost - c) / cost.max(1e-300);
                 state = cand;
@@ -522,10 +735,9 @@ pub fn refine(
             break;
         }
     }
-    let img = render_state(model, &state, width, height, &mut scratch);
     Ok(RefineResult {
         state,
-        score: ncc(&img, frame),
+        score: proj.ncc(&state, &target),
         iterations,
         converged,
     })
@@ -622,6 +834,30 @@ mod tests {
                 && (r.state.pose.shift[1] + 1.5).abs() < 0.02
         );
         assert!(r.converged);
+    }
+
+    #[test]
+    fn refines_a_torus_cut_by_the_frame_edge() {
+        // the cropped renders and Jacobians must agree with full frames at the border
+        let model = FitModel::torus(20.0, 5.0, 1.6);
+        let truth = FitState {
+            pose: Pose::new(Quat::from_euler_zyz_deg(-20.0, 60.0, 0.0), [38.0, -30.0]),
+            scale: 1.0,
+            sigma: 1.6,
+            shape: 5.0,
+        };
+        let frame = frame_of(&model, &truth, 96);
+        let start = FitState {
+            pose: Pose::new(Quat::from_euler_zyz_deg(-15.0, 55.0, 0.0), [37.0, -29.0]),
+            ..truth
+        };
+        let r = refine(&frame, 96, 96, &model, &start, &RefineConfig::default()).unwrap();
+        let err = Symmetry::TORUS
+            .axis_error(r.state.pose.q, truth.pose.q)
+            .to_degrees();
+        assert!(err < 0.05, "axis error {err}°");
+        let full = score(&frame, 96, 96, &model, &r.state);
+        assert!((r.score - full).abs() < 1e-5, "{} vs {full}", r.score);
     }
 
     #[test]

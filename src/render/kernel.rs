@@ -390,11 +390,8 @@ fn accumulate_impl(
         let gyi = &gy[b.index * ly + b.row_skip..b.index * ly + b.row_skip + b.rows];
         let (c0, r0, s) = (b.col, b.row, b.scale);
         for (k, &g) in gyi.iter().enumerate() {
-            let a = g * s;
             let row = &mut out[(r0 + k) * width + c0..(r0 + k) * width + c0 + lx];
-            for (o, &x) in row.iter_mut().zip(gxi) {
-                *o += a * x;
-            }
+            axpy16(row, g * s, gxi);
         }
     }
 }
@@ -478,6 +475,107 @@ pub fn splat_frame(
         ly,
         &scratch.starts,
     );
+}
+
+/// [`splat_frame`] for the fit's repeated evaluations: the same image (to
+/// f32 rounding), with each point's window widened to a multiple of 8 pixels
+/// so that profiles take one exponential per pixel and every row update is
+/// whole SIMD registers. Falls back to [`splat_frame`] for wide PSFs or
+/// frames narrower than a window. (Rendering stays on [`splat_frame`] so
+/// that synthetic data do not change with this optimisation.)
+#[allow(clippy::too_many_arguments)]
+pub fn splat_frame_fit(
+    uv: &[f32],
+    weights: &[f32],
+    sigma: f32,
+    width: usize,
+    height: usize,
+    scratch: &mut Scratch,
+    out: &mut [f32],
+) {
+    let n = weights.len();
+    assert_eq!(uv.len(), 2 * n, "uv must hold two coordinates per point");
+    assert_eq!(out.len(), width * height, "output size");
+    let lx = ((2.0 * TRUNCATE_SIGMAS * sigma).ceil() as usize + 3).div_ceil(8) * 8;
+    if sigma.is_finite() && sigma > 0.0 && lx <= width.min(height) && lx <= 48 {
+        splat_fixed(uv, weights, sigma, width, height, lx, out);
+    } else {
+        splat_frame(
+            uv,
+            weights,
+            sigma,
+            width,
+            height,
+            Parallelism::None,
+            scratch,
+            out,
+        );
+    }
+}
+
+simd_dispatch! {
+    /// [`splat_frame`] with `lx × lx` windows (`lx` a multiple of 8 up to 48,
+    /// covering `±6σ`, at most the frame size): each point's profiles come
+    /// from one exponential per pixel and each row update is whole registers.
+    fn splat_fixed(uv: &[f32], weights: &[f32], sigma: f32, width: usize, height: usize, lx: usize, out: &mut [f32]) => splat_fixed_impl
+}
+
+#[inline(always)]
+fn splat_fixed_impl(
+    uv: &[f32],
+    weights: &[f32],
+    sigma: f32,
+    width: usize,
+    height: usize,
+    lx: usize,
+    out: &mut [f32],
+) {
+    match lx {
+        8 => splat_fixed_l::<8>(uv, weights, sigma, width, height, out),
+        16 => splat_fixed_l::<16>(uv, weights, sigma, width, height, out),
+        24 => splat_fixed_l::<24>(uv, weights, sigma, width, height, out),
+        32 => splat_fixed_l::<32>(uv, weights, sigma, width, height, out),
+        40 => splat_fixed_l::<40>(uv, weights, sigma, width, height, out),
+        48 => splat_fixed_l::<48>(uv, weights, sigma, width, height, out),
+        _ => unreachable!("window of {lx} pixels"),
+    }
+}
+
+#[inline(always)]
+fn splat_fixed_l<const L: usize>(
+    uv: &[f32],
+    weights: &[f32],
+    sigma: f32,
+    width: usize,
+    height: usize,
+    out: &mut [f32],
+) {
+    out.fill(0.0);
+    let radius = TRUNCATE_SIGMAS * sigma;
+    let norm = gauss_norm(sigma);
+    let k = 0.5 / (sigma * sigma);
+    for (p, &w) in uv.chunks_exact(2).zip(weights) {
+        let (c0, c1) = window(p[0], width, radius);
+        let (r0, r1) = window(p[1], height, radius);
+        if c0 >= c1 || r0 >= r1 {
+            continue;
+        }
+        let c0 = c0.min(width - L);
+        let mut gx = [0.0f32; L];
+        let mut gy = [0.0f32; L];
+        let (bx, by) = (c0 as f32 + 0.5 - p[0], r0 as f32 + 0.5 - p[1]);
+        for l in 0..L {
+            let dx = bx + l as f32;
+            let dy = by + l as f32;
+            gx[l] = exp_neg(-dx * dx * k);
+            gy[l] = exp_neg(-dy * dy * k);
+        }
+        let s = w * norm;
+        for (j, &g) in gy.iter().enumerate().take((r1 - r0).min(L)) {
+            let off = (r0 + j) * width + c0;
+            row_axpy::<L>(&mut out[off..off + L], s * g, &gx);
+        }
+    }
 }
 
 /// The six 1-D profiles (Gauss, centre derivative, d² factor; columns and
@@ -667,12 +765,157 @@ fn jacobian_impl(
     image.fill(0.0);
     jac.fill(0.0);
     let radius = spec.radius_sigmas.clamp(1.0, TRUNCATE_SIGMAS) * sigma;
+    // Every column window is widened to `lx` pixels, a multiple of 8 (the
+    // extra pixels carry the same Gaussian further out), so that each row
+    // update is a few whole SIMD registers instead of a short loop with a
+    // scalar tail. Wider windows, or frames narrower than that, use the
+    // exact-width loop.
+    let lx = ((2.0 * radius).ceil() as usize + 3).div_ceil(8) * 8;
+    let ctx = JacCtx {
+        width,
+        height,
+        plane,
+        radius,
+        sigma,
+        k,
+        log_sigma: spec.log_sigma,
+    };
+    match lx {
+        _ if lx > width => jacobian_any(uv, dudv, weights, &ctx, image, jac),
+        8 => jacobian_fixed::<8>(uv, dudv, weights, &ctx, image, jac),
+        16 => jacobian_fixed::<16>(uv, dudv, weights, &ctx, image, jac),
+        24 => jacobian_fixed::<24>(uv, dudv, weights, &ctx, image, jac),
+        32 => jacobian_fixed::<32>(uv, dudv, weights, &ctx, image, jac),
+        40 => jacobian_fixed::<40>(uv, dudv, weights, &ctx, image, jac),
+        48 => jacobian_fixed::<48>(uv, dudv, weights, &ctx, image, jac),
+        _ => jacobian_any(uv, dudv, weights, &ctx, image, jac),
+    }
+}
+
+/// Sizes shared by the two Jacobian loops.
+struct JacCtx {
+    width: usize,
+    height: usize,
+    plane: usize,
+    radius: f32,
+    sigma: f32,
+    k: usize,
+    log_sigma: bool,
+}
+
+/// The Jacobian render with column windows of exactly `L` pixels (`L ≤ width`).
+#[inline(always)]
+fn jacobian_fixed<const L: usize>(
+    uv: &[f32],
+    dudv: &[f32],
+    weights: &[f32],
+    ctx: &JacCtx,
+    image: &mut [f32],
+    jac: &mut [f32],
+) {
+    let (width, plane, sigma, k) = (ctx.width, ctx.plane, ctx.sigma, ctx.k);
+    let norm = gauss_norm(sigma);
+    let half_inv_s2 = 0.5 / (sigma * sigma);
+    let inv_s2 = 1.0 / (sigma * sigma);
+    for (i, (p, &w)) in uv.chunks_exact(2).zip(weights).enumerate() {
+        let (c0, c1) = window(p[0], width, ctx.radius);
+        let (r0, r1) = window(p[1], ctx.height, ctx.radius);
+        if c0 >= c1 || r0 >= r1 {
+            continue;
+        }
+        let c0 = c0.min(width - L);
+        // column profiles: g, g·d/σ², g·d² from one exponential per pixel
+        let mut gx = [0.0f32; L];
+        let mut gx_d = [0.0f32; L];
+        let mut gx_d2 = [0.0f32; L];
+        let base = c0 as f32 + 0.5 - p[0];
+        for l in 0..L {
+            let d = base + l as f32;
+            let g = exp_neg(-d * d * half_inv_s2);
+            gx[l] = g;
+            gx_d[l] = g * d * inv_s2;
+            gx_d2[l] = g * d * d;
+        }
+        // row profiles over L rows from r0 (the window has at most L rows)
+        let ny = r1 - r0;
+        let mut gy = [0.0f32; L];
+        let mut gy_d = [0.0f32; L];
+        let mut gy_d2 = [0.0f32; L];
+        let base = r0 as f32 + 0.5 - p[1];
+        for l in 0..L {
+            let d = base + l as f32;
+            let g = exp_neg(-d * d * half_inv_s2);
+            gy[l] = g;
+            gy_d[l] = g * d * inv_s2;
+            gy_d2[l] = g * d * d;
+        }
+        let s = w * norm;
+        let sens = &dudv[i * 2 * k..(i + 1) * 2 * k];
+        for j in 0..ny.min(L) {
+            let off = (r0 + j) * width + c0;
+            let a = s * gy[j];
+            let ad = s * gy_d[j];
+            row_axpy::<L>(&mut image[off..off + L], a, &gx);
+            for (kk, d) in sens.chunks_exact(2).enumerate() {
+                // ∂/∂θ of gy(v)·gx(u): gy·gx'·∂u/∂θ + gy'·gx·∂v/∂θ
+                let o = kk * plane + off;
+                row_axpy2::<L>(&mut jac[o..o + L], ad * d[1], &gx, a * d[0], &gx_d);
+            }
+            if ctx.log_sigma {
+                // σ·∂/∂σ of c(σ)·gy·gx = c·[(−2·gy + gy·dy²/σ²)·gx + gy·gx·dx²/σ²]
+                let o = k * plane + off;
+                row_axpy2::<L>(
+                    &mut jac[o..o + L],
+                    s * (gy_d2[j] * inv_s2 - 2.0 * gy[j]),
+                    &gx,
+                    a * inv_s2,
+                    &gx_d2,
+                );
+            }
+        }
+    }
+}
+
+/// `y += a·x` for exactly `L` values.
+#[inline(always)]
+fn row_axpy<const L: usize>(y: &mut [f32], a: f32, x: &[f32; L]) {
+    // a local copy first, so the block vectorises (the compiler cannot
+    // prove that `y` and `x` do not overlap)
+    let mut t: [f32; L] = (&*y).try_into().expect("L lanes");
+    for l in 0..L {
+        t[l] += a * x[l];
+    }
+    y.copy_from_slice(&t);
+}
+
+/// `y += a·x + b·z` for exactly `L` values.
+#[inline(always)]
+fn row_axpy2<const L: usize>(y: &mut [f32], a: f32, x: &[f32; L], b: f32, z: &[f32; L]) {
+    let mut t: [f32; L] = (&*y).try_into().expect("L lanes");
+    for l in 0..L {
+        t[l] += a * x[l] + b * z[l];
+    }
+    y.copy_from_slice(&t);
+}
+
+/// The Jacobian render with exact-width windows (any σ and frame size).
+#[inline(always)]
+fn jacobian_any(
+    uv: &[f32],
+    dudv: &[f32],
+    weights: &[f32],
+    ctx: &JacCtx,
+    image: &mut [f32],
+    jac: &mut [f32],
+) {
+    let (width, plane, sigma, k) = (ctx.width, ctx.plane, ctx.sigma, ctx.k);
     let norm = gauss_norm(sigma);
     let inv_s2 = 1.0 / (sigma * sigma);
     let mut prof = WindowProfiles::default();
     let mut coef: Vec<(f32, f32)> = vec![(0.0, 0.0); k];
     for (i, (p, &w)) in uv.chunks_exact(2).zip(weights).enumerate() {
-        let Some([c0, _, r0, r1]) = prof.fill(p, width, height, radius, sigma, spec.log_sigma)
+        let Some([c0, _, r0, r1]) =
+            prof.fill(p, width, ctx.height, ctx.radius, sigma, ctx.log_sigma)
         else {
             continue;
         };
@@ -685,15 +928,13 @@ fn jacobian_impl(
             let a = s * gy[j];
             axpy(&mut image[off..off + nx], a, gx);
             for (c, d) in coef.iter_mut().zip(sens.chunks_exact(2)) {
-                // ∂/∂θ of gy(v)·gx(u): gy·gx'·∂u/∂θ + gy'·gx·∂v/∂θ
                 *c = (s * gy_d[j] * d[1], a * d[0]);
             }
             for (kk, &(alpha, beta)) in coef.iter().enumerate() {
                 let row = &mut jac[kk * plane + off..kk * plane + off + nx];
                 axpy2(row, alpha, gx, beta, gx_d);
             }
-            if spec.log_sigma {
-                // σ·∂/∂σ of c(σ)·gy·gx = c·[(−2·gy + gy·dy²/σ²)·gx + gy·gx·dx²/σ²]
+            if ctx.log_sigma {
                 let row = &mut jac[k * plane + off..k * plane + off + nx];
                 axpy2(
                     row,
@@ -704,6 +945,14 @@ fn jacobian_impl(
                 );
             }
         }
+    }
+}
+
+/// `y += a·x` over whole blocks of 16 (`y.len()` a multiple of 16).
+#[inline(always)]
+fn axpy16(y: &mut [f32], a: f32, x: &[f32]) {
+    for (y, x) in y.chunks_exact_mut(16).zip(x.chunks_exact(16)) {
+        row_axpy::<16>(y, a, x.try_into().expect("16 lanes"));
     }
 }
 
@@ -796,6 +1045,13 @@ mod tests {
                 .map(|(x, y)| (x - y).abs())
                 .fold(0.0f32, f32::max);
             assert!(err < 1e-6 * peak, "σ={sigma}: forward differs by {err}");
+            splat_frame_fit(&uv, &w, sigma, wd, ht, &mut Scratch::default(), &mut a);
+            let err = a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0f32, f32::max);
+            assert!(err < 1e-6 * peak, "σ={sigma}: fit render differs by {err}");
             let ga = splat_frame_backward(&uv, &w, sigma, wd, ht, &grad, Parallelism::None);
             let gb = splat_frame_backward_dense(&uv, &w, sigma, wd, ht, &grad, Parallelism::None);
             let close = |x: &[f32], y: &[f32]| {
