@@ -23,7 +23,12 @@ fn harness(files: Vec<PathBuf>) -> Harness<'static, PoseScopeApp> {
     Harness::builder()
         .with_size(egui::vec2(1400.0, 900.0))
         .wgpu_setup(posescope::app::gpu_view::wgpu_setup())
-        .build_eframe(move |cc| PoseScopeApp::new(cc, files))
+        .build_eframe(move |cc| {
+            let mut app = PoseScopeApp::new(cc, files);
+            // the harness clears to transparent, not to eframe's clear colour
+            app.set_paint_background(true);
+            app
+        })
 }
 
 /// Steps the UI until background work (loading, model, estimation, sweeps)
@@ -275,7 +280,23 @@ fn equivalent_poses_score_the_same_and_layouts_switch() {
 #[test]
 fn main_layout_snapshot() {
     let sample = posescope::app::sample_stack().expect("the bundled sample");
-    let mut h = harness(vec![sample]);
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1400.0, 900.0))
+        .wgpu_setup(posescope::app::gpu_view::wgpu_setup())
+        .build_eframe(move |cc| {
+            let mut app = PoseScopeApp::new(cc, vec![sample]);
+            app.set_paint_background(true);
+            // a fixed pose, so the picture tests the UI and the renderers, not the fit's last digits
+            app.settings_mut().auto_estimate = false;
+            app.set_controls(posescope::app::PoseControls {
+                euler: [-77.5, 79.7, 0.0],
+                shift: [-4.3, -3.05],
+                sigma: 2.6,
+                scale: 1.29,
+                tube_px: 11.0,
+            });
+            app
+        });
     settle(&mut h);
     h.remove_cursor();
     h.step();

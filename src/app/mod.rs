@@ -203,6 +203,7 @@ pub struct PoseScopeApp {
     last_export: Option<PathBuf>,
     jobs_wake: Arc<dyn Fn() + Send + Sync>,
     right_tab: RightTab,
+    paint_background: bool,
     auto_requested: Option<(u64, usize)>,
     orbit: orbit::Orbit,
 }
@@ -273,6 +274,7 @@ impl PoseScopeApp {
             last_export: None,
             jobs_wake: wake,
             right_tab: RightTab::Symmetry,
+            paint_background: false,
             auto_requested: None,
             orbit: orbit::Orbit::default(),
         };
@@ -384,6 +386,14 @@ impl PoseScopeApp {
     /// The raw-frame contrast in use.
     pub fn contrast(&self) -> Option<Contrast> {
         self.current_frame().map(|f| self.effective_contrast(f))
+    }
+
+    /// Paint the window background in the UI pass. eframe clears the window
+    /// with the panel colour (see `clear_color`), so the app leaves panels
+    /// unfilled; hosts that clear with something else (egui_kittest, an
+    /// embedding app) turn this on.
+    pub fn set_paint_background(&mut self, on: bool) {
+        self.paint_background = on;
     }
 
     /// The GPU accumulation format (None: no GPU view).
@@ -982,6 +992,10 @@ impl eframe::App for PoseScopeApp {
     fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
         let t0 = Instant::now();
         let ctx = ui.ctx().clone();
+        if self.paint_background {
+            let fill = ctx.global_style().visuals.panel_fill;
+            ui.painter().rect_filled(ui.max_rect(), 0.0, fill);
+        }
         self.handle_messages();
         self.handle_drops(&ctx);
         self.handle_keys(&ctx);
@@ -996,6 +1010,11 @@ impl eframe::App for PoseScopeApp {
             ctx.request_repaint_after(std::time::Duration::from_millis(100));
         }
         self.tick_measure(&ctx, t0.elapsed().as_secs_f64());
+    }
+
+    fn clear_color(&self, visuals: &egui::Visuals) -> [f32; 4] {
+        // the panels are drawn unfilled on top of this (see `panels`)
+        visuals.panel_fill.to_normalized_gamma_f32()
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
@@ -1052,6 +1071,18 @@ pub fn display_problem() -> Option<String> {
     None
 }
 
+/// The initial window size: 1440×900, or `POSESCOPE_WINDOW=WxH` (for measurements).
+fn window_size() -> [f32; 2] {
+    std::env::var("POSESCOPE_WINDOW")
+        .ok()
+        .and_then(|v| {
+            let (w, h) = v.split_once('x')?;
+            Some([w.trim().parse().ok()?, h.trim().parse().ok()?])
+        })
+        .filter(|[w, h]: &[f32; 2]| *w >= 320.0 && *h >= 240.0)
+        .unwrap_or([1440.0, 900.0])
+}
+
 /// The window surface: vsync and one frame in flight, unless
 /// `POSESCOPE_PRESENT` says `novsync` or `throughput` (for measurements).
 fn surface_config() -> egui_wgpu::SurfaceConfig {
@@ -1075,10 +1106,12 @@ pub fn run(files: Vec<PathBuf>, measure_fps: Option<f64>, with_batch: bool) -> a
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("PoseScope")
-            .with_inner_size([1440.0, 900.0])
-            .with_min_inner_size([960.0, 600.0])
+            .with_inner_size(window_size())
+            .with_min_inner_size([640.0, 480.0])
             .with_drag_and_drop(true),
         renderer: eframe::Renderer::Wgpu,
+        // dithering costs per pixel on software rasterisers and is invisible on this dark UI
+        dithering: false,
         wgpu_options: egui_wgpu::WgpuConfiguration {
             wgpu_setup: gpu_view::wgpu_setup(),
             surface: surface_config(),

@@ -15,15 +15,27 @@ const EULER_NAMES: [&str; 3] = ["rot", "tilt", "psi"];
 
 impl PoseScopeApp {
     pub(super) fn panels(&mut self, ui: &mut egui::Ui, ctx: &egui::Context, frame: &eframe::Frame) {
-        egui::Panel::top("menu").show(ui, |ui| self.menu_bar(ui, ctx));
-        egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
+        // Panels are not filled: the window is cleared with the panel colour
+        // (`clear_color`), which saves a full-window textured fill per frame
+        // on software rasterisers (lavapipe), where fill rate bounds the FPS.
+        let style = ctx.global_style();
+        let side = egui::Frame::side_top_panel(&style).fill(Color32::TRANSPARENT);
+        let central = egui::Frame::central_panel(&style).fill(Color32::TRANSPARENT);
+        egui::Panel::top("menu")
+            .frame(side)
+            .show(ui, |ui| self.menu_bar(ui, ctx));
+        egui::Panel::bottom("status")
+            .frame(side)
+            .show(ui, |ui| self.status_bar(ui));
         egui::Panel::left("controls")
+            .frame(side)
             .resizable(true)
             .default_size(310.0)
             .show(ui, |ui| {
                 egui::ScrollArea::vertical().show(ui, |ui| self.controls_panel(ui));
             });
         egui::Panel::right("explorer")
+            .frame(side)
             .resizable(true)
             .default_size(340.0)
             .show(ui, |ui| {
@@ -37,7 +49,9 @@ impl PoseScopeApp {
                     RightTab::Results => self.results_table(ui),
                 });
             });
-        egui::CentralPanel::default().show(ui, |ui| self.central(ui, ctx, frame));
+        egui::CentralPanel::default()
+            .frame(central)
+            .show(ui, |ui| self.central(ui, ctx, frame));
     }
 
     fn menu_bar(&mut self, ui: &mut egui::Ui, ctx: &egui::Context) {
