@@ -17,6 +17,23 @@ use crate::io::{Frame, StackInfo};
 /// Larger stacks are for `posescope fit`, which streams them.
 pub const MAX_DOCUMENT_VALUES: usize = 1 << 28;
 
+/// The threads estimation jobs run on: one core fewer than the machine has
+/// (at least one), so the UI and the GPU driver (a software one, maybe) keep a
+/// core while a batch runs.
+fn job_pool() -> &'static rayon::ThreadPool {
+    static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        let n = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n.saturating_sub(1).max(1))
+            .thread_name(|i| format!("posescope-fit-{i}"))
+            .build()
+            .expect("building the estimation thread pool")
+    })
+}
+
 /// A file loaded into memory.
 pub struct Document {
     /// Unique per load (the GPU re-uploads the raw frame when it changes).
@@ -229,7 +246,7 @@ impl Jobs {
                     .iter()
                     .map(|&k| (frames[k].data.as_slice(), frames[k].width, frames[k].height))
                     .collect();
-                match fitter.fit_batch(&batch) {
+                match job_pool().install(|| fitter.fit_batch(&batch)) {
                     Ok(results) => {
                         for (k, result) in chunk.iter().zip(results) {
                             ctx.send(Message::Fitted {
