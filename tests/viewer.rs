@@ -209,6 +209,10 @@ fn a_corrupt_file_shows_a_notice_and_the_app_keeps_running() {
         "{notices:?}"
     );
     assert_eq!(h.state().document_count(), 0);
+    assert!(
+        h.state().settings().recent.is_empty(),
+        "a failed file is not recent"
+    );
     // the notice is visible and can be dismissed
     h.get_by_label_contains("broken.tif");
     for _ in 0..notices.len() {
@@ -220,9 +224,10 @@ fn a_corrupt_file_shows_a_notice_and_the_app_keeps_running() {
     }
     assert!(h.state().notices().is_empty(), "{:?}", h.state().notices());
     // and a good file still opens afterwards
-    h.state_mut().open_paths(vec![stack]);
+    h.state_mut().open_paths(vec![stack.clone()]);
     settle(&mut h);
     assert_eq!(h.state().frame_count(), 2);
+    assert_eq!(h.state().settings().recent, vec![stack]);
 }
 
 #[test]

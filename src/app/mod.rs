@@ -303,14 +303,18 @@ impl PoseScopeApp {
     /// Starts loading files (File → Open, drag-and-drop, the command line).
     pub fn open_paths(&mut self, paths: Vec<PathBuf>) {
         for p in &paths {
-            self.settings.recent.retain(|r| r != p);
-            self.settings.recent.insert(0, p.clone());
             if let Some(dir) = p.parent() {
                 self.settings.last_dir = Some(dir.to_path_buf());
             }
         }
-        self.settings.recent.truncate(MAX_RECENT);
         self.jobs.load(paths);
+    }
+
+    /// Puts a successfully opened file at the top of the recent list.
+    fn remember_recent(&mut self, p: &Path) {
+        self.settings.recent.retain(|r| r != p);
+        self.settings.recent.insert(0, p.to_path_buf());
+        self.settings.recent.truncate(MAX_RECENT);
     }
 
     /// The slider values.
@@ -479,6 +483,7 @@ impl PoseScopeApp {
                         let w = doc.info.warnings.join("; ");
                         self.info(format!("{name}: {w}"));
                     }
+                    self.remember_recent(&doc.path);
                     // reopening a file replaces it
                     self.docs.retain(|d| d.path != doc.path);
                     self.docs.push(doc);
