@@ -317,6 +317,21 @@ fn fit_png_dir_and_export_write_the_same_annotated_pngs() {
     ]);
     assert!(!o.status.success());
     assert!(text(&o.stderr).contains("rainbow"), "{}", text(&o.stderr));
+    // a missing pose CSV: one line naming it, the cause said once
+    let missing = dir.path().join("nope.csv");
+    let o = posescope(&[
+        "export",
+        stack.to_str().unwrap(),
+        "--poses",
+        missing.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let err = text(&o.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("nope.csv"), "{err}");
+    assert_eq!(err.matches("No such file").count(), 1, "{err}");
 }
 
 #[test]

@@ -535,7 +535,7 @@ pub fn write_png(path: &Path, img: &RgbaImage) -> Result<(), ExportError> {
             )
             .map_err(|e| ExportError::Io {
                 path: path.to_path_buf(),
-                source: std::io::Error::other(e),
+                cause: std::io::Error::other(e),
             })
     })
 }

@@ -27,12 +27,13 @@ use crate::geometry::{Pose, Quat};
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
     /// The file could not be written or read.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
+        /// The cause (part of the message, not a separate error-chain link,
+        /// so one-line reports do not repeat it).
+        cause: std::io::Error,
     },
     /// A CSV file is malformed.
     #[error("{path}: {message}")]
@@ -58,7 +59,7 @@ where
 {
     let io_err = |source| ExportError::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     };
     let tmp = temp_sibling(path);
     let file = File::create(&tmp).map_err(io_err)?;
@@ -204,7 +205,7 @@ pub fn write_pose_csv(path: &Path, rows: &[PoseRow]) -> Result<(), ExportError> 
         }
         out.flush().map_err(|e| ExportError::Io {
             path: path.to_path_buf(),
-            source: e,
+            cause: e,
         })
     })
 }
@@ -219,7 +220,7 @@ pub fn read_pose_csv(path: &Path) -> Result<Vec<PoseRow>, ExportError> {
     };
     let file = File::open(path).map_err(|source| ExportError::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })?;
     let mut rdr = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
@@ -366,7 +367,7 @@ mod tests {
         let r: Result<(), ExportError> = atomic_write(&path, |w| {
             w.write_all(b"partial").map_err(|source| ExportError::Io {
                 path: path.clone(),
-                source,
+                cause: source,
             })?;
             Err(ExportError::Csv {
                 path: path.clone(),

@@ -451,7 +451,7 @@ pub fn write_dataset(
     let frames = generate(cfg, on_frame)?;
     std::fs::create_dir_all(dir).map_err(|source| export::ExportError::Io {
         path: dir.to_path_buf(),
-        source,
+        cause: source,
     })?;
     let out = Dataset {
         stack: dir.join("stack.tif"),
@@ -468,7 +468,7 @@ pub fn write_dataset(
         w.write_all(json.as_bytes())
             .map_err(|source| export::ExportError::Io {
                 path: out.settings.clone(),
-                source,
+                cause: source,
             })
     })?;
     Ok(out)
