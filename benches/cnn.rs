@@ -242,19 +242,17 @@ mod optimizer {
     }
 }
 
-/// Each convolution of the HOLLy net alone at batch 32 (fast path): forward,
-/// and forward + backward (gradients of input, weight and bias).
-#[divan::bench_group(sample_count = 10, sample_size = 1)]
-mod holly_layers {
+/// Each convolution of a net alone at batch 32 (fast path): forward, and
+/// forward + backward (gradients of input, weight and bias; the first layer's
+/// input needs none in the network, but gets one here).
+mod layers {
     use super::*;
     use posescope::estimate::conv::{Conv2dConfig, FastConv2d};
 
-    const LAYERS: [usize; 10] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
-
-    /// The layer and an NHWC input variable at batch 32.
-    fn layer(i: usize) -> (FastConv2d, candle_core::Var) {
-        let cfg = NetConfig::holly();
-        let spec = cfg.conv_layers().expect("layers")[i];
+    /// Layer `i` of `cfg` and an NHWC input variable at batch 32.
+    pub fn layer(cfg: &NetConfig, i: usize) -> (FastConv2d, candle_core::Var) {
+        let specs = cfg.conv_layers().expect("layers");
+        let spec = specs[i];
         let vars = VarMap::new();
         let vb = VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu);
         let conv_cfg = Conv2dConfig {
@@ -273,7 +271,7 @@ mod holly_layers {
         let side = if i == 0 {
             cfg.input_size
         } else {
-            cfg.conv_layers().expect("layers")[i - 1].out_size
+            specs[i - 1].out_size
         };
         let x =
             candle_core::Var::randn(0f32, 1.0, (32, side, side, spec.in_channels), &Device::Cpu)
@@ -281,18 +279,52 @@ mod holly_layers {
         (conv, x)
     }
 
-    #[divan::bench(args = LAYERS)]
-    fn forward(b: Bencher, i: usize) {
-        let (conv, x) = layer(i);
+    pub fn forward(b: Bencher, cfg: &NetConfig, i: usize) {
+        let (conv, x) = layer(cfg, i);
         b.bench_local(|| conv.forward_nhwc(&x).expect("forward"));
     }
 
-    #[divan::bench(args = LAYERS)]
-    fn forward_backward(b: Bencher, i: usize) {
-        let (conv, x) = layer(i);
+    pub fn forward_backward(b: Bencher, cfg: &NetConfig, i: usize) {
+        let (conv, x) = layer(cfg, i);
         b.bench_local(|| {
             let y = conv.forward_nhwc(&x).expect("forward");
             y.sum_all().and_then(|s| s.backward()).expect("backward")
         });
+    }
+}
+
+/// Each convolution of the HOLLy net alone at batch 32.
+#[divan::bench_group(sample_count = 10, sample_size = 1)]
+mod holly_layers {
+    use super::*;
+
+    const LAYERS: [usize; 10] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+
+    #[divan::bench(args = LAYERS)]
+    fn forward(b: Bencher, i: usize) {
+        layers::forward(b, &NetConfig::holly(), i);
+    }
+
+    #[divan::bench(args = LAYERS)]
+    fn forward_backward(b: Bencher, i: usize) {
+        layers::forward_backward(b, &NetConfig::holly(), i);
+    }
+}
+
+/// Each convolution of the default net alone at batch 32.
+#[divan::bench_group(sample_count = 20, sample_size = 1)]
+mod default_layers {
+    use super::*;
+
+    const LAYERS: [usize; 7] = [0, 1, 2, 3, 4, 5, 6];
+
+    #[divan::bench(args = LAYERS)]
+    fn forward(b: Bencher, i: usize) {
+        layers::forward(b, &NetConfig::default(), i);
+    }
+
+    #[divan::bench(args = LAYERS)]
+    fn forward_backward(b: Bencher, i: usize) {
+        layers::forward_backward(b, &NetConfig::default(), i);
     }
 }

@@ -21,6 +21,7 @@ use candle_nn::{Optimizer, ParamsAdamW, VarBuilder, VarMap};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::conv::ConvBackend;
 use super::eval::Stats;
 use super::net::{NetConfig, OrientationNet};
 use super::preprocess::{prepare, FIELD};
@@ -70,6 +71,28 @@ pub enum LossKind {
     /// to a sum of 100, and the loss is their mean absolute difference. No
     /// pose labels are used; symmetric poses are equivalent by construction.
     Render,
+}
+
+/// The optimiser of a training run (see `POSESCOPE_TRAIN_STOCK` in [`train`]).
+enum TrainOpt {
+    Fused(super::net_optim::FusedAdamW),
+    Candle(candle_nn::AdamW),
+}
+
+impl TrainOpt {
+    fn set_learning_rate(&mut self, lr: f64) {
+        match self {
+            Self::Fused(o) => o.set_learning_rate(lr),
+            Self::Candle(o) => o.set_learning_rate(lr),
+        }
+    }
+
+    fn backward_step(&mut self, loss: &Tensor) -> candle_core::Result<()> {
+        match self {
+            Self::Fused(o) => o.backward_step(loss),
+            Self::Candle(o) => o.backward_step(loss),
+        }
+    }
 }
 
 /// Everything that defines a training run.
@@ -429,7 +452,9 @@ pub fn load_meta(weights: &Path) -> Result<ModelMeta, TrainError> {
 
 /// Trains (or, with `resume`, continues training) and writes `weights` plus
 /// its sidecar at every validation. Deterministic for a given seed and
-/// thread count.
+/// thread count. With the environment variable `POSESCOPE_TRAIN_STOCK=1` it
+/// uses candle's stock convolution and `candle_nn::AdamW` instead of the fast
+/// path (for timing comparisons only).
 pub fn train(
     cfg: &TrainConfig,
     weights: &Path,
@@ -453,7 +478,16 @@ pub fn train(
     let dev = Device::Cpu;
     let mut varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
-    let net = OrientationNet::new(vb, &cfg.net)?;
+    // POSESCOPE_TRAIN_STOCK=1: candle's own conv2d and AdamW, for timing the
+    // fast path against (docs/CNN_PERFORMANCE.md); same weights and results
+    // up to rounding
+    let stock = std::env::var_os("POSESCOPE_TRAIN_STOCK").is_some_and(|v| v != "0");
+    let backend = if stock {
+        ConvBackend::Stock
+    } else {
+        ConvBackend::Fast
+    };
+    let net = OrientationNet::with_backend(vb, &cfg.net, backend)?;
     seeded_init(&varmap, cfg.seed)?;
     let mut meta = ModelMeta {
         format: 1,
@@ -482,14 +516,19 @@ pub fn train(
         meta.steps_done = old.steps_done;
         meta.wall_s = old.wall_s;
     }
-    let mut opt = super::net_optim::FusedAdamW::new(
-        varmap.all_vars(),
-        ParamsAdamW {
-            lr: cfg.lr,
-            weight_decay: 1e-4,
-            ..Default::default()
-        },
-    )?;
+    let params = ParamsAdamW {
+        lr: cfg.lr,
+        weight_decay: 1e-4,
+        ..Default::default()
+    };
+    let mut opt = if stock {
+        TrainOpt::Candle(candle_nn::AdamW::new(varmap.all_vars(), params)?)
+    } else {
+        TrainOpt::Fused(super::net_optim::FusedAdamW::new(
+            varmap.all_vars(),
+            params,
+        )?)
+    };
     // validation data: its own seed, never seen in training
     let val_data = SynthConfig {
         seed: cfg.seed.wrapping_add(0x9E37_79B9_7F4A_7C15),
