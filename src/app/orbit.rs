@@ -59,12 +59,7 @@ pub fn orbit_view(
         *orbit = Orbit::default();
     }
     let painter = ui.painter_at(rect);
-    painter.rect_stroke(
-        rect,
-        0.0,
-        Stroke::new(1.0, Color32::from_gray(45)),
-        egui::StrokeKind::Inside,
-    );
+    super::view::outline(&painter, rect);
     let rot = q.to_matrix();
     let cam = |p: [f64; 3]| -> [f64; 3] {
         [0, 1, 2].map(|r| scale * (rot[r][0] * p[0] + rot[r][1] * p[1] + rot[r][2] * p[2]))

@@ -91,13 +91,7 @@ pub fn image_view(
         }
     }
     let painter = ui.painter_at(rect);
-    // an outline, not a fill: on a software rasteriser every filled pixel costs
-    painter.rect_stroke(
-        rect,
-        0.0,
-        Stroke::new(1.0, Color32::from_gray(45)),
-        egui::StrokeKind::Inside,
-    );
+    outline(&painter, rect);
     let img_rect = Rect::from_min_max(
         tf.to_screen(rect, Vec2::ZERO),
         tf.to_screen(rect, Vec2::new(w as f32, h as f32)),
@@ -124,6 +118,17 @@ pub fn image_view(
         hover_pixel,
         response,
     }
+}
+
+/// A view's frame: an outline, not a fill (on a software rasteriser every
+/// filled pixel costs).
+pub fn outline(painter: &egui::Painter, rect: Rect) {
+    painter.rect_stroke(
+        rect,
+        0.0,
+        Stroke::new(1.0, Color32::from_gray(45)),
+        egui::StrokeKind::Inside,
+    );
 }
 
 /// Paints a scale bar of `length_px` image pixels with `label` in the

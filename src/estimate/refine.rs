@@ -545,21 +545,18 @@ impl<'a> Projector<'a> {
         }));
     }
 
-    /// The least-squares cost `min_{a,b} ‖a·I + b − F‖²` of a state. The
-    /// render covers only the points' bounding box (plus the ±6σ reach of
-    /// the PSF), which holds every non-zero pixel of the full render.
-    fn cost(&mut self, st: &FitState, target: &CentredFrame) -> f64 {
+    /// Renders the state into `self.img` over the points' bounding box
+    /// (plus the ±6σ reach of the PSF, which holds every non-zero pixel of
+    /// the full render). `Err(true)`: nothing lands in the frame;
+    /// `Err(false)`: σ is not a positive number.
+    fn render_crop(&mut self, st: &FitState) -> Result<Crop, bool> {
         self.project(st);
         let sigma = st.sigma as f32;
         if !(sigma.is_finite() && sigma > 0.0) {
-            return f64::INFINITY;
+            return Err(false);
         }
         let margin = kernel::TRUNCATE_SIGMAS * sigma + 2.0;
-        let Some(c) = Crop::around(&self.uv, margin, self.width, self.height) else {
-            // nothing in view: the cost of a blank render
-            let n = target.centred.len() as f64;
-            return target.ss - target.total * target.total / n;
-        };
+        let c = Crop::around(&self.uv, margin, self.width, self.height).ok_or(true)?;
         c.shift(&mut self.uv);
         self.img.resize(c.w * c.h, 0.0);
         kernel::splat_frame_fit(
@@ -571,31 +568,30 @@ impl<'a> Projector<'a> {
             &mut self.scratch,
             &mut self.img,
         );
-        target.linear_fit(&self.img, &c).2
+        Ok(c)
+    }
+
+    /// The least-squares cost `min_{a,b} ‖a·I + b − F‖²` of a state, from
+    /// the cropped render.
+    fn cost(&mut self, st: &FitState, target: &CentredFrame) -> f64 {
+        match self.render_crop(st) {
+            Ok(c) => target.linear_fit(&self.img, &c).2,
+            // nothing in view: the cost of a blank render
+            Err(true) => {
+                let n = target.centred.len() as f64;
+                target.ss - target.total * target.total / n
+            }
+            Err(false) => f64::INFINITY,
+        }
     }
 
     /// The NCC of the state's render with the frame ([`score`]), from the
     /// cropped render: `1 − cost/Σ(F − F̄)²` is the squared NCC, and its
     /// sign is that of the fitted gain.
     fn ncc(&mut self, st: &FitState, target: &CentredFrame) -> f64 {
-        self.project(st);
-        let sigma = st.sigma as f32;
-        let margin = kernel::TRUNCATE_SIGMAS * sigma + 2.0;
-        let c = match Crop::around(&self.uv, margin, self.width, self.height) {
-            Some(c) if sigma.is_finite() && sigma > 0.0 => c,
-            _ => return 0.0,
+        let Ok(c) = self.render_crop(st) else {
+            return 0.0;
         };
-        c.shift(&mut self.uv);
-        self.img.resize(c.w * c.h, 0.0);
-        kernel::splat_frame_fit(
-            &self.uv,
-            &self.model.weights,
-            sigma,
-            c.w,
-            c.h,
-            &mut self.scratch,
-            &mut self.img,
-        );
         let n = target.centred.len() as f64;
         let si = sum(&self.img);
         let var_i = dot(&self.img, &self.img) - si * si / n;
