@@ -886,7 +886,7 @@ fn export_cmd(a: ExportArgs) -> Result<()> {
     }
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("creating output folder {}", a.out.display()))?;
-    let tube = spec.torus[1] * spec.template_major_px() / spec.torus[0].max(f64::MIN_POSITIVE);
+    let tube = spec.tube_px();
     let bar = progress(mine.len() as u64, "export");
     let (mut written, mut skipped) = (0usize, 0usize);
     for row in mine {

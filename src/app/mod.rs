@@ -238,8 +238,7 @@ impl PoseScopeApp {
         let mut jobs = Jobs::new(wake.clone());
         jobs.build_fitter(settings.model.clone(), FitOptions::default());
         let controls = PoseControls {
-            tube_px: settings.model.torus[1] * settings.model.template_major_px()
-                / settings.model.torus[0].max(1e-9),
+            tube_px: settings.model.tube_px(),
             ..PoseControls::default()
         };
         let model_edit = settings.model.clone();
@@ -465,7 +464,7 @@ impl PoseScopeApp {
             return;
         }
         if spec.is_torus() {
-            self.controls.tube_px = spec.torus[1] * spec.template_major_px() / spec.torus[0];
+            self.controls.tube_px = spec.tube_px();
             self.controls.scale = 1.0;
         }
         self.settings.model = spec.clone();
@@ -1046,19 +1045,9 @@ pub fn sweep_scores(frame: &Frame, model: &FitModel, at: &PoseControls) -> [Vec<
     })
 }
 
-/// The bundled sample stack, looked up beside the working directory, the
-/// executable and the sources.
+/// The bundled sample stack.
 pub fn sample_stack() -> Option<PathBuf> {
-    let rel = Path::new("assets/sample/stack.tif");
-    let mut candidates = vec![rel.to_path_buf()];
-    if let Some(dir) = std::env::current_exe()
-        .ok()
-        .and_then(|e| e.parent().map(Path::to_path_buf))
-    {
-        candidates.push(dir.join(rel));
-    }
-    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join(rel));
-    candidates.into_iter().find(|p| p.exists())
+    crate::estimate::pipeline::find_asset(Path::new("assets/sample/stack.tif"))
 }
 
 /// Why the viewer cannot open a window here, if it cannot.

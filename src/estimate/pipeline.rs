@@ -89,6 +89,11 @@ impl ModelSpec {
         self.torus[0] * self.to_px().unwrap_or(1.0)
     }
 
+    /// The torus tube radius in pixels (the starting tube of displays and exports).
+    pub fn tube_px(&self) -> f64 {
+        self.torus[1] * self.to_px().unwrap_or(1.0)
+    }
+
     /// Builds the point model in image pixels.
     pub fn build_model(&self) -> Result<Model, PipelineError> {
         let [major, tube] = self.torus;
@@ -222,18 +227,23 @@ pub fn device_name(dev: &Device) -> &'static str {
     }
 }
 
-/// The bundled torus network, looked up beside the working directory, the
-/// executable and the sources.
-pub fn default_weights() -> Option<PathBuf> {
-    let mut candidates = vec![PathBuf::from("assets/torus.safetensors")];
+/// A bundled file (`rel` inside the repository, e.g. `assets/torus.safetensors`),
+/// looked up beside the working directory, the executable and the sources.
+pub fn find_asset(rel: &Path) -> Option<PathBuf> {
+    let mut candidates = vec![rel.to_path_buf()];
     if let Some(dir) = std::env::current_exe()
         .ok()
         .and_then(|e| e.parent().map(Path::to_path_buf))
     {
-        candidates.push(dir.join("assets/torus.safetensors"));
+        candidates.push(dir.join(rel));
     }
-    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/torus.safetensors"));
+    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join(rel));
     candidates.into_iter().find(|p| p.exists())
+}
+
+/// The bundled torus network.
+pub fn default_weights() -> Option<PathBuf> {
+    find_asset(Path::new("assets/torus.safetensors"))
 }
 
 /// One fitted frame and the network's share of the time.
@@ -399,6 +409,7 @@ mod tests {
             ..spec
         };
         assert!((ok.template_major_px() - 20.0).abs() < 1e-9);
+        assert!((ok.tube_px() - 5.0).abs() < 1e-9);
         assert!(ok.fit_model(1.6).is_ok());
     }
 
