@@ -185,6 +185,7 @@ pub struct PoseScopeApp {
     notices: Vec<Notice>,
     contrast: Option<Contrast>,
     auto_presses: u32,
+    auto_contrast_cache: std::cell::Cell<Option<((u64, usize), Contrast)>>,
     view: ViewTransform,
     raw_tex: Option<TextureHandle>,
     raw_key: Option<(u64, usize, [u32; 2], Lut)>,
@@ -255,6 +256,7 @@ impl PoseScopeApp {
             notices: Vec::new(),
             contrast: None,
             auto_presses: 0,
+            auto_contrast_cache: std::cell::Cell::new(None),
             view: ViewTransform::default(),
             raw_tex: None,
             raw_key: None,
@@ -388,7 +390,7 @@ impl PoseScopeApp {
 
     /// The raw-frame contrast in use.
     pub fn contrast(&self) -> Option<Contrast> {
-        self.current_frame().map(|f| self.effective_contrast(f))
+        self.effective_contrast()
     }
 
     /// Paint the window background in the UI pass. eframe clears the window
@@ -435,9 +437,22 @@ impl PoseScopeApp {
         });
     }
 
-    fn effective_contrast(&self, f: &Frame) -> Contrast {
-        self.contrast
-            .unwrap_or_else(|| auto_contrast(&f.data, auto_contrast_fraction(0)))
+    /// The contrast of the frame on screen: the user's, or the frame's
+    /// auto-contrast, computed once per frame shown (it is asked for several
+    /// times a UI frame).
+    fn effective_contrast(&self) -> Option<Contrast> {
+        if let Some(c) = self.contrast {
+            return Some(c);
+        }
+        let key = (self.doc()?.id, self.frame);
+        match self.auto_contrast_cache.get() {
+            Some((k, c)) if k == key => Some(c),
+            _ => {
+                let c = auto_contrast(&self.current_frame()?.data, auto_contrast_fraction(0));
+                self.auto_contrast_cache.set(Some((key, c)));
+                Some(c)
+            }
+        }
     }
 
     /// The display model: rebuilt when the model spec changes.
@@ -619,8 +634,8 @@ impl PoseScopeApp {
     }
 
     fn raw_texture(&mut self, ctx: &egui::Context) -> Option<egui::TextureId> {
+        let c = self.effective_contrast()?;
         let f = self.current_frame()?;
-        let c = self.effective_contrast(f);
         let key = (
             self.doc()?.id,
             self.frame,
@@ -644,8 +659,11 @@ impl PoseScopeApp {
         ctx: &egui::Context,
         frame: &eframe::Frame,
     ) -> Option<egui::TextureId> {
-        let f = self.current_frame()?.clone();
+        // the frames are shared (Arc), so the frame is borrowed, not copied
+        let frames = self.doc()?.frames.clone();
+        let f = frames.get(self.frame)?;
         let doc_id = self.doc()?.id;
+        let raw_contrast = self.effective_contrast()?;
         let st = self.controls.state();
         let img = ModelImage {
             points: &self.model_points,
@@ -659,7 +677,7 @@ impl PoseScopeApp {
                 scale: st.scale as f32,
             },
             raw: &f.data,
-            raw_contrast: self.effective_contrast(&f),
+            raw_contrast,
             cpu_render: &self.model_render,
             lut: self.settings.lut,
             layout: self.settings.layout,

@@ -389,10 +389,12 @@ impl PoseScopeApp {
                 ui.selectable_value(&mut self.settings.layout, l, l.name());
             }
         });
-        let Some(f) = self.current_frame().cloned() else {
+        let Some(frames) = self.doc().map(|d| d.frames.clone()) else {
             return;
         };
-        let mut c = self.effective_contrast(&f);
+        let (Some(f), Some(mut c)) = (frames.get(self.frame), self.effective_contrast()) else {
+            return;
+        };
         ui.horizontal(|ui| {
             let l = ui.label("min");
             let a = ui
