@@ -803,6 +803,27 @@ struct JacCtx {
     log_sigma: bool,
 }
 
+/// The Gaussian profile `g = exp(−d²/2σ²)` over `L` pixel centres starting
+/// at offset `base`, with `g·d/σ²` and `g·d²`, from one exponential per pixel.
+#[inline(always)]
+fn fixed_profiles<const L: usize>(
+    base: f32,
+    half_inv_s2: f32,
+    inv_s2: f32,
+) -> ([f32; L], [f32; L], [f32; L]) {
+    let mut g = [0.0f32; L];
+    let mut g_d = [0.0f32; L];
+    let mut g_d2 = [0.0f32; L];
+    for l in 0..L {
+        let d = base + l as f32;
+        let e = exp_neg(-d * d * half_inv_s2);
+        g[l] = e;
+        g_d[l] = e * d * inv_s2;
+        g_d2[l] = e * d * d;
+    }
+    (g, g_d, g_d2)
+}
+
 /// The Jacobian render with column windows of exactly `L` pixels (`L ≤ width`).
 #[inline(always)]
 fn jacobian_fixed<const L: usize>(
@@ -825,30 +846,10 @@ fn jacobian_fixed<const L: usize>(
         }
         let c0 = c0.min(width - L);
         // column profiles: g, g·d/σ², g·d² from one exponential per pixel
-        let mut gx = [0.0f32; L];
-        let mut gx_d = [0.0f32; L];
-        let mut gx_d2 = [0.0f32; L];
-        let base = c0 as f32 + 0.5 - p[0];
-        for l in 0..L {
-            let d = base + l as f32;
-            let g = exp_neg(-d * d * half_inv_s2);
-            gx[l] = g;
-            gx_d[l] = g * d * inv_s2;
-            gx_d2[l] = g * d * d;
-        }
+        let (gx, gx_d, gx_d2) = fixed_profiles::<L>(c0 as f32 + 0.5 - p[0], half_inv_s2, inv_s2);
         // row profiles over L rows from r0 (the window has at most L rows)
         let ny = r1 - r0;
-        let mut gy = [0.0f32; L];
-        let mut gy_d = [0.0f32; L];
-        let mut gy_d2 = [0.0f32; L];
-        let base = r0 as f32 + 0.5 - p[1];
-        for l in 0..L {
-            let d = base + l as f32;
-            let g = exp_neg(-d * d * half_inv_s2);
-            gy[l] = g;
-            gy_d[l] = g * d * inv_s2;
-            gy_d2[l] = g * d * d;
-        }
+        let (gy, gy_d, gy_d2) = fixed_profiles::<L>(r0 as f32 + 0.5 - p[1], half_inv_s2, inv_s2);
         let s = w * norm;
         let sens = &dudv[i * 2 * k..(i + 1) * 2 * k];
         for j in 0..ny.min(L) {
