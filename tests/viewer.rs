@@ -283,6 +283,30 @@ fn equivalent_poses_score_the_same_and_layouts_switch() {
 }
 
 #[test]
+fn lean_drawing_follows_the_adapter_and_the_view_menu() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (stack, _) = dataset(tmp.path(), 1);
+    let mut h = harness(vec![stack]);
+    settle(&mut h);
+    assert!(h.state().pixel_views(), "image views draw through wgpu");
+    let software = h.state().lean_drawing();
+    let feathered = |h: &Harness<'_, PoseScopeApp>| h.ctx.tessellation_options(|o| o.feathering);
+    assert_eq!(feathered(&h), !software);
+    // the menu flips it, and with it feathering and rounded corners
+    h.get_by_role_and_label(Role::Button, "View").click();
+    h.step();
+    h.step();
+    h.get_by_label("Lean drawing").click();
+    h.step();
+    h.step();
+    assert_eq!(h.state().lean_drawing(), !software);
+    assert_eq!(feathered(&h), software);
+    let square =
+        h.ctx.global_style().visuals.widgets.inactive.corner_radius == egui::CornerRadius::ZERO;
+    assert_eq!(square, !software);
+}
+
+#[test]
 fn main_layout_snapshot() {
     let sample = posescope::app::sample_stack().expect("the bundled sample");
     let mut h = Harness::builder()

@@ -9,7 +9,7 @@
 use egui_wgpu::RenderState;
 
 use crate::render::display::{self, Contrast, Lut};
-use crate::render::gpu::{Composite, CompositeMode, GpuRenderer, SplatScene};
+use crate::render::gpu::{Composite, CompositeMode, GpuRenderer, SplatScene, DISPLAY_CUT_SIGMAS};
 use crate::render::SplatParams;
 
 /// The wgpu setup of the viewer (and its tests): egui's defaults, plus
@@ -126,19 +126,20 @@ impl ModelImage<'_> {
     }
 }
 
-/// The GPU renderer and the egui texture that shows its output.
+/// The GPU renderer of the model view; its output texture is drawn by
+/// [`super::pixel_view`].
 pub struct GpuModelView {
     renderer: GpuRenderer,
-    texture: Option<(egui::TextureId, u64)>,
     raw_key: Option<(usize, usize, u64)>,
 }
 
 impl GpuModelView {
     /// Creates the pipelines on eframe's device.
     pub fn new(rs: &RenderState) -> Self {
+        let mut renderer = GpuRenderer::new(&rs.device);
+        renderer.set_cut_sigmas(DISPLAY_CUT_SIGMAS);
         Self {
-            renderer: GpuRenderer::new(&rs.device),
-            texture: None,
+            renderer,
             raw_key: None,
         }
     }
@@ -148,14 +149,14 @@ impl GpuModelView {
         self.renderer.accumulation_format()
     }
 
-    /// Renders `img` on the GPU and returns the egui texture showing it.
+    /// Renders `img` on the GPU and returns the display texture (`Rgba8Unorm`).
     /// `raw_key` identifies the raw frame so it is uploaded only when it changes.
     pub fn draw(
         &mut self,
         rs: &RenderState,
         img: &ModelImage<'_>,
         raw_key: u64,
-    ) -> Result<egui::TextureId, String> {
+    ) -> Result<wgpu::Texture, String> {
         let (w, h) = (img.params.width, img.params.height);
         let key = (w, h, raw_key);
         if self.raw_key != Some(key) {
@@ -199,26 +200,9 @@ impl GpuModelView {
         self.renderer
             .render(&rs.device, &rs.queue, &scene, &composite)
             .map_err(|e| e.to_string())?;
-        let generation = self.renderer.generation();
-        let view = self
-            .renderer
-            .display_view()
-            .ok_or_else(|| "the GPU renderer has no output".to_string())?;
-        let mut renderer = rs.renderer.write();
-        let id = match self.texture {
-            Some((id, g)) if g == generation => id,
-            Some((id, _)) => {
-                renderer.update_egui_texture_from_wgpu_texture(
-                    &rs.device,
-                    view,
-                    wgpu::FilterMode::Nearest,
-                    id,
-                );
-                id
-            }
-            None => renderer.register_native_texture(&rs.device, view, wgpu::FilterMode::Nearest),
-        };
-        self.texture = Some((id, generation));
-        Ok(id)
+        self.renderer
+            .display_texture()
+            .cloned()
+            .ok_or_else(|| "the GPU renderer has no output".to_string())
     }
 }

@@ -13,6 +13,7 @@ pub mod gpu_view;
 pub mod jobs;
 pub mod orbit;
 mod panels;
+pub mod pixel_view;
 pub mod view;
 
 use std::path::{Path, PathBuf};
@@ -32,7 +33,7 @@ use crate::render::display::{self, auto_contrast, auto_contrast_fraction, Contra
 use crate::render::kernel::Scratch;
 use gpu_view::{GpuModelView, Layout, ModelImage};
 use jobs::{Document, Jobs, Message};
-use view::ViewTransform;
+use view::{ViewImage, ViewTransform};
 
 /// Settings kept across runs (eframe persistence).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -169,6 +170,19 @@ struct MeasureFps {
     batch_started: bool,
     slowest: f64,
     last: Option<Instant>,
+    /// Process CPU seconds (all threads, the software rasteriser's included) at `start`.
+    cpu_start: Option<f64>,
+}
+
+/// CPU time of the whole process so far (user + system, all threads), where
+/// the platform tells it cheaply (Linux: `/proc/self/stat`, 10 ms ticks).
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // fields after the parenthesised command name; utime and stime are the 14th and 15th
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
 }
 
 /// The PoseScope viewer.
@@ -188,6 +202,15 @@ pub struct PoseScopeApp {
     auto_contrast_cache: std::cell::Cell<Option<((u64, usize), Contrast)>>,
     view: ViewTransform,
     raw_tex: Option<TextureHandle>,
+    /// The raw frame's colours for the wgpu image views, with their generation.
+    raw_pixels: Option<(Arc<[u8]>, u64)>,
+    /// Counter for the generations of CPU-made view pixels.
+    pixel_generation: u64,
+    /// Whether the image views draw through [`pixel_view`] (eframe runs on wgpu).
+    pixel_views: bool,
+    /// Lean drawing: no feathering, plot backgrounds or table stripes; on by
+    /// default on software rasterisers, where every filled pixel costs CPU.
+    lean: bool,
     raw_key: Option<(u64, usize, [u32; 2], Lut)>,
     render_key: Option<(u64, usize, [u64; 8])>,
     model_render: Vec<f32>,
@@ -220,6 +243,11 @@ impl PoseScopeApp {
         add_fallback_fonts(&cc.egui_ctx);
         let ctx = cc.egui_ctx.clone();
         let mut app = Self::with_settings(settings, Arc::new(move || ctx.request_repaint()));
+        if let Some(rs) = cc.wgpu_render_state.as_ref() {
+            pixel_view::PixelViews::install(rs);
+            app.pixel_views = true;
+            app.lean = rs.adapter.get_info().device_type == wgpu::DeviceType::Cpu;
+        }
         // POSESCOPE_CPU_VIEW=1 draws the model view on the CPU (a fallback for broken drivers)
         if std::env::var_os("POSESCOPE_CPU_VIEW").is_none() {
             if let Some(rs) = cc.wgpu_render_state.as_ref() {
@@ -259,6 +287,10 @@ impl PoseScopeApp {
             auto_contrast_cache: std::cell::Cell::new(None),
             view: ViewTransform::default(),
             raw_tex: None,
+            raw_pixels: None,
+            pixel_generation: 0,
+            pixel_views: false,
+            lean: false,
             raw_key: None,
             render_key: None,
             model_render: Vec::new(),
@@ -296,6 +328,7 @@ impl PoseScopeApp {
             batch_started: false,
             slowest: 0.0,
             last: None,
+            cpu_start: None,
         });
     }
 
@@ -404,6 +437,17 @@ impl PoseScopeApp {
     /// The GPU accumulation format (None: no GPU view).
     pub fn gpu_format(&self) -> Option<wgpu::TextureFormat> {
         self.gpu.as_ref().map(|g| g.accumulation_format())
+    }
+
+    /// Whether lean drawing is on (View → Lean drawing; default: on for a
+    /// software rasteriser).
+    pub fn lean_drawing(&self) -> bool {
+        self.lean
+    }
+
+    /// Whether the image views draw through PoseScope's own wgpu pass.
+    pub fn pixel_views(&self) -> bool {
+        self.pixel_views
     }
 
     /// Whether the model view is drawn by the GPU (false: CPU fallback).
@@ -633,32 +677,70 @@ impl PoseScopeApp {
         self.jobs_wake.clone()
     }
 
-    fn raw_texture(&mut self, ctx: &egui::Context) -> Option<egui::TextureId> {
+    /// Colours CPU-made pixels for a view: wgpu pixels, or an egui texture.
+    fn cpu_view_image(
+        &mut self,
+        ctx: &egui::Context,
+        which: pixel_view::Slot,
+        rgba: Vec<u8>,
+        [w, h]: [usize; 2],
+    ) -> ViewImage {
+        self.pixel_generation += 1;
+        if self.pixel_views {
+            let data: Arc<[u8]> = rgba.into();
+            if which == pixel_view::Slot::Raw {
+                self.raw_pixels = Some((data.clone(), self.pixel_generation));
+            }
+            return ViewImage::Gpu(
+                which,
+                pixel_view::PixelSource::Bytes {
+                    data,
+                    generation: self.pixel_generation,
+                },
+            );
+        }
+        let img = ColorImage::from_rgba_unmultiplied([w, h], &rgba);
+        let (slot, name) = match which {
+            pixel_view::Slot::Raw => (&mut self.raw_tex, "raw"),
+            pixel_view::Slot::Model => (&mut self.cpu_model_tex, "model"),
+        };
+        match slot {
+            Some(t) => t.set(img, TextureOptions::NEAREST),
+            None => *slot = Some(ctx.load_texture(name, img, TextureOptions::NEAREST)),
+        }
+        ViewImage::Texture(slot.as_ref().expect("texture just set").id())
+    }
+
+    fn raw_image(&mut self, ctx: &egui::Context) -> Option<ViewImage> {
         let c = self.effective_contrast()?;
-        let f = self.current_frame()?;
         let key = (
             self.doc()?.id,
             self.frame,
             [c.min.to_bits(), c.max.to_bits()],
             self.settings.lut,
         );
-        if self.raw_key != Some(key) || self.raw_tex.is_none() {
-            let rgba = display::colorize(&f.data, c, self.settings.lut);
-            let img = ColorImage::from_rgba_unmultiplied([f.width, f.height], &rgba);
-            match &mut self.raw_tex {
-                Some(t) => t.set(img, TextureOptions::NEAREST),
-                None => self.raw_tex = Some(ctx.load_texture("raw", img, TextureOptions::NEAREST)),
+        if self.raw_key == Some(key) {
+            if let Some((data, generation)) = &self.raw_pixels {
+                let source = pixel_view::PixelSource::Bytes {
+                    data: data.clone(),
+                    generation: *generation,
+                };
+                return Some(ViewImage::Gpu(pixel_view::Slot::Raw, source));
             }
-            self.raw_key = Some(key);
+            if let Some(t) = &self.raw_tex {
+                return Some(ViewImage::Texture(t.id()));
+            }
         }
-        self.raw_tex.as_ref().map(|t| t.id())
+        let f = self.current_frame()?;
+        let (rgba, size) = (
+            display::colorize(&f.data, c, self.settings.lut),
+            [f.width, f.height],
+        );
+        self.raw_key = Some(key);
+        Some(self.cpu_view_image(ctx, pixel_view::Slot::Raw, rgba, size))
     }
 
-    fn model_texture(
-        &mut self,
-        ctx: &egui::Context,
-        frame: &eframe::Frame,
-    ) -> Option<egui::TextureId> {
+    fn model_image(&mut self, ctx: &egui::Context, frame: &eframe::Frame) -> Option<ViewImage> {
         // the frames are shared (Arc), so the frame is borrowed, not copied
         let frames = self.doc()?.frames.clone();
         let f = frames.get(self.frame)?;
@@ -685,7 +767,11 @@ impl PoseScopeApp {
         if self.gpu_error.is_none() {
             if let (Some(gpu), Some(rs)) = (self.gpu.as_mut(), frame.wgpu_render_state()) {
                 match gpu.draw(rs, &img, doc_id ^ ((self.frame as u64) << 40)) {
-                    Ok(id) => return Some(id),
+                    Ok(texture) if self.pixel_views => {
+                        let source = pixel_view::PixelSource::Texture(texture);
+                        return Some(ViewImage::Gpu(pixel_view::Slot::Model, source));
+                    }
+                    Ok(_) => {}
                     Err(e) => {
                         let msg = format!("GPU model view failed, drawing on the CPU instead: {e}");
                         self.gpu_error = Some(e);
@@ -696,14 +782,8 @@ impl PoseScopeApp {
             }
         }
         let rgba = img.cpu_rgba();
-        let image = ColorImage::from_rgba_unmultiplied([f.width, f.height], &rgba);
-        match &mut self.cpu_model_tex {
-            Some(t) => t.set(image, TextureOptions::NEAREST),
-            None => {
-                self.cpu_model_tex = Some(ctx.load_texture("model", image, TextureOptions::NEAREST))
-            }
-        }
-        self.cpu_model_tex.as_ref().map(|t| t.id())
+        let size = [f.width, f.height];
+        Some(self.cpu_view_image(ctx, pixel_view::Slot::Model, rgba, size))
     }
 
     // ---- actions ----------------------------------------------------------------
@@ -967,6 +1047,7 @@ impl PoseScopeApp {
         if !ready || (m.with_batch && !m.batch_started) {
             // time from the first frame that shows an image (and, with a batch, runs it)
             m.start = Instant::now();
+            m.cpu_start = process_cpu_seconds();
             if ready && m.with_batch {
                 m.batch_started = true;
                 self.estimate_all();
@@ -996,8 +1077,15 @@ impl PoseScopeApp {
                 String::new()
             };
             let m = self.measure.take().expect("measuring");
+            let process = match (m.cpu_start, process_cpu_seconds()) {
+                (Some(a), Some(b)) => format!(
+                    "; whole process (rasteriser included) {:.1} ms CPU/frame",
+                    1e3 * (b - a) / m.frames as f64
+                ),
+                _ => String::new(),
+            };
             println!(
-                "fps {:.1} over {elapsed:.1} s ({} frames, slowest frame {:.1} ms); UI+render CPU time {:.2} ms/frame; model view on {}{batch}",
+                "fps {:.1} over {elapsed:.1} s ({} frames, slowest frame {:.1} ms); UI+render CPU time {:.2} ms/frame{process}; model view on {}{batch}",
                 m.frames as f64 / elapsed,
                 m.frames,
                 1e3 * m.slowest,
@@ -1014,6 +1102,9 @@ impl eframe::App for PoseScopeApp {
     fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
         let t0 = Instant::now();
         let ctx = ui.ctx().clone();
+        if ctx.tessellation_options(|o| o.feathering) == self.lean {
+            apply_lean_drawing(&ctx, self.lean);
+        }
         if self.paint_background {
             let fill = ctx.global_style().visuals.panel_fill;
             ui.painter().rect_filled(ui.max_rect(), 0.0, fill);
@@ -1042,6 +1133,43 @@ impl eframe::App for PoseScopeApp {
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         eframe::set_value(storage, SETTINGS_KEY, &self.settings);
     }
+}
+
+/// Lean drawing for software rasterisers, where each small triangle costs a
+/// few microseconds of CPU (llvmpipe shades whole 4×4 blocks and sets up every
+/// triangle): no feathered edges and square widget corners (a rounded slider
+/// handle is over a hundred triangles, a square one two). Off restores egui's look.
+fn apply_lean_drawing(ctx: &egui::Context, lean: bool) {
+    ctx.tessellation_options_mut(|o| o.feathering = !lean);
+    ctx.all_styles_mut(|style| {
+        let defaults = if style.visuals.dark_mode {
+            egui::Visuals::dark()
+        } else {
+            egui::Visuals::light()
+        };
+        let v = &mut style.visuals;
+        let w = &mut v.widgets;
+        for (state, default) in [
+            (&mut w.noninteractive, defaults.widgets.noninteractive),
+            (&mut w.inactive, defaults.widgets.inactive),
+            (&mut w.hovered, defaults.widgets.hovered),
+            (&mut w.active, defaults.widgets.active),
+            (&mut w.open, defaults.widgets.open),
+        ] {
+            state.corner_radius = if lean {
+                egui::CornerRadius::ZERO
+            } else {
+                default.corner_radius
+            };
+        }
+        if lean {
+            v.menu_corner_radius = egui::CornerRadius::ZERO;
+            v.window_corner_radius = egui::CornerRadius::ZERO;
+        } else {
+            v.menu_corner_radius = defaults.menu_corner_radius;
+            v.window_corner_radius = defaults.window_corner_radius;
+        }
+    });
 }
 
 /// Scores of each Euler angle swept over −180…180° with the others fixed.

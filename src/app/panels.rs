@@ -108,6 +108,12 @@ impl PoseScopeApp {
                     ui.radio_value(&mut self.settings.lut, l, l.name());
                 }
                 ui.separator();
+                ui.checkbox(&mut self.lean, "Lean drawing").on_hover_text(
+                    "Fewer filled pixels: no anti-aliased edges, plot backgrounds or table \
+                         stripes. On by default when the GPU is a software rasteriser \
+                         (e.g. lavapipe), where every drawn pixel costs CPU time.",
+                );
+                ui.separator();
                 if ui
                     .add(egui::Button::new("Fit to window").shortcut_text("Home"))
                     .clicked()
@@ -440,17 +446,26 @@ impl PoseScopeApp {
             .iter()
             .enumerate()
             .map(|(i, &n)| {
-                Bar::new(h.bin_centre(i) as f64, ((n as f64) + 1.0).log10()).width(width)
+                // filled, unoutlined bars (as in Fiji): two triangles a bar
+                Bar::new(h.bin_centre(i) as f64, ((n as f64) + 1.0).log10())
+                    .width(width)
+                    .fill(Color32::from_gray(120))
+                    .stroke(egui::Stroke::NONE)
             })
             .collect();
         Plot::new("histogram")
+            .show_background(!self.lean)
+            .x_grid_spacer(coarse_grid)
+            .y_grid_spacer(coarse_grid)
+            .x_axis_formatter(tick_label)
+            .y_axis_formatter(tick_label)
             .height(90.0)
             .show_axes([true, false])
             .allow_drag(false)
             .allow_zoom(false)
             .allow_scroll(false)
             .show(ui, |p| {
-                p.bar_chart(BarChart::new("log₁₀ count", bars).color(Color32::GRAY));
+                p.bar_chart(BarChart::new("log₁₀ count", bars));
                 p.vline(
                     VLine::new(format!("min {:.1}", c.min), c.min as f64)
                         .color(Color32::LIGHT_BLUE),
@@ -476,6 +491,11 @@ impl PoseScopeApp {
             let current = self.controls.euler[k];
             let curve = self.sweeps.as_ref().map(|s| s.curves[k].clone());
             Plot::new(format!("sweep-{name}"))
+                .show_background(!self.lean)
+                .x_grid_spacer(coarse_grid)
+                .y_grid_spacer(coarse_grid)
+                .x_axis_formatter(tick_label)
+                .y_axis_formatter(tick_label)
                 .height(80.0)
                 .include_y(0.0)
                 .include_y(1.0)
@@ -508,7 +528,19 @@ impl PoseScopeApp {
             .small(),
         );
         let q = self.controls.state().pose.q;
-        let mut eq = sym.equivalent_poses(q, 4);
+        // A continuous symmetry (the torus spins freely about its axis) is
+        // listed once, with the spin stated, instead of as a list of samples.
+        let continuous = sym.group.is_continuous();
+        if continuous {
+            ui.label(
+                RichText::new(
+                    "Each row also stands for every spin about the model's own axis: any psi \
+                     gives the same image (the flat psi curve above).",
+                )
+                .small(),
+            );
+        }
+        let mut eq = sym.equivalent_poses(q, if continuous { 1 } else { 4 });
         // this pose, then the mirror, then the group: the most surprising first
         eq.sort_by_key(|e| match e.kind {
             EquivalenceKind::Identity => 0,
@@ -518,27 +550,29 @@ impl PoseScopeApp {
         });
         let mut jump = None;
         ui.label(RichText::new("rot, tilt, psi (°)").small());
-        egui::Grid::new("equivalents").striped(true).show(ui, |ui| {
-            for (i, e) in eq.iter().enumerate() {
-                let (a, b, c) = e.q.to_euler_zyz_deg();
-                let tag = match e.kind {
-                    EquivalenceKind::Identity => "this pose",
-                    EquivalenceKind::Group => "symmetry",
-                    EquivalenceKind::ProjectionMirror => "mirror",
-                    EquivalenceKind::GroupAndMirror => "symmetry + mirror",
-                };
-                ui.label(tag).on_hover_text(&e.description);
-                ui.monospace(format!("{a:7.1} {b:6.1} {c:7.1}"));
-                if ui
-                    .add_enabled(e.kind != EquivalenceKind::Identity, egui::Button::new("Go"))
-                    .on_hover_text(&e.description)
-                    .clicked()
-                {
-                    jump = Some(i);
+        egui::Grid::new("equivalents")
+            .striped(!self.lean)
+            .show(ui, |ui| {
+                for (i, e) in eq.iter().enumerate() {
+                    let (a, b, c) = e.q.to_euler_zyz_deg();
+                    let tag = match e.kind {
+                        EquivalenceKind::Identity => "this pose",
+                        EquivalenceKind::Group => "symmetry",
+                        EquivalenceKind::ProjectionMirror => "mirror",
+                        EquivalenceKind::GroupAndMirror => "symmetry + mirror",
+                    };
+                    ui.label(tag).on_hover_text(&e.description);
+                    ui.monospace(format!("{a:7.1} {b:6.1} {c:7.1}"));
+                    if ui
+                        .add_enabled(e.kind != EquivalenceKind::Identity, egui::Button::new("Go"))
+                        .on_hover_text(&e.description)
+                        .clicked()
+                    {
+                        jump = Some(i);
+                    }
+                    ui.end_row();
                 }
-                ui.end_row();
-            }
-        });
+            });
         if let Some(i) = jump {
             let (a, b, c) = eq[i].q.to_euler_zyz_deg();
             self.controls.euler = [a, b, c];
@@ -554,41 +588,43 @@ impl PoseScopeApp {
         });
         let Some(doc) = self.doc() else { return };
         let mut go = None;
-        egui::Grid::new("results").striped(true).show(ui, |ui| {
-            ui.label("frame");
-            ui.label("score");
-            ui.label("rot");
-            ui.label("tilt");
-            ui.label("psi");
-            ui.end_row();
-            for (k, r) in doc.results.iter().enumerate() {
-                let Some(r) = r else { continue };
-                let here = k == self.frame;
-                if ui.selectable_label(here, format!("{k}")).clicked() {
-                    go = Some(k);
-                }
-                match r {
-                    Ok(fit) => {
-                        let (a, b, c) = fit.outcome.state.pose.q.to_euler_zyz_deg();
-                        ui.colored_label(
-                            score_colour(fit.outcome.score),
-                            format!("{:.3}", fit.outcome.score),
-                        );
-                        ui.monospace(format!("{a:.1}"));
-                        ui.monospace(format!("{b:.1}"));
-                        ui.monospace(format!("{c:.1}"));
-                    }
-                    Err(e) => {
-                        ui.colored_label(Color32::LIGHT_RED, "failed")
-                            .on_hover_text(e);
-                        ui.label("");
-                        ui.label("");
-                        ui.label("");
-                    }
-                }
+        egui::Grid::new("results")
+            .striped(!self.lean)
+            .show(ui, |ui| {
+                ui.label("frame");
+                ui.label("score");
+                ui.label("rot");
+                ui.label("tilt");
+                ui.label("psi");
                 ui.end_row();
-            }
-        });
+                for (k, r) in doc.results.iter().enumerate() {
+                    let Some(r) = r else { continue };
+                    let here = k == self.frame;
+                    if ui.selectable_label(here, format!("{k}")).clicked() {
+                        go = Some(k);
+                    }
+                    match r {
+                        Ok(fit) => {
+                            let (a, b, c) = fit.outcome.state.pose.q.to_euler_zyz_deg();
+                            ui.colored_label(
+                                score_colour(fit.outcome.score),
+                                format!("{:.3}", fit.outcome.score),
+                            );
+                            ui.monospace(format!("{a:.1}"));
+                            ui.monospace(format!("{b:.1}"));
+                            ui.monospace(format!("{c:.1}"));
+                        }
+                        Err(e) => {
+                            ui.colored_label(Color32::LIGHT_RED, "failed")
+                                .on_hover_text(e);
+                            ui.label("");
+                            ui.label("");
+                            ui.label("");
+                        }
+                    }
+                    ui.end_row();
+                }
+            });
         if let Some(k) = go {
             self.go_to_frame(k);
         }
@@ -649,10 +685,10 @@ impl PoseScopeApp {
                 }
             }
         });
-        let Some(raw_tex) = self.raw_texture(ctx) else {
+        let Some(raw_img) = self.raw_image(ctx) else {
             return;
         };
-        let model_tex = self.model_texture(ctx, frame);
+        let model_img = self.model_image(ctx, frame);
         let Some(f) = self.current_frame() else {
             return;
         };
@@ -668,7 +704,7 @@ impl PoseScopeApp {
         ui.horizontal(|ui| {
             ui.vertical(|ui| {
                 ui.label("raw");
-                let out = image_view(ui, raw_tex, size, &mut self.view, half);
+                let out = image_view(ui, raw_img, size, &mut self.view, half);
                 if let Some((x, y)) = out.hover_pixel {
                     hover = Some((x, y));
                 }
@@ -694,8 +730,8 @@ impl PoseScopeApp {
                         st.scale,
                         half,
                     );
-                } else if let Some(t) = model_tex {
-                    let out = image_view(ui, t, size, &mut self.view, half);
+                } else if let Some(img) = model_img {
+                    let out = image_view(ui, img, size, &mut self.view, half);
                     if let Some((x, y)) = out.hover_pixel {
                         hover = Some((x, y));
                     }
@@ -743,5 +779,82 @@ impl PoseScopeApp {
         if let Some(i) = dismiss {
             self.notices.remove(i);
         }
+    }
+}
+
+/// Plot grid marks at one "nice" step (1, 2 or 5 × 10ⁿ, about four per
+/// axis), instead of egui_plot's three fading levels: the same labels, far
+/// fewer thin lines to rasterise.
+fn coarse_grid(input: egui_plot::GridInput) -> Vec<egui_plot::GridMark> {
+    let (lo, hi) = input.bounds;
+    let span = hi - lo;
+    if !(span.is_finite() && span > 0.0) {
+        return Vec::new();
+    }
+    let rough = span / 4.0;
+    let magnitude = 10f64.powf(rough.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * magnitude)
+        .find(|s| *s >= rough)
+        .unwrap_or(10.0 * magnitude);
+    let first = (lo / step).ceil() as i64;
+    let last = (hi / step).floor() as i64;
+    (first..=last)
+        .map(|k| egui_plot::GridMark {
+            value: k as f64 * step,
+            step_size: step,
+        })
+        .collect()
+}
+
+/// Axis label of a [`coarse_grid`] mark: the value with its trailing zeros
+/// dropped (egui_plot's own labels take their decimals from the step, and
+/// print 0.5 as "0").
+fn tick_label(mark: egui_plot::GridMark, _range: &std::ops::RangeInclusive<f64>) -> String {
+    let v = (mark.value * 1e6).round() / 1e6;
+    // −0 prints as "-0"
+    format!("{}", if v == 0.0 { 0.0 } else { v })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{coarse_grid, tick_label};
+
+    fn marks(lo: f64, hi: f64) -> Vec<f64> {
+        coarse_grid(egui_plot::GridInput {
+            bounds: (lo, hi),
+            base_step_size: 1e-9,
+        })
+        .into_iter()
+        .map(|m| m.value)
+        .collect()
+    }
+
+    #[test]
+    fn coarse_grid_uses_one_nice_step() {
+        assert_eq!(marks(-180.0, 180.0), vec![-100.0, 0.0, 100.0]);
+        assert_eq!(marks(0.0, 1.0), vec![0.0, 0.5, 1.0]);
+        assert_eq!(marks(95.0, 240.0), vec![100.0, 150.0, 200.0]);
+        assert!(marks(1.0, 1.0).is_empty());
+        assert!(marks(0.0, f64::NAN).is_empty());
+    }
+
+    #[test]
+    fn tick_labels_keep_halves_and_drop_zeros() {
+        let label = |value: f64| {
+            tick_label(
+                egui_plot::GridMark {
+                    value,
+                    step_size: 0.5,
+                },
+                &(0.0..=1.0),
+            )
+        };
+        assert_eq!(label(0.5), "0.5");
+        assert_eq!(label(1.0), "1");
+        assert_eq!(label(-100.0), "-100");
+        assert_eq!(label(-0.0), "0");
+        assert_eq!(label(0.1 + 0.2), "0.3");
     }
 }

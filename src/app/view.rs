@@ -4,6 +4,17 @@
 
 use egui::{Color32, Pos2, Rect, Sense, Stroke, TextureId, Vec2};
 
+use super::pixel_view::{PixelImage, PixelSource, Slot};
+
+/// What an image view shows.
+#[derive(Clone)]
+pub enum ViewImage {
+    /// An egui texture (used when eframe runs without wgpu).
+    Texture(TextureId),
+    /// Pixels drawn by our own wgpu pass (`shaders/pixels.wgsl`).
+    Gpu(Slot, PixelSource),
+}
+
 /// Where the image sits in a view.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ViewTransform {
@@ -63,11 +74,11 @@ pub struct ViewOutput {
     pub response: egui::Response,
 }
 
-/// Draws `texture` (an image of `w × h` pixels) in a view of `size`,
-/// handling zoom and pan on `tf`.
+/// Draws `image` (`w × h` pixels) in a view of `size`, handling zoom and
+/// pan on `tf`.
 pub fn image_view(
     ui: &mut egui::Ui,
-    texture: TextureId,
+    image: ViewImage,
     (w, h): (usize, usize),
     tf: &mut ViewTransform,
     size: Vec2,
@@ -96,12 +107,32 @@ pub fn image_view(
         tf.to_screen(rect, Vec2::ZERO),
         tf.to_screen(rect, Vec2::new(w as f32, h as f32)),
     );
-    painter.image(
-        texture,
-        img_rect,
-        Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)),
-        Color32::WHITE,
-    );
+    match image {
+        ViewImage::Texture(texture) => {
+            painter.image(
+                texture,
+                img_rect,
+                Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)),
+                Color32::WHITE,
+            );
+        }
+        ViewImage::Gpu(slot, source) => {
+            let shown = img_rect.intersect(rect);
+            if shown.is_positive() {
+                painter.add(egui_wgpu::Callback::new_paint_callback(
+                    shown,
+                    PixelImage {
+                        slot,
+                        source,
+                        width: w as u32,
+                        height: h as u32,
+                        origin: img_rect.min,
+                        zoom: tf.zoom,
+                    },
+                ));
+            }
+        }
+    }
     painter.rect_stroke(
         img_rect,
         0.0,
