@@ -94,9 +94,9 @@ impl ModelImage<'_> {
         Contrast::full(self.cpu_render)
     }
 
-    fn residual_limit(res: &[f32]) -> f32 {
+    fn residual_limit(res: impl IntoIterator<Item = f32>) -> f32 {
         let m = res
-            .iter()
+            .into_iter()
             .filter(|v| v.is_finite())
             .fold(0.0f32, |m, v| m.max(v.abs()));
         if m > 0.0 {
@@ -120,7 +120,7 @@ impl ModelImage<'_> {
             ),
             Layout::Residual => {
                 let res = display::residual(self.raw, self.cpu_render);
-                display::residual_rgba(&res, Self::residual_limit(&res))
+                display::residual_rgba(&res, Self::residual_limit(res.iter().copied()))
             }
         }
     }
@@ -172,13 +172,14 @@ impl GpuModelView {
             }
             Layout::Overlay => (CompositeMode::Overlay, img.lut.table(), (0.0, 0.0), 1.0),
             Layout::Residual => {
-                let (a, b) = display::fit_linear(img.raw, img.cpu_render);
-                let res = display::residual(img.raw, img.cpu_render);
+                // one fit, used for both the composite and its colour limit
+                let ab = display::fit_linear(img.raw, img.cpu_render);
+                let res = display::residual_values(img.raw, img.cpu_render, ab);
                 (
                     CompositeMode::Residual,
                     display::diverging_table(),
-                    (a, b),
-                    ModelImage::residual_limit(&res),
+                    ab,
+                    ModelImage::residual_limit(res),
                 )
             }
         };

@@ -84,8 +84,10 @@ impl PoseScopeApp {
                     self.export_all();
                 }
                 if ui.button("Export folder…").clicked() {
-                    if let Some(d) = rfd::FileDialog::new().pick_folder() {
-                        self.settings.export_dir = Some(d);
+                    match super::timed_dialog(|| rfd::FileDialog::new().pick_folder()) {
+                        Ok(Some(d)) => self.settings.export_dir = Some(d),
+                        Ok(None) => {}
+                        Err(()) => self.dialog_missing(),
                     }
                 }
                 if ui
@@ -322,6 +324,7 @@ impl PoseScopeApp {
 
     fn model_section(&mut self, ui: &mut egui::Ui) {
         let mut spec = self.model_edit.clone();
+        let mut no_dialog = false;
         egui::ComboBox::from_label("shape")
             .selected_text(spec.model.clone())
             .show_ui(ui, |ui| {
@@ -329,11 +332,14 @@ impl PoseScopeApp {
                     ui.selectable_value(&mut spec.model, m.to_string(), m);
                 }
                 if ui.button("Point cloud file…").clicked() {
-                    if let Some(p) = rfd::FileDialog::new()
-                        .add_filter("Point clouds", &["ply", "obj", "csv"])
-                        .pick_file()
-                    {
-                        spec.model = p.display().to_string();
+                    match super::timed_dialog(|| {
+                        rfd::FileDialog::new()
+                            .add_filter("Point clouds", &["ply", "obj", "csv"])
+                            .pick_file()
+                    }) {
+                        Ok(Some(p)) => spec.model = p.display().to_string(),
+                        Ok(None) => {}
+                        Err(()) => no_dialog = true,
                     }
                 }
             });
@@ -367,6 +373,9 @@ impl PoseScopeApp {
             spec.pixel_size = self.doc().and_then(|d| d.info.pixel_size_nm);
         }
         self.model_edit = spec;
+        if no_dialog {
+            self.dialog_missing();
+        }
         let changed = self.model_edit != self.settings.model;
         ui.horizontal(|ui| {
             if ui
@@ -562,6 +571,9 @@ impl PoseScopeApp {
                         EquivalenceKind::GroupAndMirror => "symmetry + mirror",
                     };
                     ui.label(tag).on_hover_text(&e.description);
+                    // rounded as shown, and without a "−0.0"
+                    let tidy = |v: f64| (v * 10.0).round() / 10.0 + 0.0;
+                    let (a, b, c) = (tidy(a), tidy(b), tidy(c));
                     ui.monospace(format!("{a:7.1} {b:6.1} {c:7.1}"));
                     if ui
                         .add_enabled(e.kind != EquivalenceKind::Identity, egui::Button::new("Go"))

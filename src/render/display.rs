@@ -344,11 +344,16 @@ pub fn fit_linear(raw: &[f32], model: &[f32]) -> (f32, f32) {
 
 /// `raw − (a·model + b)` with `(a, b)` from [`fit_linear`], over the common length.
 pub fn residual(raw: &[f32], model: &[f32]) -> Vec<f32> {
-    let (a, b) = fit_linear(raw, model);
-    raw.iter()
-        .zip(model)
-        .map(|(&r, &m)| r - (a * m + b))
-        .collect()
+    residual_values(raw, model, fit_linear(raw, model)).collect()
+}
+
+/// `raw − (a·model + b)` for a given `(a, b)` (from [`fit_linear`]), pixel by pixel.
+pub fn residual_values<'a>(
+    raw: &'a [f32],
+    model: &'a [f32],
+    (a, b): (f32, f32),
+) -> impl Iterator<Item = f32> + 'a {
+    raw.iter().zip(model).map(move |(&r, &m)| r - (a * m + b))
 }
 
 /// The diverging residual map as a 256-entry RGBA table: entry 0 is
