@@ -4,11 +4,13 @@
 //! # What it draws
 //! Two passes per [`GpuRenderer::render`], recorded in one encoder:
 //!
-//! 1. **Splat** (`shaders/splat.wgsl`): one instanced quad per model point.
+//! 1. **Splat** (`shaders/splat.wgsl`): one instanced octagon per model point.
 //!    The vertex shader projects the point as in the [module docs](super)
 //!    (`(u, v) = (W/2 + shift_x, H/2 + shift_y) + s·(R·p)_xy`; the offset is
 //!    summed in f64 on the CPU, `R` and `s` are f32 uniforms) and spans a
-//!    square of half-width [`CUT_SIGMAS`]`·σ` around it. The fragment shader
+//!    regular octagon around it whose inscribed circle has radius
+//!    [`CUT_SIGMAS`]`·σ` (every pixel within that radius; 17 % fewer
+//!    fragments than the square around the circle). The fragment shader
 //!    evaluates `w/(2πσ²)·exp(−|x − (u, v)|²/2σ²)` at the fragment centre
 //!    (`@builtin(position).xy` is `(c + ½, r + ½)` without multisampling),
 //!    and additive `(One, One)` blending sums the points into the
@@ -31,9 +33,10 @@
 //!   can be registered with egui as a premultiplied native texture.
 //!
 //! # Agreement with the CPU renderer
-//! The GPU cuts each Gaussian at [`CUT_SIGMAS`]` = 6` σ (a square), the same
-//! radius as the CPU fast path ([`super::kernel::TRUNCATE_SIGMAS`]); what
-//! either drops is below `e^-18 ≈ 1.5e-8` of a point's peak. The remaining
+//! The GPU cuts each Gaussian at a radius of [`CUT_SIGMAS`]` = 6` σ (the
+//! octagon's inscribed circle), the CPU fast path at a square of the same
+//! half-width ([`super::kernel::TRUNCATE_SIGMAS`]); what either drops is
+//! below `e^-18 ≈ 1.5e-8` of a point's peak. The remaining
 //! differences are f32 rounding: the projection (f32 here, f64 then f32 on
 //! the CPU), the `exp` of the shader compiler, and the summation order.
 //! With an `R32Float` accumulation `tests/gpu_render.rs` requires
@@ -62,13 +65,14 @@ use bytemuck::{Pod, Zeroable};
 
 use super::SplatParams;
 
-/// Half-width of each splat quad in units of σ; matches the CPU truncation
+/// Radius of each splat (the inscribed circle of its octagon) in units of σ;
+/// matches the CPU truncation
 /// ([`super::kernel::TRUNCATE_SIGMAS`]).
 pub const CUT_SIGMAS: f32 = 6.0;
 
 /// The cut the viewer uses ([`GpuRenderer::set_cut_sigmas`]): a point's
 /// Gaussian is below `e^-8 ≈ 3.4e-4` of its peak at 4 σ, invisible on an
-/// 8-bit display, and a quad of ±4 σ has 0.44× the fragments of ±6 σ, which
+/// 8-bit display, and a splat of radius 4 σ has 0.44× the fragments of 6 σ, which
 /// matters on software rasterisers.
 pub const DISPLAY_CUT_SIGMAS: f32 = 4.0;
 
@@ -570,9 +574,9 @@ impl GpuRenderer {
         }
     }
 
-    /// Sets the half-width of the splat quads in σ (default [`CUT_SIGMAS`],
+    /// Sets the radius of the splats in σ (default [`CUT_SIGMAS`],
     /// the CPU renderer's); values are clamped to 3…6. Below 6 the image
-    /// drops up to `e^(-k²/2)` of each point's peak at the quad's edge.
+    /// drops up to `e^(-k²/2)` of each point's peak at the splat's edge.
     pub fn set_cut_sigmas(&mut self, k: f32) {
         self.cut_sigmas = if k.is_finite() {
             k.clamp(3.0, 6.0)
@@ -581,7 +585,7 @@ impl GpuRenderer {
         };
     }
 
-    /// The half-width of the splat quads in σ.
+    /// The radius of the splats in σ.
     pub fn cut_sigmas(&self) -> f32 {
         self.cut_sigmas
     }
@@ -889,7 +893,8 @@ impl GpuRenderer {
                 pass.set_pipeline(&self.splat_pipeline);
                 pass.set_bind_group(0, &self.splat_bind_group, &[]);
                 pass.set_vertex_buffer(0, self.points.slice(..n as u64 * POINT_STRIDE));
-                pass.draw(0..4, 0..n as u32);
+                // one octagon (a strip of 8 vertices) per point
+                pass.draw(0..8, 0..n as u32);
             }
         }
         {
