@@ -3,8 +3,10 @@
 //! HOLLy prototype net, with the fast GEMM convolution and with candle's stock
 //! `conv2d`.
 //!
-//! "fast" is the fast convolution with [`FusedAdamW`]; "fast_candle_adamw"
-//! the fast convolution with `candle_nn::AdamW`; "stock" is candle's
+//! "fast" is the fast convolution with [`FusedAdamW`], trained through
+//! [`NetTrainer`] (the hand-written backward pass of `posescope train`);
+//! "fast_autograd" the same through candle's autograd; "fast_candle_adamw"
+//! the fast convolution with `candle_nn::AdamW` (autograd); "stock" is candle's
 //! `conv2d` with `candle_nn::AdamW`. The `optimizer` group times one AdamW
 //! step on the HOLLy net's 3.0 M parameters.
 //!
@@ -22,6 +24,7 @@ use divan::Bencher;
 use posescope::estimate::conv::ConvBackend;
 use posescope::estimate::net::{NetConfig, OrientationNet};
 use posescope::estimate::net_optim::{AdamWKind, FusedAdamW};
+use posescope::estimate::net_train::NetTrainer;
 
 fn main() {
     // The recommended process settings (see docs/CNN_PERFORMANCE.md); set
@@ -97,9 +100,20 @@ impl Setup {
         self.net.forward(&self.x)
     }
 
+    /// Through candle's autograd.
     fn train_step(&mut self) -> candle_core::Result<()> {
         let loss = candle_nn::loss::mse(&self.net.forward(&self.x)?, &self.target)?;
         self.opt.step(&loss.backward()?)
+    }
+
+    /// Through [`NetTrainer`] (FusedAdamW only).
+    fn trainer_step(&mut self, trainer: &mut NetTrainer) -> candle_core::Result<()> {
+        let Opt::Fused(opt) = &mut self.opt else {
+            candle_core::bail!("NetTrainer steps need FusedAdamW");
+        };
+        let target = &self.target;
+        let mse = |out: &Tensor| candle_nn::loss::mse(out, target);
+        trainer.step(&self.net, &self.x, mse, opt).map(drop)
     }
 }
 
@@ -119,6 +133,17 @@ fn train(bencher: Bencher, cfg: NetConfig, backend: ConvBackend, opt: AdamWKind,
         .bench_local(|| setup.train_step().expect("train step"));
 }
 
+/// The training step of `posescope train` and `posescope bench`: the fast
+/// convolution, [`NetTrainer`] and FusedAdamW.
+fn train_trainer(bencher: Bencher, cfg: NetConfig, batch: usize) {
+    let mut setup = Setup::new(&cfg, ConvBackend::Fast, AdamWKind::Fused, batch).expect("setup");
+    let mut trainer = NetTrainer::new();
+    setup.trainer_step(&mut trainer).expect("warm-up");
+    bencher
+        .counter(ItemsCount::new(batch))
+        .bench_local(|| setup.trainer_step(&mut trainer).expect("train step"));
+}
+
 /// The default orientation net: 64×64 input, 7 convolutions, 9 outputs.
 #[divan::bench_group(sample_count = 20, sample_size = 1)]
 mod default_net {
@@ -136,6 +161,11 @@ mod default_net {
 
     #[divan::bench(args = BATCHES)]
     fn train_fast(b: Bencher, batch: usize) {
+        train_trainer(b, NetConfig::default(), batch);
+    }
+
+    #[divan::bench(args = BATCHES)]
+    fn train_fast_autograd(b: Bencher, batch: usize) {
         train(
             b,
             NetConfig::default(),
@@ -185,6 +215,11 @@ mod holly_net {
 
     #[divan::bench(args = BATCHES)]
     fn train_fast(b: Bencher, batch: usize) {
+        train_trainer(b, NetConfig::holly(), batch);
+    }
+
+    #[divan::bench(args = BATCHES)]
+    fn train_fast_autograd(b: Bencher, batch: usize) {
         train(
             b,
             NetConfig::holly(),

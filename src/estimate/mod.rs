@@ -8,6 +8,7 @@ pub mod fit;
 pub mod net;
 pub mod net_bench;
 pub mod net_optim;
+pub mod net_train;
 pub mod pipeline;
 pub mod preprocess;
 pub mod refine;

@@ -223,6 +223,23 @@ impl OrientationNet {
         self.backend
     }
 
+    /// The trainable tensors (sharing storage with the `VarMap`'s variables),
+    /// in layer order: `conv{i}` weight and bias for each convolution, then
+    /// fc1 weight and bias, fc2 weight and bias. `None` if a layer has no
+    /// bias (networks built by [`OrientationNet::new`] always have them).
+    pub fn parameters(&self) -> Option<Vec<Tensor>> {
+        let mut ps = Vec::with_capacity(2 * self.convs.len() + 4);
+        for conv in &self.convs {
+            ps.push(conv.weight().clone());
+            ps.push(conv.bias()?.clone());
+        }
+        for fc in [&self.fc1, &self.fc2] {
+            ps.push(fc.weight().clone());
+            ps.push(fc.bias()?.clone());
+        }
+        Some(ps)
+    }
+
     /// `x (B, 1, S, S)` → raw outputs `(B, outputs)`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (b, c, h, w) = x.dims4()?;

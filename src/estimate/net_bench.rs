@@ -3,7 +3,9 @@
 //! Both measurements run on random frames after a warm-up:
 //! * forward: one [`OrientationNet::forward`] per iteration;
 //! * training step: forward, MSE loss against random targets, backward and an
-//!   AdamW update ([`FusedAdamW`] or [`candle_nn::AdamW`]).
+//!   AdamW update: with [`FusedAdamW`] through [`NetTrainer::step`] (the
+//!   hand-written backward pass for the fast backend, candle's autograd
+//!   otherwise), with [`candle_nn::AdamW`] through candle's autograd.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -15,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::conv::ConvBackend;
 use super::net::{NetConfig, OrientationNet};
 use super::net_optim::{AdamWKind, FusedAdamW};
+use super::net_train::NetTrainer;
 
 /// Set once [`tune_malloc`] has applied its settings.
 static MALLOC_TUNED: AtomicBool = AtomicBool::new(false);
@@ -112,8 +115,12 @@ pub fn bench_cnn_with(
     let vars = varmap.all_vars();
     let train_s = match optimizer {
         AdamWKind::Fused => {
-            let opt = FusedAdamW::new(vars, params)?;
-            time_training(&net, opt, &x, &target, warmup, iters)?
+            let mut opt = FusedAdamW::new(vars, params)?;
+            let mut trainer = NetTrainer::new();
+            time(warmup, iters, || {
+                let mse = |out: &Tensor| candle_nn::loss::mse(out, &target);
+                trainer.step(&net, &x, mse, &mut opt).map(drop)
+            })?
         }
         AdamWKind::Candle => {
             let opt = AdamW::new(vars, params)?;
