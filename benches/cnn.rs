@@ -3,7 +3,9 @@
 //! HOLLy prototype net, with the fast GEMM convolution and with candle's stock
 //! `conv2d`.
 //!
-//! "fast" is the fast convolution with [`FusedAdamW`], trained through
+//! "forward_fast" is inference through [`NetTrainer::infer`] (no backprop
+//! graph, reused buffers), "forward_fast_graph" `OrientationNet::forward`.
+//! "train_fast" is the fast convolution with [`FusedAdamW`], trained through
 //! [`NetTrainer`] (the hand-written backward pass of `posescope train`);
 //! "fast_autograd" the same through candle's autograd; "fast_candle_adamw"
 //! the fast convolution with `candle_nn::AdamW` (autograd); "stock" is candle's
@@ -117,12 +119,24 @@ impl Setup {
     }
 }
 
+/// `OrientationNet::forward` (builds candle's backprop graph).
 fn forward(bencher: Bencher, cfg: NetConfig, backend: ConvBackend, batch: usize) {
     let setup = Setup::new(&cfg, backend, AdamWKind::Fused, batch).expect("setup");
     setup.forward().expect("warm-up");
     bencher
         .counter(ItemsCount::new(batch))
         .bench_local(|| setup.forward().expect("forward"));
+}
+
+/// Inference through [`NetTrainer::infer`] (no graph, reused buffers), as
+/// `posescope bench` and the estimator run it.
+fn infer(bencher: Bencher, cfg: NetConfig, batch: usize) {
+    let setup = Setup::new(&cfg, ConvBackend::Fast, AdamWKind::Fused, batch).expect("setup");
+    let mut buffers = NetTrainer::new();
+    buffers.infer(&setup.net, &setup.x).expect("warm-up");
+    bencher
+        .counter(ItemsCount::new(batch))
+        .bench_local(|| buffers.infer(&setup.net, &setup.x).expect("forward"));
 }
 
 fn train(bencher: Bencher, cfg: NetConfig, backend: ConvBackend, opt: AdamWKind, batch: usize) {
@@ -151,6 +165,11 @@ mod default_net {
 
     #[divan::bench(args = BATCHES)]
     fn forward_fast(b: Bencher, batch: usize) {
+        infer(b, NetConfig::default(), batch);
+    }
+
+    #[divan::bench(args = BATCHES)]
+    fn forward_fast_graph(b: Bencher, batch: usize) {
         forward(b, NetConfig::default(), ConvBackend::Fast, batch);
     }
 
@@ -205,6 +224,11 @@ mod holly_net {
 
     #[divan::bench(args = BATCHES)]
     fn forward_fast(b: Bencher, batch: usize) {
+        infer(b, NetConfig::holly(), batch);
+    }
+
+    #[divan::bench(args = BATCHES)]
+    fn forward_fast_graph(b: Bencher, batch: usize) {
         forward(b, NetConfig::holly(), ConvBackend::Fast, batch);
     }
 

@@ -266,7 +266,84 @@ fn check_case(c: &Case, nhwc: bool) -> std::result::Result<(), TestCaseError> {
     Ok(())
 }
 
+/// The layer on an input that needs no gradient (a network's first layer):
+/// output, weight and bias gradients against the f64 reference. Inputs with
+/// one channel take the direct kernels of `conv_c1`.
+fn check_weight_grads_only(c: &Case) -> std::result::Result<(), TestCaseError> {
+    let p = Problem::new(c);
+    let layer = p.layer(c);
+    let x = p.x.as_tensor().detach();
+    let y = layer
+        .forward_nhwc(&x.permute((0, 2, 3, 1)).expect("permute"))
+        .and_then(|y| y.permute((0, 3, 1, 2)))
+        .expect("fast");
+    let mut rng = ChaCha8Rng::seed_from_u64(c.seed ^ 0x5eed);
+    let r = random(&mut rng, y.dims());
+    let loss = (&y * &r).and_then(|t| t.sum_all()).expect("loss");
+    let g = loss.backward().expect("backward");
+    prop_assert!(g.get(&x).is_none(), "gradient for an untracked input");
+    let (y_n, _, dw_n, db_n) = naive(c, &p, &r);
+    let e = rel_err(&y, &y_n);
+    prop_assert!(e < 1e-5, "forward rel err {e} for {c:?}");
+    let dw = g.get(p.w.as_tensor()).expect("dw");
+    let e = rel_err(dw, &dw_n);
+    prop_assert!(e < 1e-4, "dw rel err {e} for {c:?}");
+    if let Some(b) = &p.b {
+        let e = rel_err(g.get(b.as_tensor()).expect("db"), &db_n);
+        prop_assert!(e < 1e-4, "db rel err {e} for {c:?}");
+    }
+    Ok(())
+}
+
 // ---------------------------------------------------------------- the layer
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Half the cases with one input channel (the direct kernels).
+    #[test]
+    fn fast_conv_weight_grads_without_input_grad(c in case(), one in any::<bool>()) {
+        prop_assume!(c.kh <= c.h + 2 * c.cfg.padding && c.kw <= c.w + 2 * c.cfg.padding);
+        let c = Case { in_c: if one { 1 } else { c.in_c }, ..c };
+        check_weight_grads_only(&c)?;
+    }
+}
+
+/// One input channel on first-layer shapes: several row blocks per thread,
+/// output channels not a multiple of the vector width, with 1 and 3 threads.
+#[test]
+fn one_channel_layer_on_first_layer_shapes() {
+    for (threads, out_c, h, k, stride, pad, batch) in [
+        (2, 16, 64, 5, 2, 2, 3),
+        (3, 20, 33, 3, 1, 1, 2),
+        (1, 7, 40, 2, 2, 1, 1),
+    ] {
+        let c = Case {
+            batch,
+            in_c: 1,
+            out_c,
+            h,
+            w: h + 3,
+            kh: k,
+            kw: k,
+            cfg: Conv2dConfig {
+                stride,
+                padding: pad,
+            },
+            bias: true,
+            leaky: Some(0.01),
+            seed: out_c as u64,
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("pool");
+        pool.install(|| check_weight_grads_only(&c))
+            .expect("matches the f64 reference");
+        pool.install(|| check_case(&c, true))
+            .expect("matches stock and f64 with an input gradient");
+    }
+}
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
@@ -918,5 +995,31 @@ fn trainer_edge_cases() -> Result<()> {
     // a gradient for a tensor the optimiser does not own
     let stranger = Tensor::zeros(4, DType::F32, &Device::Cpu)?;
     assert!(opt.step_slices(&[(&stranger, &[0.0; 4])]).is_err());
+    Ok(())
+}
+
+/// Inference through the trainer's buffers gives `forward`'s outputs, on
+/// both backends and across batch sizes, and tracks no gradient.
+#[test]
+fn trainer_infer_matches_forward() -> Result<()> {
+    use posescope::estimate::net_train::NetTrainer;
+    let mut buffers = NetTrainer::new();
+    let mut rng = ChaCha8Rng::seed_from_u64(31);
+    for cfg in [small_config(), NetConfig::default(), NetConfig::holly()] {
+        let (fast, vars) = build(&cfg, ConvBackend::Fast)?;
+        let vb = VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu);
+        let stock = OrientationNet::with_backend(vb, &cfg, ConvBackend::Stock)?;
+        for batch in [3, 1, 4] {
+            let s = cfg.input_size;
+            let x = random(&mut rng, &[batch, 1, s, s]);
+            let reference = fast.forward(&x)?;
+            let y = buffers.infer(&fast, &x)?;
+            let e = rel_err(&y, &reference);
+            assert!(e < 1e-5, "{cfg:?} batch {batch}: rel err {e}");
+            assert!(!y.track_op());
+            let e = rel_err(&buffers.infer(&stock, &x)?, &reference);
+            assert!(e < 1e-4, "stock fallback, batch {batch}: rel err {e}");
+        }
+    }
     Ok(())
 }

@@ -31,6 +31,8 @@
 use std::cell::RefCell;
 
 use gemm::Parallelism;
+
+use super::conv_c1;
 use rayon::prelude::*;
 
 thread_local! {
@@ -362,12 +364,12 @@ fn reduce_weight_grads_into(parts: &[Vec<f32>], g: &ConvGeometry, order: KOrder,
 /// Where output pixel `row` reads its patch: image, top-left input corner and
 /// the range of kernel columns that fall inside the input.
 #[derive(Clone, Copy, Debug)]
-struct Patch {
-    b: usize,
-    iy0: isize,
-    ix0: isize,
-    kx_lo: usize,
-    kx_hi: usize,
+pub(crate) struct Patch {
+    pub b: usize,
+    pub iy0: isize,
+    pub ix0: isize,
+    pub kx_lo: usize,
+    pub kx_hi: usize,
 }
 
 impl Patch {
@@ -386,7 +388,7 @@ impl Patch {
     }
 
     /// The input row read by kernel row `ky`, if it is inside the image.
-    fn input_row(&self, g: &ConvGeometry, ky: usize) -> Option<usize> {
+    pub fn input_row(&self, g: &ConvGeometry, ky: usize) -> Option<usize> {
         let iy = self.iy0 + ky as isize;
         (iy >= 0 && (iy as usize) < g.in_h).then_some(iy as usize)
     }
@@ -398,7 +400,7 @@ impl Patch {
 }
 
 /// The patches of consecutive output rows, without a division per row.
-struct Patches<'g> {
+pub(crate) struct Patches<'g> {
     g: &'g ConvGeometry,
     b: usize,
     oy: usize,
@@ -406,7 +408,7 @@ struct Patches<'g> {
 }
 
 impl<'g> Patches<'g> {
-    fn from_row(g: &'g ConvGeometry, row: usize) -> Self {
+    pub fn from_row(g: &'g ConvGeometry, row: usize) -> Self {
         let p = g.pixels().max(1);
         let rem = row % p;
         Self {
@@ -712,6 +714,14 @@ pub(crate) fn conv2d_forward_into(
         return;
     }
     let threads = rayon::current_num_threads();
+    if let (1, Weights::Taps(wt)) = (g.in_c, w) {
+        // one input channel: direct accumulation (conv_c1), a few tasks per thread
+        let chunk = rows.div_ceil(4 * threads).max(64);
+        y.par_chunks_mut(chunk * o)
+            .enumerate()
+            .for_each(|(i, yb)| conv_c1::forward_rows(x, g, wt, bias, leaky, i * chunk, yb));
+        return;
+    }
     let order = w.order();
     let wt = w.k_by_o(g);
     let block = match order {
@@ -846,7 +856,15 @@ pub(crate) fn conv2d_backward_into(
     let run = |range, sink, par| backward_rows(x, w, g, inputs, range, sink, par);
     let split = threads > 1 && order == KOrder::Taps;
 
-    let partials: Vec<(Vec<f32>, Vec<f32>)> = if split && g.batch >= threads {
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = if g.in_c == 1 && dx.is_none() {
+        // one input channel, no input gradient: direct accumulation (conv_c1);
+        // with one input channel both K orders are the tap order
+        let per = rows.div_ceil(threads).max(1);
+        (0..rows.div_ceil(per))
+            .into_par_iter()
+            .map(|i| c1_weight_grads(x, g, inputs, (i * per, ((i + 1) * per).min(rows))))
+            .collect()
+    } else if split && g.batch >= threads {
         let per_group = g.batch.div_ceil(threads);
         let group_rows = per_group * g.pixels();
         let range = |gi: usize| (gi * group_rows, ((gi + 1) * group_rows).min(rows));
@@ -912,6 +930,45 @@ pub(crate) fn conv2d_backward_into(
     }
     let (dws, _): (Vec<_>, Vec<_>) = partials.into_iter().unzip();
     reduce_weight_grads_into(&dws, g, order, dw);
+}
+
+/// The weight (`O × K`) and bias gradients of output rows `r0 .. r1` of a
+/// one-channel convolution, summed over blocks of rows (partial sums stay
+/// short for accuracy).
+fn c1_weight_grads(
+    x: &NhwcView<'_>,
+    g: &ConvGeometry,
+    inputs: &BackwardInputs<'_>,
+    (r0, r1): (usize, usize),
+) -> (Vec<f32>, Vec<f32>) {
+    const BLOCK: usize = 512;
+    let (k, o) = (g.kdim(), g.out_c);
+    let mut total = vec![0.0f32; k * o];
+    let mut block = vec![0.0f32; k * o];
+    let mut db = vec![0.0f32; o];
+    let mut block_db = vec![0.0f32; o];
+    let mut dz = vec![0.0f32; o];
+    let (y, dy, leaky) = (inputs.y, inputs.dy, inputs.leaky);
+    for b0 in (r0..r1).step_by(BLOCK) {
+        block.fill(0.0);
+        block_db.fill(0.0);
+        let rows = (b0, (b0 + BLOCK).min(r1));
+        conv_c1::weight_grad_rows(x, g, y, dy, leaky, rows, &mut block, &mut block_db, &mut dz);
+        for (t, s) in total.iter_mut().zip(&block) {
+            *t += s;
+        }
+        for (t, s) in db.iter_mut().zip(&block_db) {
+            *t += s;
+        }
+    }
+    // (taps, O) → (O, taps)
+    let mut dw = vec![0.0f32; o * k];
+    for (t, row) in total.chunks_exact(o).enumerate() {
+        for (oi, v) in row.iter().enumerate() {
+            dw[oi * k + t] = *v;
+        }
+    }
+    (dw, db)
 }
 
 /// The backward pass over output rows `r0 .. r1`, in blocks: returns this

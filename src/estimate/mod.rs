@@ -2,6 +2,7 @@
 //! refinement, batch fitting and evaluation. Nothing here knows about wgpu or egui.
 
 pub mod conv;
+mod conv_c1;
 mod conv_cpu;
 pub mod eval;
 pub mod fit;

@@ -1,7 +1,9 @@
 //! Throughput of the orientation CNN on the CPU (what `posescope bench` reports).
 //!
 //! Both measurements run on random frames after a warm-up:
-//! * forward: one [`OrientationNet::forward`] per iteration;
+//! * forward: one inference pass per iteration ([`NetTrainer::infer`]: no
+//!   backprop graph, reused buffers; [`OrientationNet::forward`] for the
+//!   stock backend);
 //! * training step: forward, MSE loss against random targets, backward and an
 //!   AdamW update: with [`FusedAdamW`] through [`NetTrainer::step`] (the
 //!   hand-written backward pass for the fast backend, candle's autograd
@@ -107,7 +109,8 @@ pub fn bench_cnn_with(
     let target = Tensor::randn(0f32, 1.0, (batch, cfg.outputs), &dev)?;
     let warmup = (iters / 5).max(1);
 
-    let forward_s = time(warmup, iters, || net.forward(&x).map(drop))?;
+    let mut buffers = NetTrainer::new();
+    let forward_s = time(warmup, iters, || buffers.infer(&net, &x).map(drop))?;
     let params = ParamsAdamW {
         lr: 1e-4,
         ..ParamsAdamW::default()

@@ -174,6 +174,24 @@ impl NetTrainer {
         })
     }
 
+    /// Inference: the raw outputs `(B, outputs)` of `net` for `x`, through
+    /// the trainer's buffers and without building candle's backprop graph
+    /// (the result tracks no gradient). Networks that
+    /// [`supports`](Self::supports) rejects run [`OrientationNet::forward`].
+    pub fn infer(&mut self, net: &OrientationNet, x: &Tensor) -> Result<Tensor> {
+        if !Self::supports(net, x) {
+            return net.forward(x);
+        }
+        self.have_grads = false;
+        in_pool(|| {
+            let (b, x) = self.input(net, x, false)?;
+            let params = Self::params(net)?;
+            let cfg = net.config();
+            self.forward_pass(&x, &params, cfg.hidden, cfg.outputs)?;
+            Tensor::from_slice(&self.out, (b, cfg.outputs), x.device())
+        })
+    }
+
     /// Forward pass, `loss_fn` and backward pass without an update: returns
     /// the loss and leaves the parameter gradients in the trainer (see
     /// [`gradients`](Self::gradients)). Fails for networks that
@@ -211,8 +229,34 @@ impl NetTrainer {
             .map(Some)
     }
 
+    fn params(net: &OrientationNet) -> Result<Vec<Tensor>> {
+        net.parameters()
+            .ok_or_else(|| candle_core::Error::Msg("NetTrainer: a layer has no bias".into()))
+    }
+
+    /// Checks `x (B, 1, S, S)` against `net`, sizes the buffers (the gradient
+    /// buffers only when `training`) and returns `B` and `x` as NHWC.
+    fn input(
+        &mut self,
+        net: &OrientationNet,
+        x: &Tensor,
+        training: bool,
+    ) -> Result<(usize, Tensor)> {
+        let (b, c, h, w) = x.dims4()?;
+        let s = net.config().input_size;
+        if c != 1 || h != s || w != s {
+            bail!(
+                "NetTrainer: input {:?}, expected (B, 1, {s}, {s})",
+                x.dims()
+            );
+        }
+        self.prepare(net, b, training)?;
+        // one channel: NCHW and NHWC coincide
+        Ok((b, x.reshape((b, s, s, 1))?))
+    }
+
     /// Sizes the buffers for `net` at batch `b`.
-    fn prepare(&mut self, net: &OrientationNet, b: usize) -> Result<()> {
+    fn prepare(&mut self, net: &OrientationNet, b: usize, training: bool) -> Result<()> {
         let cfg = net.config();
         let specs = cfg.conv_layers()?;
         let mut layers = Vec::with_capacity(specs.len());
@@ -237,7 +281,9 @@ impl NetTrainer {
         self.w_taps.resize_with(n, Vec::new);
         for (i, g) in layers.iter().enumerate() {
             sized(&mut self.acts[i], g.rows() * g.out_c);
-            sized(&mut self.dacts[i], g.rows() * g.out_c);
+            if training {
+                sized(&mut self.dacts[i], g.rows() * g.out_c);
+            }
             let w_len = match KOrder::for_geometry(g) {
                 KOrder::Taps => g.out_c * g.kdim(),
                 KOrder::Channels => 0,
@@ -245,14 +291,14 @@ impl NetTrainer {
             sized(&mut self.w_taps[i], w_len);
         }
         sized(&mut self.hidden, b * cfg.hidden);
-        sized(&mut self.dhidden, b * cfg.hidden);
         sized(&mut self.out, b * cfg.outputs);
-        let params = net
-            .parameters()
-            .ok_or_else(|| candle_core::Error::Msg("NetTrainer: a layer has no bias".into()))?;
-        self.grads.resize_with(params.len(), Vec::new);
-        for (g, p) in self.grads.iter_mut().zip(&params) {
-            sized(g, p.elem_count());
+        if training {
+            sized(&mut self.dhidden, b * cfg.hidden);
+            let params = Self::params(net)?;
+            self.grads.resize_with(params.len(), Vec::new);
+            for (g, p) in self.grads.iter_mut().zip(&params) {
+                sized(g, p.elem_count());
+            }
         }
         self.layers = layers;
         Ok(())
@@ -263,21 +309,9 @@ impl NetTrainer {
         F: FnOnce(&Tensor) -> Result<Tensor>,
     {
         self.have_grads = false;
-        let (b, c, h, w) = x.dims4()?;
         let cfg = net.config();
-        let s = cfg.input_size;
-        if c != 1 || h != s || w != s {
-            bail!(
-                "NetTrainer: input {:?}, expected (B, 1, {s}, {s})",
-                x.dims()
-            );
-        }
-        self.prepare(net, b)?;
-        // one channel: NCHW and NHWC coincide
-        let x = x.reshape((b, s, s, 1))?;
-        let params = net
-            .parameters()
-            .ok_or_else(|| candle_core::Error::Msg("NetTrainer: a layer has no bias".into()))?;
+        let (b, x) = self.input(net, x, true)?;
+        let params = Self::params(net)?;
 
         self.forward_pass(&x, &params, cfg.hidden, cfg.outputs)?;
 

@@ -617,6 +617,8 @@ pub fn train(
 /// A trained network ready for inference.
 pub struct Estimator {
     net: OrientationNet,
+    /// Reusable buffers for inference on the CPU ([`NetTrainer::infer`]).
+    buffers: std::sync::Mutex<NetTrainer>,
     meta: ModelMeta,
     device: Device,
 }
@@ -666,6 +668,7 @@ impl Estimator {
         })?;
         Ok(Self {
             net,
+            buffers: std::sync::Mutex::new(NetTrainer::new()),
             meta,
             device: device.clone(),
         })
@@ -699,11 +702,12 @@ impl Estimator {
             .flat_map(|p| p.input.iter().copied())
             .collect();
         let x = Tensor::from_vec(input, (frames.len(), 1, size, size), &self.device)?;
-        let out = self
-            .net
-            .forward(&x)?
-            .to_device(&Device::Cpu)?
-            .to_vec2::<f32>()?;
+        // concurrent callers (or a poisoned lock) take the graph-building forward pass
+        let out = match self.buffers.try_lock() {
+            Ok(mut buffers) => buffers.infer(&self.net, &x)?,
+            Err(_) => self.net.forward(&x)?,
+        };
+        let out = out.to_device(&Device::Cpu)?.to_vec2::<f32>()?;
         Ok(out
             .iter()
             .zip(&prepared)
