@@ -95,11 +95,43 @@ fn forward_rows_impl(
 ) {
     let o = g.out_c;
     let [sb, sy, sx, _] = x.strides;
+    const L: usize = 16;
+    let full = o / L * L;
     for (yrow, patch) in y.chunks_exact_mut(o).zip(Patches::from_row(g, row0)) {
         match bias {
             Some(b) => yrow.copy_from_slice(&b[..o]),
             None => yrow.fill(0.0),
         }
+        // blocks of 16 channels, accumulated in registers
+        for (c, ychunk) in yrow[..full].chunks_exact_mut(L).enumerate() {
+            let mut acc: [f32; L] = [0.0; L];
+            acc.copy_from_slice(ychunk);
+            for ky in 0..g.kh {
+                let Some(iy) = patch.input_row(g, ky) else {
+                    continue;
+                };
+                let base = x.offset + patch.b * sb + iy * sy;
+                for kx in patch.kx_lo..patch.kx_hi {
+                    let ix = (patch.ix0 + kx as isize) as usize;
+                    let v = x.data[base + ix * sx];
+                    let at = (ky * g.kw + kx) * o + c * L;
+                    let w: &[f32; L] = wt[at..at + L].try_into().expect("16 weights");
+                    for l in 0..L {
+                        acc[l] += v * w[l];
+                    }
+                }
+            }
+            ychunk.copy_from_slice(&acc);
+        }
+        if full == o {
+            if let Some(s) = leaky {
+                for v in yrow.iter_mut() {
+                    *v = v.max(0.0) + v.min(0.0) * s;
+                }
+            }
+            continue;
+        }
+        let rest = &mut yrow[full..];
         for ky in 0..g.kh {
             let Some(iy) = patch.input_row(g, ky) else {
                 continue;
@@ -109,8 +141,8 @@ fn forward_rows_impl(
                 let ix = (patch.ix0 + kx as isize) as usize;
                 let v = x.data[base + ix * sx];
                 let t = ky * g.kw + kx;
-                let w = &wt[t * o..(t + 1) * o];
-                for (a, &w) in yrow.iter_mut().zip(w) {
+                let w = &wt[t * o + full..(t + 1) * o];
+                for (a, &w) in rest.iter_mut().zip(w) {
                     *a += v * w;
                 }
             }
