@@ -31,8 +31,10 @@
 //! On the CPU the forward pass runs on a rayon pool thread, so the layers'
 //! parallel loops do not bounce between the caller's thread and the pool.
 //!
-//! Throughput, and how to get it (fused AdamW, [`tune_malloc`]), is
-//! documented in docs/CNN_PERFORMANCE.md; [`bench_cnn`] measures it.
+//! Throughput, and how to get it (the training step and inference of
+//! [`NetTrainer`](super::net_train::NetTrainer), fused AdamW,
+//! [`tune_malloc`]), is documented in docs/CNN_PERFORMANCE.md; [`bench_cnn`]
+//! measures it.
 
 use candle_core::{bail, DType, Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
