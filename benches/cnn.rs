@@ -3,8 +3,12 @@
 //! HOLLy prototype net, with the fast GEMM convolution and with candle's stock
 //! `conv2d`.
 //!
-//! "fast" is the fast convolution with [`FusedAdamW`]; "fast_candle_adamw"
-//! the fast convolution with `candle_nn::AdamW`; "stock" is candle's
+//! "forward_fast" is inference through [`NetTrainer::infer`] (no backprop
+//! graph, reused buffers), "forward_fast_graph" `OrientationNet::forward`.
+//! "train_fast" is the fast convolution with [`FusedAdamW`], trained through
+//! [`NetTrainer`] (the hand-written backward pass of `posescope train`);
+//! "fast_autograd" the same through candle's autograd; "fast_candle_adamw"
+//! the fast convolution with `candle_nn::AdamW` (autograd); "stock" is candle's
 //! `conv2d` with `candle_nn::AdamW`. The `optimizer` group times one AdamW
 //! step on the HOLLy net's 3.0 M parameters.
 //!
@@ -22,6 +26,7 @@ use divan::Bencher;
 use posescope::estimate::conv::ConvBackend;
 use posescope::estimate::net::{NetConfig, OrientationNet};
 use posescope::estimate::net_optim::{AdamWKind, FusedAdamW};
+use posescope::estimate::net_train::NetTrainer;
 
 fn main() {
     // The recommended process settings (see docs/CNN_PERFORMANCE.md); set
@@ -97,18 +102,41 @@ impl Setup {
         self.net.forward(&self.x)
     }
 
+    /// Through candle's autograd.
     fn train_step(&mut self) -> candle_core::Result<()> {
         let loss = candle_nn::loss::mse(&self.net.forward(&self.x)?, &self.target)?;
         self.opt.step(&loss.backward()?)
     }
+
+    /// Through [`NetTrainer`] (FusedAdamW only).
+    fn trainer_step(&mut self, trainer: &mut NetTrainer) -> candle_core::Result<()> {
+        let Opt::Fused(opt) = &mut self.opt else {
+            candle_core::bail!("NetTrainer steps need FusedAdamW");
+        };
+        let target = &self.target;
+        let mse = |out: &Tensor| candle_nn::loss::mse(out, target);
+        trainer.step(&self.net, &self.x, mse, opt).map(drop)
+    }
 }
 
+/// `OrientationNet::forward` (builds candle's backprop graph).
 fn forward(bencher: Bencher, cfg: NetConfig, backend: ConvBackend, batch: usize) {
     let setup = Setup::new(&cfg, backend, AdamWKind::Fused, batch).expect("setup");
     setup.forward().expect("warm-up");
     bencher
         .counter(ItemsCount::new(batch))
         .bench_local(|| setup.forward().expect("forward"));
+}
+
+/// Inference through [`NetTrainer::infer`] (no graph, reused buffers), as
+/// `posescope bench` and the estimator run it.
+fn infer(bencher: Bencher, cfg: NetConfig, batch: usize) {
+    let setup = Setup::new(&cfg, ConvBackend::Fast, AdamWKind::Fused, batch).expect("setup");
+    let mut buffers = NetTrainer::new();
+    buffers.infer(&setup.net, &setup.x).expect("warm-up");
+    bencher
+        .counter(ItemsCount::new(batch))
+        .bench_local(|| buffers.infer(&setup.net, &setup.x).expect("forward"));
 }
 
 fn train(bencher: Bencher, cfg: NetConfig, backend: ConvBackend, opt: AdamWKind, batch: usize) {
@@ -119,6 +147,17 @@ fn train(bencher: Bencher, cfg: NetConfig, backend: ConvBackend, opt: AdamWKind,
         .bench_local(|| setup.train_step().expect("train step"));
 }
 
+/// The training step of `posescope train` and `posescope bench`: the fast
+/// convolution, [`NetTrainer`] and FusedAdamW.
+fn train_trainer(bencher: Bencher, cfg: NetConfig, batch: usize) {
+    let mut setup = Setup::new(&cfg, ConvBackend::Fast, AdamWKind::Fused, batch).expect("setup");
+    let mut trainer = NetTrainer::new();
+    setup.trainer_step(&mut trainer).expect("warm-up");
+    bencher
+        .counter(ItemsCount::new(batch))
+        .bench_local(|| setup.trainer_step(&mut trainer).expect("train step"));
+}
+
 /// The default orientation net: 64×64 input, 7 convolutions, 9 outputs.
 #[divan::bench_group(sample_count = 20, sample_size = 1)]
 mod default_net {
@@ -126,6 +165,11 @@ mod default_net {
 
     #[divan::bench(args = BATCHES)]
     fn forward_fast(b: Bencher, batch: usize) {
+        infer(b, NetConfig::default(), batch);
+    }
+
+    #[divan::bench(args = BATCHES)]
+    fn forward_fast_graph(b: Bencher, batch: usize) {
         forward(b, NetConfig::default(), ConvBackend::Fast, batch);
     }
 
@@ -136,6 +180,11 @@ mod default_net {
 
     #[divan::bench(args = BATCHES)]
     fn train_fast(b: Bencher, batch: usize) {
+        train_trainer(b, NetConfig::default(), batch);
+    }
+
+    #[divan::bench(args = BATCHES)]
+    fn train_fast_autograd(b: Bencher, batch: usize) {
         train(
             b,
             NetConfig::default(),
@@ -175,6 +224,11 @@ mod holly_net {
 
     #[divan::bench(args = BATCHES)]
     fn forward_fast(b: Bencher, batch: usize) {
+        infer(b, NetConfig::holly(), batch);
+    }
+
+    #[divan::bench(args = BATCHES)]
+    fn forward_fast_graph(b: Bencher, batch: usize) {
         forward(b, NetConfig::holly(), ConvBackend::Fast, batch);
     }
 
@@ -185,6 +239,11 @@ mod holly_net {
 
     #[divan::bench(args = BATCHES)]
     fn train_fast(b: Bencher, batch: usize) {
+        train_trainer(b, NetConfig::holly(), batch);
+    }
+
+    #[divan::bench(args = BATCHES)]
+    fn train_fast_autograd(b: Bencher, batch: usize) {
         train(
             b,
             NetConfig::holly(),

@@ -266,7 +266,84 @@ fn check_case(c: &Case, nhwc: bool) -> std::result::Result<(), TestCaseError> {
     Ok(())
 }
 
+/// The layer on an input that needs no gradient (a network's first layer):
+/// output, weight and bias gradients against the f64 reference. Inputs with
+/// one channel take the direct kernels of `conv_c1`.
+fn check_weight_grads_only(c: &Case) -> std::result::Result<(), TestCaseError> {
+    let p = Problem::new(c);
+    let layer = p.layer(c);
+    let x = p.x.as_tensor().detach();
+    let y = layer
+        .forward_nhwc(&x.permute((0, 2, 3, 1)).expect("permute"))
+        .and_then(|y| y.permute((0, 3, 1, 2)))
+        .expect("fast");
+    let mut rng = ChaCha8Rng::seed_from_u64(c.seed ^ 0x5eed);
+    let r = random(&mut rng, y.dims());
+    let loss = (&y * &r).and_then(|t| t.sum_all()).expect("loss");
+    let g = loss.backward().expect("backward");
+    prop_assert!(g.get(&x).is_none(), "gradient for an untracked input");
+    let (y_n, _, dw_n, db_n) = naive(c, &p, &r);
+    let e = rel_err(&y, &y_n);
+    prop_assert!(e < 1e-5, "forward rel err {e} for {c:?}");
+    let dw = g.get(p.w.as_tensor()).expect("dw");
+    let e = rel_err(dw, &dw_n);
+    prop_assert!(e < 1e-4, "dw rel err {e} for {c:?}");
+    if let Some(b) = &p.b {
+        let e = rel_err(g.get(b.as_tensor()).expect("db"), &db_n);
+        prop_assert!(e < 1e-4, "db rel err {e} for {c:?}");
+    }
+    Ok(())
+}
+
 // ---------------------------------------------------------------- the layer
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Half the cases with one input channel (the direct kernels).
+    #[test]
+    fn fast_conv_weight_grads_without_input_grad(c in case(), one in any::<bool>()) {
+        prop_assume!(c.kh <= c.h + 2 * c.cfg.padding && c.kw <= c.w + 2 * c.cfg.padding);
+        let c = Case { in_c: if one { 1 } else { c.in_c }, ..c };
+        check_weight_grads_only(&c)?;
+    }
+}
+
+/// One input channel on first-layer shapes: several row blocks per thread,
+/// output channels not a multiple of the vector width, with 1 and 3 threads.
+#[test]
+fn one_channel_layer_on_first_layer_shapes() {
+    for (threads, out_c, h, k, stride, pad, batch) in [
+        (2, 16, 64, 5, 2, 2, 3),
+        (3, 20, 33, 3, 1, 1, 2),
+        (1, 7, 40, 2, 2, 1, 1),
+    ] {
+        let c = Case {
+            batch,
+            in_c: 1,
+            out_c,
+            h,
+            w: h + 3,
+            kh: k,
+            kw: k,
+            cfg: Conv2dConfig {
+                stride,
+                padding: pad,
+            },
+            bias: true,
+            leaky: Some(0.01),
+            seed: out_c as u64,
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("pool");
+        pool.install(|| check_weight_grads_only(&c))
+            .expect("matches the f64 reference");
+        pool.install(|| check_case(&c, true))
+            .expect("matches stock and f64 with an input gradient");
+    }
+}
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
@@ -642,5 +719,307 @@ fn bench_reports_throughput() -> Result<()> {
     let json = serde_json::to_string(&r).expect("json");
     assert!(json.contains("\"backend\":\"fast\""));
     assert!(bench_cnn(&small_config(), 0, 2).is_err());
+    Ok(())
+}
+
+// ------------------------------------------------- the fast training step
+
+/// A random small architecture that fits its input.
+fn net_config() -> impl Strategy<Value = NetConfig> {
+    (
+        (6..=20usize, prop::collection::vec(1..=10usize, 1..=4)),
+        (1..=12usize, 1..=7usize, 1..=3usize, 0..=1usize),
+    )
+        .prop_map(
+            |((input_size, channels), (hidden, outputs, down_kernel, down_padding))| NetConfig {
+                input_size,
+                channels,
+                hidden,
+                outputs,
+                down_kernel,
+                down_padding,
+            },
+        )
+        .prop_filter("the convolutions must fit", |c| c.conv_layers().is_ok())
+}
+
+/// A network and its variables, on the CPU.
+fn build(cfg: &NetConfig, backend: ConvBackend) -> Result<(OrientationNet, VarMap)> {
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let net = OrientationNet::with_backend(vb, cfg, backend)?;
+    Ok((net, varmap))
+}
+
+/// Copies every variable of `from` into the same-named variable of `to`.
+fn copy_vars(from: &VarMap, to: &VarMap) -> Result<()> {
+    let src = from.data().lock().expect("lock");
+    let dst = to.data().lock().expect("lock");
+    assert_eq!(src.len(), dst.len());
+    for (name, var) in dst.iter() {
+        var.set(&src[name].as_tensor().copy()?)?;
+    }
+    Ok(())
+}
+
+/// The two losses of the gradient tests: MSE against a target, and a
+/// nonlinear one that mixes the outputs (like train.rs's losses, which
+/// normalise and square parts of the output).
+#[derive(Clone, Copy, Debug)]
+enum TestLoss {
+    Mse,
+    Mixed,
+}
+
+fn test_loss(kind: TestLoss, out: &Tensor, target: &Tensor) -> Result<Tensor> {
+    match kind {
+        TestLoss::Mse => candle_nn::loss::mse(out, target),
+        TestLoss::Mixed => {
+            let norm = (out.sqr()?.sum_keepdim(1)? + 1e-3)?.sqrt()?;
+            let unit = out.broadcast_div(&norm)?;
+            let cos = (unit * target)?.sum(1)?;
+            (1.0 - cos.sqr()?)?.mean_all()? + (out.tanh()? - target)?.abs()?.mean_all()?
+        }
+    }
+}
+
+/// The reference: the network through candle's autograd (with the fast
+/// convolution op, itself checked against candle's stock conv2d above).
+fn autograd_grads(
+    net: &OrientationNet,
+    x: &Tensor,
+    f: impl Fn(&Tensor) -> Result<Tensor>,
+) -> Result<(f32, Vec<Tensor>)> {
+    let loss = f(&net.forward(x)?)?;
+    let grads = loss.backward()?;
+    let params = net.parameters().expect("parameters");
+    let g = params
+        .iter()
+        .map(|p| grads.get(p).cloned().expect("gradient"))
+        .collect();
+    Ok((loss.to_scalar::<f32>()?, g))
+}
+
+fn check_trainer_grads(
+    cfg: &NetConfig,
+    batch: usize,
+    kind: TestLoss,
+    seed: u64,
+) -> std::result::Result<(), TestCaseError> {
+    use posescope::estimate::net_train::NetTrainer;
+    let (net, _vars) = build(cfg, ConvBackend::Fast).expect("net");
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let s = cfg.input_size;
+    let x = random(&mut rng, &[batch, 1, s, s]);
+    let target = random(&mut rng, &[batch, cfg.outputs]);
+    let f = |out: &Tensor| test_loss(kind, out, &target);
+    let (ref_loss, reference) = autograd_grads(&net, &x, f).expect("autograd");
+    let mut trainer = NetTrainer::new();
+    let loss = trainer.backward(&net, &x, f).expect("fast backward");
+    let loss = loss.to_scalar::<f32>().expect("scalar");
+    prop_assert!(
+        (loss - ref_loss).abs() <= 1e-5 * ref_loss.abs().max(1.0),
+        "loss {loss} vs {ref_loss}"
+    );
+    let fast = trainer
+        .gradients(&net)
+        .expect("gradients")
+        .expect("some gradients");
+    prop_assert_eq!(fast.len(), reference.len());
+    for (i, (a, b)) in fast.iter().zip(&reference).enumerate() {
+        let e = rel_err(a, b);
+        prop_assert!(
+            e < 1e-4,
+            "{:?} parameter {}: gradient rel err {}",
+            kind,
+            i,
+            e
+        );
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// The hand-written backward pass gives candle autograd's gradients for
+    /// every parameter, on random architectures and batches.
+    #[test]
+    fn trainer_gradients_match_autograd(
+        cfg in net_config(),
+        batch in 1..=5usize,
+        mixed in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
+        let kind = if mixed { TestLoss::Mixed } else { TestLoss::Mse };
+        check_trainer_grads(&cfg, batch, kind, seed)?;
+    }
+}
+
+/// The same on the real architectures at batch 3 and 8 (many rows per
+/// thread, the channel-order layers, the large dense layer).
+#[test]
+fn trainer_gradients_match_autograd_on_default_and_holly() {
+    for (cfg, batch) in [
+        (NetConfig::default(), 3),
+        (NetConfig::default(), 8),
+        (NetConfig::holly(), 2),
+    ] {
+        for (i, kind) in [TestLoss::Mse, TestLoss::Mixed].into_iter().enumerate() {
+            check_trainer_grads(&cfg, batch, kind, 40 + i as u64).expect("gradients match");
+        }
+    }
+}
+
+/// Training steps with the fast step and with candle's autograd (both with
+/// FusedAdamW, the latter also with candle's stock convolution) leave the
+/// same weights.
+#[test]
+fn trainer_steps_match_autograd_steps() -> Result<()> {
+    use candle_nn::{Optimizer, ParamsAdamW};
+    use posescope::estimate::net_optim::FusedAdamW;
+    use posescope::estimate::net_train::NetTrainer;
+    let params = ParamsAdamW {
+        lr: 1e-2,
+        weight_decay: 0.05,
+        // a large eps keeps the update a smooth function of the gradient
+        // near zero, so rounding-level gradient differences cannot flip the
+        // sign of a near-sign(g) step
+        eps: 1e-3,
+        ..ParamsAdamW::default()
+    };
+    let cfg = small_config();
+    for kind in [TestLoss::Mse, TestLoss::Mixed] {
+        let (fast, fast_vars) = build(&cfg, ConvBackend::Fast)?;
+        let (auto, auto_vars) = build(&cfg, ConvBackend::Fast)?;
+        let (stock, stock_vars) = build(&cfg, ConvBackend::Stock)?;
+        copy_vars(&fast_vars, &auto_vars)?;
+        copy_vars(&fast_vars, &stock_vars)?;
+        let initial: Vec<Tensor> = fast
+            .parameters()
+            .expect("p")
+            .iter()
+            .map(|p| p.copy())
+            .collect::<Result<_>>()?;
+        let mut opt_fast = FusedAdamW::new(fast_vars.all_vars(), params.clone())?;
+        let mut opt_auto = FusedAdamW::new(auto_vars.all_vars(), params.clone())?;
+        let mut opt_stock = FusedAdamW::new(stock_vars.all_vars(), params.clone())?;
+        let mut trainer = NetTrainer::new();
+        let mut fallback = NetTrainer::new();
+        let mut rng = ChaCha8Rng::seed_from_u64(21);
+        for step in 0..4 {
+            // the batch size changes between steps: the buffers must follow
+            let batch = [4, 4, 1, 6][step];
+            let x = random(&mut rng, &[batch, 1, 24, 24]);
+            let target = random(&mut rng, &[batch, cfg.outputs]);
+            let f = |out: &Tensor| test_loss(kind, out, &target);
+            let lf = trainer
+                .step(&fast, &x, f, &mut opt_fast)?
+                .to_scalar::<f32>()?;
+            let la = f(&auto.forward(&x)?)?;
+            opt_auto.backward_step(&la)?;
+            let la = la.to_scalar::<f32>()?;
+            // the stock backend goes through the fallback of `step`
+            let ls = fallback
+                .step(&stock, &x, f, &mut opt_stock)?
+                .to_scalar::<f32>()?;
+            assert!(fallback.gradients(&stock)?.is_none());
+            assert!(
+                (lf - la).abs() < 1e-4 * la.abs().max(1.0),
+                "{kind:?} step {step}: loss {lf} vs {la}"
+            );
+            assert!(
+                (lf - ls).abs() < 1e-4 * la.abs().max(1.0),
+                "{kind:?} step {step}: loss {lf} vs stock {ls}"
+            );
+        }
+        let (pf, pa, ps) = (
+            fast.parameters().expect("p"),
+            auto.parameters().expect("p"),
+            stock.parameters().expect("p"),
+        );
+        for (i, ((f, a), (s, init))) in pf.iter().zip(&pa).zip(ps.iter().zip(&initial)).enumerate()
+        {
+            let moved = (f - init)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert!(moved > 1e-3, "{kind:?} parameter {i} did not move");
+            let d = (f - a)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert!(
+                d < 2e-5,
+                "{kind:?} parameter {i}: fast vs autograd weights differ by {d}"
+            );
+            let d = (f - s)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert!(
+                d < 2e-5,
+                "{kind:?} parameter {i}: fast vs stock weights differ by {d}"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A loss that does not depend on the network updates nothing (as with
+/// candle's autograd); bad inputs are errors, not panics.
+#[test]
+fn trainer_edge_cases() -> Result<()> {
+    use candle_nn::{Optimizer, ParamsAdamW};
+    use posescope::estimate::net_optim::FusedAdamW;
+    use posescope::estimate::net_train::NetTrainer;
+    let cfg = small_config();
+    let (net, vars) = build(&cfg, ConvBackend::Fast)?;
+    let mut opt = FusedAdamW::new(vars.all_vars(), ParamsAdamW::default())?;
+    let mut trainer = NetTrainer::new();
+    let before: Vec<Tensor> = net
+        .parameters()
+        .expect("p")
+        .iter()
+        .map(|p| p.copy())
+        .collect::<Result<_>>()?;
+    let x = Tensor::randn(0f32, 1.0, (2, 1, 24, 24), &Device::Cpu)?;
+    let constant = Tensor::new(3f32, &Device::Cpu)?;
+    let loss = trainer.step(&net, &x, |_| Ok(constant.clone()), &mut opt)?;
+    assert_eq!(loss.to_scalar::<f32>()?, 3.0);
+    assert!(trainer.gradients(&net)?.is_none());
+    for (a, b) in net.parameters().expect("p").iter().zip(&before) {
+        assert_eq!(
+            a.to_vec1::<f32>()
+                .or_else(|_| a.flatten_all()?.to_vec1::<f32>())?,
+            b.flatten_all()?.to_vec1::<f32>()?
+        );
+    }
+    let wrong = Tensor::zeros((1, 1, 20, 20), DType::F32, &Device::Cpu)?;
+    assert!(trainer
+        .step(&net, &wrong, |o| o.sum_all(), &mut opt)
+        .is_err());
+    let f64_input = Tensor::zeros((1, 1, 24, 24), DType::F64, &Device::Cpu)?;
+    assert!(trainer.backward(&net, &f64_input, |o| o.sum_all()).is_err());
+    // a gradient for a tensor the optimiser does not own
+    let stranger = Tensor::zeros(4, DType::F32, &Device::Cpu)?;
+    assert!(opt.step_slices(&[(&stranger, &[0.0; 4])]).is_err());
+    Ok(())
+}
+
+/// Inference through the trainer's buffers gives `forward`'s outputs, on
+/// both backends and across batch sizes, and tracks no gradient.
+#[test]
+fn trainer_infer_matches_forward() -> Result<()> {
+    use posescope::estimate::net_train::NetTrainer;
+    let mut buffers = NetTrainer::new();
+    let mut rng = ChaCha8Rng::seed_from_u64(31);
+    for cfg in [small_config(), NetConfig::default(), NetConfig::holly()] {
+        let (fast, vars) = build(&cfg, ConvBackend::Fast)?;
+        let vb = VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu);
+        let stock = OrientationNet::with_backend(vb, &cfg, ConvBackend::Stock)?;
+        for batch in [3, 1, 4] {
+            let s = cfg.input_size;
+            let x = random(&mut rng, &[batch, 1, s, s]);
+            let reference = fast.forward(&x)?;
+            let y = buffers.infer(&fast, &x)?;
+            let e = rel_err(&y, &reference);
+            assert!(e < 1e-5, "{cfg:?} batch {batch}: rel err {e}");
+            assert!(!y.track_op());
+            let e = rel_err(&buffers.infer(&stock, &x)?, &reference);
+            assert!(e < 1e-4, "stock fallback, batch {batch}: rel err {e}");
+        }
+    }
     Ok(())
 }

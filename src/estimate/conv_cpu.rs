@@ -31,6 +31,8 @@
 use std::cell::RefCell;
 
 use gemm::Parallelism;
+
+use super::conv_c1;
 use rayon::prelude::*;
 
 thread_local! {
@@ -264,12 +266,19 @@ impl<'a> Weights<'a> {
 /// 16 output channels and each tap fills a 16 × 16 tile; the source rows of
 /// the block stay in L1 across the taps.
 pub(crate) fn weight_hwio(w: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    let mut out = vec![0.0f32; w.len()];
+    weight_hwio_into(w, g, &mut out);
+    out
+}
+
+/// [`weight_hwio`] into `out` (`w.len()` elements, every one overwritten).
+pub(crate) fn weight_hwio_into(w: &[f32], g: &ConvGeometry, out: &mut [f32]) {
     const TILE: usize = 16;
     let (c, o, taps) = (g.in_c, g.out_c, g.kh * g.kw);
     let k = c * taps;
-    let mut out = vec![0.0f32; w.len()];
+    debug_assert_eq!(out.len(), w.len());
     if o == 0 || k == 0 {
-        return out;
+        return;
     }
     // tiles[i][t]: destination rows `t·C + 16·i ..` (up to 16 of them)
     let mut tiles: Vec<Vec<&mut [f32]>> = (0..c.div_ceil(TILE))
@@ -304,18 +313,25 @@ pub(crate) fn weight_hwio(w: &[f32], g: &ConvGeometry) -> Vec<f32> {
             .enumerate()
             .for_each(|(i, r)| fill(i, r));
     }
-    out
 }
 
 /// Sums the per-thread weight gradients (`O × K`, `K` in `order`) into the
 /// `(O, C, kh, kw)` layout, one output channel per task.
+#[cfg(test)]
 fn reduce_weight_grads(parts: &[Vec<f32>], g: &ConvGeometry, order: KOrder) -> Vec<f32> {
+    let mut out = vec![0.0f32; g.out_c * g.kdim()];
+    reduce_weight_grads_into(parts, g, order, &mut out);
+    out
+}
+
+/// [`reduce_weight_grads`] into `out` (`O·K` elements, overwritten).
+fn reduce_weight_grads_into(parts: &[Vec<f32>], g: &ConvGeometry, order: KOrder, out: &mut [f32]) {
     let (c, taps, k) = (g.in_c, g.kh * g.kw, g.kdim());
-    let mut out = vec![0.0f32; g.out_c * k];
     if k == 0 {
-        return out;
+        return;
     }
     let row = |oi: usize, dst: &mut [f32]| {
+        dst.fill(0.0);
         for part in parts {
             let src = &part[oi * k..(oi + 1) * k];
             match order {
@@ -343,18 +359,17 @@ fn reduce_weight_grads(parts: &[Vec<f32>], g: &ConvGeometry, order: KOrder) -> V
             .enumerate()
             .for_each(|(oi, dst)| row(oi, dst));
     }
-    out
 }
 
 /// Where output pixel `row` reads its patch: image, top-left input corner and
 /// the range of kernel columns that fall inside the input.
 #[derive(Clone, Copy, Debug)]
-struct Patch {
-    b: usize,
-    iy0: isize,
-    ix0: isize,
-    kx_lo: usize,
-    kx_hi: usize,
+pub(crate) struct Patch {
+    pub b: usize,
+    pub iy0: isize,
+    pub ix0: isize,
+    pub kx_lo: usize,
+    pub kx_hi: usize,
 }
 
 impl Patch {
@@ -373,7 +388,7 @@ impl Patch {
     }
 
     /// The input row read by kernel row `ky`, if it is inside the image.
-    fn input_row(&self, g: &ConvGeometry, ky: usize) -> Option<usize> {
+    pub fn input_row(&self, g: &ConvGeometry, ky: usize) -> Option<usize> {
         let iy = self.iy0 + ky as isize;
         (iy >= 0 && (iy as usize) < g.in_h).then_some(iy as usize)
     }
@@ -385,7 +400,7 @@ impl Patch {
 }
 
 /// The patches of consecutive output rows, without a division per row.
-struct Patches<'g> {
+pub(crate) struct Patches<'g> {
     g: &'g ConvGeometry,
     b: usize,
     oy: usize,
@@ -393,7 +408,7 @@ struct Patches<'g> {
 }
 
 impl<'g> Patches<'g> {
-    fn from_row(g: &'g ConvGeometry, row: usize) -> Self {
+    pub fn from_row(g: &'g ConvGeometry, row: usize) -> Self {
         let p = g.pixels().max(1);
         let rem = row % p;
         Self {
@@ -566,10 +581,10 @@ pub(crate) fn col2im_add(
 
 /// A read-only matrix operand: data plus row and column strides.
 #[derive(Clone, Copy, Debug)]
-struct Mat<'a> {
-    data: &'a [f32],
-    rs: usize,
-    cs: usize,
+pub(crate) struct Mat<'a> {
+    pub data: &'a [f32],
+    pub rs: usize,
+    pub cs: usize,
 }
 
 impl Mat<'_> {
@@ -579,14 +594,14 @@ impl Mat<'_> {
 }
 
 /// A GEMM destination: row-major (`cs == 1`) or column-major (`rs == 1`).
-struct MatMut<'a> {
-    data: &'a mut [f32],
-    rs: usize,
-    cs: usize,
+pub(crate) struct MatMut<'a> {
+    pub data: &'a mut [f32],
+    pub rs: usize,
+    pub cs: usize,
 }
 
 /// `dst (m × n) = [dst +] lhs (m × k) · rhs (k × n)`.
-fn gemm_into(
+pub(crate) fn gemm_into(
     (m, n, k): (usize, usize, usize),
     dst: MatMut<'_>,
     accumulate: bool,
@@ -679,12 +694,34 @@ pub(crate) fn conv2d_forward(
     g: &ConvGeometry,
     leaky: Option<f32>,
 ) -> Vec<f32> {
+    let mut y = vec![0.0f32; g.rows() * g.out_c];
+    conv2d_forward_into(x, w, bias, g, leaky, &mut y);
+    y
+}
+
+/// [`conv2d_forward`] into `y` (`B·OH·OW·O` elements, every one overwritten).
+pub(crate) fn conv2d_forward_into(
+    x: &NhwcView<'_>,
+    w: Weights<'_>,
+    bias: Option<&[f32]>,
+    g: &ConvGeometry,
+    leaky: Option<f32>,
+    y: &mut [f32],
+) {
     let (k, o, rows) = (g.kdim(), g.out_c, g.rows());
-    let mut y = vec![0.0f32; rows * o];
+    debug_assert_eq!(y.len(), rows * o);
     if rows == 0 || o == 0 {
-        return y;
+        return;
     }
     let threads = rayon::current_num_threads();
+    if let (1, Weights::Taps(wt)) = (g.in_c, w) {
+        // one input channel: direct accumulation (conv_c1), a few tasks per thread
+        let chunk = rows.div_ceil(4 * threads).max(64);
+        y.par_chunks_mut(chunk * o)
+            .enumerate()
+            .for_each(|(i, yb)| conv_c1::forward_rows(x, g, wt, bias, leaky, i * chunk, yb));
+        return;
+    }
     let order = w.order();
     let wt = w.k_by_o(g);
     let block = match order {
@@ -738,7 +775,6 @@ pub(crate) fn conv2d_forward(
                 }
             }
         });
-    y
 }
 
 /// Gradients of one convolution, in the layouts of its arguments.
@@ -790,22 +826,56 @@ pub(crate) fn conv2d_backward(
     g: &ConvGeometry,
     inputs: &BackwardInputs<'_>,
 ) -> ConvGrads {
+    let mut dx = inputs.need_dx.then(|| vec![0.0f32; g.batch * g.in_image()]);
+    let mut dw = vec![0.0f32; g.out_c * g.kdim()];
+    let mut db = vec![0.0f32; g.out_c];
+    conv2d_backward_into(x, w, g, inputs, dx.as_deref_mut(), &mut dw, &mut db);
+    ConvGrads { dx, dw, db }
+}
+
+/// [`conv2d_backward`] into caller-provided buffers, every element of which
+/// is overwritten: `dx` (contiguous NHWC, `B·H·W·C`; `None`: not wanted,
+/// `inputs.need_dx` is ignored), `dw` (`(O, C, kh, kw)`) and `db` (`O`).
+pub(crate) fn conv2d_backward_into(
+    x: &NhwcView<'_>,
+    w: Weights<'_>,
+    g: &ConvGeometry,
+    inputs: &BackwardInputs<'_>,
+    mut dx: Option<&mut [f32]>,
+    dw: &mut [f32],
+    db: &mut [f32],
+) {
     let (k, o, rows) = (g.kdim(), g.out_c, g.rows());
+    debug_assert_eq!(dw.len(), o * k);
+    debug_assert_eq!(db.len(), o);
+    debug_assert!(dx
+        .as_ref()
+        .is_none_or(|d| d.len() == g.batch * g.in_image()));
     let order = w.order();
     let threads = rayon::current_num_threads();
-    let mut dx = inputs.need_dx.then(|| vec![0.0f32; g.batch * g.in_image()]);
     let run = |range, sink, par| backward_rows(x, w, g, inputs, range, sink, par);
     let split = threads > 1 && order == KOrder::Taps;
 
-    let partials: Vec<(Vec<f32>, Vec<f32>)> = if split && g.batch >= threads {
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = if g.in_c == 1 && dx.is_none() {
+        // one input channel, no input gradient: direct accumulation (conv_c1);
+        // with one input channel both K orders are the tap order
+        let per = rows.div_ceil(threads).max(1);
+        (0..rows.div_ceil(per))
+            .into_par_iter()
+            .map(|i| c1_weight_grads(x, g, inputs, (i * per, ((i + 1) * per).min(rows))))
+            .collect()
+    } else if split && g.batch >= threads {
         let per_group = g.batch.div_ceil(threads);
         let group_rows = per_group * g.pixels();
         let range = |gi: usize| (gi * group_rows, ((gi + 1) * group_rows).min(rows));
-        match dx.as_mut() {
+        match dx.as_deref_mut() {
             Some(dx) if g.in_image() > 0 => dx
                 .par_chunks_mut(per_group * g.in_image())
                 .enumerate()
                 .map(|(gi, dx)| {
+                    // each thread clears its own images (in parallel, and
+                    // into its cache just before the scatter-adds)
+                    dx.fill(0.0);
                     let img0 = gi * per_group;
                     run(range(gi), DxSink::Scatter { dx, img0 }, Parallelism::None)
                 })
@@ -818,7 +888,7 @@ pub(crate) fn conv2d_backward(
     } else if split && rows >= threads * MIN_ROWS_PER_THREAD {
         let part = rows.div_ceil(threads);
         let range = |i: usize| (i * part, ((i + 1) * part).min(rows));
-        match dx.as_mut() {
+        match dx.as_deref_mut() {
             Some(dx) => {
                 let mut dcols = Scratch::new(rows * k);
                 let dcols = dcols.get(rows * k);
@@ -827,6 +897,7 @@ pub(crate) fn conv2d_backward(
                     .enumerate()
                     .map(|(i, d)| run(range(i), DxSink::Store(d), Parallelism::None))
                     .collect();
+                dx.fill(0.0);
                 col2im_add(dcols, g, 0, 0, dx, order);
                 partials
             }
@@ -841,22 +912,63 @@ pub(crate) fn conv2d_backward(
         } else {
             Parallelism::None
         };
-        let sink = match dx.as_mut() {
-            Some(dx) => DxSink::Scatter { dx, img0: 0 },
+        let sink = match dx {
+            Some(dx) => {
+                dx.fill(0.0);
+                DxSink::Scatter { dx, img0: 0 }
+            }
             None => DxSink::Skip,
         };
         vec![run((0, rows), sink, par)]
     };
 
-    let mut db = vec![0.0f32; o];
+    db.fill(0.0);
     for (_, pb) in &partials {
         for (a, b) in db.iter_mut().zip(pb) {
             *a += b;
         }
     }
     let (dws, _): (Vec<_>, Vec<_>) = partials.into_iter().unzip();
-    let dw = reduce_weight_grads(&dws, g, order);
-    ConvGrads { dx, dw, db }
+    reduce_weight_grads_into(&dws, g, order, dw);
+}
+
+/// The weight (`O × K`) and bias gradients of output rows `r0 .. r1` of a
+/// one-channel convolution, summed over blocks of rows (partial sums stay
+/// short for accuracy).
+fn c1_weight_grads(
+    x: &NhwcView<'_>,
+    g: &ConvGeometry,
+    inputs: &BackwardInputs<'_>,
+    (r0, r1): (usize, usize),
+) -> (Vec<f32>, Vec<f32>) {
+    const BLOCK: usize = 512;
+    let (k, o) = (g.kdim(), g.out_c);
+    let mut total = vec![0.0f32; k * o];
+    let mut block = vec![0.0f32; k * o];
+    let mut db = vec![0.0f32; o];
+    let mut block_db = vec![0.0f32; o];
+    let mut dz = vec![0.0f32; o];
+    let (y, dy, leaky) = (inputs.y, inputs.dy, inputs.leaky);
+    for b0 in (r0..r1).step_by(BLOCK) {
+        block.fill(0.0);
+        block_db.fill(0.0);
+        let rows = (b0, (b0 + BLOCK).min(r1));
+        conv_c1::weight_grad_rows(x, g, y, dy, leaky, rows, &mut block, &mut block_db, &mut dz);
+        for (t, s) in total.iter_mut().zip(&block) {
+            *t += s;
+        }
+        for (t, s) in db.iter_mut().zip(&block_db) {
+            *t += s;
+        }
+    }
+    // (taps, O) → (O, taps)
+    let mut dw = vec![0.0f32; o * k];
+    for (t, row) in total.chunks_exact(o).enumerate() {
+        for (oi, v) in row.iter().enumerate() {
+            dw[oi * k + t] = *v;
+        }
+    }
+    (dw, db)
 }
 
 /// The backward pass over output rows `r0 .. r1`, in blocks: returns this

@@ -31,8 +31,10 @@
 //! On the CPU the forward pass runs on a rayon pool thread, so the layers'
 //! parallel loops do not bounce between the caller's thread and the pool.
 //!
-//! Throughput, and how to get it (fused AdamW, [`tune_malloc`]), is
-//! documented in docs/CNN_PERFORMANCE.md; [`bench_cnn`] measures it.
+//! Throughput, and how to get it (the training step and inference of
+//! [`NetTrainer`](super::net_train::NetTrainer), fused AdamW,
+//! [`tune_malloc`]), is documented in docs/CNN_PERFORMANCE.md; [`bench_cnn`]
+//! measures it.
 
 use candle_core::{bail, DType, Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
@@ -221,6 +223,23 @@ impl OrientationNet {
 
     pub fn backend(&self) -> ConvBackend {
         self.backend
+    }
+
+    /// The trainable tensors (sharing storage with the `VarMap`'s variables),
+    /// in layer order: `conv{i}` weight and bias for each convolution, then
+    /// fc1 weight and bias, fc2 weight and bias. `None` if a layer has no
+    /// bias (networks built by [`OrientationNet::new`] always have them).
+    pub fn parameters(&self) -> Option<Vec<Tensor>> {
+        let mut ps = Vec::with_capacity(2 * self.convs.len() + 4);
+        for conv in &self.convs {
+            ps.push(conv.weight().clone());
+            ps.push(conv.bias()?.clone());
+        }
+        for fc in [&self.fc1, &self.fc2] {
+            ps.push(fc.weight().clone());
+            ps.push(fc.bias()?.clone());
+        }
+        Some(ps)
     }
 
     /// `x (B, 1, S, S)` → raw outputs `(B, outputs)`.

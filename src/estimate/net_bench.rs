@@ -1,9 +1,13 @@
 //! Throughput of the orientation CNN on the CPU (what `posescope bench` reports).
 //!
 //! Both measurements run on random frames after a warm-up:
-//! * forward: one [`OrientationNet::forward`] per iteration;
+//! * forward: one inference pass per iteration ([`NetTrainer::infer`]: no
+//!   backprop graph, reused buffers; [`OrientationNet::forward`] for the
+//!   stock backend);
 //! * training step: forward, MSE loss against random targets, backward and an
-//!   AdamW update ([`FusedAdamW`] or [`candle_nn::AdamW`]).
+//!   AdamW update: with [`FusedAdamW`] through [`NetTrainer::step`] (the
+//!   hand-written backward pass for the fast backend, candle's autograd
+//!   otherwise), with [`candle_nn::AdamW`] through candle's autograd.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -15,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::conv::ConvBackend;
 use super::net::{NetConfig, OrientationNet};
 use super::net_optim::{AdamWKind, FusedAdamW};
+use super::net_train::NetTrainer;
 
 /// Set once [`tune_malloc`] has applied its settings.
 static MALLOC_TUNED: AtomicBool = AtomicBool::new(false);
@@ -104,7 +109,8 @@ pub fn bench_cnn_with(
     let target = Tensor::randn(0f32, 1.0, (batch, cfg.outputs), &dev)?;
     let warmup = (iters / 5).max(1);
 
-    let forward_s = time(warmup, iters, || net.forward(&x).map(drop))?;
+    let mut buffers = NetTrainer::new();
+    let forward_s = time(warmup, iters, || buffers.infer(&net, &x).map(drop))?;
     let params = ParamsAdamW {
         lr: 1e-4,
         ..ParamsAdamW::default()
@@ -112,8 +118,12 @@ pub fn bench_cnn_with(
     let vars = varmap.all_vars();
     let train_s = match optimizer {
         AdamWKind::Fused => {
-            let opt = FusedAdamW::new(vars, params)?;
-            time_training(&net, opt, &x, &target, warmup, iters)?
+            let mut opt = FusedAdamW::new(vars, params)?;
+            let mut trainer = NetTrainer::new();
+            time(warmup, iters, || {
+                let mse = |out: &Tensor| candle_nn::loss::mse(out, &target);
+                trainer.step(&net, &x, mse, &mut opt).map(drop)
+            })?
         }
         AdamWKind::Candle => {
             let opt = AdamW::new(vars, params)?;

@@ -14,7 +14,7 @@
 use std::cell::RefCell;
 
 use candle_core::backprop::GradStore;
-use candle_core::{bail, CpuStorage, DType, InplaceOp2, Layout, Result, Tensor, Var};
+use candle_core::{bail, CpuStorage, DType, InplaceOp1, InplaceOp2, Layout, Result, Tensor, Var};
 use candle_nn::{Optimizer, ParamsAdamW};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -113,22 +113,8 @@ impl Optimizer for FusedAdamW {
     }
 
     fn step(&mut self, grads: &GradStore) -> Result<()> {
-        self.step_t += 1;
+        let (k, scale_m, scale_v) = self.next_coefs();
         let p = &self.params;
-        let t = i32::try_from(self.step_t).unwrap_or(i32::MAX);
-        let scale_m = 1.0 / (1.0 - p.beta1.powi(t));
-        let scale_v = 1.0 / (1.0 - p.beta2.powi(t));
-        let k = Coefs {
-            beta1: p.beta1 as f32,
-            one_minus_beta1: (1.0 - p.beta1) as f32,
-            beta2: p.beta2 as f32,
-            one_minus_beta2: (1.0 - p.beta2) as f32,
-            scale_m: scale_m as f32,
-            scale_v: scale_v as f32,
-            decay: (1.0 - p.lr * p.weight_decay) as f32,
-            lr: p.lr as f32,
-            eps: p.eps as f32,
-        };
         for state in &mut self.vars {
             let Some(g) = grads.get(&state.var) else {
                 continue;
@@ -155,6 +141,75 @@ impl Optimizer for FusedAdamW {
 impl FusedAdamW {
     pub fn params(&self) -> &ParamsAdamW {
         &self.params
+    }
+
+    /// Advances the step counter; the update's constants for the new step
+    /// and the bias corrections `1 / (1 − βᵗ)`.
+    fn next_coefs(&mut self) -> (Coefs, f64, f64) {
+        self.step_t += 1;
+        let p = &self.params;
+        let t = i32::try_from(self.step_t).unwrap_or(i32::MAX);
+        let scale_m = 1.0 / (1.0 - p.beta1.powi(t));
+        let scale_v = 1.0 / (1.0 - p.beta2.powi(t));
+        let k = Coefs {
+            beta1: p.beta1 as f32,
+            one_minus_beta1: (1.0 - p.beta1) as f32,
+            beta2: p.beta2 as f32,
+            one_minus_beta2: (1.0 - p.beta2) as f32,
+            scale_m: scale_m as f32,
+            scale_v: scale_v as f32,
+            decay: (1.0 - p.lr * p.weight_decay) as f32,
+            lr: p.lr as f32,
+            eps: p.eps as f32,
+        };
+        (k, scale_m, scale_v)
+    }
+
+    /// One optimiser step with gradients given as contiguous f32 slices, one
+    /// per tensor (matched to the optimiser's variables by tensor id, so a
+    /// tensor sharing a variable's storage and id, as those handed out by a
+    /// `VarMap`, names that variable). Variables without a gradient are left
+    /// alone, as [`Optimizer::step`] does for a `GradStore` without them;
+    /// tensors that are not among the variables are an error.
+    pub fn step_slices(&mut self, grads: &[(&Tensor, &[f32])]) -> Result<()> {
+        for (t, g) in grads {
+            if g.len() != t.elem_count() {
+                bail!(
+                    "FusedAdamW: gradient of {} elements for a tensor of {}",
+                    g.len(),
+                    t.elem_count()
+                );
+            }
+            if !self.vars.iter().any(|s| s.var.as_tensor().id() == t.id()) {
+                bail!("FusedAdamW: a gradient for a tensor that is not an optimised variable");
+            }
+        }
+        let (k, scale_m, scale_v) = self.next_coefs();
+        let p = &self.params;
+        for state in &mut self.vars {
+            let id = state.var.as_tensor().id();
+            let Some(&(_, g)) = grads.iter().find(|(t, _)| t.id() == id) else {
+                continue;
+            };
+            match &mut state.moments {
+                Moments::Cpu { m, v } => {
+                    let op = SliceUpdate {
+                        g,
+                        m: RefCell::new(m),
+                        v: RefCell::new(v),
+                        k,
+                    };
+                    state.var.inplace_op1(&op)?;
+                }
+                Moments::Tensors { m, v } => {
+                    let g = Tensor::from_slice(g, state.var.shape(), &candle_core::Device::Cpu)?
+                        .to_device(state.var.device())?
+                        .to_dtype(state.var.dtype())?;
+                    tensor_update(&state.var, m, v, &g, p, scale_m, scale_v)?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -187,6 +242,50 @@ struct FusedUpdate<'a> {
     k: Coefs,
 }
 
+/// The in-place update of one variable from a gradient slice.
+struct SliceUpdate<'a> {
+    g: &'a [f32],
+    m: RefCell<&'a mut Vec<f32>>,
+    v: RefCell<&'a mut Vec<f32>>,
+    k: Coefs,
+}
+
+impl InplaceOp1 for SliceUpdate<'_> {
+    fn name(&self) -> &'static str {
+        "posescope-fused-adamw-slice"
+    }
+
+    fn cpu_fwd(&self, s: &mut CpuStorage, l: &Layout) -> Result<()> {
+        let CpuStorage::F32(theta) = s else {
+            bail!("FusedAdamW: parameters must be f32");
+        };
+        let Some((a, b)) = l.contiguous_offsets() else {
+            bail!("FusedAdamW: parameters must be contiguous");
+        };
+        let mut m = self.m.borrow_mut();
+        let mut v = self.v.borrow_mut();
+        update(&mut theta[a..b], self.g, &mut m, &mut v, &self.k)
+    }
+}
+
+/// The fused update of a whole variable, in parallel chunks when large.
+fn update(theta: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], k: &Coefs) -> Result<()> {
+    if g.len() != theta.len() || m.len() != theta.len() || v.len() != theta.len() {
+        bail!("FusedAdamW: gradient or state size does not match the parameter");
+    }
+    if theta.len() < 4 * CHUNK {
+        update_chunk(theta, g, m, v, k);
+    } else {
+        theta
+            .par_chunks_mut(CHUNK)
+            .zip(g.par_chunks(CHUNK))
+            .zip(m.par_chunks_mut(CHUNK))
+            .zip(v.par_chunks_mut(CHUNK))
+            .for_each(|(((th, g), m), v)| update_chunk(th, g, m, v, k));
+    }
+    Ok(())
+}
+
 fn update_chunk(theta: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], k: &Coefs) {
     for (((th, &g), m), v) in theta.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
         *m = *m * k.beta1 + g * k.one_minus_beta1;
@@ -215,24 +314,8 @@ impl InplaceOp2 for FusedUpdate<'_> {
         else {
             bail!("FusedAdamW: parameters and gradients must be contiguous");
         };
-        let (theta, g) = (&mut theta[a..b], &g[ga..gb]);
-        let mut m_guard = self.m.borrow_mut();
-        let mut v_guard = self.v.borrow_mut();
-        let (m, v): (&mut [f32], &mut [f32]) = (&mut m_guard, &mut v_guard);
-        if g.len() != theta.len() || m.len() != theta.len() || v.len() != theta.len() {
-            bail!("FusedAdamW: gradient or state size does not match the parameter");
-        }
-        let k = &self.k;
-        if theta.len() < 4 * CHUNK {
-            update_chunk(theta, g, m, v, k);
-        } else {
-            theta
-                .par_chunks_mut(CHUNK)
-                .zip(g.par_chunks(CHUNK))
-                .zip(m.par_chunks_mut(CHUNK))
-                .zip(v.par_chunks_mut(CHUNK))
-                .for_each(|(((th, g), m), v)| update_chunk(th, g, m, v, k));
-        }
-        Ok(())
+        let mut m = self.m.borrow_mut();
+        let mut v = self.v.borrow_mut();
+        update(&mut theta[a..b], &g[ga..gb], &mut m, &mut v, &self.k)
     }
 }

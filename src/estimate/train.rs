@@ -24,6 +24,8 @@ use serde::{Deserialize, Serialize};
 use super::conv::ConvBackend;
 use super::eval::Stats;
 use super::net::{NetConfig, OrientationNet};
+use super::net_optim::FusedAdamW;
+use super::net_train::NetTrainer;
 use super::preprocess::{prepare, FIELD};
 use crate::geometry::{axis_error, Quat};
 use crate::render::cpu::rotation_from_6d;
@@ -75,22 +77,38 @@ pub enum LossKind {
 
 /// The optimiser of a training run (see `POSESCOPE_TRAIN_STOCK` in [`train`]).
 enum TrainOpt {
-    Fused(super::net_optim::FusedAdamW),
+    /// [`NetTrainer`]'s step (hand-written backward pass) with FusedAdamW.
+    Fused(Box<NetTrainer>, FusedAdamW),
+    /// candle's autograd with `candle_nn::AdamW`.
     Candle(candle_nn::AdamW),
 }
 
 impl TrainOpt {
     fn set_learning_rate(&mut self, lr: f64) {
         match self {
-            Self::Fused(o) => o.set_learning_rate(lr),
+            Self::Fused(_, o) => o.set_learning_rate(lr),
             Self::Candle(o) => o.set_learning_rate(lr),
         }
     }
 
-    fn backward_step(&mut self, loss: &Tensor) -> candle_core::Result<()> {
+    /// One step on the input `x`: forward, `loss_fn` on the raw outputs,
+    /// backward, update. Returns the loss.
+    fn step<F>(
+        &mut self,
+        net: &OrientationNet,
+        x: &Tensor,
+        loss_fn: F,
+    ) -> candle_core::Result<Tensor>
+    where
+        F: FnOnce(&Tensor) -> candle_core::Result<Tensor> + Send,
+    {
         match self {
-            Self::Fused(o) => o.backward_step(loss),
-            Self::Candle(o) => o.backward_step(loss),
+            Self::Fused(trainer, o) => trainer.step(net, x, loss_fn, o),
+            Self::Candle(o) => {
+                let loss = loss_fn(&net.forward(x)?)?;
+                o.backward_step(&loss)?;
+                Ok(loss)
+            }
         }
     }
 }
@@ -452,9 +470,10 @@ pub fn load_meta(weights: &Path) -> Result<ModelMeta, TrainError> {
 
 /// Trains (or, with `resume`, continues training) and writes `weights` plus
 /// its sidecar at every validation. Deterministic for a given seed and
-/// thread count. With the environment variable `POSESCOPE_TRAIN_STOCK=1` it
-/// uses candle's stock convolution and `candle_nn::AdamW` instead of the fast
-/// path (for timing comparisons only).
+/// thread count. Each step runs [`NetTrainer::step`] (fast convolution,
+/// hand-written backward pass, [`FusedAdamW`]). With the environment
+/// variable `POSESCOPE_TRAIN_STOCK=1` it uses candle's stock convolution,
+/// autograd and `candle_nn::AdamW` instead (for timing comparisons only).
 pub fn train(
     cfg: &TrainConfig,
     weights: &Path,
@@ -524,10 +543,10 @@ pub fn train(
     let mut opt = if stock {
         TrainOpt::Candle(candle_nn::AdamW::new(varmap.all_vars(), params)?)
     } else {
-        TrainOpt::Fused(super::net_optim::FusedAdamW::new(
-            varmap.all_vars(),
-            params,
-        )?)
+        TrainOpt::Fused(
+            Box::new(NetTrainer::new()),
+            FusedAdamW::new(varmap.all_vars(), params)?,
+        )
     };
     // validation data: its own seed, never seen in training
     let val_data = SynthConfig {
@@ -562,12 +581,10 @@ pub fn train(
             cfg.net.input_size,
             &dev,
         )?;
-        let out = net.forward(&batch.input)?;
-        let l = match cfg.loss {
-            LossKind::Supervised => loss(&out, &batch)?,
-            LossKind::Render => render_loss(&out, &batch, &basis)?,
-        };
-        opt.backward_step(&l)?;
+        let l = opt.step(&net, &batch.input, |out| match cfg.loss {
+            LossKind::Supervised => loss(out, &batch),
+            LossKind::Render => render_loss(out, &batch, &basis),
+        })?;
         let lv = l.to_scalar::<f32>()? as f64;
         running = if running.is_nan() {
             lv
@@ -600,6 +617,8 @@ pub fn train(
 /// A trained network ready for inference.
 pub struct Estimator {
     net: OrientationNet,
+    /// Reusable buffers for inference on the CPU ([`NetTrainer::infer`]).
+    buffers: std::sync::Mutex<NetTrainer>,
     meta: ModelMeta,
     device: Device,
 }
@@ -649,6 +668,7 @@ impl Estimator {
         })?;
         Ok(Self {
             net,
+            buffers: std::sync::Mutex::new(NetTrainer::new()),
             meta,
             device: device.clone(),
         })
@@ -682,11 +702,12 @@ impl Estimator {
             .flat_map(|p| p.input.iter().copied())
             .collect();
         let x = Tensor::from_vec(input, (frames.len(), 1, size, size), &self.device)?;
-        let out = self
-            .net
-            .forward(&x)?
-            .to_device(&Device::Cpu)?
-            .to_vec2::<f32>()?;
+        // concurrent callers (or a poisoned lock) take the graph-building forward pass
+        let out = match self.buffers.try_lock() {
+            Ok(mut buffers) => buffers.infer(&self.net, &x)?,
+            Err(_) => self.net.forward(&x)?,
+        };
+        let out = out.to_device(&Device::Cpu)?.to_vec2::<f32>()?;
         Ok(out
             .iter()
             .zip(&prepared)
@@ -746,6 +767,103 @@ mod tests {
         })
         .unwrap();
         (meta, losses.into_inner().unwrap())
+    }
+
+    /// max |a − b| over max |b| (floor 1e-3).
+    fn rel_err(a: &Tensor, b: &Tensor) -> f32 {
+        let a: Vec<f32> = a.flatten_all().unwrap().to_vec1().unwrap();
+        let b: Vec<f32> = b.flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(a.len(), b.len());
+        let scale = b.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+        let diff = a
+            .iter()
+            .zip(&b)
+            .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+        diff / scale
+    }
+
+    /// The fast training step with both real losses: the same gradients as
+    /// candle's autograd through the whole network, and after a few steps
+    /// the same weights.
+    #[test]
+    fn fast_step_matches_autograd_for_both_losses() {
+        let cfg = tiny(1, LossKind::Supervised, 1, 1);
+        let dev = Device::Cpu;
+        let basis = TorusBasis::new(&dev).unwrap();
+        for kind in [LossKind::Supervised, LossKind::Render] {
+            let loss_of = |out: &Tensor, batch: &Batch| match kind {
+                LossKind::Supervised => loss(out, batch),
+                LossKind::Render => render_loss(out, batch, &basis),
+            };
+            let build = || {
+                let varmap = VarMap::new();
+                let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
+                let net = OrientationNet::new(vb, &cfg.net).unwrap();
+                seeded_init(&varmap, 5).unwrap();
+                (net, varmap)
+            };
+            let ((fast, fast_vars), (auto, auto_vars)) = (build(), build());
+            // gradients of one batch
+            let batch = make_batch(&cfg.data, 100, 6, cfg.net.input_size, &dev).unwrap();
+            let reference = loss_of(&auto.forward(&batch.input).unwrap(), &batch)
+                .unwrap()
+                .backward()
+                .unwrap();
+            let mut trainer = NetTrainer::new();
+            trainer
+                .backward(&fast, &batch.input, |out| loss_of(out, &batch))
+                .unwrap();
+            let grads = trainer.gradients(&fast).unwrap().unwrap();
+            for (i, (g, p)) in grads.iter().zip(auto.parameters().unwrap()).enumerate() {
+                let e = rel_err(g, reference.get(&p).unwrap());
+                assert!(e < 1e-4, "{kind:?} parameter {i}: gradient rel err {e}");
+            }
+            // a few steps
+            let params = ParamsAdamW {
+                lr: 1e-3,
+                weight_decay: 1e-4,
+                eps: 1e-4,
+                ..Default::default()
+            };
+            let mut fast_opt = TrainOpt::Fused(
+                Box::new(NetTrainer::new()),
+                FusedAdamW::new(fast_vars.all_vars(), params.clone()).unwrap(),
+            );
+            let mut auto_opt = FusedAdamW::new(auto_vars.all_vars(), params).unwrap();
+            for step in 0..3 {
+                let batch = make_batch(&cfg.data, step * 8, 8, cfg.net.input_size, &dev).unwrap();
+                let lf = fast_opt
+                    .step(&fast, &batch.input, |out| loss_of(out, &batch))
+                    .unwrap();
+                let la = loss_of(&auto.forward(&batch.input).unwrap(), &batch).unwrap();
+                auto_opt.backward_step(&la).unwrap();
+                let (lf, la) = (
+                    lf.to_scalar::<f32>().unwrap(),
+                    la.to_scalar::<f32>().unwrap(),
+                );
+                assert!(
+                    (lf - la).abs() < 1e-4 * la.abs().max(1.0),
+                    "{kind:?} step {step}: {lf} vs {la}"
+                );
+            }
+            for (i, (f, a)) in fast
+                .parameters()
+                .unwrap()
+                .iter()
+                .zip(auto.parameters().unwrap())
+                .enumerate()
+            {
+                let d = (f - &a)
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .max_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap();
+                assert!(d < 1e-5, "{kind:?} parameter {i}: weights differ by {d}");
+            }
+        }
     }
 
     #[test]
