@@ -70,6 +70,19 @@ fn cpu_f32<'a>(storage: &'a Storage, layout: &Layout, what: &str) -> Result<&'a 
     }
 }
 
+/// The `(B, S, S, 1)` input as a strided NHWC view (any layout).
+fn input_view<'a>(storage: &'a Storage, layout: &Layout) -> Result<NhwcView<'a>> {
+    let Storage::Cpu(CpuStorage::F32(data)) = storage else {
+        bail!("NetTrainer: the input must be an f32 CPU tensor");
+    };
+    let st = layout.stride();
+    Ok(NhwcView {
+        data,
+        offset: layout.start_offset(),
+        strides: [st[0], st[1], st[2], st[3]],
+    })
+}
+
 /// `buf` resized to `n` elements (contents unspecified; callers overwrite them).
 fn sized(buf: &mut Vec<f32>, n: usize) -> &mut [f32] {
     if buf.len() != n {
@@ -346,15 +359,7 @@ impl NetTrainer {
         let guards: Vec<_> = params.iter().map(|p| p.storage_and_layout()).collect();
         let p = |i: usize| cpu_f32(&guards[i].0, guards[i].1, "a parameter");
         let (xs, xl) = x.storage_and_layout();
-        let Storage::Cpu(CpuStorage::F32(xdata)) = &*xs else {
-            bail!("NetTrainer: the input must be an f32 CPU tensor");
-        };
-        let st = xl.stride();
-        let input = NhwcView {
-            data: xdata,
-            offset: xl.start_offset(),
-            strides: [st[0], st[1], st[2], st[3]],
-        };
+        let input = input_view(&xs, xl)?;
         let slope = Some(LEAKY_SLOPE as f32);
         let n = self.layers.len();
         for i in 0..n {
@@ -547,15 +552,7 @@ impl NetTrainer {
 
         // the convolutions, last to first
         let (xs, xl) = x.storage_and_layout();
-        let Storage::Cpu(CpuStorage::F32(xdata)) = &*xs else {
-            bail!("NetTrainer: the input must be an f32 CPU tensor");
-        };
-        let st = xl.stride();
-        let input = NhwcView {
-            data: xdata,
-            offset: xl.start_offset(),
-            strides: [st[0], st[1], st[2], st[3]],
-        };
+        let input = input_view(&xs, xl)?;
         for i in (0..n).rev() {
             let g = self.layers[i];
             let xv = if i == 0 {
