@@ -801,20 +801,27 @@ impl PoseScopeApp {
         if let Some(dir) = &self.settings.last_dir {
             dialog = dialog.set_directory(dir);
         }
-        match timed_dialog(|| dialog.pick_files()) {
-            Ok(Some(paths)) => self.open_paths(paths),
-            Ok(None) => {}
-            Err(()) => self.dialog_missing(),
+        if let Some(paths) = self.run_dialog(|| dialog.pick_files()) {
+            self.open_paths(paths);
         }
     }
 
-    /// The notice for a file dialog that could not be shown.
-    pub(super) fn dialog_missing(&mut self) {
-        self.error(
-            "no file dialog could be shown (PoseScope asks the XDG desktop portal, then zenity; \
-             neither answered): drop files on the window, or give them on the command line"
-                .to_string(),
-        );
+    /// Runs a blocking rfd dialog; `None` when cancelled. A "cancel" too
+    /// quick for a person (under 150 ms) means, on Linux, that no dialog could
+    /// be shown (no XDG desktop portal and no zenity), which rfd reports only
+    /// as a cancel: that gets a notice.
+    pub(super) fn run_dialog<T>(&mut self, dialog: impl FnOnce() -> Option<T>) -> Option<T> {
+        let t0 = Instant::now();
+        let out = dialog();
+        if out.is_none() && cfg!(target_os = "linux") && t0.elapsed().as_millis() < 150 {
+            self.error(
+                "no file dialog could be shown (PoseScope asks the XDG desktop portal, then \
+                 zenity; neither answered): drop files on the window, or give them on the \
+                 command line"
+                    .to_string(),
+            );
+        }
+        out
     }
 
     /// With auto-estimate on, fits a frame the first time it is shown.
@@ -971,10 +978,8 @@ impl PoseScopeApp {
         if let Some(dir) = doc.path.parent() {
             dialog = dialog.set_directory(dir);
         }
-        match timed_dialog(|| dialog.save_file()) {
-            Ok(Some(path)) => self.save_results(&path),
-            Ok(None) => {}
-            Err(()) => self.dialog_missing(),
+        if let Some(path) = self.run_dialog(|| dialog.save_file()) {
+            self.save_results(&path);
         }
     }
 
@@ -1146,19 +1151,6 @@ impl eframe::App for PoseScopeApp {
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         eframe::set_value(storage, SETTINGS_KEY, &self.settings);
     }
-}
-
-/// Runs a blocking rfd dialog. `Err(())` when it returned "cancelled" too
-/// quickly for a person (under 150 ms): on Linux that means no dialog could be
-/// shown (no XDG desktop portal and no zenity), which rfd reports only as a
-/// cancel.
-pub(super) fn timed_dialog<T>(dialog: impl FnOnce() -> Option<T>) -> Result<Option<T>, ()> {
-    let t0 = Instant::now();
-    let out = dialog();
-    if out.is_none() && cfg!(target_os = "linux") && t0.elapsed().as_millis() < 150 {
-        return Err(());
-    }
-    Ok(out)
 }
 
 /// Lean drawing for software rasterisers, where each small triangle costs a

@@ -84,10 +84,8 @@ impl PoseScopeApp {
                     self.export_all();
                 }
                 if ui.button("Export folder…").clicked() {
-                    match super::timed_dialog(|| rfd::FileDialog::new().pick_folder()) {
-                        Ok(Some(d)) => self.settings.export_dir = Some(d),
-                        Ok(None) => {}
-                        Err(()) => self.dialog_missing(),
+                    if let Some(d) = self.run_dialog(|| rfd::FileDialog::new().pick_folder()) {
+                        self.settings.export_dir = Some(d);
                     }
                 }
                 if ui
@@ -324,7 +322,6 @@ impl PoseScopeApp {
 
     fn model_section(&mut self, ui: &mut egui::Ui) {
         let mut spec = self.model_edit.clone();
-        let mut no_dialog = false;
         egui::ComboBox::from_label("shape")
             .selected_text(spec.model.clone())
             .show_ui(ui, |ui| {
@@ -332,14 +329,13 @@ impl PoseScopeApp {
                     ui.selectable_value(&mut spec.model, m.to_string(), m);
                 }
                 if ui.button("Point cloud file…").clicked() {
-                    match super::timed_dialog(|| {
+                    let picked = self.run_dialog(|| {
                         rfd::FileDialog::new()
                             .add_filter("Point clouds", &["ply", "obj", "csv"])
                             .pick_file()
-                    }) {
-                        Ok(Some(p)) => spec.model = p.display().to_string(),
-                        Ok(None) => {}
-                        Err(()) => no_dialog = true,
+                    });
+                    if let Some(p) = picked {
+                        spec.model = p.display().to_string();
                     }
                 }
             });
@@ -373,9 +369,6 @@ impl PoseScopeApp {
             spec.pixel_size = self.doc().and_then(|d| d.info.pixel_size_nm);
         }
         self.model_edit = spec;
-        if no_dialog {
-            self.dialog_missing();
-        }
         let changed = self.model_edit != self.settings.model;
         ui.horizontal(|ui| {
             if ui

@@ -315,14 +315,6 @@ impl CallbackTrait for PixelImage {
     }
 }
 
-/// Whether [`PixelViews`] were installed on this renderer.
-pub fn installed(rs: &RenderState) -> bool {
-    rs.renderer
-        .read()
-        .callback_resources
-        .contains::<PixelViews>()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
