@@ -50,6 +50,8 @@ macro_rules! multiversion {
     };
 }
 
+pub(crate) use multiversion;
+
 multiversion! {
     /// Output rows `row0 .. row0 + y.len() / O` of a `C = 1` convolution:
     /// `y = leaky(bias + Σ_taps x · wt[tap])`, `wt` the `(taps, O)` weight

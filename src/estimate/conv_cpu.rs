@@ -43,7 +43,7 @@ thread_local! {
 
 /// A scratch buffer from this thread's pool, returned to it on drop. Its
 /// contents are unspecified (stale data, never uninitialised memory).
-struct Scratch(Vec<f32>);
+pub(crate) struct Scratch(Vec<f32>);
 
 impl Scratch {
     /// Buffers larger than this (floats) are freed instead of pooled.
@@ -51,7 +51,7 @@ impl Scratch {
     /// Buffers kept per thread.
     const KEEP_COUNT: usize = 4;
 
-    fn new(n: usize) -> Self {
+    pub(crate) fn new(n: usize) -> Self {
         let mut buf = POOL.with(|p| p.borrow_mut().pop()).unwrap_or_default();
         if buf.len() < n {
             buf.resize(n, 0.0);
@@ -60,7 +60,7 @@ impl Scratch {
     }
 
     /// The first `n` elements.
-    fn get(&mut self, n: usize) -> &mut [f32] {
+    pub(crate) fn get(&mut self, n: usize) -> &mut [f32] {
         if self.0.len() < n {
             self.0.resize(n, 0.0);
         }
@@ -662,7 +662,7 @@ pub(crate) fn gemm_into(
 
 /// LeakyReLU (identity for `None`).
 #[inline(always)]
-fn activate(v: f32, leaky: Option<f32>) -> f32 {
+pub(crate) fn activate(v: f32, leaky: Option<f32>) -> f32 {
     match leaky {
         Some(slope) => v.max(0.0) + v.min(0.0) * slope,
         None => v,

@@ -4,6 +4,7 @@
 pub mod conv;
 mod conv_c1;
 mod conv_cpu;
+mod conv_wino;
 pub mod eval;
 pub mod fit;
 pub mod net;

@@ -29,6 +29,7 @@ use gemm::Parallelism;
 
 use super::conv::ConvBackend;
 use super::conv_cpu::{self, BackwardInputs, ConvGeometry, KOrder, Mat, MatMut, NhwcView, Weights};
+use super::conv_wino;
 use super::net::{OrientationNet, LEAKY_SLOPE};
 use super::net_optim::FusedAdamW;
 
@@ -47,6 +48,8 @@ pub struct NetTrainer {
     dacts: Vec<Vec<f32>>,
     /// Tap-order weights (`weight_hwio`) of the layers that use them.
     w_taps: Vec<Vec<f32>>,
+    /// Winograd-transformed weights of the layers that use them (`conv_wino`).
+    w_wino: Vec<Vec<f32>>,
     /// fc1 output after its LeakyReLU, `(B, hidden)`.
     hidden: Vec<f32>,
     /// Gradient with respect to `hidden`, then to fc1's pre-activation.
@@ -200,7 +203,7 @@ impl NetTrainer {
             let (b, x) = self.input(net, x, false)?;
             let params = Self::params(net)?;
             let cfg = net.config();
-            self.forward_pass(&x, &params, cfg.hidden, cfg.outputs)?;
+            self.forward_pass(&x, &params, cfg.hidden, cfg.outputs, false)?;
             Tensor::from_slice(&self.out, (b, cfg.outputs), x.device())
         })
     }
@@ -292,6 +295,7 @@ impl NetTrainer {
         self.acts.resize_with(n, Vec::new);
         self.dacts.resize_with(n, Vec::new);
         self.w_taps.resize_with(n, Vec::new);
+        self.w_wino.resize_with(n, Vec::new);
         for (i, g) in layers.iter().enumerate() {
             sized(&mut self.acts[i], g.rows() * g.out_c);
             if training {
@@ -302,6 +306,12 @@ impl NetTrainer {
                 KOrder::Channels => 0,
             };
             sized(&mut self.w_taps[i], w_len);
+            let wino_len = if conv_wino::applies(g) {
+                conv_wino::weight_len(g)
+            } else {
+                0
+            };
+            sized(&mut self.w_wino[i], wino_len);
         }
         sized(&mut self.hidden, b * cfg.hidden);
         sized(&mut self.out, b * cfg.outputs);
@@ -326,7 +336,7 @@ impl NetTrainer {
         let (b, x) = self.input(net, x, true)?;
         let params = Self::params(net)?;
 
-        self.forward_pass(&x, &params, cfg.hidden, cfg.outputs)?;
+        self.forward_pass(&x, &params, cfg.hidden, cfg.outputs, true)?;
 
         // the loss, differentiated by candle with respect to the outputs only
         let out = Var::from_tensor(&Tensor::from_slice(
@@ -355,6 +365,7 @@ impl NetTrainer {
         params: &[Tensor],
         hidden: usize,
         outputs: usize,
+        training: bool,
     ) -> Result<()> {
         let guards: Vec<_> = params.iter().map(|p| p.storage_and_layout()).collect();
         let p = |i: usize| cpu_f32(&guards[i].0, guards[i].1, "a parameter");
@@ -375,14 +386,22 @@ impl NetTrainer {
                 },
                 None => input,
             };
-            let weights = match KOrder::for_geometry(&g) {
-                KOrder::Taps => {
-                    conv_cpu::weight_hwio_into(w, &g, &mut self.w_taps[i]);
+            let taps = KOrder::for_geometry(&g) == KOrder::Taps;
+            if taps && (training || !conv_wino::applies(&g)) {
+                // the backward pass reads the tap-order weight too
+                conv_cpu::weight_hwio_into(w, &g, &mut self.w_taps[i]);
+            }
+            if conv_wino::applies(&g) {
+                conv_wino::transform_weights_into(w, &g, &mut self.w_wino[i]);
+                conv_wino::forward_into(&xv, &self.w_wino[i], Some(bias), &g, slope, &mut rest[0]);
+            } else {
+                let weights = if taps {
                     Weights::Taps(&self.w_taps[i])
-                }
-                KOrder::Channels => Weights::Channels(w),
-            };
-            conv_cpu::conv2d_forward_into(&xv, weights, Some(bias), &g, slope, &mut rest[0]);
+                } else {
+                    Weights::Channels(w)
+                };
+                conv_cpu::conv2d_forward_into(&xv, weights, Some(bias), &g, slope, &mut rest[0]);
+            }
         }
         let flat = &self.acts[n - 1];
         let b = self.out.len() / outputs;
