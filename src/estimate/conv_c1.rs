@@ -104,7 +104,9 @@ fn forward_rows_impl(
             Some(b) => yrow.copy_from_slice(&b[..o]),
             None => yrow.fill(0.0),
         }
-        // blocks of 16 channels, accumulated in registers
+        // blocks of 16 channels, accumulated in registers; each kernel row
+        // sums into its own fresh register first, so the rows' chains of
+        // multiply-adds overlap instead of waiting on one accumulator
         for (c, ychunk) in yrow[..full].chunks_exact_mut(L).enumerate() {
             let mut acc: [f32; L] = [0.0; L];
             acc.copy_from_slice(ychunk);
@@ -113,14 +115,18 @@ fn forward_rows_impl(
                     continue;
                 };
                 let base = x.offset + patch.b * sb + iy * sy;
+                let mut row = [0.0f32; L];
                 for kx in patch.kx_lo..patch.kx_hi {
                     let ix = (patch.ix0 + kx as isize) as usize;
                     let v = x.data[base + ix * sx];
                     let at = (ky * g.kw + kx) * o + c * L;
                     let w: &[f32; L] = wt[at..at + L].try_into().expect("16 weights");
                     for l in 0..L {
-                        acc[l] += v * w[l];
+                        row[l] += v * w[l];
                     }
+                }
+                for l in 0..L {
+                    acc[l] += row[l];
                 }
             }
             ychunk.copy_from_slice(&acc);

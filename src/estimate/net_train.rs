@@ -52,6 +52,8 @@ pub struct NetTrainer {
     w_wino: Vec<Vec<f32>>,
     /// fc1 output after its LeakyReLU, `(B, hidden)`.
     hidden: Vec<f32>,
+    /// fc1 output before its bias, `(hidden, B)` (column-major `(B, hidden)`).
+    hidden_t: Vec<f32>,
     /// Gradient with respect to `hidden`, then to fc1's pre-activation.
     dhidden: Vec<f32>,
     /// The raw network outputs `(B, outputs)`.
@@ -407,13 +409,17 @@ impl NetTrainer {
         let b = self.out.len() / outputs;
         let features = flat.len() / b;
         let (w1, b1, w2, b2) = (p(2 * n)?, p(2 * n + 1)?, p(2 * n + 2)?, p(2 * n + 3)?);
-        // hidden (B × H) = flat (B × F) · W1ᵀ (F × H)
+        // hidden (B × H) = flat (B × F) · W1ᵀ (F × H), computed column-major
+        // (into `hidden_t`) so the GEMM reads W1 as stored: with a row-major
+        // destination it would pack the whole transposed weight every call
+        // (3.6 of the default net's 16 ms at batch 32)
+        let hidden_t = sized(&mut self.hidden_t, b * hidden);
         conv_cpu::gemm_into(
             (b, hidden, features),
             MatMut {
-                data: &mut self.hidden,
-                rs: hidden,
-                cs: 1,
+                data: hidden_t,
+                rs: 1,
+                cs: b,
             },
             false,
             Mat {
@@ -428,6 +434,11 @@ impl NetTrainer {
             },
             threads_par(),
         );
+        for (bi, row) in self.hidden.chunks_exact_mut(hidden).enumerate() {
+            for (h, v) in row.iter_mut().enumerate() {
+                *v = hidden_t[h * b + bi];
+            }
+        }
         bias_leaky_rows(&mut self.hidden, b1, slope);
         // out (B × O) = hidden (B × H) · W2ᵀ (H × O)
         conv_cpu::gemm_into(
