@@ -27,6 +27,9 @@ fn harness(files: Vec<PathBuf>) -> Harness<'static, PoseScopeApp> {
             let mut app = PoseScopeApp::new(cc, files);
             // the harness clears to transparent, not to eframe's clear colour
             app.set_paint_background(true);
+            // exercise the WGSL model view even on lavapipe, where the app
+            // defaults to the CPU renderer
+            app.set_gpu_model_view(true);
             app
         })
 }
@@ -304,6 +307,63 @@ fn lean_drawing_follows_the_adapter_and_the_view_menu() {
     let square =
         h.ctx.global_style().visuals.widgets.inactive.corner_radius == egui::CornerRadius::ZERO;
     assert_eq!(square, !software);
+}
+
+#[test]
+fn the_gpu_model_view_follows_the_adapter_and_the_view_menu() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (stack, _) = dataset(tmp.path(), 1);
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1400.0, 900.0))
+        .wgpu_setup(posescope::app::gpu_view::wgpu_setup())
+        .build_eframe(move |cc| {
+            let mut app = PoseScopeApp::new(cc, vec![stack]);
+            app.set_paint_background(true);
+            app
+        });
+    settle(&mut h);
+    // on a software rasteriser the CPU renderer draws the model by default
+    let software = h.state().lean_drawing();
+    assert_eq!(h.state().gpu_model_view(), !software);
+    assert_eq!(h.state().gpu_active(), !software);
+    let status = |h: &Harness<'_, PoseScopeApp>, gpu: bool| {
+        let label = if gpu {
+            "model view: GPU (wgpu)"
+        } else {
+            "model view: CPU"
+        };
+        h.query_by_label(label).is_some()
+    };
+    assert!(status(&h, !software));
+    let model_view = |h: &mut Harness<'_, PoseScopeApp>| {
+        let img = h.render().expect("render");
+        // the right half of the central area: some model pixels are lit
+        let (w, hgt) = img.dimensions();
+        (w / 2..w * 3 / 4)
+            .flat_map(|x| (hgt / 4..hgt * 3 / 4).map(move |y| (x, y)))
+            .filter(|&(x, y)| img.get_pixel(x, y)[1] > 128)
+            .count()
+    };
+    let lit_before = model_view(&mut h);
+    h.get_by_role_and_label(Role::Button, "View").click();
+    h.step();
+    h.step();
+    h.get_by_label("GPU model view").click();
+    h.step();
+    h.step();
+    assert_eq!(h.state().gpu_model_view(), software);
+    assert_eq!(h.state().gpu_active(), software);
+    h.key_press(egui::Key::Escape);
+    h.step();
+    h.step();
+    assert!(status(&h, software));
+    assert!(h.state().notices().iter().all(|n| !n.is_error));
+    // both renderers draw the model
+    let lit_after = model_view(&mut h);
+    assert!(
+        lit_before > 100 && lit_after > 100,
+        "{lit_before} {lit_after}"
+    );
 }
 
 #[test]

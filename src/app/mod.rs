@@ -211,6 +211,11 @@ pub struct PoseScopeApp {
     /// Lean drawing: no feathering, plot backgrounds or table stripes; on by
     /// default on software rasterisers, where every filled pixel costs CPU.
     lean: bool,
+    /// Whether the model view is rendered by the WGSL splat shader (View →
+    /// GPU model view). Off by default on software rasterisers: there the
+    /// "GPU" is the CPU, and the CPU renderer, which draws the score's
+    /// model image anyway, gives the same picture for a fraction of the cost.
+    gpu_model: bool,
     raw_key: Option<(u64, usize, [u32; 2], Lut)>,
     render_key: Option<(u64, usize, [u64; 8])>,
     model_render: Vec<f32>,
@@ -219,6 +224,8 @@ pub struct PoseScopeApp {
     gpu: Option<GpuModelView>,
     gpu_error: Option<String>,
     cpu_model_tex: Option<TextureHandle>,
+    /// The histogram of the shown frame, keyed by (document id, frame).
+    histogram: Option<((u64, usize), Arc<display::Histogram>)>,
     sweeps: Option<Sweeps>,
     sweep_rx: Option<std::sync::mpsc::Receiver<Sweeps>>,
     hover: Option<(usize, usize, f32)>,
@@ -246,7 +253,9 @@ impl PoseScopeApp {
         if let Some(rs) = cc.wgpu_render_state.as_ref() {
             pixel_view::PixelViews::install(rs);
             app.pixel_views = true;
-            app.lean = rs.adapter.get_info().device_type == wgpu::DeviceType::Cpu;
+            let software = rs.adapter.get_info().device_type == wgpu::DeviceType::Cpu;
+            app.lean = software;
+            app.gpu_model = !software;
         }
         // POSESCOPE_CPU_VIEW=1 draws the model view on the CPU (a fallback for broken drivers)
         if std::env::var_os("POSESCOPE_CPU_VIEW").is_none() {
@@ -291,6 +300,7 @@ impl PoseScopeApp {
             pixel_generation: 0,
             pixel_views: false,
             lean: false,
+            gpu_model: true,
             raw_key: None,
             render_key: None,
             model_render: Vec::new(),
@@ -299,6 +309,7 @@ impl PoseScopeApp {
             gpu: None,
             gpu_error: None,
             cpu_model_tex: None,
+            histogram: None,
             sweeps: None,
             sweep_rx: None,
             hover: None,
@@ -450,9 +461,21 @@ impl PoseScopeApp {
         self.pixel_views
     }
 
-    /// Whether the model view is drawn by the GPU (false: CPU fallback).
+    /// Whether the model view is drawn by the GPU (false: the CPU renderer,
+    /// by choice or as a fallback).
     pub fn gpu_active(&self) -> bool {
-        self.gpu.is_some() && self.gpu_error.is_none()
+        self.gpu.is_some() && self.gpu_error.is_none() && self.gpu_model
+    }
+
+    /// Whether the GPU model view is chosen (View → GPU model view; default:
+    /// on, except on a software rasteriser).
+    pub fn gpu_model_view(&self) -> bool {
+        self.gpu_model
+    }
+
+    /// Chooses the GPU (true) or the CPU renderer for the model view.
+    pub fn set_gpu_model_view(&mut self, on: bool) {
+        self.gpu_model = on;
     }
 
     // ---- internals ------------------------------------------------------------
@@ -764,7 +787,7 @@ impl PoseScopeApp {
             lut: self.settings.lut,
             layout: self.settings.layout,
         };
-        if self.gpu_error.is_none() {
+        if self.gpu_error.is_none() && self.gpu_model {
             if let (Some(gpu), Some(rs)) = (self.gpu.as_mut(), frame.wgpu_render_state()) {
                 match gpu.draw(rs, &img, doc_id ^ ((self.frame as u64) << 40)) {
                     Ok(texture) if self.pixel_views => {

@@ -113,6 +113,15 @@ impl PoseScopeApp {
                          stripes. On by default when the GPU is a software rasteriser \
                          (e.g. lavapipe), where every drawn pixel costs CPU time.",
                 );
+                ui.add_enabled(
+                    self.gpu.is_some(),
+                    egui::Checkbox::new(&mut self.gpu_model, "GPU model view"),
+                )
+                .on_hover_text(
+                    "Render the model with the WGSL splat shader. Off by default when the \
+                     GPU is a software rasteriser (e.g. lavapipe): there the CPU renderer \
+                     draws the same image for about a tenth of the CPU time.",
+                );
                 ui.separator();
                 if ui
                     .add(egui::Button::new("Fit to window").shortcut_text("Home"))
@@ -382,6 +391,20 @@ impl PoseScopeApp {
         });
     }
 
+    /// The 64-bin histogram of frame `f` (the current one), computed once
+    /// per frame shown rather than on every repaint.
+    fn frame_histogram(&mut self, f: &crate::io::Frame) -> std::sync::Arc<display::Histogram> {
+        let key = (self.doc().map_or(0, |d| d.id), self.frame);
+        match &self.histogram {
+            Some((k, h)) if *k == key => h.clone(),
+            _ => {
+                let h = std::sync::Arc::new(display::histogram(&f.data, 64));
+                self.histogram = Some((key, h.clone()));
+                h
+            }
+        }
+    }
+
     fn display_section(&mut self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
             egui::ComboBox::from_label("LUT")
@@ -441,7 +464,7 @@ impl PoseScopeApp {
                 self.contrast = Some(Contrast::full(&f.data));
             }
         });
-        let h = display::histogram(&f.data, 64);
+        let h = self.frame_histogram(f);
         let width = ((h.hi - h.lo) / h.counts.len().max(1) as f32) as f64;
         let bars: Vec<Bar> = h
             .counts
