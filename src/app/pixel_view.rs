@@ -5,11 +5,11 @@
 //! general shader (a filtered texture sample and blending); on a software
 //! rasteriser (lavapipe, the GPU of machines without one) that made the two
 //! views cost about 17 ms of CPU per frame. Here an egui paint callback draws
-//! each view with `shaders/pixels.wgsl`, which reads one packed RGBA8 word per
-//! pixel from a storage buffer, nearest neighbour, opaque. Image pixels stay
+//! each view with `shaders/pixels.wgsl`: a blit of the image texture over the
+//! visible part of the view, nearest neighbour, opaque. Image pixels stay
 //! crisp squares, as in Fiji.
 //!
-//! Each view owns a *slot* (a storage buffer, its uniform and bind group) in
+//! Each view owns a *slot* (a texture, its uniform and bind group) in
 //! egui_wgpu's callback resources. The pixels come either from the CPU
 //! ([`PixelSource::Bytes`], uploaded only when their generation changes) or
 //! from a GPU texture ([`PixelSource::Texture`], the model renderer's display
@@ -48,31 +48,43 @@ pub struct PixelImage {
     pub origin: egui::Pos2,
     /// Screen points per image pixel.
     pub zoom: f32,
+    /// The part of the screen drawn (the callback's rectangle), in points.
+    pub shown: egui::Rect,
 }
 
-/// Rows of the slot buffers are padded to this many bytes, as texture copies require.
-const ROW_ALIGN: u32 = wgpu::COPY_BYTES_PER_ROW_ALIGNMENT;
-
-fn padded_row_bytes(width: u32) -> u32 {
-    (width * 4).div_ceil(ROW_ALIGN) * ROW_ALIGN
+impl PixelImage {
+    /// Texture coordinates of the corners of the viewport egui sets for
+    /// [`shown`](Self::shown) (rounded to whole framebuffer pixels and
+    /// clamped to the screen), so image pixel edges land where the view's
+    /// screen-to-image transform puts them.
+    fn uv_rect(&self, pixels_per_point: f32, screen_px: [u32; 2]) -> ([f32; 2], [f32; 2]) {
+        let vp =
+            egui::epaint::ViewportInPixels::from_points(&self.shown, pixels_per_point, screen_px);
+        let corner = |x: i32, y: i32| egui::pos2(x as f32, y as f32) / pixels_per_point;
+        let size = egui::vec2(self.width as f32, self.height as f32) * self.zoom;
+        let uv = |p: egui::Pos2| {
+            let d = (p - self.origin) / size;
+            [d.x, d.y]
+        };
+        (
+            uv(corner(vp.left_px, vp.top_px)),
+            uv(corner(vp.left_px + vp.width_px, vp.top_px + vp.height_px)),
+        )
+    }
 }
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct ViewUniform {
-    origin: [f32; 2],
-    zoom: f32,
-    stride: u32,
-    size: [u32; 2],
-    _pad: [u32; 2],
+    uv_min: [f32; 2],
+    uv_max: [f32; 2],
 }
 
 struct SlotState {
-    buffer: wgpu::Buffer,
+    texture: wgpu::Texture,
     uniform: wgpu::Buffer,
     bind_group: wgpu::BindGroup,
-    capacity: u64,
-    /// Generation of the bytes in `buffer` (`None` after a texture copy).
+    /// Generation of the bytes in `texture` (`None` after a texture copy).
     generation: Option<u64>,
 }
 
@@ -80,6 +92,7 @@ struct SlotState {
 pub struct PixelViews {
     pipeline: wgpu::RenderPipeline,
     layout: wgpu::BindGroupLayout,
+    sampler: wgpu::Sampler,
     slots: HashMap<Slot, SlotState>,
 }
 
@@ -99,7 +112,7 @@ impl PixelViews {
         });
         let entry = |binding, ty| wgpu::BindGroupLayoutEntry {
             binding,
-            visibility: wgpu::ShaderStages::FRAGMENT,
+            visibility: wgpu::ShaderStages::VERTEX_FRAGMENT,
             ty,
             count: None,
         };
@@ -116,11 +129,15 @@ impl PixelViews {
                 ),
                 entry(
                     1,
-                    wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Storage { read_only: true },
-                        has_dynamic_offset: false,
-                        min_binding_size: None,
+                    wgpu::BindingType::Texture {
+                        sample_type: wgpu::TextureSampleType::Float { filterable: true },
+                        view_dimension: wgpu::TextureViewDimension::D2,
+                        multisampled: false,
                     },
+                ),
+                entry(
+                    2,
+                    wgpu::BindingType::Sampler(wgpu::SamplerBindingType::Filtering),
                 ),
             ],
         });
@@ -153,27 +170,54 @@ impl PixelViews {
                     write_mask: wgpu::ColorWrites::ALL,
                 })],
             }),
-            primitive: wgpu::PrimitiveState::default(),
+            primitive: wgpu::PrimitiveState {
+                topology: wgpu::PrimitiveTopology::TriangleStrip,
+                ..Default::default()
+            },
             depth_stencil: None,
             multisample: wgpu::MultisampleState::default(),
             multiview_mask: None,
             cache: None,
         });
+        let sampler = device.create_sampler(&wgpu::SamplerDescriptor {
+            label: Some("posescope pixels"),
+            mag_filter: wgpu::FilterMode::Nearest,
+            min_filter: wgpu::FilterMode::Nearest,
+            ..Default::default()
+        });
         Self {
             pipeline,
             layout,
+            sampler,
             slots: HashMap::new(),
         }
     }
 
-    fn slot(&mut self, device: &wgpu::Device, slot: Slot, bytes: u64) -> &mut SlotState {
-        let stale = self.slots.get(&slot).is_none_or(|s| s.capacity < bytes);
+    fn slot(
+        &mut self,
+        device: &wgpu::Device,
+        slot: Slot,
+        width: u32,
+        height: u32,
+    ) -> &mut SlotState {
+        let stale = self
+            .slots
+            .get(&slot)
+            .is_none_or(|s| s.texture.width() != width || s.texture.height() != height);
         if stale {
-            let buffer = device.create_buffer(&wgpu::BufferDescriptor {
+            let texture = device.create_texture(&wgpu::TextureDescriptor {
                 label: Some("posescope pixels"),
-                size: bytes,
-                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
+                size: wgpu::Extent3d {
+                    width,
+                    height,
+                    depth_or_array_layers: 1,
+                },
+                mip_level_count: 1,
+                sample_count: 1,
+                dimension: wgpu::TextureDimension::D2,
+                format: wgpu::TextureFormat::Rgba8Unorm,
+                usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+                view_formats: &[],
             });
             let uniform = device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("posescope pixels view"),
@@ -181,6 +225,7 @@ impl PixelViews {
                 usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
             });
+            let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
             let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some("posescope pixels"),
                 layout: &self.layout,
@@ -191,17 +236,20 @@ impl PixelViews {
                     },
                     wgpu::BindGroupEntry {
                         binding: 1,
-                        resource: buffer.as_entire_binding(),
+                        resource: wgpu::BindingResource::TextureView(&view),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 2,
+                        resource: wgpu::BindingResource::Sampler(&self.sampler),
                     },
                 ],
             });
             self.slots.insert(
                 slot,
                 SlotState {
-                    buffer,
+                    texture,
                     uniform,
                     bind_group,
-                    capacity: bytes,
                     generation: None,
                 },
             );
@@ -241,55 +289,39 @@ impl CallbackTrait for PixelImage {
         if self.width == 0 || self.height == 0 || !source_fits(self) {
             return Vec::new();
         }
-        let row = padded_row_bytes(self.width);
-        let slot = views.slot(device, self.slot, u64::from(row) * u64::from(self.height));
+        let slot = views.slot(device, self.slot, self.width, self.height);
+        let extent = wgpu::Extent3d {
+            width: self.width,
+            height: self.height,
+            depth_or_array_layers: 1,
+        };
         match &self.source {
             PixelSource::Bytes { data, generation } => {
                 if slot.generation != Some(*generation) {
-                    let src_row = self.width as usize * 4;
-                    if row as usize == src_row {
-                        queue.write_buffer(&slot.buffer, 0, data);
-                    } else {
-                        let mut padded = vec![0u8; row as usize * self.height as usize];
-                        for (dst, src) in padded
-                            .chunks_exact_mut(row as usize)
-                            .zip(data.chunks_exact(src_row))
-                        {
-                            dst[..src_row].copy_from_slice(src);
-                        }
-                        queue.write_buffer(&slot.buffer, 0, &padded);
-                    }
+                    queue.write_texture(
+                        slot.texture.as_image_copy(),
+                        data,
+                        wgpu::TexelCopyBufferLayout {
+                            offset: 0,
+                            bytes_per_row: Some(self.width * 4),
+                            rows_per_image: None,
+                        },
+                        extent,
+                    );
                     slot.generation = Some(*generation);
                 }
             }
             PixelSource::Texture(texture) => {
-                encoder.copy_texture_to_buffer(
+                encoder.copy_texture_to_texture(
                     texture.as_image_copy(),
-                    wgpu::TexelCopyBufferInfo {
-                        buffer: &slot.buffer,
-                        layout: wgpu::TexelCopyBufferLayout {
-                            offset: 0,
-                            bytes_per_row: Some(row),
-                            rows_per_image: None,
-                        },
-                    },
-                    wgpu::Extent3d {
-                        width: self.width,
-                        height: self.height,
-                        depth_or_array_layers: 1,
-                    },
+                    slot.texture.as_image_copy(),
+                    extent,
                 );
                 slot.generation = None;
             }
         }
-        let ppp = screen.pixels_per_point;
-        let uniform = ViewUniform {
-            origin: [self.origin.x * ppp, self.origin.y * ppp],
-            zoom: self.zoom * ppp,
-            stride: row / 4,
-            size: [self.width, self.height],
-            _pad: [0; 2],
-        };
+        let (uv_min, uv_max) = self.uv_rect(screen.pixels_per_point, screen.size_in_pixels);
+        let uniform = ViewUniform { uv_min, uv_max };
         queue.write_buffer(&slot.uniform, 0, bytemuck::bytes_of(&uniform));
         Vec::new()
     }
@@ -311,7 +343,7 @@ impl CallbackTrait for PixelImage {
         }
         pass.set_pipeline(&views.pipeline);
         pass.set_bind_group(0, &slot.bind_group, &[]);
-        pass.draw(0..3, 0..1);
+        pass.draw(0..4, 0..1);
     }
 }
 
@@ -320,10 +352,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rows_are_padded_for_texture_copies() {
-        assert_eq!(padded_row_bytes(128), 512);
-        assert_eq!(padded_row_bytes(96), 512);
-        assert_eq!(padded_row_bytes(1), 256);
-        assert_eq!(padded_row_bytes(65), 512);
+    fn texture_coordinates_span_the_shown_part() {
+        let img = PixelImage {
+            slot: Slot::Raw,
+            source: PixelSource::Bytes {
+                data: Arc::from(vec![0u8; 4 * 4 * 4]),
+                generation: 0,
+            },
+            width: 4,
+            height: 4,
+            origin: egui::pos2(10.0, 20.0),
+            zoom: 5.0,
+            // the image spans 10..30 × 20..40; the view shows its right half
+            shown: egui::Rect::from_min_max(egui::pos2(20.0, 20.0), egui::pos2(30.0, 40.0)),
+        };
+        assert_eq!(img.uv_rect(1.0, [100, 100]), ([0.5, 0.0], [1.0, 1.0]));
+        // at 1.5 pixels per point the viewport is 30..45 × 30..60 pixels
+        assert_eq!(img.uv_rect(1.5, [100, 100]), ([0.5, 0.0], [1.0, 1.0]));
+        // a screen 40 pixels wide cuts the viewport at x = 40 px = 26.67 points
+        let (lo, hi) = img.uv_rect(1.5, [40, 100]);
+        assert_eq!(lo, [0.5, 0.0]);
+        assert!((hi[0] - (40.0 / 1.5 - 10.0) / 20.0).abs() < 1e-6 && hi[1] == 1.0);
+        // fractional edges round to whole pixels: 20.3 → 20 px
+        let off = PixelImage {
+            shown: egui::Rect::from_min_max(egui::pos2(20.3, 20.0), egui::pos2(30.0, 40.0)),
+            ..img.clone()
+        };
+        assert_eq!(off.uv_rect(1.0, [100, 100]).0, [0.5, 0.0]);
+        assert!(source_fits(&img));
     }
 }

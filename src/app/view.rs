@@ -128,6 +128,7 @@ pub fn image_view(
                         height: h as u32,
                         origin: img_rect.min,
                         zoom: tf.zoom,
+                        shown,
                     },
                 ));
             }
