@@ -326,13 +326,14 @@ fn the_gpu_model_view_follows_the_adapter_and_the_view_menu() {
     let software = h.state().lean_drawing();
     assert_eq!(h.state().gpu_model_view(), !software);
     assert_eq!(h.state().gpu_active(), !software);
+    // the status bar and the view's caption name the renderer
     let status = |h: &Harness<'_, PoseScopeApp>, gpu: bool| {
-        let label = if gpu {
-            "model view: GPU (wgpu)"
+        let (bar, caption) = if gpu {
+            ("model view: GPU (wgpu)", "model (GPU render)")
         } else {
-            "model view: CPU"
+            ("model view: CPU", "model (CPU render)")
         };
-        h.query_by_label(label).is_some()
+        h.query_by_label(bar).is_some() && h.query_by_label(caption).is_some()
     };
     assert!(status(&h, !software));
     let model_view = |h: &mut Harness<'_, PoseScopeApp>| {

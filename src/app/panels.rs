@@ -743,7 +743,8 @@ impl PoseScopeApp {
             ui.add_space(gap);
             ui.vertical(|ui| {
                 ui.label(match self.settings.layout {
-                    Layout::SideBySide => "model (GPU render)",
+                    Layout::SideBySide if self.gpu_active() => "model (GPU render)",
+                    Layout::SideBySide => "model (CPU render)",
                     Layout::Overlay => "overlay: raw magenta, model green",
                     Layout::Residual => "residual: raw − (a·model + b)",
                     Layout::Orbit3d => "3D: the posed model",
