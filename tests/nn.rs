@@ -857,8 +857,9 @@ proptest! {
 }
 
 /// The same on the real architectures at batch 3 and 8 (many rows per
-/// thread, the channel-order layers, the large dense layer, and the 3×3
-/// layers whose forward pass runs through Winograd).
+/// thread, the channel-order layers, the large dense layer). Training runs
+/// the same forward kernels as the autograd path (Winograd is for inference
+/// only), so the LeakyReLU masks agree and so do the gradients.
 #[test]
 fn trainer_gradients_match_autograd_on_default_and_holly() {
     for (cfg, batch) in [

@@ -1,6 +1,10 @@
 //! Winograd F(2×2, 3×3) forward convolution for the 3×3, stride-1,
-//! padding-1 layers, used by [`NetTrainer`](super::net_train::NetTrainer)
-//! instead of im2col + GEMM.
+//! padding-1 layers, used by [`NetTrainer::infer`](super::net_train::NetTrainer::infer)
+//! (the estimator, `posescope fit`, `posescope bench`) instead of im2col +
+//! GEMM. Training keeps im2col + GEMM: its forward pass must give the same
+//! LeakyReLU masks as the backward pass's reference, candle's autograd,
+//! and rounding-level differences can flip the sign of a pre-activation
+//! that sits at zero.
 //!
 //! The output is cut into 2×2 tiles; each reads a 4×4 input patch `d`. With
 //! the kernel `g` transformed once per call to `U = G g Gᵀ` (4×4) and the

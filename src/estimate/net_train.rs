@@ -48,7 +48,8 @@ pub struct NetTrainer {
     dacts: Vec<Vec<f32>>,
     /// Tap-order weights (`weight_hwio`) of the layers that use them.
     w_taps: Vec<Vec<f32>>,
-    /// Winograd-transformed weights of the layers that use them (`conv_wino`).
+    /// Winograd-transformed weights of the layers that use them in inference
+    /// (`conv_wino`).
     w_wino: Vec<Vec<f32>>,
     /// fc1 output after its LeakyReLU, `(B, hidden)`.
     hidden: Vec<f32>,
@@ -389,11 +390,14 @@ impl NetTrainer {
                 None => input,
             };
             let taps = KOrder::for_geometry(&g) == KOrder::Taps;
-            if taps && (training || !conv_wino::applies(&g)) {
-                // the backward pass reads the tap-order weight too
+            // Winograd for inference only: in training, the forward pass
+            // stays bitwise the one candle's autograd path runs, so the
+            // LeakyReLU masks (and hence the gradients) match it exactly
+            let wino = !training && conv_wino::applies(&g);
+            if taps && !wino {
                 conv_cpu::weight_hwio_into(w, &g, &mut self.w_taps[i]);
             }
-            if conv_wino::applies(&g) {
+            if wino {
                 conv_wino::transform_weights_into(w, &g, &mut self.w_wino[i]);
                 conv_wino::forward_into(&xv, &self.w_wino[i], Some(bias), &g, slope, &mut rest[0]);
             } else {
