@@ -20,6 +20,16 @@ fn dataset(dir: &Path, frames: usize) -> (PathBuf, PathBuf) {
 }
 
 fn harness(files: Vec<PathBuf>) -> Harness<'static, PoseScopeApp> {
+    // exercise the WGSL model view even on lavapipe, where the app defaults
+    // to the CPU renderer
+    harness_with(files, |app| app.set_gpu_model_view(true))
+}
+
+/// The app on `files` in a 1400×900 wgpu harness, adjusted by `setup`.
+fn harness_with(
+    files: Vec<PathBuf>,
+    setup: impl FnOnce(&mut PoseScopeApp) + 'static,
+) -> Harness<'static, PoseScopeApp> {
     Harness::builder()
         .with_size(egui::vec2(1400.0, 900.0))
         .wgpu_setup(posescope::app::gpu_view::wgpu_setup())
@@ -27,9 +37,7 @@ fn harness(files: Vec<PathBuf>) -> Harness<'static, PoseScopeApp> {
             let mut app = PoseScopeApp::new(cc, files);
             // the harness clears to transparent, not to eframe's clear colour
             app.set_paint_background(true);
-            // exercise the WGSL model view even on lavapipe, where the app
-            // defaults to the CPU renderer
-            app.set_gpu_model_view(true);
+            setup(&mut app);
             app
         })
 }
@@ -313,14 +321,8 @@ fn lean_drawing_follows_the_adapter_and_the_view_menu() {
 fn the_gpu_model_view_follows_the_adapter_and_the_view_menu() {
     let tmp = tempfile::tempdir().unwrap();
     let (stack, _) = dataset(tmp.path(), 1);
-    let mut h = Harness::builder()
-        .with_size(egui::vec2(1400.0, 900.0))
-        .wgpu_setup(posescope::app::gpu_view::wgpu_setup())
-        .build_eframe(move |cc| {
-            let mut app = PoseScopeApp::new(cc, vec![stack]);
-            app.set_paint_background(true);
-            app
-        });
+    // the app's own default renderer choice
+    let mut h = harness_with(vec![stack], |_| {});
     settle(&mut h);
     // on a software rasteriser the CPU renderer draws the model by default
     let software = h.state().lean_drawing();
@@ -370,23 +372,17 @@ fn the_gpu_model_view_follows_the_adapter_and_the_view_menu() {
 #[test]
 fn main_layout_snapshot() {
     let sample = posescope::app::sample_stack().expect("the bundled sample");
-    let mut h = Harness::builder()
-        .with_size(egui::vec2(1400.0, 900.0))
-        .wgpu_setup(posescope::app::gpu_view::wgpu_setup())
-        .build_eframe(move |cc| {
-            let mut app = PoseScopeApp::new(cc, vec![sample]);
-            app.set_paint_background(true);
-            // a fixed pose, so the picture tests the UI and the renderers, not the fit's last digits
-            app.settings_mut().auto_estimate = false;
-            app.set_controls(posescope::app::PoseControls {
-                euler: [-77.5, 79.7, 0.0],
-                shift: [-4.3, -3.05],
-                sigma: 2.6,
-                scale: 1.29,
-                tube_px: 11.0,
-            });
-            app
+    let mut h = harness_with(vec![sample], |app| {
+        // a fixed pose, so the picture tests the UI and the renderers, not the fit's last digits
+        app.settings_mut().auto_estimate = false;
+        app.set_controls(posescope::app::PoseControls {
+            euler: [-77.5, 79.7, 0.0],
+            shift: [-4.3, -3.05],
+            sigma: 2.6,
+            scale: 1.29,
+            tube_px: 11.0,
         });
+    });
     settle(&mut h);
     h.remove_cursor();
     h.step();

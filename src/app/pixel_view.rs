@@ -205,27 +205,20 @@ impl PixelViews {
             .get(&slot)
             .is_none_or(|s| s.texture.width() != width || s.texture.height() != height);
         if stale {
-            let texture = device.create_texture(&wgpu::TextureDescriptor {
-                label: Some("posescope pixels"),
-                size: wgpu::Extent3d {
-                    width,
-                    height,
-                    depth_or_array_layers: 1,
-                },
-                mip_level_count: 1,
-                sample_count: 1,
-                dimension: wgpu::TextureDimension::D2,
-                format: wgpu::TextureFormat::Rgba8Unorm,
-                usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
-                view_formats: &[],
-            });
+            let (texture, view) = crate::render::gpu::texture_2d(
+                device,
+                "posescope pixels",
+                width,
+                height,
+                wgpu::TextureFormat::Rgba8Unorm,
+                wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+            );
             let uniform = device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("posescope pixels view"),
                 size: std::mem::size_of::<ViewUniform>() as u64,
                 usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
             });
-            let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
             let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some("posescope pixels"),
                 layout: &self.layout,

@@ -326,33 +326,14 @@ fn output_tiles_impl(
             };
             let ox = 2 * tx;
             let cols = (g.out_w - ox).min(2);
+            let place = (ox, cols, out_rows);
             let mut o0 = 0;
             while o0 + LANES <= o {
-                let out = output_transform::<LANES>(tile, o, o0);
-                let bias = bias_lanes::<LANES>(bias, o0);
-                store(
-                    &out,
-                    (&mut *top, &mut *bottom),
-                    (ox, cols, out_rows),
-                    o0,
-                    o,
-                    &bias,
-                    leaky,
-                );
+                output_block::<LANES>(tile, (top, bottom), place, o0, bias, leaky);
                 o0 += LANES;
             }
             for oi in o0..o {
-                let out = output_transform::<1>(tile, o, oi);
-                let bias = bias_lanes::<1>(bias, oi);
-                store(
-                    &out,
-                    (&mut *top, &mut *bottom),
-                    (ox, cols, out_rows),
-                    oi,
-                    o,
-                    &bias,
-                    leaky,
-                );
+                output_block::<1>(tile, (top, bottom), place, oi, bias, leaky);
             }
         }
         at += out_rows * row_len;
@@ -397,20 +378,22 @@ fn bias_lanes<const L: usize>(bias: Option<&[f32]>, o0: usize) -> [f32; L] {
     b
 }
 
-/// Writes the 2×2 tile `out` (channels `o0 .. o0 + L`) at column `ox` of the
-/// output rows `top` and `bottom`, keeping the `cols × out_rows` part inside
-/// the image, with bias and LeakyReLU.
-#[allow(clippy::too_many_arguments)]
+/// Channels `o0 .. o0 + L` of a tile (`m`, 16 rows of `O`): `Aᵀ M A` plus
+/// the bias, through the LeakyReLU, written at column `ox` of the output
+/// rows `top` and `bottom`, keeping the `cols × out_rows` part inside the
+/// image.
 #[inline(always)]
-fn store<const L: usize>(
-    out: &[[f32; L]; 4],
+fn output_block<const L: usize>(
+    m: &[f32],
     (top, bottom): (&mut [f32], &mut [f32]),
     (ox, cols, out_rows): (usize, usize, usize),
     o0: usize,
-    o: usize,
-    bias: &[f32; L],
+    bias: Option<&[f32]>,
     leaky: Option<f32>,
 ) {
+    let o = m.len() / POS;
+    let out = output_transform::<L>(m, o, o0);
+    let bias = bias_lanes::<L>(bias, o0);
     for (k, vals) in out.iter().enumerate() {
         let (dy, dx) = (k / 2, k % 2);
         if dy >= out_rows || dx >= cols {
@@ -418,7 +401,7 @@ fn store<const L: usize>(
         }
         let dst_row = if dy == 0 { &mut *top } else { &mut *bottom };
         let dst = &mut dst_row[(ox + dx) * o + o0..][..L];
-        for ((d, v), b) in dst.iter_mut().zip(vals).zip(bias) {
+        for ((d, v), b) in dst.iter_mut().zip(vals).zip(&bias) {
             *d = activate(v + b, leaky);
         }
     }

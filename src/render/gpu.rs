@@ -269,7 +269,8 @@ pub struct GpuRenderer {
 
 const POINT_STRIDE: u64 = std::mem::size_of::<[f32; 4]>() as u64;
 
-fn texture_2d(
+/// A 2D texture of one mip level and sample, and its default view.
+pub(crate) fn texture_2d(
     device: &wgpu::Device,
     label: &str,
     width: u32,
