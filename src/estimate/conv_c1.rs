@@ -226,6 +226,23 @@ fn forward_pixel(
         ychunk.copy_from_slice(&acc);
     }
     let rest = &mut yrow[full..];
+    for_each_tap(x, g, patch, |t, v| {
+        for (a, &w) in rest.iter_mut().zip(&wt[t * o + full..(t + 1) * o]) {
+            *a += v * w;
+        }
+    });
+    if let Some(s) = leaky {
+        for v in yrow.iter_mut() {
+            *v = v.max(0.0) + v.min(0.0) * s;
+        }
+    }
+}
+
+/// Calls `f(tap, value)` for each kernel tap of `patch` that falls inside
+/// the image: the tap index `ky·kw + kx` and the input value under it.
+#[inline(always)]
+fn for_each_tap(x: &NhwcView<'_>, g: &ConvGeometry, patch: &Patch, mut f: impl FnMut(usize, f32)) {
+    let [sb, sy, sx, _] = x.strides;
     for ky in 0..g.kh {
         let Some(iy) = patch.input_row(g, ky) else {
             continue;
@@ -233,17 +250,7 @@ fn forward_pixel(
         let base = x.offset + patch.b * sb + iy * sy;
         for kx in patch.kx_lo..patch.kx_hi {
             let ix = (patch.ix0 + kx as isize) as usize;
-            let v = x.data[base + ix * sx];
-            let t = ky * g.kw + kx;
-            let w = &wt[t * o + full..(t + 1) * o];
-            for (a, &w) in rest.iter_mut().zip(w) {
-                *a += v * w;
-            }
-        }
-    }
-    if let Some(s) = leaky {
-        for v in yrow.iter_mut() {
-            *v = v.max(0.0) + v.min(0.0) * s;
+            f(ky * g.kw + kx, x.data[base + ix * sx]);
         }
     }
 }
@@ -262,7 +269,6 @@ fn weight_grad_rows_impl(
     dz: &mut [f32],
 ) {
     let o = g.out_c;
-    let [sb, sy, sx, _] = x.strides;
     let dz = &mut dz[..o];
     for (r, patch) in (r0..r1).zip(Patches::from_row(g, r0)) {
         let dyr = &dy[r * o..(r + 1) * o];
@@ -278,19 +284,10 @@ fn weight_grad_rows_impl(
         for (s, &z) in db.iter_mut().zip(dz.iter()) {
             *s += z;
         }
-        for ky in 0..g.kh {
-            let Some(iy) = patch.input_row(g, ky) else {
-                continue;
-            };
-            let base = x.offset + patch.b * sb + iy * sy;
-            for kx in patch.kx_lo..patch.kx_hi {
-                let ix = (patch.ix0 + kx as isize) as usize;
-                let v = x.data[base + ix * sx];
-                let t = ky * g.kw + kx;
-                for (a, &z) in dwt[t * o..(t + 1) * o].iter_mut().zip(dz.iter()) {
-                    *a += v * z;
-                }
+        for_each_tap(x, g, &patch, |t, v| {
+            for (a, &z) in dwt[t * o..(t + 1) * o].iter_mut().zip(dz.iter()) {
+                *a += v * z;
             }
-        }
+        });
     }
 }
