@@ -12,3 +12,18 @@ pub mod io;
 pub mod render;
 pub mod shapes;
 pub mod synth;
+
+/// Helpers shared by the library's unit tests.
+#[cfg(test)]
+pub(crate) mod test_util {
+    use candle_core::Tensor;
+
+    /// max |a − b| over all elements (same shapes).
+    pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .and_then(|d| d.abs())
+            .and_then(|d| d.max_all())
+            .and_then(|d| d.to_scalar::<f32>())
+            .expect("max |a - b|")
+    }
+}

@@ -751,6 +751,15 @@ fn build(cfg: &NetConfig, backend: ConvBackend) -> Result<(OrientationNet, VarMa
     Ok((net, varmap))
 }
 
+/// Copies of `net`'s parameters (a snapshot that later steps leave alone).
+fn parameter_copies(net: &OrientationNet) -> Result<Vec<Tensor>> {
+    net.parameters()
+        .expect("parameters")
+        .iter()
+        .map(|p| p.copy())
+        .collect()
+}
+
 /// Copies every variable of `from` into the same-named variable of `to`.
 fn copy_vars(from: &VarMap, to: &VarMap) -> Result<()> {
     let src = from.data().lock().expect("lock");
@@ -897,12 +906,7 @@ fn trainer_steps_match_autograd_steps() -> Result<()> {
         let (stock, stock_vars) = build(&cfg, ConvBackend::Stock)?;
         copy_vars(&fast_vars, &auto_vars)?;
         copy_vars(&fast_vars, &stock_vars)?;
-        let initial: Vec<Tensor> = fast
-            .parameters()
-            .expect("p")
-            .iter()
-            .map(|p| p.copy())
-            .collect::<Result<_>>()?;
+        let initial = parameter_copies(&fast)?;
         let mut opt_fast = FusedAdamW::new(fast_vars.all_vars(), params.clone())?;
         let mut opt_auto = FusedAdamW::new(auto_vars.all_vars(), params.clone())?;
         let mut opt_stock = FusedAdamW::new(stock_vars.all_vars(), params.clone())?;
@@ -970,12 +974,7 @@ fn trainer_edge_cases() -> Result<()> {
     let (net, vars) = build(&cfg, ConvBackend::Fast)?;
     let mut opt = FusedAdamW::new(vars.all_vars(), ParamsAdamW::default())?;
     let mut trainer = NetTrainer::new();
-    let before: Vec<Tensor> = net
-        .parameters()
-        .expect("p")
-        .iter()
-        .map(|p| p.copy())
-        .collect::<Result<_>>()?;
+    let before = parameter_copies(&net)?;
     let x = Tensor::randn(0f32, 1.0, (2, 1, 24, 24), &Device::Cpu)?;
     let constant = Tensor::new(3f32, &Device::Cpu)?;
     let loss = trainer.step(&net, &x, |_| Ok(constant.clone()), &mut opt)?;

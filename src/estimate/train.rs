@@ -853,14 +853,7 @@ mod tests {
                 .zip(auto.parameters().unwrap())
                 .enumerate()
             {
-                let d = (f - &a)
-                    .unwrap()
-                    .abs()
-                    .unwrap()
-                    .max_all()
-                    .unwrap()
-                    .to_scalar::<f32>()
-                    .unwrap();
+                let d = crate::test_util::max_abs_diff(f, &a);
                 assert!(d < 1e-5, "{kind:?} parameter {i}: weights differ by {d}");
             }
         }

@@ -128,14 +128,7 @@ fn candle_batch_matches_fast_frames() {
         .unwrap();
     let a = splat(&uv, &wb, &sig_t, wd, ht).unwrap();
     let b = splat_ops(&uv, &wb, &sig_t, wd, ht).unwrap();
-    let diff = (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let diff = crate::test_util::max_abs_diff(&a, &b);
     assert!(diff < 1e-5, "custom op vs stock ops differ by {diff}");
 }
 
