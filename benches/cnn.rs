@@ -23,16 +23,16 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
 use divan::counter::ItemsCount;
 use divan::Bencher;
-use posescope::estimate::conv::ConvBackend;
-use posescope::estimate::net::{NetConfig, OrientationNet};
-use posescope::estimate::net_optim::{AdamWKind, FusedAdamW};
-use posescope::estimate::net_train::NetTrainer;
+use posescope::estimate::nn::conv::ConvBackend;
+use posescope::estimate::nn::net::{NetConfig, OrientationNet};
+use posescope::estimate::nn::optim::{AdamWKind, FusedAdamW};
+use posescope::estimate::nn::trainer::NetTrainer;
 
 fn main() {
     // The recommended process settings (see docs/CNN_PERFORMANCE.md); set
     // POSESCOPE_DEFAULT_MALLOC=1 to measure with glibc's defaults.
     if std::env::var_os("POSESCOPE_DEFAULT_MALLOC").is_none() {
-        posescope::estimate::net::tune_malloc();
+        posescope::estimate::nn::net::tune_malloc();
     }
     divan::main();
 }
@@ -306,7 +306,7 @@ mod optimizer {
 /// input needs none in the network, but gets one here).
 mod layers {
     use super::*;
-    use posescope::estimate::conv::{Conv2dConfig, FastConv2d};
+    use posescope::estimate::nn::conv::{Conv2dConfig, FastConv2d};
 
     /// Layer `i` of `cfg` and an NHWC input variable at batch 32.
     pub fn layer(cfg: &NetConfig, i: usize) -> (FastConv2d, candle_core::Var) {

@@ -3,10 +3,11 @@
 //!
 //! Run with `cargo bench --bench fit`. Results are recorded in docs/PERFORMANCE.md.
 
-use posescope::estimate::fit::{fit_frame, start_from_estimate, FitOptions};
-use posescope::estimate::refine::{refine, FitModel, FitState, RefineConfig};
-use posescope::estimate::train::Estimator;
+use posescope::estimate::pose::estimator::Estimator;
+use posescope::estimate::pose::fit::{fit_frame, start_from_estimate, FitOptions};
+use posescope::estimate::pose::refine::{refine, RefineConfig};
 use posescope::geometry::{Pose, Quat};
+use posescope::render::scene::{FitModel, FitState};
 use posescope::synth::{generate_frame, SynthConfig, SynthFrame};
 use rayon::prelude::*;
 
@@ -80,10 +81,7 @@ fn fit_batch_32_with_network(bencher: divan::Bencher) {
     let model = FitModel::torus(20.0, 5.0, 1.6);
     let opts = FitOptions::default();
     bencher.bench_local(|| {
-        let input: Vec<(&[f32], usize, usize)> = frames
-            .iter()
-            .map(|f| (f.image.data.as_slice(), 128, 128))
-            .collect();
+        let input: Vec<&posescope::io::Frame> = frames.iter().map(|f| &f.image).collect();
         let starts = est.estimate(&input).unwrap();
         frames
             .par_iter()

@@ -2,8 +2,11 @@
 //!
 //! The modules follow the data flow:
 //! `io` → `geometry`/`shapes` → `render` → `synth`/`estimate` → `export` → app and CLI.
-//! Nothing here knows about egui; nothing in `render::cpu` or `estimate` knows about wgpu.
+//! Only `app` knows egui; nothing in `render::cpu` or `estimate` knows wgpu.
+//! The viewer and the wgpu renderer are behind the `gui` feature (on by
+//! default); without it the library and the CLI are headless.
 
+#[cfg(feature = "gui")]
 pub mod app;
 pub mod estimate;
 pub mod export;

@@ -50,7 +50,7 @@ fn synth_then_info_and_truth() {
     assert!((px - 65.0).abs() < 1e-3, "pixel size {px}");
     assert!(s["max"].as_f64().unwrap() > s["min"].as_f64().unwrap());
     // the truth table has one row per frame with the standard columns
-    let rows = posescope::export::read_pose_csv(&out.join("truth.csv")).unwrap();
+    let rows = posescope::io::read_pose_csv(&out.join("truth.csv")).unwrap();
     assert_eq!(rows.len(), 12);
     assert!(rows.iter().enumerate().all(|(i, r)| r.frame == i));
     let r: f64 = rows[0].get("major_radius_px").unwrap().parse().unwrap();
@@ -177,7 +177,7 @@ fn fit_with_the_bundled_network_then_eval() {
         pred.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
-    let rows = posescope::export::read_pose_csv(&pred).unwrap();
+    let rows = posescope::io::read_pose_csv(&pred).unwrap();
     assert_eq!(rows.len(), 6);
     assert!(
         rows.iter().all(|r| r.get("start") == Some("network")),
@@ -229,7 +229,7 @@ fn fit_reports_a_bad_file_and_goes_on() {
         pred.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
-    let rows = posescope::export::read_pose_csv(&pred).unwrap();
+    let rows = posescope::io::read_pose_csv(&pred).unwrap();
     assert_eq!(rows.len(), 3);
     let failed: Vec<_> = rows
         .iter()

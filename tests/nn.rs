@@ -2,8 +2,8 @@
 
 use candle_core::{DType, Device, Module, Result, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
-use posescope::estimate::conv::{Conv2dConfig, ConvBackend, FastConv2d};
-use posescope::estimate::net::{bench_cnn, NetConfig, OrientationNet, LEAKY_SLOPE};
+use posescope::estimate::nn::conv::{Conv2dConfig, ConvBackend, FastConv2d};
+use posescope::estimate::nn::net::{bench_cnn, NetConfig, OrientationNet, LEAKY_SLOPE};
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -683,7 +683,7 @@ fn net_trains() -> Result<()> {
 #[test]
 fn fused_adamw_matches_candle_adamw() -> Result<()> {
     use candle_nn::{AdamW, Optimizer, ParamsAdamW};
-    use posescope::estimate::net_optim::FusedAdamW;
+    use posescope::estimate::nn::optim::FusedAdamW;
     let params = ParamsAdamW {
         lr: 0.01,
         weight_decay: 0.1,
@@ -815,7 +815,7 @@ fn check_trainer_grads(
     kind: TestLoss,
     seed: u64,
 ) -> std::result::Result<(), TestCaseError> {
-    use posescope::estimate::net_train::NetTrainer;
+    use posescope::estimate::nn::trainer::NetTrainer;
     let (net, _vars) = build(cfg, ConvBackend::Fast).expect("net");
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let s = cfg.input_size;
@@ -888,8 +888,8 @@ fn trainer_gradients_match_autograd_on_default_and_holly() {
 #[test]
 fn trainer_steps_match_autograd_steps() -> Result<()> {
     use candle_nn::{Optimizer, ParamsAdamW};
-    use posescope::estimate::net_optim::FusedAdamW;
-    use posescope::estimate::net_train::NetTrainer;
+    use posescope::estimate::nn::optim::FusedAdamW;
+    use posescope::estimate::nn::trainer::NetTrainer;
     let params = ParamsAdamW {
         lr: 1e-2,
         weight_decay: 0.05,
@@ -968,8 +968,8 @@ fn trainer_steps_match_autograd_steps() -> Result<()> {
 #[test]
 fn trainer_edge_cases() -> Result<()> {
     use candle_nn::{Optimizer, ParamsAdamW};
-    use posescope::estimate::net_optim::FusedAdamW;
-    use posescope::estimate::net_train::NetTrainer;
+    use posescope::estimate::nn::optim::FusedAdamW;
+    use posescope::estimate::nn::trainer::NetTrainer;
     let cfg = small_config();
     let (net, vars) = build(&cfg, ConvBackend::Fast)?;
     let mut opt = FusedAdamW::new(vars.all_vars(), ParamsAdamW::default())?;
@@ -1003,7 +1003,7 @@ fn trainer_edge_cases() -> Result<()> {
 /// both backends and across batch sizes, and tracks no gradient.
 #[test]
 fn trainer_infer_matches_forward() -> Result<()> {
-    use posescope::estimate::net_train::NetTrainer;
+    use posescope::estimate::nn::trainer::NetTrainer;
     let mut buffers = NetTrainer::new();
     let mut rng = ChaCha8Rng::seed_from_u64(31);
     for cfg in [small_config(), NetConfig::default(), NetConfig::holly()] {

@@ -8,7 +8,7 @@ use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 
 use posescope::app::PoseScopeApp;
-use posescope::export::read_pose_csv;
+use posescope::io::read_pose_csv;
 use posescope::io::WriteSample;
 use posescope::synth::{write_dataset, SynthConfig};
 

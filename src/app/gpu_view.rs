@@ -8,6 +8,7 @@
 
 use egui_wgpu::RenderState;
 
+pub use super::state::Layout;
 use crate::render::display::{self, Contrast, Lut};
 use crate::render::gpu::{Composite, CompositeMode, GpuRenderer, SplatScene, DISPLAY_CUT_SIGMAS};
 use crate::render::SplatParams;
@@ -29,40 +30,6 @@ pub fn wgpu_setup() -> egui_wgpu::WgpuSetup {
         desc
     });
     egui_wgpu::WgpuSetup::CreateNew(setup)
-}
-
-/// What the model panel shows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
-pub enum Layout {
-    /// Raw frame and model render side by side.
-    #[default]
-    SideBySide,
-    /// Raw frame (magenta) merged with the model (green).
-    Overlay,
-    /// Raw frame minus the least-squares scaled model.
-    Residual,
-    /// The posed points in 3D, with an orbit camera.
-    Orbit3d,
-}
-
-impl Layout {
-    /// All layouts, in menu order.
-    pub const ALL: [Layout; 4] = [
-        Layout::SideBySide,
-        Layout::Overlay,
-        Layout::Residual,
-        Layout::Orbit3d,
-    ];
-
-    /// Menu name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Layout::SideBySide => "Side by side",
-            Layout::Overlay => "Overlay",
-            Layout::Residual => "Residual",
-            Layout::Orbit3d => "3D",
-        }
-    }
 }
 
 /// Everything one model-panel image depends on.

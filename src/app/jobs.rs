@@ -1,21 +1,25 @@
 //! Background work for the viewer: loading files, building the fitter,
-//! estimating and refining. Nothing here blocks the UI thread: each job runs
-//! on its own thread, reports progress through atomics and results through a
-//! channel, and checks a cancel flag between frames.
+//! estimating and refining, and the symmetry-explorer sweeps. Nothing here
+//! blocks the UI thread: each job runs on its own thread, reports progress
+//! through atomics and results through a channel, and checks a cancel flag.
+//! Estimation runs the library's batch fit
+//! ([`fit_frames`](crate::estimate::pose::batch::fit_frames)), the same loop
+//! as `posescope fit`.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 
-use crate::estimate::fit::FitOptions;
-use crate::estimate::pipeline::{DeviceChoice, Fitter, FrameFit, ModelSpec};
-use crate::estimate::refine::FitState;
-use crate::io::{Frame, StackInfo};
-
-/// Most pixel values a viewer document may hold in memory (1 GiB of f32).
-/// Larger stacks are for `posescope fit`, which streams them.
-pub const MAX_DOCUMENT_VALUES: usize = 1 << 28;
+use super::error::{AppError, MAX_DOCUMENT_VALUES};
+use super::live::{sweep_scores, Sweeps};
+use super::state::{DocId, Document, PoseControls};
+use crate::estimate::pose::batch::{fit_frames, BatchOptions};
+use crate::estimate::pose::fit::FitOptions;
+use crate::estimate::pose::pipeline::{DeviceChoice, Fitter, FrameFit, ModelSpec};
+use crate::estimate::pose::results::{FitResults, FrameResult};
+use crate::io::Frame;
+use crate::render::scene::{FitModel, FitState};
 
 /// The threads estimation jobs run on: one core fewer than the machine has
 /// (at least one), so the UI and the GPU driver (a software one, maybe) keep a
@@ -34,50 +38,70 @@ fn job_pool() -> &'static rayon::ThreadPool {
     })
 }
 
-/// A file loaded into memory.
-pub struct Document {
-    /// Unique per load (the GPU re-uploads the raw frame when it changes).
-    pub id: u64,
-    /// Where it came from.
-    pub path: PathBuf,
-    /// Its description (size, pixel size, …).
-    pub info: StackInfo,
-    /// Every frame (shared with estimation jobs without copying).
-    pub frames: Arc<Vec<Frame>>,
-    /// Per-frame fit results (None: not fitted; Err: the fit failed).
-    pub results: Vec<Option<Result<FrameFit, String>>>,
+/// What a job does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobKind {
+    /// Reading a file into a document.
+    Load,
+    /// Building the fitter (loading the network) for a model.
+    BuildFitter,
+    /// Estimating frames (network + refinement).
+    Estimate,
+    /// Refining one frame from the slider pose.
+    Refine,
+    /// The symmetry explorer's score sweeps.
+    Sweep,
+}
+
+impl JobKind {
+    /// Jobs that fit frames (Estimate and Refine wait for each other).
+    pub fn fits(self) -> bool {
+        matches!(self, JobKind::Estimate | JobKind::Refine)
+    }
 }
 
 /// What a job sends back.
 pub enum Message {
     /// A file finished loading (or failed).
-    Loaded(Result<Document, String>),
+    Loaded(Result<Document, AppError>),
     /// The fitter for a model is ready (or failed), tagged with its spec.
-    FitterReady(ModelSpec, Result<Arc<Fitter>, String>),
+    FitterReady(ModelSpec, Result<Arc<Fitter>, AppError>),
     /// One frame was fitted.
     Fitted {
-        /// The document's path (results for closed documents are dropped).
-        path: PathBuf,
+        /// The document (results for closed documents are dropped).
+        doc: DocId,
         /// The frame.
         frame: usize,
         /// The fit.
-        result: Result<FrameFit, String>,
+        result: FrameResult,
         /// Move the sliders to it (single-frame Estimate and Refine).
         apply: bool,
     },
+    /// The sweeps for a frame and pose.
+    Swept(Sweeps),
     /// A job ended (finished or cancelled); `note` is shown to the user.
     Finished {
         /// Job id.
         id: u64,
         /// What to tell the user, if anything.
-        note: Option<String>,
+        note: Option<Note>,
     },
+}
+
+/// What a finished job tells the user.
+pub enum Note {
+    /// Information (e.g. "cancelled after 12 frames").
+    Info(String),
+    /// An error.
+    Error(AppError),
 }
 
 /// A running job, as the UI sees it.
 pub struct JobHandle {
     /// Unique id.
     pub id: u64,
+    /// What it does.
+    pub kind: JobKind,
     /// Shown next to the progress bar.
     pub label: String,
     /// Units done.
@@ -139,9 +163,19 @@ impl Jobs {
         !self.running.is_empty()
     }
 
-    /// True while a job with this label prefix runs.
-    pub fn running_kind(&self, prefix: &str) -> bool {
-        self.running.iter().any(|j| j.label.starts_with(prefix))
+    /// True while a job of this kind runs.
+    pub fn running(&self, kind: JobKind) -> bool {
+        self.running.iter().any(|j| j.kind == kind)
+    }
+
+    /// True while a job that fits frames runs.
+    pub fn fitting(&self) -> bool {
+        self.running.iter().any(|j| j.kind.fits())
+    }
+
+    /// Jobs shown in the status bar, with a progress bar and Cancel.
+    pub fn visible(&self) -> impl Iterator<Item = &JobHandle> {
+        self.running.iter().filter(|j| j.kind != JobKind::Sweep)
     }
 
     /// Asks every job to stop.
@@ -153,14 +187,16 @@ impl Jobs {
 
     fn spawn(
         &mut self,
+        kind: JobKind,
         label: String,
         total: usize,
-        work: impl FnOnce(Ctx) -> Option<String> + Send + 'static,
+        work: impl FnOnce(Ctx) -> Option<Note> + Send + 'static,
     ) {
         let id = self.next_id;
         self.next_id += 1;
         let handle = JobHandle {
             id,
+            kind,
             label,
             done: Arc::new(AtomicUsize::new(0)),
             total,
@@ -180,7 +216,11 @@ impl Jobs {
                 let wake = ctx.wake.clone();
                 // a panic in a job must not take the viewer down
                 let note = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(ctx)))
-                    .unwrap_or_else(|_| Some("internal error: a background job crashed".into()));
+                    .unwrap_or_else(|_| {
+                        Some(Note::Info(
+                            "internal error: a background job crashed".into(),
+                        ))
+                    });
                 let _ = tx.send(Message::Finished { id, note });
                 wake();
             })
@@ -196,34 +236,46 @@ impl Jobs {
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default()
             );
-            self.spawn(label, 1, move |ctx| {
-                let doc = load_document(&path, &ctx);
-                let cancelled = ctx.cancelled();
-                if !cancelled {
-                    ctx.send(Message::Loaded(doc));
+            self.spawn(JobKind::Load, label, 1, move |ctx| {
+                match load_document(&path, &ctx.cancel) {
+                    Err(AppError::Cancelled) => {
+                        Some(Note::Info(format!("cancelled loading {}", path.display())))
+                    }
+                    doc => {
+                        ctx.send(Message::Loaded(doc));
+                        None
+                    }
                 }
-                cancelled.then(|| format!("cancelled loading {}", path.display()))
             });
         }
     }
 
     /// Builds the fitter (loads the network) for a model.
     pub fn build_fitter(&mut self, spec: ModelSpec, opts: FitOptions) {
-        self.spawn("Loading model".into(), 1, move |ctx| {
-            let fitter = Fitter::new(&spec, opts, None, true, DeviceChoice::Auto)
-                .map(Arc::new)
-                .map_err(|e| format!("model {}: {e}", spec.describe()));
-            ctx.send(Message::FitterReady(spec, fitter));
-            None
-        });
+        self.spawn(
+            JobKind::BuildFitter,
+            "Loading model".into(),
+            1,
+            move |ctx| {
+                let fitter = Fitter::new(&spec, opts, None, true, DeviceChoice::Auto)
+                    .map(Arc::new)
+                    .map_err(|source| AppError::Model {
+                        model: spec.describe(),
+                        source,
+                    });
+                ctx.send(Message::FitterReady(spec, fitter));
+                None
+            },
+        );
     }
 
-    /// Estimates (CNN + refinement) the given frames of a document, in
-    /// batches, reporting each; `apply` moves the sliders to the result.
+    /// Estimates (CNN + refinement) the given frames of a document through
+    /// the library's batch fit, reporting each; `apply` moves the sliders to
+    /// the result.
     pub fn estimate(
         &mut self,
         fitter: Arc<Fitter>,
-        path: PathBuf,
+        doc: DocId,
         frames: Arc<Vec<Frame>>,
         which: Vec<usize>,
         apply: bool,
@@ -233,36 +285,35 @@ impl Jobs {
         } else {
             format!("Estimating {} frames", which.len())
         };
-        self.spawn(label, which.len(), move |ctx| {
-            let which: Vec<usize> = which.into_iter().filter(|&k| k < frames.len()).collect();
-            for chunk in which.chunks(32) {
-                if ctx.cancelled() {
-                    return Some(format!(
-                        "estimation cancelled after {} frames",
-                        ctx.done.load(Ordering::Relaxed)
-                    ));
-                }
-                let batch: Vec<(&[f32], usize, usize)> = chunk
-                    .iter()
-                    .map(|&k| (frames[k].data.as_slice(), frames[k].width, frames[k].height))
-                    .collect();
-                match job_pool().install(|| fitter.fit_batch(&batch)) {
-                    Ok(results) => {
-                        for (k, result) in chunk.iter().zip(results) {
-                            ctx.send(Message::Fitted {
-                                path: path.clone(),
-                                frame: *k,
-                                result,
-                                apply,
-                            });
-                        }
-                    }
-                    Err(e) => return Some(format!("estimation failed: {e}")),
-                }
-                ctx.done.fetch_add(chunk.len(), Ordering::Relaxed);
-                (ctx.wake)();
+        self.spawn(JobKind::Estimate, label, which.len(), move |ctx| {
+            let opts = BatchOptions {
+                cancel: Some(ctx.cancel.as_ref()),
+                ..BatchOptions::default()
+            };
+            let load = |k: usize| {
+                frames
+                    .get(k)
+                    .ok_or_else(|| format!("frame {k} is not in the document"))
+            };
+            let run = job_pool().install(|| {
+                fit_frames(&fitter, &which, load, opts, |item| {
+                    ctx.send(Message::Fitted {
+                        doc,
+                        frame: item.index,
+                        result: item.result,
+                        apply,
+                    });
+                    ctx.done.fetch_add(1, Ordering::Relaxed);
+                })
+            });
+            match run {
+                Ok(s) if s.cancelled => Some(Note::Info(format!(
+                    "estimation cancelled after {} frames",
+                    s.done()
+                ))),
+                Ok(_) => None,
+                Err(e) => Some(Note::Error(AppError::Estimate(e))),
             }
-            None
         });
     }
 
@@ -270,24 +321,47 @@ impl Jobs {
     pub fn refine(
         &mut self,
         fitter: Arc<Fitter>,
-        path: PathBuf,
+        doc: DocId,
         index: usize,
-        frame: Frame,
+        frames: Arc<Vec<Frame>>,
         start: FitState,
     ) {
-        self.spawn(format!("Refining frame {index}"), 1, move |ctx| {
-            let result = fitter
-                .refine_from(&frame.data, frame.width, frame.height, start)
-                .map(|outcome| FrameFit {
-                    outcome,
-                    cnn_ms: 0.0,
+        self.spawn(
+            JobKind::Refine,
+            format!("Refining frame {index}"),
+            1,
+            move |ctx| {
+                let result = match frames.get(index) {
+                    Some(f) => fitter.refine_from(f, start).map(|outcome| FrameFit {
+                        outcome,
+                        cnn_ms: 0.0,
+                    }),
+                    None => Err(format!("frame {index} is not in the document")),
+                };
+                ctx.send(Message::Fitted {
+                    doc,
+                    frame: index,
+                    result,
+                    apply: true,
                 });
-            ctx.send(Message::Fitted {
-                path,
-                frame: index,
-                result,
-                apply: true,
-            });
+                None
+            },
+        );
+    }
+
+    /// Computes the symmetry-explorer sweeps of a frame at a pose.
+    pub fn sweep(
+        &mut self,
+        key: (DocId, usize),
+        frames: Arc<Vec<Frame>>,
+        model: Arc<FitModel>,
+        at: PoseControls,
+    ) {
+        self.spawn(JobKind::Sweep, "Sweeps".into(), 1, move |ctx| {
+            if let Some(frame) = frames.get(key.1) {
+                let curves = sweep_scores(frame, &model, &at);
+                ctx.send(Message::Swept(Sweeps { at, key, curves }));
+            }
             None
         });
     }
@@ -308,60 +382,51 @@ impl Ctx {
         let _ = self.tx.send(m);
         (self.wake)();
     }
-
-    /// True once the user asked to stop.
-    pub fn cancelled(&self) -> bool {
-        self.cancel.load(Ordering::Relaxed)
-    }
 }
 
 /// Reads every frame of a file, refusing stacks too large to hold.
-pub fn load_document(path: &std::path::Path, ctx: &Ctx) -> Result<Document, String> {
-    let mut stack = crate::io::open(path).map_err(|e| e.to_string())?;
+pub fn load_document(path: &std::path::Path, cancel: &AtomicBool) -> Result<Document, AppError> {
+    let mut stack = crate::io::open(path)?;
     let info = stack.info().clone();
     let values = info
         .width
         .saturating_mul(info.height)
         .saturating_mul(info.frames);
     if values > MAX_DOCUMENT_VALUES {
-        return Err(format!(
-            "{}: {} frames of {}×{} are too many to view at once ({} M values, limit {} M); \
-             fit it headless with `posescope fit`",
-            path.display(),
-            info.frames,
-            info.width,
-            info.height,
-            values >> 20,
-            MAX_DOCUMENT_VALUES >> 20
-        ));
+        return Err(AppError::TooLarge {
+            path: path.to_path_buf(),
+            frames: info.frames,
+            width: info.width,
+            height: info.height,
+            values,
+        });
     }
     let mut frames = Vec::with_capacity(info.frames);
     for i in 0..info.frames {
-        if ctx.cancelled() {
-            return Err("cancelled".into());
+        if cancel.load(Ordering::Relaxed) {
+            return Err(AppError::Cancelled);
         }
-        let f = stack.frame(i).map_err(|e| e.to_string())?;
+        let f = stack.frame(i)?;
         if let Some(bad) = f.data.iter().position(|v| !v.is_finite()) {
-            return Err(format!(
-                "{}: frame {i} has a non-finite pixel ({}, {}) = {}",
-                path.display(),
-                bad % f.width,
-                bad / f.width,
-                f.data[bad]
-            ));
+            return Err(AppError::NonFinite {
+                path: path.to_path_buf(),
+                frame: i,
+                x: bad % f.width,
+                y: bad / f.width,
+                value: f.data[bad],
+            });
         }
         frames.push(f);
     }
     if frames.is_empty() {
-        return Err(format!("{}: the file holds no frames", path.display()));
+        return Err(AppError::Empty(path.to_path_buf()));
     }
     let n = frames.len();
-    static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
     Ok(Document {
-        id: NEXT_ID.fetch_add(1, Ordering::Relaxed) as u64,
+        id: DocId::next(),
         path: path.to_path_buf(),
         info,
         frames: Arc::new(frames),
-        results: vec![None; n],
+        results: FitResults::new(n),
     })
 }

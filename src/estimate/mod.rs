@@ -1,18 +1,15 @@
-//! Orientation estimation: the CNN (`net`, `conv`), training, render-and-compare
-//! refinement, batch fitting and evaluation. Nothing here knows about wgpu or egui.
+//! Orientation estimation, in two rooms:
+//!
+//! - [`nn`]: the CNN engine — fast CPU convolutions (direct, im2col + GEMM,
+//!   Winograd), the orientation network built from a `VarBuilder`, the
+//!   autograd-free trainer, fused AdamW and the throughput bench. It knows
+//!   tensors, not poses.
+//! - [`pose`]: pose fitting — the trained estimator, render-and-compare
+//!   refinement, the coarse search, the fit of one frame, the batch fit with
+//!   cancel and progress that the CLI and the viewer share, its results, the
+//!   training of the pose network and symmetry-aware evaluation.
+//!
+//! Nothing here knows wgpu or egui.
 
-pub mod conv;
-mod conv_c1;
-mod conv_cpu;
-mod conv_wino;
-pub mod eval;
-pub mod fit;
-pub mod net;
-pub mod net_bench;
-pub mod net_optim;
-pub mod net_train;
-pub mod pipeline;
-pub mod preprocess;
-pub mod refine;
-pub mod search;
-pub mod train;
+pub mod nn;
+pub mod pose;

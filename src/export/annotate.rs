@@ -22,9 +22,9 @@ use std::path::Path;
 use ab_glyph::{Font, FontRef, PxScale, ScaleFont};
 use image::{ImageEncoder, Rgba, RgbaImage};
 
-use super::{atomic_write, ExportError};
 use crate::geometry::Pose;
 use crate::io::Frame;
+use crate::io::{atomic_write, OutputError};
 use crate::render::display::{colorize, overlay_rgba, scale_bar, Contrast, Lut};
 
 /// Largest exported image side in pixels; larger layouts are refused.
@@ -206,11 +206,11 @@ pub struct Layout {
     pub gap: u32,
 }
 
-fn invalid(msg: impl Into<String>) -> ExportError {
-    ExportError::Invalid(msg.into())
+fn invalid(msg: impl Into<String>) -> OutputError {
+    OutputError::Invalid(msg.into())
 }
 
-fn hack() -> Result<FontRef<'static>, ExportError> {
+fn hack() -> Result<FontRef<'static>, OutputError> {
     FontRef::try_from_slice(epaint_default_fonts::HACK_REGULAR)
         .map_err(|e| invalid(format!("bundled font: {e}")))
 }
@@ -237,7 +237,7 @@ fn text_width(font: &FontRef<'_>, scale: PxScale, text: &str) -> f32 {
     w
 }
 
-fn to_u32(x: u64, what: &str) -> Result<u32, ExportError> {
+fn to_u32(x: u64, what: &str) -> Result<u32, OutputError> {
     match u32::try_from(x) {
         Ok(v) if v <= MAX_SIDE => Ok(v),
         _ => Err(invalid(format!(
@@ -254,7 +254,7 @@ pub fn layout(
     height: usize,
     opts: &AnnotateOptions,
     lines: &[String],
-) -> Result<Layout, ExportError> {
+) -> Result<Layout, OutputError> {
     if !(1..=MAX_UPSCALE).contains(&opts.upscale) {
         return Err(invalid(format!(
             "upscale must be 1 to {MAX_UPSCALE}, got {}",
@@ -470,7 +470,7 @@ pub fn annotate(
     model: &[f32],
     a: &Annotation,
     opts: &AnnotateOptions,
-) -> Result<RgbaImage, ExportError> {
+) -> Result<RgbaImage, OutputError> {
     let (w, h) = (raw.width, raw.height);
     let n = w.checked_mul(h);
     if n != Some(raw.data.len()) {
@@ -524,7 +524,7 @@ pub fn annotate(
 
 /// Writes `img` as an 8-bit RGBA PNG to `path` (temp file, then rename), so
 /// a failure leaves no file.
-pub fn write_png(path: &Path, img: &RgbaImage) -> Result<(), ExportError> {
+pub fn write_png(path: &Path, img: &RgbaImage) -> Result<(), OutputError> {
     atomic_write(path, |w| {
         image::codecs::png::PngEncoder::new(w)
             .write_image(
@@ -533,7 +533,7 @@ pub fn write_png(path: &Path, img: &RgbaImage) -> Result<(), ExportError> {
                 img.height(),
                 image::ExtendedColorType::Rgba8,
             )
-            .map_err(|e| ExportError::Io {
+            .map_err(|e| OutputError::Io {
                 path: path.to_path_buf(),
                 cause: std::io::Error::other(e),
             })

@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::annotate::{annotate, export_dir_name, write_png, AnnotateOptions, Annotation};
-use super::ExportError;
-use crate::estimate::refine::{render_state, FitModel, FitState};
 use crate::io::Frame;
+use crate::io::OutputError;
 use crate::render::display::{auto_contrast, auto_contrast_fraction, Contrast, Lut};
 use crate::render::kernel::Scratch;
+use crate::render::scene::{render_state, FitModel, FitState};
 
 /// How exported frames look.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -33,72 +33,117 @@ impl Default for ExportLook {
     }
 }
 
-/// One frame and its fitted state, ready to export.
-pub struct FrameExport<'a> {
-    /// The raw frame.
-    pub frame: &'a Frame,
-    /// The file it came from.
+/// Where and how a file's frames are exported: what every frame of one
+/// file shares.
+pub struct ExportTarget<'a> {
+    /// The folder the PNGs go to.
+    pub dir: &'a Path,
+    /// The file the frames come from.
     pub file: &'a Path,
-    /// Its index in the file.
-    pub index: usize,
     /// Frames in the file.
     pub frames: usize,
-    /// The fitted (or user-set) state.
-    pub state: FitState,
-    /// Its score, when known.
-    pub score: Option<f64>,
-    /// The model rendered at `state`.
+    /// The model rendered at each state.
     pub model: &'a FitModel,
     /// The model's name as shown to users.
     pub model_name: &'a str,
     /// Pixel size in nm, for the scale bar.
     pub pixel_size_nm: Option<f64>,
+    /// Colour map, contrast and zoom.
+    pub look: ExportLook,
 }
 
-impl FrameExport<'_> {
-    /// The model render at the state, at the frame's size.
-    pub fn render(&self) -> Vec<f32> {
+/// One frame at a fitted (or user-set) state.
+#[derive(Clone, Copy)]
+pub struct FrameAt<'a> {
+    /// The raw frame.
+    pub frame: &'a Frame,
+    /// Its index in the file.
+    pub index: usize,
+    /// The state the model is shown at.
+    pub state: FitState,
+    /// Its score, when known.
+    pub score: Option<f64>,
+}
+
+/// What exporting several frames did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExportSummary {
+    /// PNGs written.
+    pub written: usize,
+    /// Frames that could not be read or written, with the reason.
+    pub errors: Vec<String>,
+}
+
+impl ExportTarget<'_> {
+    /// The model render at a frame's state, at the frame's size.
+    pub fn render(&self, at: &FrameAt<'_>) -> Vec<f32> {
         render_state(
             self.model,
-            &self.state,
-            self.frame.width,
-            self.frame.height,
+            &at.state,
+            at.frame.width,
+            at.frame.height,
             &mut Scratch::default(),
         )
     }
 
-    /// The annotated image.
-    pub fn image(&self, look: &ExportLook) -> Result<image::RgbaImage, ExportError> {
-        let contrast = look
+    /// The annotated image of one frame.
+    pub fn image(&self, at: &FrameAt<'_>) -> Result<image::RgbaImage, OutputError> {
+        let contrast = self
+            .look
             .contrast
-            .unwrap_or_else(|| auto_contrast(&self.frame.data, auto_contrast_fraction(0)));
+            .unwrap_or_else(|| auto_contrast(&at.frame.data, auto_contrast_fraction(0)));
         let annotation = Annotation {
             file: self.file.display().to_string(),
-            frame: self.index,
+            frame: at.index,
             frames: self.frames,
-            pose: self.state.pose,
-            sigma: self.state.sigma,
-            score: self.score,
+            pose: at.state.pose,
+            sigma: at.state.sigma,
+            score: at.score,
             model: self.model_name.to_string(),
             pixel_size_nm: self.pixel_size_nm,
         };
         let opts = AnnotateOptions {
-            lut: look.lut,
+            lut: self.look.lut,
             contrast,
-            upscale: look.upscale,
+            upscale: self.look.upscale,
         };
-        annotate(self.frame, &self.render(), &annotation, &opts)
+        annotate(at.frame, &self.render(at), &annotation, &opts)
     }
 
-    /// Writes the annotated PNG to `path` (temp file, then rename).
-    pub fn write(&self, path: &Path, look: &ExportLook) -> Result<(), ExportError> {
-        write_png(path, &self.image(look)?)
-    }
-
-    /// Writes the annotated PNG into `dir` under its standard name and returns the path.
-    pub fn write_into(&self, dir: &Path, look: &ExportLook) -> Result<PathBuf, ExportError> {
-        let path = dir.join(export_dir_name(self.file, self.index));
-        self.write(&path, look)?;
+    /// Writes one frame's annotated PNG into the folder under its standard
+    /// name (temp file, then rename) and returns the path.
+    pub fn write(&self, at: &FrameAt<'_>) -> Result<PathBuf, OutputError> {
+        let path = self.dir.join(export_dir_name(self.file, at.index));
+        write_png(&path, &self.image(at)?)?;
         Ok(path)
+    }
+
+    /// Writes every `(index, state, score)` in `states`, reading each frame
+    /// through `load`; `progress` is called once per state. A frame that
+    /// cannot be read or written is recorded in the summary and the rest go on.
+    pub fn write_all<F: std::borrow::Borrow<Frame>>(
+        &self,
+        states: impl IntoIterator<Item = (usize, FitState, Option<f64>)>,
+        mut load: impl FnMut(usize) -> Result<F, String>,
+        mut progress: impl FnMut(),
+    ) -> ExportSummary {
+        let mut summary = ExportSummary::default();
+        for (index, state, score) in states {
+            let written = load(index).and_then(|f| {
+                let at = FrameAt {
+                    frame: f.borrow(),
+                    index,
+                    state,
+                    score,
+                };
+                self.write(&at).map_err(|e| e.to_string())
+            });
+            match written {
+                Ok(_) => summary.written += 1,
+                Err(e) => summary.errors.push(format!("frame {index}: {e}")),
+            }
+            progress();
+        }
+        summary
     }
 }

@@ -1,5 +1,8 @@
 //! Rotations, poses and particle symmetry.
 //!
+//! Owns: [`Quat`], [`Pose`], Euler conventions, SO(3) sampling, [`Symmetry`] and the
+//! symmetry-aware errors. Must not import any other PoseScope module: everything builds on it.
+//!
 //! # Conventions
 //!
 //! **Camera frame.** Image x is the column and points right, image y is the

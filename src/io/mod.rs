@@ -1,5 +1,9 @@
 //! Image I/O: reading microscopy image stacks (TIFF, BigTIFF, FITS, PNG, JPEG) and writing
-//! TIFF stacks and 16-bit PNG previews.
+//! TIFF stacks and 16-bit PNG previews; the pose CSV schema ([`PoseRow`], [`write_pose_csv`],
+//! [`read_pose_csv`]) and atomic writes ([`atomic_write`]) that every output goes through.
+//!
+//! Owns: file formats, [`Limits`], [`IoError`] and [`OutputError`]. Must not import `render`,
+//! `estimate`, `export`, `app`, candle, wgpu or egui (it uses only `geometry`'s pose type).
 //!
 //! # Reading
 //!
@@ -61,8 +65,10 @@
 //! reader all find it. [`write_png_gray16`] writes one frame as a 16-bit PNG. Both write to
 //! `<path>.tmp` first and rename it over `<path>` when complete.
 
+mod atomic;
 mod fits;
 mod metadata;
+mod pose_csv;
 mod raster;
 mod raw;
 mod tiff_read;
@@ -74,7 +80,9 @@ use std::fs::File;
 use std::io::{BufRead, Cursor, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+pub use atomic::{atomic_write, temp_sibling, OutputError};
 pub use metadata::unit_to_nm;
+pub use pose_csv::{read_pose_csv, write_pose_csv, PoseRow, POSE_COLUMNS};
 pub use write::{write_png_gray16, write_tiff_stack, WriteSample};
 
 /// Errors from reading or writing images. Every message starts with the file's path.

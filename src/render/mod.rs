@@ -1,5 +1,11 @@
 //! Rendering a posed point model into an image.
 //!
+//! Owns: the splat definition ([`SplatParams`], below), the separable kernel ([`kernel`]),
+//! the CPU renderer ([`cpu`], candle, differentiable), the posed-model scene shared by
+//! refinement, viewer and export ([`scene`]: model, fit state, render, NCC), display maps
+//! ([`display`]) and, with the `gui` feature, the wgpu renderer (`gpu`, WGSL shaders in
+//! `shaders/`). Must not import `estimate`, `export`, `app` or egui; only `gpu` knows wgpu.
+//!
 //! # The one definition both renderers implement
 //! A model point `p` (pixels, model frame) with weight `w` lands at
 //! `(u, v) = (W/2 + shift_x + s·(R·p)_x,  H/2 + shift_y + s·(R·p)_y)`:
@@ -15,9 +21,11 @@
 
 pub mod cpu;
 pub mod display;
+#[cfg(feature = "gui")]
 pub mod gpu;
 pub mod kernel;
 pub mod reference;
+pub mod scene;
 
 use serde::{Deserialize, Serialize};
 

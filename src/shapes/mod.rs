@@ -1,4 +1,8 @@
-//! Shape models: the 3D point clouds that poses are applied to.
+//! Shape models: the 3D point clouds that poses are applied to, and
+//! [`ModelKind`], the models a user can name.
+//!
+//! Owns: [`Model`], its generators and PLY/OBJ/CSV files, [`ShapeError`]. Must not import
+//! `render`, `estimate`, `app`, candle, wgpu or egui.
 //!
 //! A [`Model`] is a weighted point cloud in *model coordinates* with a
 //! [`Symmetry`]. Symmetric models have their symmetry axis along model z and
@@ -29,9 +33,12 @@
 //! [`Units::Px`] means camera pixels, [`Units::Nm`] nanometres. A model in nm
 //! is converted to pixels with [`Model::to_pixels`] before rendering.
 
+mod kind;
 mod ply;
 mod pointcloud;
 mod torus;
+
+pub use kind::{ModelKind, ModelKindError};
 
 use std::fmt;
 use std::path::{Path, PathBuf};

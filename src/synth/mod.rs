@@ -1,5 +1,8 @@
 //! Synthetic particle frames with known ground truth.
 //!
+//! Owns: the noise model, [`SynthConfig`] and the data-set writer. Uses `shapes`, `render`
+//! (the CPU splat) and `io`; must not import `estimate`, `app`, wgpu or egui.
+//!
 //! # Image model
 //! A particle is a set of labelled sites on the model (for a torus, points
 //! sampled area-uniformly on its surface). For each frame:
@@ -27,9 +30,8 @@ use rand_distr::{Distribution, Normal, Poisson};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::export::{self, PoseRow};
 use crate::geometry::{Pose, Quat};
-use crate::io::{self, Frame, WriteSample};
+use crate::io::{self, Frame, OutputError, PoseRow, WriteSample};
 use crate::render::cpu::render_frame_into;
 use crate::render::kernel::Scratch;
 use crate::render::SplatParams;
@@ -49,7 +51,7 @@ pub enum SynthError {
     Io(#[from] io::IoError),
     /// The truth table could not be written.
     #[error(transparent)]
-    Export(#[from] export::ExportError),
+    Export(#[from] OutputError),
     /// Rendering failed.
     #[error(transparent)]
     Render(#[from] crate::render::RenderError),
@@ -449,7 +451,7 @@ pub fn write_dataset(
     on_frame: impl Fn() + Sync,
 ) -> Result<Dataset, SynthError> {
     let frames = generate(cfg, on_frame)?;
-    std::fs::create_dir_all(dir).map_err(|source| export::ExportError::Io {
+    std::fs::create_dir_all(dir).map_err(|source| OutputError::Io {
         path: dir.to_path_buf(),
         cause: source,
     })?;
@@ -461,12 +463,12 @@ pub fn write_dataset(
     let (images, rows): (Vec<Frame>, Vec<PoseRow>) =
         frames.into_iter().map(|f| (f.image, f.truth)).unzip();
     io::write_tiff_stack(&out.stack, &images, sample, cfg.pixel_size_nm)?;
-    export::write_pose_csv(&out.truth, &rows)?;
+    io::write_pose_csv(&out.truth, &rows)?;
     let json = serde_json::to_string_pretty(cfg).map_err(|e| SynthError::Config(e.to_string()))?;
-    export::atomic_write(&out.settings, |w| {
+    io::atomic_write(&out.settings, |w| {
         use std::io::Write;
         w.write_all(json.as_bytes())
-            .map_err(|source| export::ExportError::Io {
+            .map_err(|source| OutputError::Io {
                 path: out.settings.clone(),
                 cause: source,
             })

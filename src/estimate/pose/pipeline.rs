@@ -11,12 +11,13 @@ use std::time::Instant;
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
+use super::estimator::Estimator;
 use super::fit::{fit_frame, start_from_estimate, FitOptions, FitOutcome};
-use super::refine::{FitModel, FitState};
-use super::train::{Estimator, TrainError};
-use crate::export::PoseRow;
+use super::train::TrainError;
 use crate::geometry::Symmetry;
-use crate::shapes::{Model, ShapeError, TorusSpec, Units};
+use crate::io::Frame;
+use crate::render::scene::{FitModel, FitState};
+use crate::shapes::{Model, ModelKind, ShapeError, TorusSpec, Units};
 
 /// Errors from setting up the pipeline.
 #[derive(Debug, thiserror::Error)]
@@ -38,8 +39,8 @@ pub enum PipelineError {
 /// What model to fit, as a user names it (CLI flags, viewer settings).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelSpec {
-    /// `torus`, `torus-gap`, `torus-marker`, `ring:N`, or a point-cloud path.
-    pub model: String,
+    /// Which model.
+    pub model: ModelKind,
     /// Torus radii `[R, r]` in `units`.
     pub torus: [f64; 2],
     /// Units of the model.
@@ -56,7 +57,7 @@ impl Default for ModelSpec {
     /// The bundled network's model: a torus of R 20 px, r 5 px.
     fn default() -> Self {
         Self {
-            model: "torus".into(),
+            model: ModelKind::Torus,
             torus: [20.0, 5.0],
             units: Units::Px,
             pixel_size: None,
@@ -69,7 +70,7 @@ impl Default for ModelSpec {
 impl ModelSpec {
     /// True for the parametric torus whose tube radius is fitted.
     pub fn is_torus(&self) -> bool {
-        self.model == "torus"
+        self.model.is_torus()
     }
 
     fn to_px(&self) -> Result<f64, PipelineError> {
@@ -102,27 +103,22 @@ impl ModelSpec {
             tube_radius: tube,
             units: self.units,
         };
-        let mut model = match self.model.as_str() {
-            "torus" => Model::torus(spec, self.points, 1)?,
-            "torus-gap" => Model::torus_missing_arc(spec, self.points, 90.0, 1)?,
-            "torus-marker" => {
+        let mut model = match &self.model {
+            ModelKind::Torus => Model::torus(spec, self.points, 1)?,
+            ModelKind::TorusGap => Model::torus_missing_arc(spec, self.points, 90.0, 1)?,
+            ModelKind::TorusMarker => {
                 Model::torus_with_marker(spec, self.points, [major + tube, 0.0, 0.0], 10.0, 1)?
             }
-            m if m.starts_with("ring:") => {
-                let n: u32 = m[5..].parse().map_err(|_| {
-                    PipelineError::Model(format!("'{m}': expected ring:N with N a whole number"))
-                })?;
-                Model::ring_of_blobs(
-                    major,
-                    n,
-                    (self.points / n.max(1) as usize).max(1),
-                    tube.max(0.0),
-                    self.units,
-                    1,
-                )?
-            }
-            path => {
-                let mut m = Model::load(Path::new(path))?;
+            &ModelKind::Ring(n) => Model::ring_of_blobs(
+                major,
+                n,
+                (self.points / n.max(1) as usize).max(1),
+                tube.max(0.0),
+                self.units,
+                1,
+            )?,
+            ModelKind::File(path) => {
+                let mut m = Model::load(path)?;
                 if self.units == Units::Nm {
                     m.units = Units::Nm;
                 }
@@ -170,16 +166,15 @@ impl ModelSpec {
             Units::Px => "px",
             Units::Nm => "nm",
         };
-        match self.model.as_str() {
-            "torus" | "torus-gap" | "torus-marker" => format!(
-                "{} R {} {unit}, r {} {unit}",
-                self.model, self.torus[0], self.torus[1]
-            ),
-            m if m.starts_with("ring:") => format!("{m} R {} {unit}", self.torus[0]),
-            path => Path::new(path)
+        match &self.model {
+            k if k.is_torus_family() => {
+                format!("{k} R {} {unit}, r {} {unit}", self.torus[0], self.torus[1])
+            }
+            ModelKind::File(path) => path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| path.to_string()),
+                .unwrap_or_else(|| path.display().to_string()),
+            k => format!("{k} R {} {unit}", self.torus[0]),
         }
     }
 }
@@ -299,10 +294,7 @@ impl Fitter {
     }
 
     /// Network starts for a batch (one network call), `None` per frame without a network.
-    pub fn starts(
-        &self,
-        frames: &[(&[f32], usize, usize)],
-    ) -> Result<Vec<Option<FitState>>, PipelineError> {
+    pub fn starts(&self, frames: &[&Frame]) -> Result<Vec<Option<FitState>>, PipelineError> {
         Ok(match &self.estimator {
             Some(est) => est
                 .estimate(frames)?
@@ -317,7 +309,7 @@ impl Fitter {
     /// frame is refined in parallel. A frame that fails gets its error.
     pub fn fit_batch(
         &self,
-        frames: &[(&[f32], usize, usize)],
+        frames: &[&Frame],
     ) -> Result<Vec<Result<FrameFit, String>>, PipelineError> {
         use rayon::prelude::*;
         let t = Instant::now();
@@ -330,8 +322,8 @@ impl Fitter {
         Ok(frames
             .par_iter()
             .zip(starts)
-            .map(|(&(f, w, h), start)| {
-                fit_frame(f, w, h, &self.model, &self.opts, start)
+            .map(|(f, start)| {
+                fit_frame(&f.data, f.width, f.height, &self.model, &self.opts, start)
                     .map(|outcome| FrameFit { outcome, cnn_ms })
                     .map_err(|e| e.to_string())
             })
@@ -339,61 +331,22 @@ impl Fitter {
     }
 
     /// Fits one frame from a given state (the viewer's Refine button).
-    pub fn refine_from(
-        &self,
-        frame: &[f32],
-        width: usize,
-        height: usize,
-        start: FitState,
-    ) -> Result<FitOutcome, String> {
-        fit_frame(frame, width, height, &self.model, &self.opts, Some(start))
-            .map_err(|e| e.to_string())
+    pub fn refine_from(&self, frame: &Frame, start: FitState) -> Result<FitOutcome, String> {
+        fit_frame(
+            &frame.data,
+            frame.width,
+            frame.height,
+            &self.model,
+            &self.opts,
+            Some(start),
+        )
+        .map_err(|e| e.to_string())
     }
-}
-
-/// The pose-CSV row of a fitted frame, with the extra columns `fit` writes.
-pub fn outcome_row(frame: usize, fit: &FrameFit) -> PoseRow {
-    let o = &fit.outcome;
-    let mut row = PoseRow::new(frame, o.state.pose, o.state.sigma);
-    row.score = o.score;
-    row.set("scale", format!("{:.5}", o.state.scale));
-    row.set("tube_px", format!("{:.4}", o.state.shape * o.state.scale));
-    row.set("converged", o.converged);
-    row.set("iterations", o.iterations);
-    row.set("start", format!("{:?}", o.source).to_lowercase());
-    row.set("cnn_ms", format!("{:.3}", fit.cnn_ms));
-    row.set("start_ms", format!("{:.3}", o.start_ms));
-    row.set("refine_ms", format!("{:.3}", o.refine_ms));
-    row.set("error", "");
-    row
-}
-
-/// The fitted state recorded in a pose-CSV row (the inverse of
-/// [`outcome_row`]); `scale` and `tube_px` default to 1 and the model's own
-/// tube when the row lacks them. `None` for a failed row.
-pub fn state_from_row(row: &PoseRow, default_tube_px: f64) -> Option<FitState> {
-    if row.get("error").is_some_and(|e| !e.is_empty()) || !row.pose.q.w.is_finite() {
-        return None;
-    }
-    let num = |k: &str| row.get(k).and_then(|v| v.trim().parse::<f64>().ok());
-    let scale = num("scale").filter(|s| *s > 0.0).unwrap_or(1.0);
-    let tube_px = num("tube_px").unwrap_or(default_tube_px);
-    Some(FitState {
-        pose: row.pose,
-        scale,
-        sigma: if row.sigma.is_finite() && row.sigma > 0.0 {
-            row.sigma
-        } else {
-            1.6
-        },
-        shape: tube_px / scale,
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::geometry::{Pose, Quat};
 
     #[test]
     fn nm_torus_needs_a_pixel_size() {
@@ -420,48 +373,15 @@ mod tests {
             ..ModelSpec::default()
         };
         assert!(bad.fit_model(1.6).is_err());
-        let ring = ModelSpec {
-            model: "ring:x".into(),
-            ..ModelSpec::default()
-        };
-        assert!(ring
-            .build_model()
+        assert!("ring:x"
+            .parse::<ModelKind>()
             .unwrap_err()
             .to_string()
             .contains("ring:N"));
         let missing = ModelSpec {
-            model: "/nonexistent/model.ply".into(),
+            model: ModelKind::File("/nonexistent/model.ply".into()),
             ..ModelSpec::default()
         };
         assert!(missing.build_model().is_err());
-    }
-
-    #[test]
-    fn rows_round_trip_the_state() {
-        let q = Quat::from_euler_zyz_deg(30.0, 50.0, 0.0);
-        let fit = FrameFit {
-            outcome: FitOutcome {
-                state: FitState {
-                    pose: Pose::new(q, [1.5, -2.0]),
-                    scale: 1.1,
-                    sigma: 1.7,
-                    shape: 4.0,
-                },
-                score: 0.9,
-                converged: true,
-                iterations: 4,
-                source: super::super::fit::StartSource::Network,
-                start_ms: 0.0,
-                refine_ms: 1.0,
-            },
-            cnn_ms: 0.5,
-        };
-        let row = outcome_row(3, &fit);
-        let st = state_from_row(&row, 5.0).unwrap();
-        assert!(st.pose.q.angle_to(q) < 1e-6);
-        assert!((st.scale - 1.1).abs() < 1e-4);
-        assert!((st.shape * st.scale - 4.4).abs() < 1e-3);
-        assert!((st.sigma - 1.7).abs() < 1e-9);
-        assert!(state_from_row(&PoseRow::failed(0, "bad"), 5.0).is_none());
     }
 }

@@ -3,10 +3,11 @@
 
 use std::time::Instant;
 
-use super::refine::{check_frame, refine, FitModel, FitState, RefineConfig, RefineError};
+use super::estimator::NetEstimate;
+use super::refine::{check_frame, refine, RefineConfig, RefineError};
 use super::search::{candidate_rotations, coarse_search, image_moments, model_major_var};
-use super::train::NetEstimate;
 use crate::geometry::{projection_mirror, Pose, Quat};
+use crate::render::scene::{FitModel, FitState};
 
 /// Settings of [`fit_frame`].
 #[derive(Clone, Debug)]
@@ -215,9 +216,9 @@ fn model_radius(model: &FitModel) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::estimate::refine::render_state;
     use crate::geometry::Symmetry;
     use crate::render::kernel::Scratch;
+    use crate::render::scene::render_state;
 
     #[test]
     fn search_then_refine_finds_a_torus_axis_from_scratch() {

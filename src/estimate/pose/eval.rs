@@ -2,8 +2,8 @@
 
 use serde::Serialize;
 
-use crate::export::PoseRow;
 use crate::geometry::Symmetry;
+use crate::io::PoseRow;
 
 /// Summary statistics of an error, in degrees.
 #[derive(Clone, Copy, Debug, Serialize, PartialEq)]

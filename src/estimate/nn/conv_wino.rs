@@ -1,5 +1,5 @@
 //! Winograd F(2×2, 3×3) forward convolution for the 3×3, stride-1,
-//! padding-1 layers, used by [`NetTrainer::infer`](super::net_train::NetTrainer::infer)
+//! padding-1 layers, used by [`NetTrainer::infer`](super::trainer::NetTrainer::infer)
 //! (the estimator, `posescope fit`, `posescope bench`) instead of im2col +
 //! GEMM. Training keeps im2col + GEMM: its forward pass must give the same
 //! LeakyReLU masks as the backward pass's reference, candle's autograd,
@@ -31,7 +31,8 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::conv_c1::multiversion;
-use super::conv_cpu::{activate, gemm_into, ConvGeometry, Mat, MatMut, NhwcView, Scratch};
+use super::conv_cpu::{activate, gemm_into, Mat, MatMut, Scratch};
+use super::conv_geometry::{ConvGeometry, NhwcView};
 
 /// Positions of the 4×4 transform grid.
 const POS: usize = 16;
@@ -410,7 +411,7 @@ fn output_block<const L: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::estimate::conv_cpu::{conv2d_forward, weight_hwio, Weights};
+    use crate::estimate::nn::conv_cpu::{conv2d_forward, weight_hwio, Weights};
     use proptest::prelude::*;
     use rand::{Rng, SeedableRng};
 

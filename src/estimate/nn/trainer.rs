@@ -28,10 +28,11 @@ use candle_nn::Optimizer;
 use gemm::Parallelism;
 
 use super::conv::ConvBackend;
-use super::conv_cpu::{self, BackwardInputs, ConvGeometry, KOrder, Mat, MatMut, NhwcView, Weights};
+use super::conv_cpu::{self, BackwardInputs, KOrder, Mat, MatMut, Weights};
+use super::conv_geometry::{ConvGeometry, NhwcView};
 use super::conv_wino;
 use super::net::{OrientationNet, LEAKY_SLOPE};
-use super::net_optim::FusedAdamW;
+use super::optim::FusedAdamW;
 
 /// Buffers and gradients of the fast training step; see the module docs.
 ///

@@ -13,7 +13,7 @@
 //! The loops are compiled for AVX-512 and for AVX2 + FMA besides the
 //! baseline, and chosen at run time (the crate is built for generic x86-64).
 
-use super::conv_cpu::{ConvGeometry, NhwcView, Patch, Patches};
+use super::conv_geometry::{ConvGeometry, NhwcView, Patch, Patches};
 
 /// Calls `$body(args)` through a copy compiled with AVX-512 or AVX2 + FMA
 /// when the CPU has them.

@@ -32,7 +32,7 @@
 //! parallel loops do not bounce between the caller's thread and the pool.
 //!
 //! Throughput, and how to get it (the training step and inference of
-//! [`NetTrainer`](super::net_train::NetTrainer), fused AdamW,
+//! [`NetTrainer`](super::trainer::NetTrainer), fused AdamW,
 //! [`tune_malloc`]), is documented in docs/CNN_PERFORMANCE.md; [`bench_cnn`]
 //! measures it.
 
@@ -40,8 +40,8 @@ use candle_core::{bail, DType, Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
+pub use super::bench::{bench_cnn, bench_cnn_with, tune_malloc, BenchResult};
 use super::conv::{Conv2dConfig, ConvBackend, FastConv2d};
-pub use super::net_bench::{bench_cnn, bench_cnn_with, tune_malloc, BenchResult};
 
 /// Negative slope of every LeakyReLU in the network.
 pub const LEAKY_SLOPE: f64 = 0.01;

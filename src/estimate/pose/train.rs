@@ -21,13 +21,13 @@ use candle_nn::{Optimizer, ParamsAdamW, VarBuilder, VarMap};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::conv::ConvBackend;
 use super::eval::Stats;
-use super::net::{NetConfig, OrientationNet};
-use super::net_optim::FusedAdamW;
-use super::net_train::NetTrainer;
 use super::preprocess::{prepare, FIELD};
-use crate::geometry::{axis_error, Quat};
+use crate::estimate::nn::conv::ConvBackend;
+use crate::estimate::nn::net::{NetConfig, OrientationNet};
+use crate::estimate::nn::optim::FusedAdamW;
+use crate::estimate::nn::trainer::NetTrainer;
+use crate::geometry::axis_error;
 use crate::render::cpu::rotation_from_6d;
 use crate::synth::{generate_frame, SynthConfig};
 
@@ -35,7 +35,7 @@ use crate::synth::{generate_frame, SynthConfig};
 pub const OUTPUTS: usize = 11;
 /// The torus major radius that `ln(R / 20 px)` is relative to.
 pub const REFERENCE_MAJOR_PX: f64 = 20.0;
-const SHIFT_UNIT: f64 = 8.0;
+pub(crate) const SHIFT_UNIT: f64 = 8.0;
 
 /// Errors from training and from model files.
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +59,7 @@ pub enum TrainError {
     Config(String),
     /// An output could not be written.
     #[error(transparent)]
-    Export(#[from] crate::export::ExportError),
+    Export(#[from] crate::io::OutputError),
 }
 
 /// Which loss trains the network.
@@ -441,14 +441,14 @@ fn save(varmap: &VarMap, meta: &ModelMeta, weights: &Path) -> Result<(), TrainEr
     if let Some(dir) = weights.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| file_err(dir, e.to_string()))?;
     }
-    let tmp = crate::export::temp_sibling(weights);
+    let tmp = crate::io::temp_sibling(weights);
     varmap
         .save(&tmp)
         .map_err(|e| file_err(weights, e.to_string()))?;
     std::fs::rename(&tmp, weights).map_err(|e| file_err(weights, e.to_string()))?;
     let side = sidecar_path(weights);
     let json = serde_json::to_string_pretty(meta).map_err(|e| file_err(&side, e.to_string()))?;
-    crate::export::atomic_write(&side, |w| {
+    crate::io::atomic_write(&side, |w| {
         use std::io::Write;
         w.write_all(json.as_bytes())
             .map_err(|e| file_err(&side, e.to_string()))
@@ -614,124 +614,9 @@ pub fn train(
     Ok(meta)
 }
 
-/// A trained network ready for inference.
-pub struct Estimator {
-    net: OrientationNet,
-    /// Reusable buffers for inference on the CPU ([`NetTrainer::infer`]).
-    buffers: std::sync::Mutex<NetTrainer>,
-    meta: ModelMeta,
-    device: Device,
-}
-
-/// One network estimate, in frame pixels.
-#[derive(Clone, Copy, Debug)]
-pub struct NetEstimate {
-    /// Rotation (its axis is what the network is trained on).
-    pub q: Quat,
-    /// Shift from the frame centre.
-    pub shift: [f64; 2],
-    /// PSF σ.
-    pub sigma: f64,
-    /// Torus major radius.
-    pub major_px: f64,
-    /// Torus tube radius.
-    pub tube_px: f64,
-}
-
-impl Estimator {
-    /// Loads `weights` (safetensors) and its sidecar onto `device`.
-    pub fn load(weights: &Path, device: &Device) -> Result<Self, TrainError> {
-        let meta = load_meta(weights)?;
-        if meta.net.outputs != OUTPUTS {
-            return Err(TrainError::File {
-                path: weights.to_path_buf(),
-                message: format!(
-                    "model has {} outputs, this version reads {OUTPUTS}",
-                    meta.net.outputs
-                ),
-            });
-        }
-        // SAFETY of mmap is avoided: the file is read into memory.
-        let bytes = std::fs::read(weights).map_err(|e| TrainError::File {
-            path: weights.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        let vb = VarBuilder::from_buffered_safetensors(bytes, DType::F32, device).map_err(|e| {
-            TrainError::File {
-                path: weights.to_path_buf(),
-                message: format!("not a safetensors model: {e}"),
-            }
-        })?;
-        let net = OrientationNet::new(vb, &meta.net).map_err(|e| TrainError::File {
-            path: weights.to_path_buf(),
-            message: format!("weights do not match the sidecar's architecture: {e}"),
-        })?;
-        Ok(Self {
-            net,
-            buffers: std::sync::Mutex::new(NetTrainer::new()),
-            meta,
-            device: device.clone(),
-        })
-    }
-
-    /// The sidecar.
-    pub fn meta(&self) -> &ModelMeta {
-        &self.meta
-    }
-
-    /// The device the network runs on.
-    pub fn device(&self) -> &Device {
-        &self.device
-    }
-
-    /// Estimates a batch of frames `(pixels, width, height)`.
-    pub fn estimate(
-        &self,
-        frames: &[(&[f32], usize, usize)],
-    ) -> Result<Vec<NetEstimate>, TrainError> {
-        if frames.is_empty() {
-            return Ok(Vec::new());
-        }
-        let size = self.meta.net.input_size;
-        let prepared: Vec<_> = frames
-            .par_iter()
-            .map(|(f, w, h)| prepare(f, *w, *h, size))
-            .collect();
-        let input: Vec<f32> = prepared
-            .iter()
-            .flat_map(|p| p.input.iter().copied())
-            .collect();
-        let x = Tensor::from_vec(input, (frames.len(), 1, size, size), &self.device)?;
-        // concurrent callers (or a poisoned lock) take the graph-building forward pass
-        let out = match self.buffers.try_lock() {
-            Ok(mut buffers) => buffers.infer(&self.net, &x)?,
-            Err(_) => self.net.forward(&x)?,
-        };
-        let out = out.to_device(&Device::Cpu)?.to_vec2::<f32>()?;
-        Ok(out
-            .iter()
-            .zip(&prepared)
-            .map(|(o, p)| {
-                let six = [0, 1, 2, 3, 4, 5].map(|k| o[k] as f64);
-                let q = Quat::try_from_6d(&six).unwrap_or(Quat::IDENTITY);
-                let major = REFERENCE_MAJOR_PX * (o[9] as f64).clamp(-3.0, 3.0).exp();
-                NetEstimate {
-                    q,
-                    shift: [
-                        p.window_offset[0] + SHIFT_UNIT * o[6] as f64,
-                        p.window_offset[1] + SHIFT_UNIT * o[7] as f64,
-                    ],
-                    sigma: (o[8] as f64).clamp(-3.0, 4.0).exp(),
-                    major_px: major,
-                    tube_px: major * (o[10] as f64).clamp(0.0, 0.95),
-                }
-            })
-            .collect())
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::estimator::Estimator;
     use super::*;
     use crate::synth::Range;
 
@@ -884,7 +769,7 @@ mod tests {
         assert!(meta.validation.axis_error_deg.is_some());
         let est = Estimator::load(&weights, &Device::Cpu).unwrap();
         let f = generate_frame(&cfg.data, 12345).unwrap();
-        let e = est.estimate(&[(&f.image.data, 128, 128)]).unwrap();
+        let e = est.estimate(&[&f.image]).unwrap();
         assert_eq!(e.len(), 1);
         assert!(e[0].sigma > 0.0 && e[0].major_px > 0.0);
         // a corrupt weights file is a clear error

@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use super::conv::ConvBackend;
 use super::net::{NetConfig, OrientationNet};
-use super::net_optim::{AdamWKind, FusedAdamW};
-use super::net_train::NetTrainer;
+use super::optim::{AdamWKind, FusedAdamW};
+use super::trainer::NetTrainer;
 
 /// Set once [`tune_malloc`] has applied its settings.
 static MALLOC_TUNED: AtomicBool = AtomicBool::new(false);

@@ -5,9 +5,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use super::refine::{ncc, render_state, FitModel, FitState};
 use crate::geometry::{Pose, Quat, Symmetry};
 use crate::render::kernel::Scratch;
+use crate::render::scene::{ncc, render_state, FitModel, FitState};
 
 /// Intensity moments of a frame above its background.
 #[derive(Clone, Copy, Debug)]

@@ -35,7 +35,8 @@ use candle_nn::init::{FanInOut, NonLinearity, NormalOrUniform};
 use candle_nn::{Init, VarBuilder};
 use serde::{Deserialize, Serialize};
 
-use super::conv_cpu::{self, BackwardInputs, ConvGeometry, KOrder, NhwcView, Weights};
+use super::conv_cpu::{self, BackwardInputs, KOrder, Weights};
+use super::conv_geometry::{ConvGeometry, NhwcView};
 
 /// Stride and zero padding of a convolution (the same on both axes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,8 +166,8 @@ impl FastConv2d {
         let (_, _, kh, kw) = self.weight.dims4().ok()?;
         let (s, p) = (self.cfg.stride, self.cfg.padding);
         Some((
-            conv_cpu::out_len(h, kh, s, p)?,
-            conv_cpu::out_len(w, kw, s, p)?,
+            super::conv_geometry::out_len(h, kh, s, p)?,
+            super::conv_geometry::out_len(w, kw, s, p)?,
         ))
     }
 

@@ -1,0 +1,167 @@
+//! `posescope fit`: fits every frame of image files through the library's
+//! batch fit (the one behind the viewer's Estimate all) and writes the pose
+//! CSV, and with --png-dir an annotated PNG per fitted frame.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use super::args::{progress, DeviceArg, LookArgs, ModelArgs};
+use posescope::estimate::pose::batch::{fit_frames, BatchOptions};
+use posescope::estimate::pose::fit::FitOptions;
+use posescope::estimate::pose::pipeline::{device_name, Fitter};
+use posescope::estimate::pose::results::FitResults;
+use posescope::export::frames::{ExportTarget, FrameAt};
+use posescope::io::{self, write_pose_csv, PoseRow};
+
+#[derive(Args)]
+pub struct FitArgs {
+    /// Image files (every frame of each is fitted).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Output pose CSV.
+    #[arg(long)]
+    csv: PathBuf,
+    /// Starting PSF sigma in pixels (it is refined).
+    #[arg(long, default_value_t = 1.6)]
+    sigma: f64,
+    /// Rotations scored by the coarse search.
+    #[arg(long, default_value_t = 300)]
+    search: usize,
+    /// Frames read and fitted per batch.
+    #[arg(long, default_value_t = 64, hide = true)]
+    chunk: usize,
+    /// Network weights (.safetensors with its .json sidecar). Default for the
+    /// torus: the bundled assets/torus.safetensors. Without a network, a
+    /// coarse search supplies the starting poses.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Do not use a network even if one is available (coarse search instead).
+    #[arg(long)]
+    no_net: bool,
+    /// Report the starting poses without refinement (e.g. to measure the network alone).
+    #[arg(long)]
+    no_refine: bool,
+    /// Stop refining when an iteration lowers the cost by less than this fraction.
+    #[arg(long, default_value_t = 1e-3)]
+    refine_tol: f64,
+    /// Most refinement iterations per start.
+    #[arg(long, default_value_t = 20)]
+    refine_iters: usize,
+    /// Where the network runs: auto uses a GPU when one is compiled in and present.
+    #[arg(long, value_enum, default_value = "auto")]
+    device: DeviceArg,
+    /// Also write an annotated PNG per fitted frame into this folder.
+    #[arg(long)]
+    png_dir: Option<PathBuf>,
+    #[command(flatten)]
+    look: LookArgs,
+}
+
+pub fn run(a: FitArgs) -> Result<()> {
+    let spec = a.model.spec()?;
+    let mut opts = FitOptions {
+        sigma: a.sigma,
+        search_count: a.search.max(1),
+        ..FitOptions::default()
+    };
+    opts.refine.tolerance = a.refine_tol;
+    opts.refine.max_iters = if a.no_refine { 0 } else { a.refine_iters };
+    let fitter = Fitter::new(
+        &spec,
+        opts,
+        a.weights.as_deref(),
+        !a.no_net,
+        a.device.into(),
+    )
+    .context("setting up the fit")?;
+    match &fitter.estimator {
+        Some(est) => eprintln!("network: {}", device_name(est.device())),
+        None => eprintln!("no network: starting from a coarse search (slower)"),
+    }
+    // open everything first, so the bar knows the total and bad files are reported up front
+    let mut stacks = Vec::new();
+    let mut rows: Vec<PoseRow> = Vec::new();
+    for path in &a.files {
+        match io::open(path) {
+            Ok(s) => stacks.push((path.clone(), s)),
+            Err(e) => {
+                eprintln!("warning: {e}");
+                let mut row = PoseRow::failed(0, e.to_string());
+                row.file = Some(path.display().to_string());
+                rows.push(row);
+            }
+        }
+    }
+    let total: usize = stacks.iter().map(|(_, s)| s.len()).sum();
+    let bar = progress(total as u64, "fit");
+    let t0 = std::time::Instant::now();
+    let (mut fitted, mut failed) = (0usize, 0usize);
+    let model_name = spec.describe();
+    let look = a.look.look()?;
+    if let Some(dir) = &a.png_dir {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating --png-dir {}", dir.display()))?;
+    }
+    for (path, mut stack) in stacks {
+        let n = stack.len();
+        let target = a.png_dir.as_deref().map(|dir| ExportTarget {
+            dir,
+            file: &path,
+            frames: n,
+            model: &fitter.model,
+            model_name: &model_name,
+            pixel_size_nm: a.model.pixel_size.or(stack.info().pixel_size_nm),
+            look,
+        });
+        let mut results = FitResults::new(n);
+        let which: Vec<usize> = (0..n).collect();
+        let options = BatchOptions {
+            chunk: a.chunk,
+            cancel: None,
+        };
+        let summary = fit_frames(
+            &fitter,
+            &which,
+            |k| stack.frame(k).map_err(|e| e.to_string()),
+            options,
+            |item| {
+                if let (Some(target), Some(frame), Ok(fit)) = (&target, item.frame, &item.result) {
+                    let at = FrameAt {
+                        frame,
+                        index: item.index,
+                        state: fit.outcome.state,
+                        score: Some(fit.outcome.score),
+                    };
+                    if let Err(e) = target.write(&at) {
+                        bar.suspend(|| {
+                            eprintln!(
+                                "warning: exporting frame {} of {}: {e}",
+                                item.index,
+                                path.display()
+                            )
+                        });
+                    }
+                }
+                results.set(item.index, item.result);
+                bar.inc(1);
+            },
+        )?;
+        fitted += summary.fitted;
+        failed += summary.failed;
+        rows.extend(results.rows(Some(&path.display().to_string())));
+    }
+    bar.finish_and_clear();
+    let secs = t0.elapsed().as_secs_f64();
+    write_pose_csv(&a.csv, &rows)?;
+    println!(
+        "fitted {fitted} frames ({failed} failed) in {secs:.2} s ({:.2} ms/frame on {} threads) → {}",
+        1e3 * secs / (fitted + failed).max(1) as f64,
+        rayon::current_num_threads(),
+        a.csv.display()
+    );
+    Ok(())
+}

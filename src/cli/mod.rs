@@ -1,0 +1,102 @@
+//! The `posescope` command line: one file per command, each a thin call into
+//! the library (the viewer runs the same library orchestration). `main.rs`
+//! only parses and dispatches; the arguments several commands share (model,
+//! PNG look, progress bars, number lists) are in [`args`].
+
+pub mod args;
+pub mod bench;
+pub mod eval;
+pub mod export;
+pub mod fit;
+pub mod info;
+pub mod render;
+pub mod synth;
+pub mod train;
+#[cfg(feature = "gui")]
+pub mod view;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "posescope",
+    version,
+    about = "3D orientation of symmetric particles (tori, rings) from single super-resolution frames",
+    long_about = "PoseScope estimates the 3D orientation of particles of known shape from 2D \
+                  super-resolution images, shows the symmetry-equivalent poses, and renders models.\n\n\
+                  Conventions: x = column (right), y = row (down), z into the screen; a pose is a unit \
+                  quaternion rotating model coordinates into the camera frame plus a shift in pixels \
+                  from the image centre; Euler angles are intrinsic ZYZ (rot, tilt, psi) in degrees, \
+                  as in RELION. Without a subcommand, `view` is run."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Open the viewer (the default): the bundled sample stack when no files are given.
+    #[cfg(feature = "gui")]
+    View(view::ViewArgs),
+    /// Describe image files: size, frames, sample type, pixel size and value range.
+    Info(info::InfoArgs),
+    /// Generate a synthetic stack with ground truth.
+    Synth(synth::SynthArgs),
+    /// Render a model at a pose into a PNG or TIFF.
+    Render(render::RenderArgs),
+    /// Fit poses to every frame of image files (start + render-and-compare refinement).
+    Fit(fit::FitArgs),
+    /// Train the orientation network on synthetic frames generated on the fly.
+    Train(train::TrainArgs),
+    /// Compare predicted poses with the truth (symmetry-aware errors).
+    Eval(eval::EvalArgs),
+    /// Measure this machine: CNN forward and training throughput, renderer and refinement times.
+    Bench(bench::BenchArgs),
+    /// Write an annotated PNG (raw, model, overlay, pose text, scale bar) per
+    /// frame of a stack at the poses of a pose CSV.
+    Export(export::ExportArgs),
+}
+
+impl Command {
+    /// The command run without a subcommand: the viewer, or a one-line
+    /// message in a build without it.
+    #[cfg(feature = "gui")]
+    pub fn default_command() -> anyhow::Result<Self> {
+        Ok(Command::View(view::ViewArgs::default()))
+    }
+
+    /// The command run without a subcommand: the viewer, or a one-line
+    /// message in a build without it.
+    #[cfg(not(feature = "gui"))]
+    pub fn default_command() -> anyhow::Result<Self> {
+        anyhow::bail!(
+            "this posescope was built without the viewer (--no-default-features); \
+             run a command: posescope --help"
+        )
+    }
+
+    /// True for commands that run the network (they keep big buffers mapped).
+    pub fn uses_network(&self) -> bool {
+        matches!(
+            self,
+            Command::Train(_) | Command::Bench(_) | Command::Fit(_)
+        )
+    }
+
+    /// Runs the command.
+    pub fn run(self) -> anyhow::Result<()> {
+        match self {
+            #[cfg(feature = "gui")]
+            Command::View(a) => view::run(a),
+            Command::Info(a) => info::run(a),
+            Command::Synth(a) => synth::run(a),
+            Command::Render(a) => render::run(a),
+            Command::Fit(a) => fit::run(a),
+            Command::Train(a) => train::run(a),
+            Command::Eval(a) => eval::run(a),
+            Command::Bench(a) => bench::run(a),
+            Command::Export(a) => export::run(a),
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! `posescope view`: opens the viewer.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+#[derive(Args, Default)]
+pub struct ViewArgs {
+    /// Files to open.
+    files: Vec<PathBuf>,
+    /// Animate the pose for SECONDS, print the frame rate and exit (for docs/PERFORMANCE.md).
+    #[arg(long, value_name = "SECONDS", hide = true)]
+    measure_fps: Option<f64>,
+    /// With --measure-fps: run Estimate all on the stack meanwhile.
+    #[arg(long, hide = true)]
+    measure_with_batch: bool,
+}
+
+pub fn run(a: ViewArgs) -> anyhow::Result<()> {
+    posescope::app::run(a.files, a.measure_fps, a.measure_with_batch)
+}

@@ -1,0 +1,208 @@
+//! The results of fitting a document's frames, and what is made of them:
+//! the rows of the pose CSV (`posescope fit`, the viewer's Save CSV and its
+//! autosave) and the list of fitted states that "export every fitted frame"
+//! walks. A pose-CSV row can be read back into a fitted state
+//! ([`state_from_row`]), so `posescope export` takes what `fit` wrote.
+
+use super::pipeline::FrameFit;
+use crate::io::PoseRow;
+use crate::render::scene::FitState;
+
+/// One frame's result: fitted, or the reason it could not be.
+pub type FrameResult = Result<FrameFit, String>;
+
+/// Per-frame results of one document (or one file of a batch).
+#[derive(Clone, Debug, Default)]
+pub struct FitResults {
+    slots: Vec<Option<FrameResult>>,
+}
+
+impl FitResults {
+    /// No results yet for `frames` frames.
+    pub fn new(frames: usize) -> Self {
+        Self {
+            slots: vec![None; frames],
+        }
+    }
+
+    /// Frames in the document.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// True for a document of no frames.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Records frame `k`'s result (ignored past the end).
+    pub fn set(&mut self, k: usize, result: FrameResult) {
+        if let Some(slot) = self.slots.get_mut(k) {
+            *slot = Some(result);
+        }
+    }
+
+    /// Frame `k`'s result: `None` when not fitted (yet).
+    pub fn get(&self, k: usize) -> Option<&FrameResult> {
+        self.slots.get(k).and_then(Option::as_ref)
+    }
+
+    /// Frame `k`'s fit, when it succeeded.
+    pub fn fit(&self, k: usize) -> Option<&FrameFit> {
+        self.get(k).and_then(|r| r.as_ref().ok())
+    }
+
+    /// Frames with a result (fitted or failed).
+    pub fn done(&self) -> usize {
+        self.slots.iter().filter(|r| r.is_some()).count()
+    }
+
+    /// Frames with a result, in frame order.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, &FrameResult)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(k, r)| Some((k, r.as_ref()?)))
+    }
+
+    /// The fitted frames' states and scores, in frame order: what
+    /// "export every fitted frame" writes.
+    pub fn fitted_states(&self) -> impl Iterator<Item = (usize, FitState, Option<f64>)> + '_ {
+        self.iter().filter_map(|(k, r)| {
+            let o = &r.as_ref().ok()?.outcome;
+            Some((k, o.state, Some(o.score)))
+        })
+    }
+
+    /// The pose-CSV rows of every frame with a result, `file` in the file column.
+    pub fn rows(&self, file: Option<&str>) -> Vec<PoseRow> {
+        self.iter()
+            .map(|(k, r)| {
+                let mut row = result_row(k, r);
+                row.file = file.map(str::to_string);
+                row
+            })
+            .collect()
+    }
+}
+
+/// The pose-CSV row of one frame's result.
+pub fn result_row(frame: usize, result: &FrameResult) -> PoseRow {
+    match result {
+        Ok(fit) => outcome_row(frame, fit),
+        Err(e) => PoseRow::failed(frame, e),
+    }
+}
+
+/// True for a row that records a failure (a non-empty `error` column).
+pub fn row_failed(row: &PoseRow) -> bool {
+    row.get("error").is_some_and(|e| !e.is_empty())
+}
+
+/// The pose-CSV row of a fitted frame, with the extra columns `fit` writes.
+pub fn outcome_row(frame: usize, fit: &FrameFit) -> PoseRow {
+    let o = &fit.outcome;
+    let mut row = PoseRow::new(frame, o.state.pose, o.state.sigma);
+    row.score = o.score;
+    row.set("scale", format!("{:.5}", o.state.scale));
+    row.set("tube_px", format!("{:.4}", o.state.shape * o.state.scale));
+    row.set("converged", o.converged);
+    row.set("iterations", o.iterations);
+    row.set("start", format!("{:?}", o.source).to_lowercase());
+    row.set("cnn_ms", format!("{:.3}", fit.cnn_ms));
+    row.set("start_ms", format!("{:.3}", o.start_ms));
+    row.set("refine_ms", format!("{:.3}", o.refine_ms));
+    row.set("error", "");
+    row
+}
+
+/// The fitted state recorded in a pose-CSV row (the inverse of
+/// [`outcome_row`]); `scale` and `tube_px` default to 1 and the model's own
+/// tube when the row lacks them. `None` for a failed row.
+pub fn state_from_row(row: &PoseRow, default_tube_px: f64) -> Option<FitState> {
+    if row_failed(row) || !row.pose.q.w.is_finite() {
+        return None;
+    }
+    let num = |k: &str| row.get(k).and_then(|v| v.trim().parse::<f64>().ok());
+    let scale = num("scale").filter(|s| *s > 0.0).unwrap_or(1.0);
+    let tube_px = num("tube_px").unwrap_or(default_tube_px);
+    Some(FitState {
+        pose: row.pose,
+        scale,
+        sigma: if row.sigma.is_finite() && row.sigma > 0.0 {
+            row.sigma
+        } else {
+            1.6
+        },
+        shape: tube_px / scale,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fit::{FitOutcome, StartSource};
+    use super::*;
+    use crate::geometry::{Pose, Quat};
+
+    #[test]
+    fn rows_round_trip_the_state() {
+        let q = Quat::from_euler_zyz_deg(30.0, 50.0, 0.0);
+        let fit = FrameFit {
+            outcome: FitOutcome {
+                state: FitState {
+                    pose: Pose::new(q, [1.5, -2.0]),
+                    scale: 1.1,
+                    sigma: 1.7,
+                    shape: 4.0,
+                },
+                score: 0.9,
+                converged: true,
+                iterations: 4,
+                source: StartSource::Network,
+                start_ms: 0.0,
+                refine_ms: 1.0,
+            },
+            cnn_ms: 0.5,
+        };
+        let row = outcome_row(3, &fit);
+        let st = state_from_row(&row, 5.0).unwrap();
+        assert!(st.pose.q.angle_to(q) < 1e-6);
+        assert!((st.scale - 1.1).abs() < 1e-4);
+        assert!((st.shape * st.scale - 4.4).abs() < 1e-3);
+        assert!((st.sigma - 1.7).abs() < 1e-9);
+        assert!(state_from_row(&PoseRow::failed(0, "bad"), 5.0).is_none());
+    }
+
+    #[test]
+    fn results_make_rows_in_frame_order_and_list_fitted_states() {
+        let fit = |score| FrameFit {
+            outcome: FitOutcome {
+                state: FitState {
+                    pose: Pose::new(Quat::IDENTITY, [0.0; 2]),
+                    scale: 1.0,
+                    sigma: 1.6,
+                    shape: 5.0,
+                },
+                score,
+                converged: true,
+                iterations: 1,
+                source: StartSource::Search,
+                start_ms: 0.0,
+                refine_ms: 0.0,
+            },
+            cnn_ms: 0.0,
+        };
+        let mut r = FitResults::new(4);
+        r.set(3, Ok(fit(0.5)));
+        r.set(1, Err("bad frame".into()));
+        r.set(0, Ok(fit(0.9)));
+        r.set(9, Ok(fit(0.1))); // past the end: ignored
+        assert_eq!(r.done(), 3);
+        let rows = r.rows(Some("a.tif"));
+        assert_eq!(rows.iter().map(|r| r.frame).collect::<Vec<_>>(), [0, 1, 3]);
+        assert!(rows.iter().all(|r| r.file.as_deref() == Some("a.tif")));
+        assert!(row_failed(&rows[1]) && !row_failed(&rows[0]));
+        let states: Vec<_> = r.fitted_states().map(|(k, _, s)| (k, s)).collect();
+        assert_eq!(states, [(0, Some(0.9)), (3, Some(0.5))]);
+    }
+}
