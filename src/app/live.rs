@@ -149,24 +149,23 @@ pub fn sweep_scores(frame: &Frame, model: &FitModel, at: &PoseControls) -> [Vec<
 
 #[cfg(test)]
 mod tests {
+    use super::super::state::Document;
     use super::*;
-    use crate::estimate::pose::results::FitResults;
-    use crate::io::{SampleType, StackInfo};
-    use crate::render::kernel::Scratch;
 
-    #[test]
-    fn sweeps_peak_at_the_true_tilt_and_are_flat_in_psi() {
+    /// A noiseless torus frame (`size`²) at rot 40°, tilt 60°.
+    fn torus_at_tilt_60(size: usize) -> (FitModel, PoseControls, Frame) {
         let model = FitModel::torus(20.0, 5.0, 1.6);
         let truth = PoseControls {
             euler: [40.0, 60.0, 0.0],
             ..PoseControls::default()
         };
-        let data = render_state(&model, &truth.state(), 96, 96, &mut Scratch::default());
-        let frame = Frame {
-            width: 96,
-            height: 96,
-            data,
-        };
+        let data = render_state(&model, &truth.state(), size, size, &mut Scratch::default());
+        (model, truth, Frame::new(size, size, data))
+    }
+
+    #[test]
+    fn sweeps_peak_at_the_true_tilt_and_are_flat_in_psi() {
+        let (model, truth, frame) = torus_at_tilt_60(96);
         let [rot, tilt, psi] = sweep_scores(&frame, &model, &truth);
         let best = |c: &Vec<[f64; 2]>| {
             c.iter()
@@ -191,29 +190,9 @@ mod tests {
 
     #[test]
     fn a_pose_change_renders_once() {
-        let model = FitModel::torus(20.0, 5.0, 1.6);
-        let truth = PoseControls {
-            euler: [40.0, 60.0, 0.0],
-            ..PoseControls::default()
-        };
-        let data = render_state(&model, &truth.state(), 64, 64, &mut Scratch::default());
+        let (_, truth, frame) = torus_at_tilt_60(64);
         let mut session = Session::default();
-        session.add_document(super::super::state::Document {
-            id: DocId::next(),
-            path: "/t.tif".into(),
-            info: StackInfo {
-                path: "/t.tif".into(),
-                format: "TIFF",
-                width: 64,
-                height: 64,
-                frames: 1,
-                sample_type: SampleType::F32,
-                pixel_size_nm: None,
-                warnings: Vec::new(),
-            },
-            frames: Arc::new(vec![Frame::new(64, 64, data)]),
-            results: FitResults::new(1),
-        });
+        session.add_document(Document::in_memory("/t.tif", vec![frame]));
         session.controls = truth;
         let mut live = LiveView::default();
         live.set_model(&ModelSpec::default()).unwrap();

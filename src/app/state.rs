@@ -189,6 +189,32 @@ pub struct Document {
     pub results: FitResults,
 }
 
+impl Document {
+    /// A document of frames already in memory (tests, and frames made by the
+    /// app itself); every frame must have the first frame's size.
+    pub fn in_memory(path: impl Into<PathBuf>, frames: Vec<Frame>) -> Self {
+        let path = path.into();
+        let (width, height) = frames.first().map_or((0, 0), |f| (f.width, f.height));
+        let n = frames.len();
+        Self {
+            id: DocId::next(),
+            info: StackInfo {
+                path: path.clone(),
+                format: "memory",
+                width,
+                height,
+                frames: n,
+                sample_type: crate::io::SampleType::F32,
+                pixel_size_nm: None,
+                warnings: Vec::new(),
+            },
+            path,
+            frames: Arc::new(frames),
+            results: FitResults::new(n),
+        }
+    }
+}
+
 /// The raw-frame contrast the user chose.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct DisplayState {
@@ -357,22 +383,7 @@ mod tests {
     }
 
     fn doc(path: &str, frames: usize) -> Document {
-        Document {
-            id: DocId::next(),
-            path: path.into(),
-            info: StackInfo {
-                path: path.into(),
-                format: "TIFF",
-                width: 8,
-                height: 8,
-                frames,
-                sample_type: crate::io::SampleType::F32,
-                pixel_size_nm: None,
-                warnings: Vec::new(),
-            },
-            frames: Arc::new(vec![Frame::zeros(8, 8); frames]),
-            results: FitResults::new(frames),
-        }
+        Document::in_memory(path, vec![Frame::zeros(8, 8); frames])
     }
 
     #[test]

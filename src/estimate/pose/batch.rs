@@ -121,21 +121,24 @@ mod tests {
     use super::*;
     use crate::synth::{generate_frame, SynthConfig};
 
-    fn search_fitter() -> Fitter {
+    /// A network-free fitter (a small coarse search) and `n` thin-torus frames.
+    fn search_fitter_and_frames(n: usize) -> (Fitter, Vec<Frame>) {
         let opts = FitOptions {
             search_count: 64,
             ..FitOptions::default()
         };
-        Fitter::new(&ModelSpec::default(), opts, None, false, DeviceChoice::Cpu).unwrap()
+        let fitter =
+            Fitter::new(&ModelSpec::default(), opts, None, false, DeviceChoice::Cpu).unwrap();
+        let cfg = SynthConfig::thin_torus(n, 5);
+        let frames = (0..n)
+            .map(|k| generate_frame(&cfg, k).unwrap().image)
+            .collect();
+        (fitter, frames)
     }
 
     #[test]
     fn reports_every_frame_in_order_with_load_errors() {
-        let cfg = SynthConfig::thin_torus(3, 5);
-        let frames: Vec<Frame> = (0..3)
-            .map(|k| generate_frame(&cfg, k).unwrap().image)
-            .collect();
-        let fitter = search_fitter();
+        let (fitter, frames) = search_fitter_and_frames(3);
         let mut seen = Vec::new();
         let summary = fit_frames(
             &fitter,
@@ -167,11 +170,7 @@ mod tests {
 
     #[test]
     fn a_set_cancel_flag_stops_before_the_next_chunk() {
-        let cfg = SynthConfig::thin_torus(2, 5);
-        let frames: Vec<Frame> = (0..2)
-            .map(|k| generate_frame(&cfg, k).unwrap().image)
-            .collect();
-        let fitter = search_fitter();
+        let (fitter, frames) = search_fitter_and_frames(2);
         let cancel = AtomicBool::new(false);
         let mut seen = 0;
         let summary = fit_frames(

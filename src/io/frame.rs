@@ -1,0 +1,225 @@
+//! What a reader produces: a [`Frame`] of `f32` values, the [`StackInfo`]
+//! known after opening, the stored [`SampleType`], and the [`Limits`] on what
+//! a file may make the reader allocate.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use super::IoError;
+
+/// Caps on what a file may make the reader allocate.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Largest frame accepted, counted as `f32` bytes of one frame (`width * height * 4`).
+    /// Default 1 GiB.
+    pub max_frame_bytes: u64,
+    /// Largest number of frames (TIFF pages, FITS planes) accepted. Default 10 000 000.
+    pub max_frames: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_frame_bytes: 1 << 30,
+            max_frames: 10_000_000,
+        }
+    }
+}
+
+impl Limits {
+    /// Largest raw (undecoded) sample buffer of one page: twice `max_frame_bytes`.
+    pub(crate) fn max_raw_bytes(&self) -> u64 {
+        self.max_frame_bytes.saturating_mul(2)
+    }
+
+    /// Checks that a `width × height` frame fits `max_frame_bytes` (as `f32`).
+    pub(crate) fn check_frame(&self, path: &Path, width: u64, height: u64) -> Result<(), IoError> {
+        let bytes = width
+            .checked_mul(height)
+            .and_then(|n| n.checked_mul(4))
+            .unwrap_or(u64::MAX);
+        if bytes > self.max_frame_bytes || usize::try_from(bytes).is_err() {
+            return Err(IoError::limit(
+                path,
+                format!(
+                    "{width}×{height} frame needs {bytes} bytes as float32, above the limit of {} \
+                     bytes (Limits::max_frame_bytes)",
+                    self.max_frame_bytes
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks a frame count against `max_frames`.
+    pub(crate) fn check_frames(&self, path: &Path, frames: u64) -> Result<(), IoError> {
+        if frames > self.max_frames as u64 {
+            return Err(IoError::limit(
+                path,
+                format!(
+                    "{frames} frames, above the limit of {} (Limits::max_frames)",
+                    self.max_frames
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks a raw sample buffer size against [`Limits::max_raw_bytes`].
+    pub(crate) fn check_raw(&self, path: &Path, what: &str, bytes: u64) -> Result<(), IoError> {
+        if bytes > self.max_raw_bytes() || usize::try_from(bytes).is_err() {
+            return Err(IoError::limit(
+                path,
+                format!(
+                    "{what} needs a {bytes}-byte sample buffer, above the limit of {} bytes \
+                     (2 × Limits::max_frame_bytes)",
+                    self.max_raw_bytes()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The type of the samples as stored in the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SampleType {
+    /// Unsigned 8-bit integer.
+    U8,
+    /// Unsigned 16-bit integer.
+    U16,
+    /// Unsigned 32-bit integer.
+    U32,
+    /// Signed 8-bit integer.
+    I8,
+    /// Signed 16-bit integer.
+    I16,
+    /// Signed 32-bit integer.
+    I32,
+    /// 32-bit IEEE float.
+    F32,
+    /// 64-bit IEEE float.
+    F64,
+}
+
+impl SampleType {
+    /// Bytes per sample.
+    pub fn bytes(self) -> usize {
+        match self {
+            SampleType::U8 | SampleType::I8 => 1,
+            SampleType::U16 | SampleType::I16 => 2,
+            SampleType::U32 | SampleType::I32 | SampleType::F32 => 4,
+            SampleType::F64 => 8,
+        }
+    }
+
+    /// Whether the samples are floating point (and may hold NaN).
+    pub fn is_float(self) -> bool {
+        matches!(self, SampleType::F32 | SampleType::F64)
+    }
+}
+
+impl fmt::Display for SampleType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SampleType::U8 => "uint8",
+            SampleType::U16 => "uint16",
+            SampleType::U32 => "uint32",
+            SampleType::I8 => "int8",
+            SampleType::I16 => "int16",
+            SampleType::I32 => "int32",
+            SampleType::F32 => "float32",
+            SampleType::F64 => "float64",
+        })
+    }
+}
+
+/// One grey-scale image, row-major, with the file's original sample values as `f32`.
+#[derive(Clone, Debug)]
+pub struct Frame {
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// `width * height` values, row by row (`data[y * width + x]`).
+    pub data: Vec<f32>,
+}
+
+impl Frame {
+    /// A frame from its data.
+    ///
+    /// # Panics
+    /// If `data.len() != width * height`.
+    pub fn new(width: usize, height: usize, data: Vec<f32>) -> Self {
+        assert_eq!(
+            Some(data.len()),
+            width.checked_mul(height),
+            "frame data length must be width * height"
+        );
+        Frame {
+            width,
+            height,
+            data,
+        }
+    }
+
+    /// A frame filled with zeros.
+    pub fn zeros(width: usize, height: usize) -> Self {
+        Frame::new(width, height, vec![0.0; width * height])
+    }
+
+    /// The value at column `x`, row `y`.
+    ///
+    /// # Panics
+    /// If `x >= width` or `y >= height`.
+    pub fn get(&self, x: usize, y: usize) -> f32 {
+        assert!(
+            x < self.width && y < self.height,
+            "pixel ({x}, {y}) outside {}×{} frame",
+            self.width,
+            self.height
+        );
+        self.data[y * self.width + x]
+    }
+
+    /// Smallest and largest value, ignoring NaN. `(NaN, NaN)` if there is no other value.
+    pub fn min_max(&self) -> (f32, f32) {
+        let mut lo = f32::INFINITY;
+        let mut hi = f32::NEG_INFINITY;
+        let mut any = false;
+        for &v in &self.data {
+            if !v.is_nan() {
+                any = true;
+                lo = lo.min(v);
+                hi = hi.max(v);
+            }
+        }
+        if any {
+            (lo, hi)
+        } else {
+            (f32::NAN, f32::NAN)
+        }
+    }
+}
+
+/// What is known about a stack after opening it (before reading any pixel data).
+#[derive(Clone, Debug)]
+pub struct StackInfo {
+    /// The file's path (for [`open_bytes`], the name given).
+    pub path: PathBuf,
+    /// `"TIFF"`, `"BigTIFF"`, `"FITS"`, `"PNG"` or `"JPEG"`.
+    pub format: &'static str,
+    /// Frame width in pixels.
+    pub width: usize,
+    /// Frame height in pixels.
+    pub height: usize,
+    /// Number of frames.
+    pub frames: usize,
+    /// Type of the stored samples (for FITS, after the usual BZERO unsigned-integer conventions).
+    pub sample_type: SampleType,
+    /// Pixel size in nanometres, when the file states it.
+    pub pixel_size_nm: Option<f64>,
+    /// Notes about conversions and oddities (colour → luminance, NaN pixels, skipped pages …).
+    /// Frames read later may append to this list.
+    pub warnings: Vec<String>,
+}
