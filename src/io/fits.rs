@@ -7,6 +7,16 @@
 //! become NaN. All sizes are checked against the file length and [`Limits`](super::Limits)
 //! before anything is allocated.
 //!
+//! **Why not the `fitsrs` crate** (measured 2026-11-30 against fitsrs 0.4.1 on astropy 8.0.2
+//! files: BITPIX 8/16/32/−32/−64, BZERO 32768, BSCALE 0.5 + BZERO 10, BLANK, an IMAGE
+//! extension, a NAXIS3 stack, truncated and corrupt copies): both readers return the same
+//! values on every valid file, but fitsrs returns stored values (scaling, BLANK and the
+//! extension choice stay ours), reads a truncated or NAXIS-corrupted file silently as short
+//! data with no error (its pixel iterator ends on an I/O error), has no size limits and no
+//! file names in its errors, and reads frame 100 of a 200×512×512 u16 stack in 4.8 ms with
+//! its seeking reader (235 ms iterating) against 0.4–0.8 ms here. It would add 16 crates.
+//! Reconsider it for tile-compressed (fpack) FITS, behind this module's checks.
+//!
 //! **Row order.** FITS images are usually *displayed* with the first stored row at the bottom.
 //! Frames keep the file's order: row 0 of a [`Frame`] is the first row stored in the file
 //! (`NAXIS2` index 1 in FITS terms); nothing is flipped.

@@ -6,6 +6,14 @@
 //! truncated file gives an error naming the vertex rather than a panic.
 //! Elements before `vertex` are skipped (including list properties); the
 //! file is not read past the vertex element.
+//!
+//! **Why not the `ply-rs` crate** (measured 2026-11-30 against ply-rs 0.1.3 on plyfile 1.1.5
+//! files: ASCII and binary little/big endian, float and double coordinates, extra properties,
+//! a face element, truncated and corrupt copies): both return the same coordinates, but
+//! ply-rs panics on an element count that overflows u64 (an `unwrap` in its grammar), its
+//! errors name neither the file nor the vertex, it ignores the `units`/`symmetry` comments
+//! PoseScope writes, and it loads 1 M binary vertices in 145 ms on its fast path (1.1 s with
+//! its default element type) against 33 ms here. It would add 17 crates (peg, skeptic, …).
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
