@@ -36,7 +36,13 @@ fn synth_then_info_and_truth() {
     };
     let o = synth(&out);
     assert!(o.status.success(), "synth failed: {}", text(&o.stderr));
-    let o = posescope(&["info", "--json", out.join("stack.tif").to_str().unwrap()]);
+    let stack = out.join("stack.tif");
+    // headers only by default: no value range
+    let o = posescope(&["info", "--json", stack.to_str().unwrap()]);
+    assert!(o.status.success(), "info failed: {}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v[0]["min"].is_null() && v[0]["max"].is_null(), "{v}");
+    let o = posescope(&["info", "--json", "--stats", stack.to_str().unwrap()]);
     assert!(o.status.success(), "info failed: {}", text(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let s = &v[0];
@@ -135,7 +141,7 @@ fn errors_are_one_clear_line_and_nonzero() {
     let o = posescope(&["--help"]);
     assert!(o.status.success());
     for cmd in [
-        "info", "synth", "render", "view", "fit", "train", "eval", "export",
+        "info", "synth", "render", "view", "fit", "train", "eval", "export", "merge",
     ] {
         assert!(text(&o.stdout).contains(cmd), "--help lacks {cmd}");
     }
@@ -347,5 +353,94 @@ fn view_without_a_display_says_so_in_one_line() {
     assert!(
         err.contains("no display") && err.contains("posescope fit"),
         "{err}"
+    );
+}
+
+#[test]
+fn fit_a_folder_in_shards_then_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("set");
+    let o = posescope(&[
+        "synth",
+        "--n",
+        "3",
+        "--seed",
+        "8",
+        "--out",
+        set.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    // a folder of particles, numbered as people number them
+    let folder = dir.path().join("particles");
+    std::fs::create_dir(&folder).unwrap();
+    for name in ["p10.tif", "p2.tif"] {
+        std::fs::copy(set.join("stack.tif"), folder.join(name)).unwrap();
+    }
+    std::fs::write(folder.join("README.txt"), "not an image").unwrap();
+    let shard = |k: usize| {
+        let csv = dir.path().join(format!("shard{k}.csv"));
+        let o = posescope(&[
+            "fit",
+            folder.to_str().unwrap(),
+            "--shard",
+            &format!("{k}/2"),
+            "--csv",
+            csv.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        csv
+    };
+    let (a, b) = (shard(0), shard(1));
+    // 6 frames over both files: shard 0 has global frames 0, 2, 4
+    assert_eq!(posescope::io::read_pose_csv(&a).unwrap().len(), 3);
+    assert_eq!(posescope::io::read_pose_csv(&b).unwrap().len(), 3);
+    let all = dir.path().join("all.csv");
+    let o = posescope(&[
+        "merge",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--out",
+        all.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let rows = posescope::io::read_pose_csv(&all).unwrap();
+    let order: Vec<(String, usize)> = rows
+        .iter()
+        .map(|r| {
+            let f = r.file.as_deref().unwrap();
+            (f.rsplit('/').next().unwrap().to_string(), r.frame)
+        })
+        .collect();
+    let want: Vec<(String, usize)> = ["p2.tif", "p10.tif"]
+        .iter()
+        .flat_map(|f| (0..3).map(move |k| (f.to_string(), k)))
+        .collect();
+    assert_eq!(order, want);
+    // a missing shard is a gap, the same shard twice an overlap
+    let o = posescope(&["merge", a.to_str().unwrap(), "--out", all.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("in none of the shards"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = posescope(&[
+        "merge",
+        a.to_str().unwrap(),
+        a.to_str().unwrap(),
+        "--out",
+        all.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(text(&o.stderr).contains("overlap"), "{}", text(&o.stderr));
+    // an empty folder is a clear error
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let o = posescope(&["info", empty.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("no image files"),
+        "{}",
+        text(&o.stderr)
     );
 }

@@ -17,9 +17,15 @@ use posescope::io::{self, write_pose_csv, PoseRow};
 
 #[derive(Args)]
 pub struct FitArgs {
-    /// Image files (every frame of each is fitted).
+    /// Image files, or folders (every image inside, in natural order); every
+    /// frame of each is fitted.
     #[arg(required = true)]
     files: Vec<PathBuf>,
+    /// Fit only shard K of N: every N-th frame starting at frame K, counting
+    /// frames over all inputs in order (for cluster job arrays; join the
+    /// shards' CSVs with `posescope merge`).
+    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+    shard: Option<Shard>,
     #[command(flatten)]
     model: ModelArgs,
     /// Output pose CSV.
@@ -83,20 +89,35 @@ pub fn run(a: FitArgs) -> Result<()> {
         None => eprintln!("no network: starting from a coarse search (slower)"),
     }
     // open everything first, so the bar knows the total and bad files are reported up front
+    let files = io::expand_paths(&a.files)?;
     let mut stacks = Vec::new();
     let mut rows: Vec<PoseRow> = Vec::new();
-    for path in &a.files {
+    for path in &files {
         match io::open(path) {
             Ok(s) => stacks.push((path.clone(), s)),
             Err(e) => {
                 eprintln!("warning: {e}");
-                let mut row = PoseRow::failed(0, e.to_string());
-                row.file = Some(path.display().to_string());
-                rows.push(row);
+                // one shard reports a file that cannot be opened, so merged shards do not overlap
+                if a.shard.is_none_or(|s| s.index == 0) {
+                    let mut row = PoseRow::failed(0, e.to_string());
+                    row.file = Some(path.display().to_string());
+                    rows.push(row);
+                }
             }
         }
     }
-    let total: usize = stacks.iter().map(|(_, s)| s.len()).sum();
+    let shard = a.shard.unwrap_or(Shard { index: 0, count: 1 });
+    // global frame numbers over all inputs, in order; this shard's frames of each file
+    let mut first = 0usize;
+    let selected: Vec<Vec<usize>> = stacks
+        .iter()
+        .map(|(_, s)| {
+            let which = (0..s.len()).filter(|k| shard.takes(first + k)).collect();
+            first += s.len();
+            which
+        })
+        .collect();
+    let total: usize = selected.iter().map(Vec::len).sum();
     let bar = progress(total as u64, "fit");
     let t0 = std::time::Instant::now();
     let (mut fitted, mut failed) = (0usize, 0usize);
@@ -106,7 +127,7 @@ pub fn run(a: FitArgs) -> Result<()> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating --png-dir {}", dir.display()))?;
     }
-    for (path, mut stack) in stacks {
+    for ((path, mut stack), which) in stacks.into_iter().zip(selected) {
         let n = stack.len();
         let target = a.png_dir.as_deref().map(|dir| ExportTarget {
             dir,
@@ -118,7 +139,6 @@ pub fn run(a: FitArgs) -> Result<()> {
             look,
         });
         let mut results = FitResults::new(n);
-        let which: Vec<usize> = (0..n).collect();
         let options = BatchOptions {
             chunk: a.chunk,
             cancel: None,
@@ -164,4 +184,48 @@ pub fn run(a: FitArgs) -> Result<()> {
         a.csv.display()
     );
     Ok(())
+}
+
+/// One shard of a sharded fit: frames `index, index + count, …`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    index: usize,
+    count: usize,
+}
+
+impl Shard {
+    /// True when global frame `g` belongs to this shard.
+    fn takes(&self, g: usize) -> bool {
+        g % self.count == self.index
+    }
+}
+
+fn parse_shard(s: &str) -> std::result::Result<Shard, String> {
+    let bad = || format!("'{s}': expected K/N with 0 ≤ K < N, e.g. 0/8");
+    let (k, n) = s.split_once('/').ok_or_else(bad)?;
+    let (index, count) = (
+        k.trim().parse::<usize>().map_err(|_| bad())?,
+        n.trim().parse::<usize>().map_err(|_| bad())?,
+    );
+    if count == 0 || index >= count {
+        return Err(bad());
+    }
+    Ok(Shard { index, count })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_partition_the_frames() {
+        assert!(parse_shard("3/3").is_err() && parse_shard("0/0").is_err());
+        assert!(parse_shard("x/2").is_err() && parse_shard("1").is_err());
+        let shards: Vec<Shard> = (0..3)
+            .map(|k| parse_shard(&format!("{k}/3")).unwrap())
+            .collect();
+        for g in 0..100 {
+            assert_eq!(shards.iter().filter(|s| s.takes(g)).count(), 1);
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! `posescope info`: what is in a file — size, frames, sample type, pixel
-//! size and (unless --no-range) the value range.
+//! size, read from the headers alone (a 2 GB stack answers at once); with
+//! `--stats`, also the value range, which reads every frame.
 
 use std::path::PathBuf;
 
@@ -11,23 +12,26 @@ use posescope::io;
 
 #[derive(Args)]
 pub struct InfoArgs {
-    /// Image files (TIFF, BigTIFF, FITS, PNG, JPEG).
+    /// Image files (TIFF, BigTIFF, FITS, PNG, JPEG), or folders of them.
     #[arg(required = true)]
     files: Vec<PathBuf>,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
-    /// Skip the value range (which reads every frame).
+    /// Also the value range (min, max), which reads every frame (with a progress bar).
     #[arg(long)]
+    stats: bool,
+    /// Without --stats the range is skipped anyway (kept for old scripts).
+    #[arg(long, hide = true)]
     no_range: bool,
 }
 
 pub fn run(a: InfoArgs) -> Result<()> {
     let mut reports = Vec::new();
-    for path in &a.files {
+    for path in &io::expand_paths(&a.files)? {
         let mut stack = io::open(path)?;
         let n = stack.len();
-        let range = if a.no_range {
+        let range = if !a.stats || a.no_range {
             None
         } else {
             let bar = progress(n as u64, "reading");

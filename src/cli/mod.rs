@@ -9,6 +9,7 @@ pub mod eval;
 pub mod export;
 pub mod fit;
 pub mod info;
+pub mod merge;
 pub mod render;
 pub mod synth;
 pub mod train;
@@ -56,6 +57,8 @@ pub enum Command {
     /// Write an annotated PNG (raw, model, overlay, pose text, scale bar) per
     /// frame of a stack at the poses of a pose CSV.
     Export(export::ExportArgs),
+    /// Join the pose CSVs of `fit --shard K/N` runs, checking for overlaps and gaps.
+    Merge(merge::MergeArgs),
 }
 
 impl Command {
@@ -97,6 +100,7 @@ impl Command {
             Command::Eval(a) => eval::run(a),
             Command::Bench(a) => bench::run(a),
             Command::Export(a) => export::run(a),
+            Command::Merge(a) => merge::run(a),
         }
     }
 }

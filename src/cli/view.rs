@@ -6,7 +6,7 @@ use clap::Args;
 
 #[derive(Args, Default)]
 pub struct ViewArgs {
-    /// Files to open.
+    /// Files or folders (every image inside, in natural order) to open.
     files: Vec<PathBuf>,
     /// Animate the pose for SECONDS, print the frame rate and exit (for docs/PERFORMANCE.md).
     #[arg(long, value_name = "SECONDS", hide = true)]
@@ -17,5 +17,6 @@ pub struct ViewArgs {
 }
 
 pub fn run(a: ViewArgs) -> anyhow::Result<()> {
-    posescope::app::run(a.files, a.measure_fps, a.measure_with_batch)
+    let files = posescope::io::expand_paths(&a.files)?;
+    posescope::app::run(files, a.measure_fps, a.measure_with_batch)
 }

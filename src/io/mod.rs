@@ -70,6 +70,7 @@ mod error;
 mod fits;
 mod frame;
 mod metadata;
+mod paths;
 mod pose_csv;
 mod raster;
 mod raw;
@@ -87,6 +88,7 @@ pub use atomic::{atomic_write, temp_sibling, OutputError};
 pub use error::IoError;
 pub use frame::{Frame, Limits, SampleType, StackInfo};
 pub use metadata::unit_to_nm;
+pub use paths::{expand_paths, is_image_path, natural_cmp, IMAGE_EXTENSIONS};
 pub use pose_csv::{read_pose_csv, write_pose_csv, PoseRow, POSE_COLUMNS};
 pub use write::{write_png_gray16, write_tiff_stack, WriteSample};
 
