@@ -138,7 +138,9 @@ fn open_step_drag_estimate_and_export() {
         "the score follows the slider"
     );
 
-    // Estimate: the sliders move to within a few degrees of the truth
+    // Estimate: the sliders move to within a few degrees of the truth (once
+    // the frames stepped through above are fitted, the button is enabled)
+    settle(&mut h);
     h.get_by_label("Estimate").click();
     settle(&mut h);
     let st = h.state().controls().state();
@@ -201,6 +203,50 @@ fn estimate_all_fills_the_table_and_rows_navigate() {
     let rows = read_pose_csv(&csv).unwrap();
     assert_eq!(rows.len(), 3);
     assert!(rows.iter().all(|r| r.score > 0.5));
+}
+
+#[test]
+fn results_written_before_an_unclean_stop_come_back_on_reopen() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (stack, _) = dataset(tmp.path(), 24);
+    let sidecar = posescope::app::autosave::sidecar_path(&stack);
+    let mut h = harness_with(vec![stack.clone()], |app| {
+        app.settings_mut().auto_estimate = false
+    });
+    settle(&mut h);
+    h.get_by_label("Estimate all").click();
+    // step until some results are on disk while the batch still runs
+    let mut saved = 0;
+    for _ in 0..6000 {
+        h.step();
+        saved = read_pose_csv(&sidecar).map_or(0, |r| r.len());
+        if saved > 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(saved > 0, "nothing was autosaved");
+    // stop as a crash would: no more frames, no exit save
+    h.state_mut()
+        .apply(vec![posescope::app::actions::Action::CancelJobs]);
+    let on_disk = read_pose_csv(&sidecar).unwrap();
+    std::mem::forget(h);
+    // reopening the file restores every result that was written
+    let mut h = harness_with(vec![stack], |app| app.settings_mut().auto_estimate = false);
+    settle(&mut h);
+    for row in &on_disk {
+        let got = h.state().result(row.frame).expect("restored");
+        let fit = got.as_ref().expect("a fit");
+        assert!(fit.outcome.state.pose.q.angle_to(row.pose.q) < 1e-6);
+        assert!((fit.outcome.score - row.score).abs() < 1e-9);
+    }
+    assert!(
+        h.state().notices().iter().any(|n| n
+            .text
+            .starts_with(&format!("restored {} results", on_disk.len()))),
+        "{:?}",
+        h.state().notices()
+    );
 }
 
 #[test]
@@ -375,6 +421,8 @@ fn main_layout_snapshot() {
     let mut h = harness_with(vec![sample], |app| {
         // a fixed pose, so the picture tests the UI and the renderers, not the fit's last digits
         app.settings_mut().auto_estimate = false;
+        // and no results a developer's own run left beside the sample
+        app.settings_mut().autosave = false;
         app.set_controls(posescope::app::PoseControls {
             euler: [-77.5, 79.7, 0.0],
             shift: [-4.3, -3.05],

@@ -428,5 +428,6 @@ pub fn load_document(path: &std::path::Path, cancel: &AtomicBool) -> Result<Docu
         info,
         frames: Arc::new(frames),
         results: FitResults::new(n),
+        unsaved: false,
     })
 }

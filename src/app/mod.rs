@@ -23,6 +23,7 @@
 //! [`crate::export::frames`] like `posescope export`.
 
 pub mod actions;
+pub mod autosave;
 mod controls;
 pub mod error;
 mod explorer;
@@ -113,6 +114,7 @@ pub struct PoseScopeApp {
     jobs: Jobs,
     ui: UiState,
     measure: Option<measure::MeasureFps>,
+    autosaver: autosave::Autosaver,
 }
 
 impl PoseScopeApp {
@@ -171,6 +173,7 @@ impl PoseScopeApp {
             jobs,
             ui,
             measure: None,
+            autosaver: autosave::Autosaver::default(),
         };
         app.update_model();
         app
@@ -324,7 +327,26 @@ impl PoseScopeApp {
     fn handle_messages(&mut self) {
         for msg in self.jobs.poll() {
             match msg {
-                Message::Loaded(Ok(doc)) => {
+                Message::Loaded(Ok(mut doc)) => {
+                    let tube = self.settings.model.tube_px();
+                    let restored = self
+                        .settings
+                        .autosave
+                        .then(|| autosave::restore(&doc.path, doc.frames.len(), tube))
+                        .flatten();
+                    if let Some((results, from, skipped)) = restored {
+                        let extra = if skipped > 0 {
+                            format!(" ({skipped} rows did not fit this file)")
+                        } else {
+                            String::new()
+                        };
+                        self.session.info(format!(
+                            "restored {} results from {}{extra}",
+                            results.done(),
+                            from.display()
+                        ));
+                        doc.results = results;
+                    }
                     if !doc.info.warnings.is_empty() {
                         let w = doc.info.warnings.join("; ");
                         self.session.info(format!("{}: {w}", doc.path.display()));
@@ -349,12 +371,27 @@ impl PoseScopeApp {
                     apply,
                 } => self.session.record_result(doc, frame, result, apply),
                 Message::Swept(s) => self.live.sweeps = Some(s),
-                Message::Finished { note, .. } => match note {
-                    Some(Note::Info(n)) => self.session.info(n),
-                    Some(Note::Error(e)) => self.session.error(e),
-                    None => {}
-                },
+                Message::Finished { note, .. } => {
+                    // a job ended: save what it produced now, not after the debounce
+                    self.autosave(true);
+                    match note {
+                        Some(Note::Info(n)) => self.session.info(n),
+                        Some(Note::Error(e)) => self.session.error(e),
+                        None => {}
+                    }
+                }
             }
+        }
+    }
+
+    /// Saves unsaved results (debounced unless `force`); failures become notices.
+    fn autosave(&mut self, force: bool) {
+        if !self.settings.autosave {
+            return;
+        }
+        for e in self.autosaver.tick(&mut self.session.docs, force) {
+            self.session
+                .error(format!("autosaving results failed: {e}"));
         }
     }
 
@@ -453,6 +490,7 @@ impl eframe::App for PoseScopeApp {
             ctx.request_repaint();
         }
         self.update_sweeps(dragging);
+        self.autosave(false);
         if self.jobs.busy() {
             // progress bars advance without input
             ctx.request_repaint_after(std::time::Duration::from_millis(100));
@@ -466,6 +504,8 @@ impl eframe::App for PoseScopeApp {
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         eframe::set_value(storage, SETTINGS_KEY, &self.settings);
+        // eframe saves on exit and every 30 s: results too
+        self.autosave(true);
     }
 }
 

@@ -97,6 +97,11 @@ impl PoseScopeApp {
                 {
                     out.push(Action::SaveResultsDialog);
                 }
+                ui.checkbox(&mut self.settings.autosave, "Autosave results")
+                    .on_hover_text(
+                        "Save each file's results beside it (NAME.posescope.csv) as they \
+                         arrive, and restore them when the file is opened again",
+                    );
                 ui.separator();
                 if ui.button("Quit").clicked() {
                     ctx.send_viewport_cmd(egui::ViewportCommand::Close);

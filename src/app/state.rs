@@ -36,6 +36,8 @@ pub struct Settings {
     pub export_zoom: u32,
     /// Estimate each frame when it is first shown.
     pub auto_estimate: bool,
+    /// Save results beside the data as they arrive, and restore them on open.
+    pub autosave: bool,
 }
 
 impl Default for Settings {
@@ -49,6 +51,7 @@ impl Default for Settings {
             export_dir: None,
             export_zoom: 4,
             auto_estimate: true,
+            autosave: true,
         }
     }
 }
@@ -187,6 +190,8 @@ pub struct Document {
     pub frames: Arc<Vec<Frame>>,
     /// Per-frame fit results.
     pub results: FitResults,
+    /// Results changed since the last autosave.
+    pub unsaved: bool,
 }
 
 impl Document {
@@ -211,6 +216,7 @@ impl Document {
             path,
             frames: Arc::new(frames),
             results: FitResults::new(n),
+            unsaved: false,
         }
     }
 }
@@ -316,6 +322,7 @@ impl Session {
         }
         if let Some(d) = self.doc_by_id_mut(doc) {
             d.results.set(frame, result);
+            d.unsaved = true;
         }
     }
 
@@ -360,7 +367,7 @@ mod tests {
         let old: Settings = serde_json::from_str(r#"{"lut":"Hot"}"#).unwrap();
         assert_eq!(old.lut, Lut::Hot);
         assert_eq!(old.export_zoom, 4);
-        assert!(old.auto_estimate);
+        assert!(old.auto_estimate && old.autosave);
         // and the model keeps its persisted name
         let m: Settings = serde_json::from_str(r#"{"model":{"model":"ring:8","torus":[15,1],"units":"Px","pixel_size":null,"points":2000,"symmetry":null}}"#).unwrap();
         assert_eq!(m.model.model.to_string(), "ring:8");

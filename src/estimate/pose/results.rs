@@ -4,6 +4,7 @@
 //! walks. A pose-CSV row can be read back into a fitted state
 //! ([`state_from_row`]), so `posescope export` takes what `fit` wrote.
 
+use super::fit::{FitOutcome, StartSource};
 use super::pipeline::FrameFit;
 use crate::io::PoseRow;
 use crate::render::scene::FitState;
@@ -94,6 +95,58 @@ pub fn result_row(frame: usize, result: &FrameResult) -> PoseRow {
     }
 }
 
+/// A frame's result read back from its pose-CSV row (the inverse of
+/// [`result_row`]): the fitted state with its score, convergence, iterations,
+/// start and timings where the row has them, or the recorded error. `None`
+/// for a row that is neither (no pose and no error).
+pub fn result_from_row(row: &PoseRow, default_tube_px: f64) -> Option<FrameResult> {
+    if row_failed(row) {
+        return Some(Err(row.get("error").unwrap_or_default().to_string()));
+    }
+    let state = state_from_row(row, default_tube_px)?;
+    let num = |k: &str| {
+        row.get(k)
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let outcome = FitOutcome {
+        state,
+        score: row.score,
+        converged: row.get("converged") == Some("true"),
+        iterations: row
+            .get("iterations")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0),
+        source: if row.get("start") == Some("search") {
+            StartSource::Search
+        } else {
+            StartSource::Network
+        },
+        start_ms: num("start_ms"),
+        refine_ms: num("refine_ms"),
+    };
+    Some(Ok(FrameFit {
+        outcome,
+        cnn_ms: num("cnn_ms"),
+    }))
+}
+
+impl FitResults {
+    /// The results recorded in pose-CSV rows for a document of `frames`
+    /// frames, and how many rows did not fit it (frame out of range, no pose).
+    pub fn from_rows(frames: usize, rows: &[PoseRow], default_tube_px: f64) -> (Self, usize) {
+        let mut r = Self::new(frames);
+        let mut skipped = 0;
+        for row in rows {
+            match result_from_row(row, default_tube_px) {
+                Some(res) if row.frame < frames => r.set(row.frame, res),
+                _ => skipped += 1,
+            }
+        }
+        (r, skipped)
+    }
+}
+
 /// True for a row that records a failure (a non-empty `error` column).
 pub fn row_failed(row: &PoseRow) -> bool {
     row.get("error").is_some_and(|e| !e.is_empty())
@@ -140,7 +193,6 @@ pub fn state_from_row(row: &PoseRow, default_tube_px: f64) -> Option<FitState> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fit::{FitOutcome, StartSource};
     use super::*;
     use crate::geometry::{Pose, Quat};
 
@@ -204,5 +256,44 @@ mod tests {
         assert!(row_failed(&rows[1]) && !row_failed(&rows[0]));
         let states: Vec<_> = r.fitted_states().map(|(k, _, s)| (k, s)).collect();
         assert_eq!(states, [(0, Some(0.9)), (3, Some(0.5))]);
+    }
+
+    #[test]
+    fn results_come_back_from_their_rows() {
+        let mut r = FitResults::new(3);
+        let fit = FrameFit {
+            outcome: FitOutcome {
+                state: FitState {
+                    pose: Pose::new(Quat::from_euler_zyz_deg(10.0, 70.0, 0.0), [0.5, -1.0]),
+                    scale: 1.05,
+                    sigma: 1.7,
+                    shape: 4.5,
+                },
+                score: 0.93,
+                converged: true,
+                iterations: 6,
+                source: StartSource::Search,
+                start_ms: 2.5,
+                refine_ms: 1.25,
+            },
+            cnn_ms: 0.0,
+        };
+        r.set(0, Ok(fit));
+        r.set(2, Err("pixel (3, 4) is NaN".into()));
+        let mut rows = r.rows(Some("a.tif"));
+        rows.push(PoseRow::failed(7, "past the end"));
+        let (back, skipped) = FitResults::from_rows(3, &rows, 5.0);
+        assert_eq!(skipped, 1);
+        assert_eq!(back.done(), 2);
+        let o = back.fit(0).unwrap().outcome;
+        assert!(o.state.pose.q.angle_to(fit.outcome.state.pose.q) < 1e-6);
+        assert!((o.score - 0.93).abs() < 1e-12 && o.converged && o.iterations == 6);
+        assert_eq!(o.source, StartSource::Search);
+        assert!((o.refine_ms - 1.25).abs() < 1e-9);
+        assert_eq!(
+            back.get(2).unwrap().as_ref().unwrap_err(),
+            "pixel (3, 4) is NaN"
+        );
+        assert!(back.get(1).is_none());
     }
 }
