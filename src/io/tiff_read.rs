@@ -287,10 +287,15 @@ impl TiffBackend {
                     ),
                 ));
             }
-            let mut result = DecodingResult::U8(Vec::new());
-            dec.read_image_to_buffer(&mut result)
-                .map_err(|e| tiff_error(path, index, e))?;
-            let data = to_gray(result, &layout).ok_or_else(|| {
+            let data = if layout.planar && dec.get_chunk_type() == ChunkType::Tile {
+                read_tiled_planar(&mut dec, &layout)
+            } else {
+                let mut result = DecodingResult::U8(Vec::new());
+                dec.read_image_to_buffer(&mut result)
+                    .map(|_| to_gray(result, &layout))
+            }
+            .map_err(|e| tiff_error(path, index, e))?;
+            let data = data.ok_or_else(|| {
                 IoError::corrupt(
                     path,
                     format!("page {index}: decoder returned too few samples"),
@@ -631,6 +636,72 @@ fn resolution(v: Value) -> Option<Resolution> {
         _ => return None,
     };
     Some(Resolution { num, den })
+}
+
+/// A tiled page with one plane per sample (PlanarConfiguration 2), decoded
+/// tile by tile straight into grey values (`None`: a tile holds too few
+/// samples). tiff 0.11's whole-image read fails an assertion on such pages
+/// when the image is not a whole number of tiles (reported in
+/// docs/FUZZING.md); its per-tile read is sound. Memory: one frame of f32 and
+/// one tile.
+fn read_tiled_planar<R: Read + Seek>(
+    dec: &mut Decoder<R>,
+    l: &PageLayout,
+) -> Result<Option<Vec<f32>>, TiffError> {
+    let (w, h) = (l.width as usize, l.height as usize);
+    let (tw, th) = dec.chunk_dimensions();
+    let (tw, th) = (tw.max(1) as usize, th.max(1) as usize);
+    let across = w.div_ceil(tw);
+    let per_plane = across * h.div_ceil(th);
+    let weights: &[f32] = match l.mode {
+        ColorMode::Rgb => &LUMA,
+        ColorMode::Gray | ColorMode::First => &[1.0],
+    };
+    if (dec.tile_count()? as usize) < per_plane * weights.len() {
+        return Ok(None);
+    }
+    let mut out = vec![0f32; w * h];
+    for (plane, &weight) in weights.iter().enumerate() {
+        for t in 0..per_plane {
+            let chunk = (plane * per_plane + t) as u32;
+            // the tile's part inside the image, computed here: the crate takes
+            // the bottom padding of planes after the first for full rows
+            let (x0, y0) = ((t % across) * tw, (t / across) * th);
+            let (cw, ch) = (tw.min(w - x0), th.min(h - y0));
+            // the crate's row length of what it returns
+            let stride = dec.chunk_data_dimensions(chunk).0 as usize;
+            let Some(samples) = chunk_samples(dec.read_chunk(chunk)?) else {
+                return Ok(None);
+            };
+            if stride < cw || samples.len() < stride * ch {
+                return Ok(None);
+            }
+            for (r, row) in samples.chunks_exact(stride).take(ch).enumerate() {
+                let row = &row[..cw];
+                let at = (y0 + r) * w + x0;
+                for (o, v) in out[at..at + cw].iter_mut().zip(row) {
+                    *o += weight * v;
+                }
+            }
+        }
+    }
+    Ok(Some(out))
+}
+
+/// One chunk's samples as f32.
+fn chunk_samples(result: DecodingResult) -> Option<Vec<f32>> {
+    Some(match result {
+        DecodingResult::U8(v) => v.into_iter().map(f32::from).collect(),
+        DecodingResult::U16(v) => v.into_iter().map(f32::from).collect(),
+        DecodingResult::U32(v) => v.into_iter().map(|x| x as f32).collect(),
+        DecodingResult::I8(v) => v.into_iter().map(f32::from).collect(),
+        DecodingResult::I16(v) => v.into_iter().map(f32::from).collect(),
+        DecodingResult::I32(v) => v.into_iter().map(|x| x as f32).collect(),
+        DecodingResult::F16(v) => v.into_iter().map(f32::from).collect(),
+        DecodingResult::F32(v) => v,
+        DecodingResult::F64(v) => v.into_iter().map(|x| x as f32).collect(),
+        _ => return None,
+    })
 }
 
 /// Converts a decoded page to one grey value per pixel.
