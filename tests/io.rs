@@ -1483,6 +1483,11 @@ fn valid_fixtures() -> Vec<(String, Vec<u8>, usize)> {
     add("rgb.png", encode_png(rgb.clone().into()));
     add("g.jpg", encode_jpeg(g8.into()));
     add("rgb.jpg", encode_jpeg(rgb.into()));
+    // tiled planar RGB written by tifffile (the tile-by-tile decode path)
+    let tiff_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiff");
+    for name in ["tiled_planar_rgb16.tif", "tiled_planar_rgb8_deflate.tif"] {
+        add(name, std::fs::read(tiff_dir.join(name)).unwrap());
+    }
     // FITS: truncating inside the final padding leaves all data intact (accepted with a
     // warning, tested above), so only lengths up to the end of the data count.
     let vals: Vec<f64> = (0..(w * h * 2) as usize)
