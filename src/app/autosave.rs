@@ -1,17 +1,23 @@
 //! Nothing lost: each document's results are saved, as the pose CSV
 //! `posescope fit` writes, to a sidecar beside the data
 //! (`stack.tif` → `stack.tif.posescope.csv`), or, where that folder cannot be
-//! written, to the app's data folder. Writes are atomic (temp file + rename)
-//! and debounced: at most one a second while results arrive, and at once when
-//! a job ends or the window closes. Opening the file again restores them, if
-//! the sidecar is not older than the data.
+//! written, to the app's data folder. Writes are atomic (temp file + rename,
+//! fsync) and debounced: at most one a second while results arrive, and at
+//! once when a job ends or the window closes. They run on a writer thread of
+//! their own, in order, so the UI never waits on the disk (the exit save waits
+//! for it). Opening the file again restores the results, if the sidecar is
+//! not older than the data.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::state::Document;
+use super::state::{DocId, Document};
 use crate::estimate::pose::results::FitResults;
-use crate::io::{read_pose_csv, write_pose_csv, OutputError};
+use crate::io::{read_pose_csv, write_pose_csv, OutputError, PoseRow};
 
 /// Least time between two autosaves of a document while results arrive.
 pub const DEBOUNCE: Duration = Duration::from_secs(1);
@@ -44,15 +50,14 @@ pub fn fallback_path(data: &Path) -> Option<PathBuf> {
     Some(dir.join(format!("{flat}.posescope.csv")))
 }
 
-/// Writes the document's results: to the sidecar, else to the fallback.
+/// Writes a data file's result rows: to the sidecar, else to the fallback.
 /// Returns where they went.
-pub fn save(doc: &Document) -> Result<PathBuf, OutputError> {
-    let rows = doc.results.rows(Some(&doc.path.display().to_string()));
-    let sidecar = sidecar_path(&doc.path);
-    match write_pose_csv(&sidecar, &rows) {
+pub fn save_rows(data: &Path, rows: &[PoseRow]) -> Result<PathBuf, OutputError> {
+    let sidecar = sidecar_path(data);
+    match write_pose_csv(&sidecar, rows) {
         Ok(()) => Ok(sidecar),
         Err(first) => {
-            let Some(fallback) = fallback_path(&doc.path) else {
+            let Some(fallback) = fallback_path(data) else {
                 return Err(first);
             };
             if let Some(dir) = fallback.parent() {
@@ -61,7 +66,7 @@ pub fn save(doc: &Document) -> Result<PathBuf, OutputError> {
                     cause,
                 })?;
             }
-            write_pose_csv(&fallback, &rows).map(|()| fallback)
+            write_pose_csv(&fallback, rows).map(|()| fallback)
         }
     }
 }
@@ -88,33 +93,101 @@ pub fn restore(
         })
 }
 
-/// When each document was last written, to debounce.
-#[derive(Default)]
+/// One save for the writer thread.
+struct SaveJob {
+    doc: DocId,
+    data: PathBuf,
+    rows: Vec<PoseRow>,
+}
+
+/// Debounces saves and hands them to a writer thread.
 pub struct Autosaver {
     last: Option<Instant>,
+    /// Documents whose results could be written nowhere (told once).
+    failed: HashSet<DocId>,
+    tx: Sender<SaveJob>,
+    errors: Receiver<(DocId, OutputError)>,
+    pending: Arc<AtomicUsize>,
+}
+
+impl Default for Autosaver {
+    fn default() -> Self {
+        let (tx, rx) = channel::<SaveJob>();
+        let (etx, errors) = channel();
+        let pending = Arc::new(AtomicUsize::new(0));
+        let left = pending.clone();
+        std::thread::Builder::new()
+            .name("posescope-autosave".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    // several queued saves of one file: only the newest is written
+                    let mut batch = vec![first];
+                    batch.extend(rx.try_iter());
+                    let n = batch.len();
+                    let mut written = HashSet::new();
+                    for job in batch.into_iter().rev() {
+                        if written.insert(job.data.clone()) {
+                            if let Err(e) = save_rows(&job.data, &job.rows) {
+                                let _ = etx.send((job.doc, e));
+                            }
+                        }
+                    }
+                    left.fetch_sub(n, Ordering::SeqCst);
+                }
+            })
+            .expect("spawning the autosave thread");
+        Self {
+            last: None,
+            failed: HashSet::new(),
+            tx,
+            errors,
+            pending,
+        }
+    }
 }
 
 impl Autosaver {
-    /// Saves every document with unsaved results, if `now` is due (the
-    /// debounce passed, or `force`). Errors are returned for a notice.
+    /// Queues a save of every document with unsaved results, if due (the
+    /// debounce passed, or `force`); with `force` it also waits (at most a few
+    /// seconds) until everything queued is on disk. Returns the errors the
+    /// writer reported since the last call, for a notice; a document that
+    /// failed is not tried again.
     pub fn tick(&mut self, docs: &mut [Document], force: bool) -> Vec<OutputError> {
         let due = force || self.last.is_none_or(|t| t.elapsed() >= DEBOUNCE);
-        if !due || !docs.iter().any(|d| d.unsaved) {
-            return Vec::new();
-        }
-        self.last = Some(Instant::now());
-        let mut errors = Vec::new();
-        for d in docs.iter_mut().filter(|d| d.unsaved) {
-            match save(d) {
-                Ok(_) => d.unsaved = false,
-                Err(e) => {
-                    // tell once, then stop trying for this document
-                    d.unsaved = false;
-                    errors.push(e);
+        if due && docs.iter().any(|d| d.unsaved) {
+            self.last = Some(Instant::now());
+            for d in docs.iter_mut().filter(|d| d.unsaved) {
+                d.unsaved = false;
+                if self.failed.contains(&d.id) {
+                    continue;
+                }
+                let rows = d.results.rows(Some(&d.path.display().to_string()));
+                self.pending.fetch_add(1, Ordering::SeqCst);
+                let job = SaveJob {
+                    doc: d.id,
+                    data: d.path.clone(),
+                    rows,
+                };
+                if self.tx.send(job).is_err() {
+                    self.pending.fetch_sub(1, Ordering::SeqCst);
                 }
             }
         }
-        errors
+        if force {
+            self.flush(Duration::from_secs(5));
+        }
+        self.errors
+            .try_iter()
+            .filter_map(|(doc, e)| self.failed.insert(doc).then_some(e))
+            .collect()
+    }
+
+    /// Waits until every queued save is written, or `timeout` passed.
+    pub fn flush(&self, timeout: Duration) {
+        let t0 = Instant::now();
+        while self.pending.load(Ordering::SeqCst) > 0 && t0.elapsed() < timeout {
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 }
 
@@ -134,6 +207,7 @@ mod tests {
         let mut saver = Autosaver::default();
         assert!(saver.tick(std::slice::from_mut(&mut doc), false).is_empty());
         assert!(!doc.unsaved);
+        saver.flush(Duration::from_secs(10));
         assert!(sidecar_path(&data).exists());
         let (back, from, skipped) = restore(&data, 3, 5.0).unwrap();
         assert_eq!((back.done(), skipped), (1, 0));
