@@ -205,7 +205,7 @@ impl Frame {
 /// What is known about a stack after opening it (before reading any pixel data).
 #[derive(Clone, Debug)]
 pub struct StackInfo {
-    /// The file's path (for [`open_bytes`], the name given).
+    /// The file's path (for [`open_bytes`](super::open_bytes), the name given).
     pub path: PathBuf,
     /// `"TIFF"`, `"BigTIFF"`, `"FITS"`, `"PNG"` or `"JPEG"`.
     pub format: &'static str,
