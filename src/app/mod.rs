@@ -292,6 +292,11 @@ impl PoseScopeApp {
         self.ui.lean
     }
 
+    /// Turns lean drawing on or off (View → Lean drawing).
+    pub fn set_lean_drawing(&mut self, on: bool) {
+        self.ui.lean = on;
+    }
+
     /// Whether the image views draw through PoseScope's own wgpu pass.
     pub fn pixel_views(&self) -> bool {
         self.ui.pixel_views
