@@ -148,8 +148,8 @@ impl Default for Autosaver {
 
 impl Autosaver {
     /// Queues a save of every document with unsaved results, if due (the
-    /// debounce passed, or `force`); with `force` it also waits (at most a few
-    /// seconds) until everything queued is on disk. Returns the errors the
+    /// debounce passed, or `force`); it never waits for the disk (see
+    /// [`Autosaver::flush`] for the exit save). Returns the errors the
     /// writer reported since the last call, for a notice; a document that
     /// failed is not tried again.
     pub fn tick(&mut self, docs: &mut [Document], force: bool) -> Vec<OutputError> {
@@ -172,9 +172,6 @@ impl Autosaver {
                     self.pending.fetch_sub(1, Ordering::SeqCst);
                 }
             }
-        }
-        if force {
-            self.flush(Duration::from_secs(5));
         }
         self.errors
             .try_iter()

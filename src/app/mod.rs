@@ -509,8 +509,10 @@ impl eframe::App for PoseScopeApp {
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         eframe::set_value(storage, SETTINGS_KEY, &self.settings);
-        // eframe saves on exit and every 30 s: results too
+        // eframe saves on exit and every 30 s: results too, and this one
+        // waits (at most a few seconds) until they are on disk
         self.autosave(true);
+        self.autosaver.flush(std::time::Duration::from_secs(5));
     }
 }
 
