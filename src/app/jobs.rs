@@ -335,6 +335,7 @@ impl Jobs {
                     Some(f) => fitter.refine_from(f, start).map(|outcome| FrameFit {
                         outcome,
                         cnn_ms: 0.0,
+                        nonfinite_px: f.non_finite_count(),
                     }),
                     None => Err(format!("frame {index} is not in the document")),
                 };

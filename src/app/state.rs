@@ -210,6 +210,8 @@ impl Document {
                 height,
                 frames: n,
                 sample_type: crate::io::SampleType::F32,
+                bits_per_sample: 32,
+                palette: None,
                 pixel_size_nm: None,
                 warnings: Vec::new(),
             },
@@ -419,6 +421,7 @@ mod tests {
                 refine_ms: 0.0,
             },
             cnn_ms: 0.0,
+            nonfinite_px: 0,
         };
         // a result for a document not on screen leaves the sliders alone
         s.record_result(a_id, 0, Ok(fit), false);

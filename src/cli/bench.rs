@@ -4,8 +4,11 @@
 use anyhow::Result;
 use clap::Args;
 
-use posescope::estimate::nn::bench::bench_cnn;
+use super::args::DeviceArg;
+use posescope::estimate::nn::bench::bench_cnn_on;
 use posescope::estimate::nn::net::NetConfig;
+use posescope::estimate::pose::fit::FitOptions;
+use posescope::estimate::pose::pipeline::{device_name, pick_device, Fitter, ModelSpec};
 use posescope::estimate::pose::refine::{refine, RefineConfig};
 use posescope::estimate::pose::train::OUTPUTS;
 use posescope::geometry::{Pose, Quat};
@@ -22,6 +25,10 @@ pub struct BenchArgs {
     /// Timed iterations per CNN measurement.
     #[arg(long, default_value_t = 10)]
     iters: usize,
+    /// Where the CNN runs: cpu (the fast path), cuda or metal (needs a build
+    /// with that feature), or auto.
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: DeviceArg,
 }
 
 /// Median wall time of `f` over `n` runs, in milliseconds.
@@ -42,11 +49,13 @@ pub fn run(a: BenchArgs) -> Result<()> {
         outputs: OUTPUTS,
         ..NetConfig::default()
     };
+    let dev = pick_device(a.device.into())?;
     let mut cnn = Vec::new();
     for batch in [1usize, 32] {
         let iters = if batch == 1 { a.iters * 8 } else { a.iters };
-        cnn.push(bench_cnn(&cfg, batch, iters)?);
+        cnn.push(bench_cnn_on(&cfg, batch, iters, &dev)?);
     }
+    let fit_ms = whole_fit_ms(a.device)?;
     // renderer: 500 points into 128×128, the fast path
     let torus = Model::torus(
         TorusSpec {
@@ -104,14 +113,20 @@ pub fn run(a: BenchArgs) -> Result<()> {
             "arch": std::env::consts::ARCH,
         },
         "cnn": cnn,
+        "device": device_name(&dev),
         "render_500_points_128px_ms": render_ms,
         "refine_thin_torus_ms": refine_ms,
+        "whole_fit_ms_per_frame": fit_ms,
     });
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
-    println!("PoseScope bench ({} threads)", rayon::current_num_threads());
+    println!(
+        "PoseScope bench ({} threads, CNN on {})",
+        rayon::current_num_threads(),
+        device_name(&dev)
+    );
     for r in &cnn {
         println!(
             "  CNN {}×{} batch {:>2}: forward {:>8.1} img/s, training step {:>8.1} img/s",
@@ -120,5 +135,35 @@ pub fn run(a: BenchArgs) -> Result<()> {
     }
     println!("  render 500 points → 128×128: {render_ms:.3} ms");
     println!("  refine one thin-torus frame (one thread): {refine_ms:.2} ms");
+    match fit_ms {
+        Some(ms) => println!("  whole fit (network + refinement), 64 frames: {ms:.2} ms per frame"),
+        None => println!("  whole fit: skipped (no bundled network found)"),
+    }
     Ok(())
+}
+
+/// Milliseconds per frame of the whole fit (bundled network on `device`,
+/// then refinement on all cores) of 64 thin-torus frames in one batch, the
+/// median of three runs after a warm-up; `None` without the bundled network.
+fn whole_fit_ms(device: DeviceArg) -> Result<Option<f64>> {
+    let fitter = Fitter::new(
+        &ModelSpec::default(),
+        FitOptions::default(),
+        None,
+        true,
+        device.into(),
+    )?;
+    if fitter.estimator.is_none() {
+        return Ok(None);
+    }
+    let data = SynthConfig::thin_torus(64, 7);
+    let frames = (0..64)
+        .map(|i| synth::generate_frame(&data, i).map(|f| f.image))
+        .collect::<Result<Vec<_>, _>>()?;
+    let refs: Vec<_> = frames.iter().collect();
+    fitter.fit_batch(&refs)?;
+    let ms = median_ms(3, || {
+        fitter.fit_batch(&refs).expect("valid frames");
+    });
+    Ok(Some(ms / frames.len() as f64))
 }

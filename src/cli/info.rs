@@ -55,6 +55,8 @@ pub fn run(a: InfoArgs) -> Result<()> {
             "height": info.height,
             "frames": info.frames,
             "sample_type": info.sample_type.to_string(),
+            "bits_per_sample": info.bits_per_sample,
+            "palette_colours": info.palette.as_ref().map(Vec::len),
             "pixel_size_nm": info.pixel_size_nm,
             "min": range.map(|r| r.0),
             "max": range.map(|r| r.1),
@@ -65,7 +67,17 @@ pub fn run(a: InfoArgs) -> Result<()> {
             println!("  format      {}", info.format);
             println!("  size        {} × {} px", info.width, info.height);
             println!("  frames      {}", info.frames);
-            println!("  sample      {}", info.sample_type);
+            if usize::from(info.bits_per_sample) == 8 * info.sample_type.bytes() {
+                println!("  sample      {}", info.sample_type);
+            } else {
+                println!(
+                    "  sample      {} ({}-bit)",
+                    info.sample_type, info.bits_per_sample
+                );
+            }
+            if let Some(p) = &info.palette {
+                println!("  palette     {} colours (values are indices)", p.len());
+            }
             match info.pixel_size_nm {
                 Some(p) => println!("  pixel size  {p} nm"),
                 None => println!("  pixel size  unknown"),

@@ -7,8 +7,9 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use indicatif::ProgressStyle;
 
-use super::args::progress;
-use posescope::estimate::pose::train::{train, LossKind, TrainConfig};
+use super::args::{progress, DeviceArg};
+use posescope::estimate::pose::pipeline::{device_name, pick_device};
+use posescope::estimate::pose::train::{train_on, LossKind, TrainConfig};
 use posescope::shapes::ModelKind;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -55,6 +56,10 @@ pub struct TrainArgs {
     /// Steps between validations and checkpoints.
     #[arg(long, default_value_t = 200)]
     val_every: usize,
+    /// Where to train: cpu (the fast path), cuda or metal (candle's stock
+    /// layers on that GPU; needs a build with that feature), or auto.
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: DeviceArg,
 }
 
 pub fn run(a: TrainArgs) -> Result<()> {
@@ -85,18 +90,23 @@ pub fn run(a: TrainArgs) -> Result<()> {
         command: std::env::args().collect::<Vec<_>>().join(" "),
         ..TrainConfig::default()
     };
+    let dev = pick_device(a.device.into())?;
     let bar = progress(steps as u64, "train");
     bar.set_style(
         ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} steps ({per_sec}, eta {eta})")
             .expect("valid template")
             .progress_chars("=> "),
     );
-    let meta = train(&cfg, &a.out, a.resume, &|p| {
+    let device = device_name(&dev);
+    let meta = train_on(&cfg, &a.out, a.resume, &dev, &|p| {
         bar.set_position(p.step as u64);
         let val = p
             .val_median_deg
             .map_or("-".to_string(), |v| format!("{v:.2}°"));
-        bar.set_message(format!("loss {:.4} val median {val}", p.loss));
+        bar.set_message(format!(
+            "{device}: {:.0} img/s, loss {:.4} val median {val}",
+            p.img_per_s, p.loss
+        ));
     })?;
     bar.finish_and_clear();
     let v = meta.validation.axis_error_deg;

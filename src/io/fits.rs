@@ -250,6 +250,8 @@ impl FitsBackend {
             height: h as usize,
             frames: usize::try_from(frames).map_err(|_| overflow(path))?,
             sample_type,
+            bits_per_sample: (8 * sample_type.bytes()) as u8,
+            palette: None,
             pixel_size_nm: None,
             warnings,
         };

@@ -182,6 +182,45 @@ impl Frame {
         self.data[y * self.width + x]
     }
 
+    /// Number of NaN and ±∞ pixels.
+    pub fn non_finite_count(&self) -> usize {
+        self.data.iter().filter(|v| !v.is_finite()).count()
+    }
+
+    /// The frame for scoring and fitting: non-finite pixels (NaN, ±∞, e.g.
+    /// masked or saturated regions of a float image) replaced by the median
+    /// of the finite ones, i.e. by the background, so that they add nothing
+    /// but a background pixel to a correlation. Borrowed when every pixel is
+    /// finite; `None` when none is. The count replaced comes with it.
+    pub fn finite_filled(&self) -> Option<(std::borrow::Cow<'_, Frame>, usize)> {
+        let bad = self.non_finite_count();
+        if bad == 0 {
+            return Some((std::borrow::Cow::Borrowed(self), 0));
+        }
+        if bad == self.data.len() {
+            return None;
+        }
+        let mut finite: Vec<f32> = self
+            .data
+            .iter()
+            .copied()
+            .filter(|v| v.is_finite())
+            .collect();
+        let mid = finite.len() / 2;
+        let median = *finite.select_nth_unstable_by(mid, f32::total_cmp).1;
+        let data = self
+            .data
+            .iter()
+            .map(|&v| if v.is_finite() { v } else { median })
+            .collect();
+        let filled = Frame {
+            width: self.width,
+            height: self.height,
+            data,
+        };
+        Some((std::borrow::Cow::Owned(filled), bad))
+    }
+
     /// Smallest and largest value, ignoring NaN. `(NaN, NaN)` if there is no other value.
     pub fn min_max(&self) -> (f32, f32) {
         let mut lo = f32::INFINITY;
@@ -217,6 +256,12 @@ pub struct StackInfo {
     pub frames: usize,
     /// Type of the stored samples (for FITS, after the usual BZERO unsigned-integer conventions).
     pub sample_type: SampleType,
+    /// Bits per stored sample: the type's own width, or fewer for packed
+    /// TIFF samples (1–31 bits, e.g. 12-bit camera data held as `U16`).
+    pub bits_per_sample: u8,
+    /// The colour map of a palette image (8-bit RGB per index); its frames
+    /// hold the indices.
+    pub palette: Option<Vec<[u8; 3]>>,
     /// Pixel size in nanometres, when the file states it.
     pub pixel_size_nm: Option<f64>,
     /// Notes about conversions and oddities (colour → luminance, NaN pixels, skipped pages …).

@@ -74,8 +74,10 @@ mod paths;
 mod pose_csv;
 mod raster;
 mod raw;
+mod tiff_disguise;
 mod tiff_ifd;
 mod tiff_read;
+mod tiff_samples;
 mod write;
 
 use std::collections::BTreeSet;
@@ -409,6 +411,8 @@ fn open_source(
         height: header.height,
         frames: header.frames,
         sample_type: header.sample_type,
+        bits_per_sample: header.bits_per_sample,
+        palette: header.palette,
         pixel_size_nm: header.pixel_size_nm,
         warnings: header.warnings,
     };
@@ -463,6 +467,8 @@ pub(crate) struct Header {
     pub height: usize,
     pub frames: usize,
     pub sample_type: SampleType,
+    pub bits_per_sample: u8,
+    pub palette: Option<Vec<[u8; 3]>>,
     pub pixel_size_nm: Option<f64>,
     pub warnings: Vec<String>,
 }

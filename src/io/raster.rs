@@ -75,6 +75,8 @@ impl RasterBackend {
             height: height as usize,
             frames: 1,
             sample_type,
+            bits_per_sample: (8 * sample_type.bytes()) as u8,
+            palette: None,
             pixel_size_nm: None,
             warnings,
         };

@@ -160,10 +160,13 @@ pub(super) fn scan_chain(
         }
         if let Some(seen) = &mut seen {
             if !seen.insert(offset) {
-                return Err(IoError::corrupt(
-                    path,
-                    format!("page {index}: IFD chain loops back to offset {offset}"),
+                // libtiff stops here too: the pages so far are the stack
+                warnings.push(format!(
+                    "the image directory chain loops back to offset {offset} after page {}; \
+                     the pages before the loop are read",
+                    index.saturating_sub(1)
                 ));
+                break;
             }
         }
         if offset > prev && offset < prev_end {

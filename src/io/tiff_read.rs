@@ -30,26 +30,19 @@ use tiff::{ColorType, TiffError};
 
 use super::metadata::{self, Resolution};
 use super::raw::{self, Encoding, Endian, Scaling};
+use super::tiff_disguise::{self, Disguise, Patch};
 use super::tiff_ifd::{check_entries, read_description, scan_chain, TiffHeader};
+use super::tiff_samples::{
+    chunk_samples, plane_weights, to_gray, unpack_packed, ColorMode, Packed, SampleLayout,
+};
 use super::{
     guard, luminance_warning, read_exact_at, Ctx, Frame, Header, IoError, Limits, SampleType,
-    Source, LUMA,
+    Source,
 };
 
 /// Compressed data may expand at most this many times (LZW and Deflate stay well below; the
 /// bound only stops tiny files from declaring huge images).
 const MAX_EXPANSION: u64 = 4096;
-
-/// How a page's samples become one grey value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum ColorMode {
-    /// One sample per pixel.
-    Gray,
-    /// Several samples, the first is the grey (or luma) value.
-    First,
-    /// RGB(A): luminance of the first three.
-    Rgb,
-}
 
 /// What [`inspect`] learns about a page before decoding it.
 #[derive(Clone, Debug)]
@@ -61,6 +54,20 @@ struct PageLayout {
     samples: usize,
     planar: bool,
     sample_type: SampleType,
+    /// Bits per sample when not a whole number of bytes (decoded by
+    /// [`unpack_packed`]).
+    packed_bits: Option<u8>,
+    /// Largest value of an integer sample (1 for floats).
+    max: f32,
+    /// Packed values to invert (`max − v`): WhiteIsZero pages the crate was
+    /// shown as BlackIsZero.
+    invert: bool,
+    /// Packed rows stored as horizontal differences (Predictor 2).
+    predictor: bool,
+    /// What the page really is, when the decoder was shown something else.
+    note: Option<String>,
+    /// The palette (ColorMap) of a palette page, as 8-bit RGB.
+    palette: Option<Vec<[u8; 3]>>,
     half_float: bool,
     compression: u16,
     white_is_zero: bool,
@@ -152,9 +159,7 @@ impl TiffBackend {
 
         // Decode the first page's directory with the tiff crate: layout and metadata.
         let (layout, x_res, res_unit) = guard(path, "page 0", || {
-            let mut dec = decoder_at(source, header, first_page, ctx.limits, file_len)
-                .map_err(|e| tiff_error(path, 0, e))?;
-            let layout = inspect(&mut dec, path, 0, file_len, ctx.limits)?;
+            let (mut dec, layout) = page_decoder(source, header, first_page, 0, ctx, file_len)?;
             let x_res = match dec.find_tag(Tag::XResolution) {
                 Ok(Some(v)) => resolution(v),
                 _ => None,
@@ -183,10 +188,32 @@ impl TiffBackend {
                     warnings.push("alpha channel ignored".to_string());
                 }
             }
-            ColorMode::First => warnings.push(format!(
-                "{:?} image with {} samples per pixel: only the first sample is used",
-                layout.color, layout.samples
-            )),
+            ColorMode::First if layout.note.is_some() => {}
+            ColorMode::First => warnings.push(match layout.color {
+                ColorType::YCbCr(_) => {
+                    "YCbCr image: its luma (Y) is used as the grey value".to_string()
+                }
+                other => format!(
+                    "{other:?} image with {} samples per pixel: only the first sample is used",
+                    layout.samples
+                ),
+            }),
+            ColorMode::Cmyk => warnings.push(luminance_warning(&format!(
+                "{:?} image (converted as R = (1 − C)(1 − K), no colour profile)",
+                layout.color
+            ))),
+        }
+        if let Some(note) = &layout.note {
+            warnings.push(note.clone());
+        }
+        if let Some(p) = &layout.palette {
+            warnings.push(format!(
+                "palette image: pixel values are indices into its {} colours",
+                p.len()
+            ));
+        }
+        if let Some(bits) = layout.packed_bits {
+            warnings.push(format!("{bits}-bit samples"));
         }
         if layout.half_float {
             warnings.push("16-bit float samples are widened to float32".to_string());
@@ -228,6 +255,8 @@ impl TiffBackend {
             height: height as usize,
             frames,
             sample_type: layout.sample_type,
+            bits_per_sample: layout.color.bit_depth(),
+            palette: layout.palette.clone(),
             pixel_size_nm,
             warnings,
         };
@@ -274,9 +303,8 @@ impl TiffBackend {
         check_entries(source, path, self.header, ifd, index, self.file_len)?;
         let what = format!("page {index}");
         guard(path, &what, || {
-            let mut dec = decoder_at(source, self.header, ifd, ctx.limits, self.file_len)
-                .map_err(|e| tiff_error(path, index, e))?;
-            let layout = inspect(&mut dec, path, index, self.file_len, ctx.limits)?;
+            let (mut dec, layout) =
+                page_decoder(source, self.header, ifd, index, ctx, self.file_len)?;
             if (layout.width, layout.height) != (self.width, self.height) {
                 return Err(IoError::unsupported(
                     path,
@@ -287,12 +315,15 @@ impl TiffBackend {
                     ),
                 ));
             }
-            let data = if layout.planar && dec.get_chunk_type() == ChunkType::Tile {
+            let tiled_planar = layout.planar && dec.get_chunk_type() == ChunkType::Tile;
+            let data = if let Some(bits) = layout.packed_bits {
+                read_packed(&mut dec, &layout, bits)
+            } else if tiled_planar && plane_weights(layout.mode).is_some() {
                 read_tiled_planar(&mut dec, &layout)
             } else {
                 let mut result = DecodingResult::U8(Vec::new());
                 dec.read_image_to_buffer(&mut result)
-                    .map(|_| to_gray(result, &layout))
+                    .map(|_| to_gray(result, &layout.samples()))
             }
             .map_err(|e| tiff_error(path, index, e))?;
             let data = data.ok_or_else(|| {
@@ -315,38 +346,43 @@ impl TiffBackend {
 struct Patched<'a> {
     inner: &'a mut dyn Source,
     pos: u64,
-    patch_at: u64,
-    patch: [u8; 8],
-    patch_len: u64,
+    /// The header's first-IFD pointer, then any directory entries shown
+    /// otherwise ([`super::tiff_disguise`]).
+    patches: Vec<Patch>,
 }
 
 impl<'a> Patched<'a> {
-    fn new(inner: &'a mut dyn Source, header: TiffHeader, ifd: u64) -> io::Result<Self> {
+    fn new(
+        inner: &'a mut dyn Source,
+        header: TiffHeader,
+        ifd: u64,
+        mut entries: Vec<Patch>,
+    ) -> io::Result<Self> {
         let pos = inner.seek(SeekFrom::Start(0))?;
-        let mut patch = [0u8; 8];
-        let patch_len = header.offset_size();
-        if header.big {
-            patch = if header.little {
-                ifd.to_le_bytes()
+        let bytes = if header.big {
+            if header.little {
+                ifd.to_le_bytes().to_vec()
             } else {
-                ifd.to_be_bytes()
-            };
+                ifd.to_be_bytes().to_vec()
+            }
         } else {
             // Page offsets of classic TIFF came from 32-bit fields.
             let v = u32::try_from(ifd).unwrap_or(u32::MAX);
-            let b = if header.little {
-                v.to_le_bytes()
+            if header.little {
+                v.to_le_bytes().to_vec()
             } else {
-                v.to_be_bytes()
-            };
-            patch[..4].copy_from_slice(&b);
-        }
+                v.to_be_bytes().to_vec()
+            }
+        };
+        let mut patches = vec![Patch {
+            at: header.first_ifd_field(),
+            bytes,
+        }];
+        patches.append(&mut entries);
         Ok(Patched {
             inner,
             pos,
-            patch_at: header.first_ifd_field(),
-            patch,
-            patch_len,
+            patches,
         })
     }
 }
@@ -356,10 +392,12 @@ impl Read for Patched<'_> {
         let n = self.inner.read(buf)?;
         let start = self.pos;
         let end = start + n as u64;
-        let lo = start.max(self.patch_at);
-        let hi = end.min(self.patch_at + self.patch_len);
-        for i in lo..hi {
-            buf[(i - start) as usize] = self.patch[(i - self.patch_at) as usize];
+        for p in &self.patches {
+            let lo = start.max(p.at);
+            let hi = end.min(p.at + p.bytes.len() as u64);
+            for i in lo..hi {
+                buf[(i - start) as usize] = p.bytes[(i - p.at) as usize];
+            }
         }
         self.pos = end;
         Ok(n)
@@ -373,6 +411,91 @@ impl Seek for Patched<'_> {
     }
 }
 
+/// A decoder on page `index` (directory at `ifd`), shown the page as
+/// [`tiff_disguise::plan`] decides, and the page's layout in its real terms.
+fn page_decoder<'a>(
+    source: &'a mut dyn Source,
+    header: TiffHeader,
+    ifd: u64,
+    index: usize,
+    ctx: &Ctx<'_>,
+    file_len: u64,
+) -> Result<(Decoder<Patched<'a>>, PageLayout), IoError> {
+    let path = ctx.path;
+    let raw = tiff_disguise::raw_tags(source, path, header, ifd, index, file_len)?;
+    let disguise = tiff_disguise::plan(&raw, index).map_err(|m| IoError::unsupported(path, m))?;
+    let entries = tiff_disguise::patches(source, path, header, ifd, index, file_len, &disguise)?;
+    let mut dec = decoder_at(source, header, ifd, ctx.limits, file_len, entries)
+        .map_err(|e| tiff_error(path, index, e))?;
+    let mut layout = inspect(&mut dec, path, index, file_len, ctx.limits)?;
+    match disguise {
+        Disguise::None => {}
+        Disguise::Lightness => {
+            layout.note =
+                Some("CIE L*a*b* image: its lightness L* is used as the grey value".to_string());
+        }
+        Disguise::Palette => {
+            let map = dec
+                .find_tag_unsigned_vec::<u16>(Tag::ColorMap)
+                .map_err(|e| tiff_error(path, index, e))?
+                .unwrap_or_default();
+            let n = map.len() / 3;
+            if n == 0 {
+                return Err(IoError::corrupt(
+                    path,
+                    format!("page {index}: palette image without a ColorMap"),
+                ));
+            }
+            layout.palette = Some(
+                (0..n)
+                    .map(|i| [map[i], map[n + i], map[2 * n + i]].map(|v| (v >> 8) as u8))
+                    .collect(),
+            );
+        }
+        Disguise::Packed { real, invert, .. } => {
+            let bits = real.bits as u8;
+            let samples = usize::from(real.samples);
+            let signed = real.sample_format == 2;
+            layout.width = u32::try_from(real.width).map_err(|_| {
+                IoError::corrupt(path, format!("page {index}: width {}", real.width))
+            })?;
+            ctx.limits
+                .check_frame(path, real.width, u64::from(layout.height))?;
+            (layout.mode, layout.color) = match (real.photometric, samples) {
+                (2, _) => (ColorMode::Rgb, ColorType::RGB(bits)),
+                (5, _) => (ColorMode::Cmyk, ColorType::CMYK(bits)),
+                (_, 1) => (ColorMode::Gray, ColorType::Gray(bits)),
+                (_, n) => (
+                    ColorMode::First,
+                    ColorType::Multiband {
+                        bit_depth: bits,
+                        num_samples: n as u16,
+                    },
+                ),
+            };
+            layout.samples = samples;
+            layout.planar = false;
+            layout.packed_bits = Some(bits);
+            layout.sample_type = match (signed, bits) {
+                (false, ..=8) => SampleType::U8,
+                (false, ..=16) => SampleType::U16,
+                (false, _) => SampleType::U32,
+                (true, ..=8) => SampleType::I8,
+                (true, ..=16) => SampleType::I16,
+                (true, _) => SampleType::I32,
+            };
+            layout.max = if signed {
+                ((1u64 << (bits - 1)) - 1) as f32
+            } else {
+                ((1u64 << bits) - 1) as f32
+            };
+            layout.invert = invert;
+            layout.predictor = real.predictor == 2;
+        }
+    }
+    Ok((dec, layout))
+}
+
 /// A `tiff` decoder positioned on the page whose directory is at `ifd`.
 fn decoder_at<'a>(
     source: &'a mut dyn Source,
@@ -380,8 +503,9 @@ fn decoder_at<'a>(
     ifd: u64,
     limits: &Limits,
     file_len: u64,
+    entries: Vec<Patch>,
 ) -> Result<Decoder<Patched<'a>>, TiffError> {
-    let patched = Patched::new(source, header, ifd)?;
+    let patched = Patched::new(source, header, ifd, entries)?;
     let mut tl = tiff::decoder::Limits::default();
     let raw = usize::try_from(limits.max_raw_bytes()).unwrap_or(usize::MAX);
     let len = usize::try_from(file_len).unwrap_or(usize::MAX);
@@ -427,34 +551,48 @@ fn inspect<R: Read + Seek>(
         .find_tag_unsigned::<u16>(Tag::Compression)
         .map_err(err)?
         .unwrap_or(1);
-    if !matches!(compression, 1 | 5 | 8 | 32946 | 32773) {
+    if !matches!(compression, 1 | 4 | 5 | 7 | 8 | 32946 | 32773 | 50001) {
         return Err(IoError::unsupported(
             path,
             format!(
-                "page {page}: compression {} ({compression}); supported are none, LZW, Deflate \
-                 and PackBits",
+                "page {page}: compression {} ({compression}); supported are none, LZW, Deflate, \
+                 PackBits, JPEG, CCITT Group 4 fax and WebP",
                 compression_name(compression)
             ),
         ));
     }
-    let white_is_zero = dec
+    let photometric = dec
         .find_tag_unsigned::<u16>(Tag::PhotometricInterpretation)
-        .map_err(err)?
-        == Some(0);
+        .map_err(err)?;
+    let white_is_zero = photometric == Some(0);
     let color = dec.colortype().map_err(err)?;
     let (mode, samples) = match color {
         ColorType::Gray(_) => (ColorMode::Gray, 1),
         ColorType::RGB(_) => (ColorMode::Rgb, 3),
         ColorType::RGBA(_) => (ColorMode::Rgb, 4),
+        ColorType::CMYK(_) => (ColorMode::Cmyk, 4),
+        ColorType::CMYKA(_) => (ColorMode::Cmyk, 5),
         ColorType::GrayA(_) => (ColorMode::First, 2),
-        ColorType::YCbCr(_) => (ColorMode::First, 3),
-        ColorType::Multiband { num_samples, .. } => (ColorMode::First, usize::from(num_samples)),
-        ColorType::Palette(_) => {
-            return Err(IoError::unsupported(
-                path,
-                format!("page {page}: palette-colour images"),
-            ))
+        ColorType::YCbCr(_) => {
+            // JPEG handles chroma subsampling itself; uncompressed YCbCr is
+            // subsampled 2×2 unless the tag says 1×1, in blocks this reader
+            // does not take apart
+            let sub = dec
+                .find_tag_unsigned_vec::<u16>(Tag::Unknown(530))
+                .map_err(err)?
+                .unwrap_or_else(|| vec![2, 2]);
+            if compression != 7 && sub.iter().any(|&s| s != 1) {
+                return Err(IoError::unsupported(
+                    path,
+                    format!(
+                        "page {page}: YCbCr with {sub:?} chroma subsampling outside JPEG \
+                         compression"
+                    ),
+                ));
+            }
+            (ColorMode::First, 3)
         }
+        ColorType::Multiband { num_samples, .. } => (ColorMode::First, usize::from(num_samples)),
         other => {
             return Err(IoError::unsupported(
                 path,
@@ -463,13 +601,8 @@ fn inspect<R: Read + Seek>(
         }
     };
     let bits = color.bit_depth();
-    if !matches!(bits, 8 | 16 | 32 | 64) {
-        return Err(IoError::unsupported(
-            path,
-            format!("page {page}: {bits}-bit samples (supported: 8, 16, 32 and 64 bits)"),
-        ));
-    }
     let buffer = dec.image_buffer_layout().map_err(err)?;
+    let whole_bytes = matches!(bits, 8 | 16 | 32 | 64);
     let (sample_type, half_float) = match buffer.sample_type {
         Some(DecodingSampleType::U8) => (SampleType::U8, false),
         Some(DecodingSampleType::U16) => (SampleType::U16, false),
@@ -483,15 +616,42 @@ fn inspect<R: Read + Seek>(
         Some(other) => {
             return Err(IoError::unsupported(
                 path,
-                format!("page {page}: {other:?} samples"),
+                format!("page {page}: {bits}-bit {other:?} samples (64-bit integers)"),
             ))
         }
         None => {
             return Err(IoError::unsupported(
                 path,
-                format!("page {page}: sample format {:?}", buffer.sample_format),
+                format!(
+                    "page {page}: {bits}-bit samples of format {:?}",
+                    buffer.sample_format
+                ),
             ))
         }
+    };
+    let float = matches!(sample_type, SampleType::F32 | SampleType::F64);
+    if float && !whole_bytes && !half_float {
+        return Err(IoError::unsupported(
+            path,
+            format!("page {page}: {bits}-bit floating-point samples (16, 32 and 64 are read)"),
+        ));
+    }
+    if !whole_bytes && white_is_zero && bits > 8 {
+        return Err(IoError::unsupported(
+            path,
+            format!("page {page}: {bits}-bit WhiteIsZero samples"),
+        ));
+    }
+    let signed = matches!(
+        sample_type,
+        SampleType::I8 | SampleType::I16 | SampleType::I32
+    );
+    let max = if float {
+        1.0
+    } else if signed {
+        ((1u64 << bits.saturating_sub(1).min(62)) - 1) as f32
+    } else {
+        ((1u64 << bits.min(63)) - 1) as f32
     };
     let raw_bytes = buffer.complete_len as u64;
     limits.check_raw(path, &format!("page {page}"), raw_bytes)?;
@@ -564,6 +724,12 @@ fn inspect<R: Read + Seek>(
         samples,
         planar: buffer.planes > 1,
         sample_type,
+        packed_bits: (!whole_bytes && !half_float).then_some(bits),
+        max,
+        invert: false,
+        predictor: false,
+        note: None,
+        palette: None,
         half_float,
         compression,
         white_is_zero,
@@ -638,6 +804,49 @@ fn resolution(v: Value) -> Option<Resolution> {
     Some(Resolution { num, den })
 }
 
+impl PageLayout {
+    fn samples(&self) -> SampleLayout {
+        SampleLayout {
+            width: self.width as usize,
+            height: self.height as usize,
+            samples: self.samples,
+            planar: self.planar,
+            mode: self.mode,
+            max: self.max,
+        }
+    }
+}
+
+/// A page whose samples are not whole bytes (1–31 bits): packed rows from
+/// the crate (natively for 1–7-bit grey, else through the 8-bit disguise),
+/// unpacked here (`None`: too few bytes for the layout).
+fn read_packed<R: Read + Seek>(
+    dec: &mut Decoder<R>,
+    l: &PageLayout,
+    bits: u8,
+) -> Result<Option<Vec<f32>>, TiffError> {
+    let layout = dec.image_buffer_layout()?;
+    let mut bytes = vec![0u8; layout.complete_len];
+    dec.read_image_bytes(&mut bytes)?;
+    let packed = Packed {
+        bits,
+        row_stride: layout.row_stride.map_or(0, |r| r.get()),
+        plane_stride: layout.plane_stride.map_or(0, |p| p.get()),
+        signed: matches!(
+            l.sample_type,
+            SampleType::I8 | SampleType::I16 | SampleType::I32
+        ),
+        predictor: l.predictor,
+    };
+    let mut values = unpack_packed(&bytes, &packed, &l.samples());
+    if let (Some(v), true) = (&mut values, l.invert) {
+        for x in v.iter_mut() {
+            *x = l.max - *x;
+        }
+    }
+    Ok(values)
+}
+
 /// A tiled page with one plane per sample (PlanarConfiguration 2), decoded
 /// tile by tile straight into grey values (`None`: a tile holds too few
 /// samples). tiff 0.11's whole-image read fails an assertion on such pages
@@ -653,9 +862,8 @@ fn read_tiled_planar<R: Read + Seek>(
     let (tw, th) = (tw.max(1) as usize, th.max(1) as usize);
     let across = w.div_ceil(tw);
     let per_plane = across * h.div_ceil(th);
-    let weights: &[f32] = match l.mode {
-        ColorMode::Rgb => &LUMA,
-        ColorMode::Gray | ColorMode::First => &[1.0],
+    let Some(weights) = plane_weights(l.mode) else {
+        return Ok(None);
     };
     if (dec.tile_count()? as usize) < per_plane * weights.len() {
         return Ok(None);
@@ -686,59 +894,6 @@ fn read_tiled_planar<R: Read + Seek>(
         }
     }
     Ok(Some(out))
-}
-
-/// One chunk's samples as f32.
-fn chunk_samples(result: DecodingResult) -> Option<Vec<f32>> {
-    Some(match result {
-        DecodingResult::U8(v) => v.into_iter().map(f32::from).collect(),
-        DecodingResult::U16(v) => v.into_iter().map(f32::from).collect(),
-        DecodingResult::U32(v) => v.into_iter().map(|x| x as f32).collect(),
-        DecodingResult::I8(v) => v.into_iter().map(f32::from).collect(),
-        DecodingResult::I16(v) => v.into_iter().map(f32::from).collect(),
-        DecodingResult::I32(v) => v.into_iter().map(|x| x as f32).collect(),
-        DecodingResult::F16(v) => v.into_iter().map(f32::from).collect(),
-        DecodingResult::F32(v) => v,
-        DecodingResult::F64(v) => v.into_iter().map(|x| x as f32).collect(),
-        _ => return None,
-    })
-}
-
-/// Converts a decoded page to one grey value per pixel.
-fn to_gray(result: DecodingResult, l: &PageLayout) -> Option<Vec<f32>> {
-    match result {
-        DecodingResult::U8(v) => gray_from(&v, l, f32::from),
-        DecodingResult::U16(v) => gray_from(&v, l, f32::from),
-        DecodingResult::U32(v) => gray_from(&v, l, |x| x as f32),
-        DecodingResult::I8(v) => gray_from(&v, l, f32::from),
-        DecodingResult::I16(v) => gray_from(&v, l, f32::from),
-        DecodingResult::I32(v) => gray_from(&v, l, |x| x as f32),
-        DecodingResult::F16(v) => gray_from(&v, l, f32::from),
-        DecodingResult::F32(v) => gray_from(&v, l, |x| x),
-        DecodingResult::F64(v) => gray_from(&v, l, |x| x as f32),
-        _ => None,
-    }
-}
-
-fn gray_from<T: Copy>(v: &[T], l: &PageLayout, f: impl Fn(T) -> f32) -> Option<Vec<f32>> {
-    let px = l.width as usize * l.height as usize;
-    let spp = l.samples;
-    if v.len() < px.checked_mul(spp)? {
-        return None;
-    }
-    let at = |i: usize, c: usize| {
-        if l.planar {
-            f(v[c * px + i])
-        } else {
-            f(v[i * spp + c])
-        }
-    };
-    Some(match l.mode {
-        ColorMode::Gray | ColorMode::First => (0..px).map(|i| at(i, 0)).collect(),
-        ColorMode::Rgb => (0..px)
-            .map(|i| LUMA[0] * at(i, 0) + LUMA[1] * at(i, 1) + LUMA[2] * at(i, 2))
-            .collect(),
-    })
 }
 
 /// Maps a `tiff` crate error on `page` to an [`IoError`].

@@ -1,4 +1,5 @@
-//! Throughput of the orientation CNN on the CPU (what `posescope bench` reports).
+//! Throughput of the orientation CNN (what `posescope bench` reports), on the
+//! CPU or, with [`bench_cnn_on`], on a GPU.
 //!
 //! Both measurements run on random frames after a warm-up:
 //! * forward: one inference pass per iteration ([`NetTrainer::infer`]: no
@@ -76,14 +77,72 @@ pub struct BenchResult {
     pub iters: usize,
     /// Rayon threads available to the run.
     pub threads: usize,
+    /// `cpu`, `cuda` or `metal`.
+    #[serde(default = "cpu_name")]
+    pub device: String,
     pub forward_img_per_s: f64,
     pub train_step_img_per_s: f64,
+}
+
+fn cpu_name() -> String {
+    "cpu".into()
 }
 
 /// Benchmarks `cfg` on the CPU with the fast convolution and the fused
 /// AdamW; see [`bench_cnn_with`].
 pub fn bench_cnn(cfg: &NetConfig, batch: usize, iters: usize) -> Result<BenchResult> {
     bench_cnn_with(cfg, batch, iters, ConvBackend::Fast, AdamWKind::Fused)
+}
+
+/// Benchmarks `cfg` on `dev`: on the CPU as [`bench_cnn`]; elsewhere with
+/// candle's stock layers, autograd and [`candle_nn::AdamW`] (the path
+/// training takes there), synchronising the device before each clock read.
+pub fn bench_cnn_on(
+    cfg: &NetConfig,
+    batch: usize,
+    iters: usize,
+    dev: &Device,
+) -> Result<BenchResult> {
+    if dev.is_cpu() {
+        return bench_cnn(cfg, batch, iters);
+    }
+    if batch == 0 || iters == 0 {
+        bail!("bench_cnn: batch ({batch}) and iters ({iters}) must be positive");
+    }
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, dev);
+    let net = OrientationNet::with_backend(vb, cfg, ConvBackend::Stock)?;
+    let s = cfg.input_size;
+    let x = Tensor::randn(0f32, 1.0, (batch, 1, s, s), dev)?;
+    let target = Tensor::randn(0f32, 1.0, (batch, cfg.outputs), dev)?;
+    let warmup = (iters / 5).max(1);
+    let sync = || dev.synchronize();
+    let forward_s = time(warmup, iters, || {
+        net.forward(&x)?;
+        sync()
+    })?;
+    let params = ParamsAdamW {
+        lr: 1e-4,
+        ..ParamsAdamW::default()
+    };
+    let mut opt = AdamW::new(varmap.all_vars(), params)?;
+    let train_s = time(warmup, iters, || {
+        let loss = candle_nn::loss::mse(&net.forward(&x)?, &target)?;
+        opt.backward_step(&loss)?;
+        sync()
+    })?;
+    let images = (batch * iters) as f64;
+    Ok(BenchResult {
+        backend: ConvBackend::Stock,
+        optimizer: AdamWKind::Candle,
+        malloc_tuned: MALLOC_TUNED.load(Ordering::Relaxed),
+        batch,
+        iters,
+        threads: rayon::current_num_threads(),
+        device: super::device::device_name(dev).into(),
+        forward_img_per_s: images / forward_s,
+        train_step_img_per_s: images / train_s,
+    })
 }
 
 /// Benchmarks `cfg` on the CPU with the given convolution backend and
@@ -138,6 +197,7 @@ pub fn bench_cnn_with(
         batch,
         iters,
         threads: rayon::current_num_threads(),
+        device: cpu_name(),
         forward_img_per_s: images / forward_s,
         train_step_img_per_s: images / train_s,
     })

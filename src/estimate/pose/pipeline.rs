@@ -193,6 +193,8 @@ pub enum DeviceChoice {
     Metal,
 }
 
+pub use crate::estimate::nn::device::device_name;
+
 /// Opens the compute device for the network and logs which one it is.
 pub fn pick_device(choice: DeviceChoice) -> Result<Device, PipelineError> {
     let dev = match choice {
@@ -209,17 +211,6 @@ pub fn pick_device(choice: DeviceChoice) -> Result<Device, PipelineError> {
     };
     tracing::info!("network device: {}", device_name(&dev));
     Ok(dev)
-}
-
-/// `cpu`, `cuda` or `metal`.
-pub fn device_name(dev: &Device) -> &'static str {
-    if dev.is_cpu() {
-        "cpu"
-    } else if dev.is_cuda() {
-        "cuda"
-    } else {
-        "metal"
-    }
 }
 
 /// A bundled file (`rel` inside the repository, e.g. `assets/torus.safetensors`),
@@ -248,6 +239,14 @@ pub struct FrameFit {
     pub outcome: FitOutcome,
     /// Network milliseconds per frame (0 without a network).
     pub cnn_ms: f64,
+    /// Non-finite pixels (NaN, ±∞) that were replaced by the frame's median
+    /// before fitting ([`Frame::finite_filled`]).
+    pub nonfinite_px: usize,
+}
+
+/// The per-frame error of a frame with no finite pixel.
+fn all_non_finite() -> String {
+    "every pixel is non-finite (NaN or ±∞): nothing to fit".into()
 }
 
 /// A model, an optional network and the fit settings: fits batches of frames.
@@ -307,6 +306,8 @@ impl Fitter {
 
     /// Fits a batch of frames: the network runs once on the batch, then each
     /// frame is refined in parallel. A frame that fails gets its error.
+    /// Non-finite pixels are replaced by the frame's median (the network's
+    /// preprocessing already skips them); a frame with no finite pixel fails.
     pub fn fit_batch(
         &self,
         frames: &[&Frame],
@@ -323,8 +324,13 @@ impl Fitter {
             .par_iter()
             .zip(starts)
             .map(|(f, start)| {
+                let (f, nonfinite_px) = f.finite_filled().ok_or_else(all_non_finite)?;
                 fit_frame(&f.data, f.width, f.height, &self.model, &self.opts, start)
-                    .map(|outcome| FrameFit { outcome, cnn_ms })
+                    .map(|outcome| FrameFit {
+                        outcome,
+                        cnn_ms,
+                        nonfinite_px,
+                    })
                     .map_err(|e| e.to_string())
             })
             .collect())
@@ -332,6 +338,7 @@ impl Fitter {
 
     /// Fits one frame from a given state (the viewer's Refine button).
     pub fn refine_from(&self, frame: &Frame, start: FitState) -> Result<FitOutcome, String> {
+        let (frame, _) = frame.finite_filled().ok_or_else(all_non_finite)?;
         fit_frame(
             &frame.data,
             frame.width,

@@ -128,6 +128,7 @@ pub fn result_from_row(row: &PoseRow, default_tube_px: f64) -> Option<FrameResul
     Some(Ok(FrameFit {
         outcome,
         cnn_ms: num("cnn_ms"),
+        nonfinite_px: num("nonfinite_px") as usize,
     }))
 }
 
@@ -165,6 +166,7 @@ pub fn outcome_row(frame: usize, fit: &FrameFit) -> PoseRow {
     row.set("cnn_ms", format!("{:.3}", fit.cnn_ms));
     row.set("start_ms", format!("{:.3}", o.start_ms));
     row.set("refine_ms", format!("{:.3}", o.refine_ms));
+    row.set("nonfinite_px", fit.nonfinite_px);
     row.set("error", "");
     row
 }
@@ -215,6 +217,7 @@ mod tests {
                 refine_ms: 1.0,
             },
             cnn_ms: 0.5,
+            nonfinite_px: 2,
         };
         let row = outcome_row(3, &fit);
         let st = state_from_row(&row, 5.0).unwrap();
@@ -243,6 +246,7 @@ mod tests {
                 refine_ms: 0.0,
             },
             cnn_ms: 0.0,
+            nonfinite_px: 0,
         };
         let mut r = FitResults::new(4);
         r.set(3, Ok(fit(0.5)));
@@ -277,6 +281,7 @@ mod tests {
                 refine_ms: 1.25,
             },
             cnn_ms: 0.0,
+            nonfinite_px: 0,
         };
         r.set(0, Ok(fit));
         r.set(2, Err("pixel (3, 4) is NaN".into()));

@@ -418,9 +418,12 @@ pub struct TrainProgress {
     pub loss: f64,
     /// Median validation axis error of the last validation, degrees.
     pub val_median_deg: Option<f64>,
+    /// Training throughput of this run so far (frames per second, data
+    /// generation and validation included).
+    pub img_per_s: f64,
 }
 
-fn machine() -> String {
+fn machine(dev: &Device) -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
@@ -430,7 +433,13 @@ fn machine() -> String {
                 .map(|s| s.trim().to_string())
         })
         .unwrap_or_else(|| std::env::consts::ARCH.to_string());
-    format!("{cpu}, {} threads", rayon::current_num_threads())
+    let threads = rayon::current_num_threads();
+    if dev.is_cpu() {
+        format!("{cpu}, {threads} threads")
+    } else {
+        let name = crate::estimate::nn::device::device_name(dev);
+        format!("{name} device 0 (host: {cpu}, {threads} threads)")
+    }
 }
 
 fn save(varmap: &VarMap, meta: &ModelMeta, weights: &Path) -> Result<(), TrainError> {
@@ -480,6 +489,26 @@ pub fn train(
     resume: bool,
     on_progress: &dyn Fn(TrainProgress),
 ) -> Result<ModelMeta, TrainError> {
+    train_on(cfg, weights, resume, &Device::Cpu, on_progress)
+}
+
+/// [`train`] on `dev`. Off the CPU the fast convolution, its hand-written
+/// backward pass and the fused AdamW (all CPU code) give way to candle's
+/// stock convolution, autograd and `candle_nn::AdamW` on that device; the
+/// render loss, whose splat is a CPU op, is refused there rather than run
+/// through copies to the CPU.
+pub fn train_on(
+    cfg: &TrainConfig,
+    weights: &Path,
+    resume: bool,
+    dev: &Device,
+    on_progress: &dyn Fn(TrainProgress),
+) -> Result<ModelMeta, TrainError> {
+    if !dev.is_cpu() && cfg.loss == LossKind::Render {
+        return Err(TrainError::Config(
+            "the render loss runs on the CPU only (its splat is a CPU op); use the supervised loss on a GPU".into(),
+        ));
+    }
     if cfg.batch == 0 || cfg.steps == 0 || cfg.lr.is_nan() || cfg.lr <= 0.0 {
         return Err(TrainError::Config(
             "batch, steps and lr must be positive".into(),
@@ -494,13 +523,13 @@ pub fn train(
         )));
     }
     cfg.data.validate()?;
-    let dev = Device::Cpu;
     let mut varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, dev);
     // POSESCOPE_TRAIN_STOCK=1: candle's own conv2d and AdamW, for timing the
     // fast path against (docs/CNN_PERFORMANCE.md); same weights and results
-    // up to rounding
-    let stock = std::env::var_os("POSESCOPE_TRAIN_STOCK").is_some_and(|v| v != "0");
+    // up to rounding. Off the CPU the stock path is the only one.
+    let stock =
+        !dev.is_cpu() || std::env::var_os("POSESCOPE_TRAIN_STOCK").is_some_and(|v| v != "0");
     let backend = if stock {
         ConvBackend::Stock
     } else {
@@ -524,7 +553,7 @@ pub fn train(
         wall_s: 0.0,
         train_loss: f64::NAN,
         validation: Validation::default(),
-        machine: machine(),
+        machine: machine(dev),
     };
     if resume && weights.exists() {
         varmap.load(weights).map_err(|e| TrainError::File {
@@ -557,19 +586,14 @@ pub fn train(
         seed: cfg.seed,
         ..cfg.data.clone()
     };
-    let val = make_batch(
-        &val_data,
-        0,
-        cfg.val_frames.max(1),
-        cfg.net.input_size,
-        &dev,
-    )?;
-    let basis = TorusBasis::new(&dev)?;
+    let val = make_batch(&val_data, 0, cfg.val_frames.max(1), cfg.net.input_size, dev)?;
+    let basis = TorusBasis::new(dev)?;
     let t0 = Instant::now();
     let wall0 = meta.wall_s;
     let mut running = f64::NAN;
     let mut last_val = None;
-    for step in meta.steps_done..cfg.steps {
+    let first_step = meta.steps_done;
+    for step in first_step..cfg.steps {
         let progress = step as f64 / cfg.steps as f64;
         opt.set_learning_rate(
             cfg.lr * (0.05 + 0.95 * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())),
@@ -579,7 +603,7 @@ pub fn train(
             step * cfg.batch,
             cfg.batch,
             cfg.net.input_size,
-            &dev,
+            dev,
         )?;
         let l = opt.step(&net, &batch.input, |out| match cfg.loss {
             LossKind::Supervised => loss(out, &batch),
@@ -604,11 +628,13 @@ pub fn train(
             };
             save(&varmap, &meta, weights)?;
         }
+        let elapsed = t0.elapsed().as_secs_f64();
         on_progress(TrainProgress {
             step: done,
             steps: cfg.steps,
             loss: running,
             val_median_deg: last_val,
+            img_per_s: ((done - first_step) * cfg.batch) as f64 / elapsed.max(1e-9),
         });
     }
     Ok(meta)
