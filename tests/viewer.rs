@@ -446,3 +446,53 @@ fn main_layout_snapshot() {
             .max_failed_pixels(4000),
     );
 }
+
+#[test]
+fn a_frame_with_non_finite_pixels_opens_scores_and_fits() {
+    use tiff::encoder::{colortype, TiffEncoder};
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = SynthConfig::thin_torus(1, 77);
+    let synth = posescope::synth::generate_frame(&cfg, 0).unwrap();
+    let (w, h_px) = (synth.image.width, synth.image.height);
+    let mut data = synth.image.data.clone();
+    // a 6×6 masked corner (NaN) and one saturated pixel (+∞): 37 in all
+    for y in 0..6 {
+        for x in 0..6 {
+            data[y * w + x] = f32::NAN;
+        }
+    }
+    data[100 * w + 3] = f32::INFINITY;
+    // written by the tiff crate's encoder, not by PoseScope
+    let path = tmp.path().join("masked.tif");
+    let mut file = std::fs::File::create(&path).unwrap();
+    TiffEncoder::new(&mut file)
+        .unwrap()
+        .write_image::<colortype::Gray32Float>(w as u32, h_px as u32, &data)
+        .unwrap();
+    drop(file);
+
+    let mut h = harness(vec![path]);
+    settle(&mut h);
+    assert_eq!(h.state().frame_count(), 1, "{:?}", h.state().notices());
+    assert!(
+        h.state().score().is_finite(),
+        "live score {}",
+        h.state().score()
+    );
+    assert!(
+        h.query_by_label_contains("37 non-finite pixels").is_some(),
+        "the status bar reports the pixels"
+    );
+    h.get_by_label("Estimate").click();
+    settle(&mut h);
+    match h.state().result(0) {
+        Some(Ok(fit)) => {
+            assert_eq!(fit.nonfinite_px, 37);
+            let err = posescope::geometry::Symmetry::TORUS
+                .axis_error(fit.outcome.state.pose.q, synth.truth.pose.q)
+                .to_degrees();
+            assert!(err < 5.0, "axis error {err:.2}°");
+        }
+        other => panic!("frame 0 was not fitted: {other:?}"),
+    }
+}

@@ -37,20 +37,6 @@ pub enum AppError {
     /// A file has no frames.
     #[error("{}: the file holds no frames", .0.display())]
     Empty(PathBuf),
-    /// A frame has a NaN or infinite pixel.
-    #[error("{}: frame {frame} has a non-finite pixel ({x}, {y}) = {value}", path.display())]
-    NonFinite {
-        /// The file.
-        path: PathBuf,
-        /// The frame.
-        frame: usize,
-        /// Pixel column.
-        x: usize,
-        /// Pixel row.
-        y: usize,
-        /// The value.
-        value: f32,
-    },
     /// The model or its network could not be set up.
     #[error("model {model}: {source}")]
     Model {

@@ -407,17 +407,9 @@ pub fn load_document(path: &std::path::Path, cancel: &AtomicBool) -> Result<Docu
         if cancel.load(Ordering::Relaxed) {
             return Err(AppError::Cancelled);
         }
-        let f = stack.frame(i)?;
-        if let Some(bad) = f.data.iter().position(|v| !v.is_finite()) {
-            return Err(AppError::NonFinite {
-                path: path.to_path_buf(),
-                frame: i,
-                x: bad % f.width,
-                y: bad / f.width,
-                value: f.data[bad],
-            });
-        }
-        frames.push(f);
+        // non-finite pixels stay: drawn in NON_FINITE_RGBA, counted in the
+        // status bar, and replaced by the frame's median for scores and fits
+        frames.push(stack.frame(i)?);
     }
     if frames.is_empty() {
         return Err(AppError::Empty(path.to_path_buf()));

@@ -39,8 +39,11 @@ pub struct LiveView {
     render_key: Option<RenderKey>,
     /// The model rendered at the slider pose, at the frame's size.
     pub render: Vec<f32>,
-    /// NCC of the frame on screen and `render`.
+    /// NCC of the frame on screen and `render` (non-finite pixels count as
+    /// the frame's median, as in a fit).
     pub score: f64,
+    /// NaN and ±∞ pixels of the frame on screen.
+    pub nonfinite: usize,
     /// The posed model's points (model frame), for the 3D view and the GPU splat.
     pub points: Vec<[f32; 3]>,
     /// The latest sweeps.
@@ -57,6 +60,7 @@ impl Default for LiveView {
             render_key: None,
             render: Vec::new(),
             score: f64::NAN,
+            nonfinite: 0,
             points: Vec::new(),
             sweeps: None,
             renders: 0,
@@ -112,7 +116,10 @@ impl LiveView {
         }
         let st = c.state();
         self.render = render_state(&self.model, &st, f.width, f.height, &mut Scratch::default());
-        self.score = crate::render::scene::ncc(&f.data, &self.render);
+        (self.score, self.nonfinite) = match f.finite_filled() {
+            Some((filled, n)) => (crate::render::scene::ncc(&filled.data, &self.render), n),
+            None => (f64::NAN, f.data.len()),
+        };
         self.points = self.model.points(st.shape);
         self.render_key = Some(key);
         self.renders += 1;
@@ -131,6 +138,10 @@ impl LiveView {
 /// Scores of each Euler angle swept over −180…180° with the others fixed.
 pub fn sweep_scores(frame: &Frame, model: &FitModel, at: &PoseControls) -> [Vec<[f64; 2]>; 3] {
     use rayon::prelude::*;
+    let Some((frame, _)) = frame.finite_filled() else {
+        return [Vec::new(), Vec::new(), Vec::new()];
+    };
+    let frame = &*frame;
     [0usize, 1, 2].map(|k| {
         (0..SWEEP_STEPS)
             .into_par_iter()

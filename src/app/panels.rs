@@ -170,6 +170,14 @@ impl PoseScopeApp {
                     d.info.format, d.info.width, d.info.height, d.info.frames
                 ));
             }
+            if self.live.nonfinite > 0 {
+                ui.separator();
+                let n = self.live.nonfinite;
+                ui.colored_label(
+                    egui::Color32::from_rgb(0, 200, 220),
+                    format!("{n} non-finite pixels (cyan; the score and fit use the median there)"),
+                );
+            }
             ui.separator();
             ui.label(if self.gpu_active() {
                 "model view: GPU (wgpu)"

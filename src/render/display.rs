@@ -274,10 +274,18 @@ pub fn colorize(data: &[f32], contrast: Contrast, lut: Lut) -> Vec<u8> {
     let table = lut.table();
     let mut out = Vec::with_capacity(data.len() * 4);
     for &v in data {
-        out.extend_from_slice(&table[usize::from(lut_index(contrast.normalise(v)))]);
+        if v.is_finite() {
+            out.extend_from_slice(&table[usize::from(lut_index(contrast.normalise(v)))]);
+        } else {
+            out.extend_from_slice(&NON_FINITE_RGBA);
+        }
     }
     out
 }
+
+/// The colour of NaN and ±∞ pixels in every colour-mapped view and export:
+/// pure cyan, which none of the colour maps contains.
+pub const NON_FINITE_RGBA: [u8; 4] = [0, 255, 255, 255];
 
 /// Overlay colour of the raw frame: magenta (red + blue).
 pub const OVERLAY_RAW_RGB: [f32; 3] = [1.0, 0.0, 1.0];
