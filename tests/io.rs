@@ -527,6 +527,42 @@ fn bigtiff_entry_with_unknown_field_type_is_rejected() {
     );
 }
 
+/// The fuzzer's input (20 kB) that made the `tiff` crate's WebP decoder ask for
+/// 4.3 GB (docs/FUZZING.md): every page now fails alone with a clear error, and
+/// nothing large is allocated.
+#[test]
+fn fuzz_webp_allocation_input_is_a_clean_error() {
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/fuzz_tiff_webp_oom.tif");
+    let result = open(&fixture).and_then(|mut s| {
+        let n = s.len();
+        (0..n)
+            .map(|i| s.frame(i).map(drop))
+            .collect::<Result<Vec<_>, _>>()
+    });
+    let e = result.unwrap_err();
+    assert!(e.to_string().contains("fuzz_tiff_webp_oom.tif"), "{e}");
+}
+
+/// The fuzzer's input that reached a packed "RGB" page with one sample per
+/// pixel: an index past the end, caught as a panic before the fix; now a
+/// clean error.
+#[test]
+fn fuzz_rgb_page_with_one_sample_is_a_clean_error() {
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/fuzz_tiff_rgb_one_sample.tif");
+    let result = open(&fixture).and_then(|mut s| {
+        let n = s.len();
+        (0..n)
+            .map(|i| s.frame(i).map(drop))
+            .collect::<Result<Vec<_>, _>>()
+    });
+    let e = result.unwrap_err();
+    let msg = e.to_string();
+    assert!(!msg.contains("panic"), "{msg}");
+    assert!(msg.contains("fuzz_tiff_rgb_one_sample.tif"), "{msg}");
+}
+
 #[test]
 fn rgb_tiff_becomes_luminance_with_warning() {
     let (w, h) = (4u32, 3u32);

@@ -1,5 +1,6 @@
 //! TIFF variants that microscopes and common tools write: packed bit depths,
-//! float16, palettes, bilevel and CCITT G4, JPEG, CMYK and WebP. The fixtures
+//! float16, palettes, bilevel and CCITT G4, JPEG, CMYK and L*a*b* (WebP is
+//! refused by name). The fixtures
 //! come from independent writers (tests/fixtures/tiff/make_formats.py:
 //! tifffile and Pillow/libtiff); every grey one holds
 //! `v(x, y) = (7x + 13y) mod 2^bits`, 37 × 5 px.
@@ -130,21 +131,14 @@ fn cmyk_becomes_luminance_with_a_warning() {
 }
 
 #[test]
-fn webp_lossless_rgb() {
-    let (f, _) = first_frame("webp_rgb.tif");
-    let expect: Vec<f32> = (0..H)
-        .flat_map(|y| {
-            (0..W).map(move |x| {
-                let v = (4 * x + 9 * y) as f32;
-                0.2126 * v + 0.7152 * ((v as u32 / 2 + 40) as f32) + 0.0722 * (255.0 - v)
-            })
-        })
-        .collect();
-    assert!(
-        max_diff(&f.data, &expect) < 0.01,
-        "{}",
-        max_diff(&f.data, &expect)
-    );
+fn webp_is_refused_by_name() {
+    // the crate's WebP decoder sizes its buffer from the WebP stream's own
+    // header, unchecked against the tile: a 2 kB file asked for 4.3 GB under
+    // the fuzzer (docs/FUZZING.md), so WebP stays off
+    let e = open(&fixture("webp_rgb.tif"))
+        .and_then(|mut s| s.frame(0))
+        .unwrap_err();
+    assert!(e.to_string().contains("WebP"), "{e}");
 }
 
 #[test]

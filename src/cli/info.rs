@@ -8,13 +8,18 @@ use anyhow::Result;
 use clap::Args;
 
 use super::args::progress;
-use posescope::io;
+use posescope::io::{self, locs};
 
 #[derive(Args)]
 pub struct InfoArgs {
-    /// Image files (TIFF, BigTIFF, FITS, PNG, JPEG), or folders of them.
+    /// Image files (TIFF, BigTIFF, FITS, PNG, JPEG), or folders of them, or
+    /// localisation tables (Picasso .hdf5, ThunderSTORM or plain .csv/.tsv).
     #[arg(required = true)]
     files: Vec<PathBuf>,
+    /// Camera pixel size in nm, for tables in pixels that do not state it
+    /// (a Picasso file without its .yaml).
+    #[arg(long)]
+    pixel_size: Option<f64>,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -29,6 +34,10 @@ pub struct InfoArgs {
 pub fn run(a: InfoArgs) -> Result<()> {
     let mut reports = Vec::new();
     for path in &io::expand_paths(&a.files)? {
+        if locs::is_table(path) {
+            reports.push(table_report(path, a.pixel_size, a.json)?);
+            continue;
+        }
         let mut stack = io::open(path)?;
         let n = stack.len();
         let range = if !a.stats || a.no_range {
@@ -98,4 +107,65 @@ pub fn run(a: InfoArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&reports)?);
     }
     Ok(())
+}
+
+/// Opens a localisation table and describes it (printing unless `json`).
+fn table_report(
+    path: &std::path::Path,
+    pixel_size_nm: Option<f64>,
+    json: bool,
+) -> Result<serde_json::Value> {
+    let opts = locs::TableOptions {
+        pixel_size_nm,
+        ..locs::TableOptions::default()
+    };
+    let t = locs::open_table(path, &opts)?;
+    let s = t.summary();
+    let [x0, y0, x1, y1] = s.extent_nm;
+    if !json {
+        println!("{}", path.display());
+        println!("  format      {} (localisation table)", t.format);
+        println!("  rows        {}", s.rows);
+        println!("  columns     {}", t.columns.join(", "));
+        match t.pixel_size_nm {
+            Some(p) => println!("  pixel size  {p} nm (camera)"),
+            None => println!("  pixel size  not stated (coordinates in nm)"),
+        }
+        println!(
+            "  extent      x {x0:.0} .. {x1:.0} nm, y {y0:.0} .. {y1:.0} nm ({:.2} × {:.2} µm)",
+            (x1 - x0) / 1000.0,
+            (y1 - y0) / 1000.0
+        );
+        if let Some((w, h)) = t.camera_px {
+            println!("  camera      {w} × {h} px");
+        }
+        match (t.frames, s.frames_seen) {
+            (Some(f), _) => println!("  frames      {f}"),
+            (None, Some(f)) => println!("  frames      {f} (highest frame index + 1)"),
+            _ => {}
+        }
+        match s.median_precision_nm {
+            Some(p) => println!("  precision   median {p:.1} nm"),
+            None => println!("  precision   no column"),
+        }
+        if t.z_nm.is_some() {
+            println!("  z           yes");
+        }
+        for w in &t.warnings {
+            println!("  warning     {w}");
+        }
+    }
+    Ok(serde_json::json!({
+        "file": path.display().to_string(),
+        "format": t.format,
+        "rows": s.rows,
+        "columns": t.columns,
+        "pixel_size_nm": t.pixel_size_nm,
+        "extent_nm": s.extent_nm,
+        "camera_px": t.camera_px,
+        "frames": t.frames.or(s.frames_seen.map(u64::from)),
+        "median_precision_nm": s.median_precision_nm,
+        "skipped_rows": t.skipped_rows,
+        "warnings": t.warnings,
+    }))
 }

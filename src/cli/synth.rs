@@ -79,9 +79,23 @@ pub struct SynthArgs {
     /// Camera read noise, ADU (standard deviation).
     #[arg(long, default_value_t = 2.0)]
     read_noise: f64,
-    /// Pixel size to record in the stack, nm.
+    /// Pixel size to record in the stack, nm (with --locs: the camera pixel, default 130).
     #[arg(long)]
     pixel_size: Option<f64>,
+    /// Write a whole SMLM field instead of frames: a localisation table of
+    /// --particles CEP152-like tori (Picasso HDF5 + YAML, ThunderSTORM CSV,
+    /// truth.csv). --size is then the camera field in pixels.
+    #[arg(long)]
+    locs: bool,
+    /// Particles in the field (--locs).
+    #[arg(long, default_value_t = 24)]
+    particles: usize,
+    /// Torus major and tube radius "R,r" in nm (--locs).
+    #[arg(long, default_value = "180,40")]
+    torus_nm: String,
+    /// Probability that a site is labelled (--locs).
+    #[arg(long, default_value_t = 0.5)]
+    labelling: f64,
 }
 
 /// The particle of a synthetic set.
@@ -99,7 +113,44 @@ fn synth_model(kind: &ModelKind) -> Result<SynthModel> {
     })
 }
 
+/// `synth --locs`: a synthetic SMLM field.
+fn run_field(a: &SynthArgs) -> Result<()> {
+    use posescope::synth::locs::{generate_field, write_field, FieldConfig};
+    let (width, height) = parse_size(&a.size)?;
+    let [major_nm, tube_nm] = super::args::parse_floats::<2>(&a.torus_nm, "--torus-nm")?;
+    let cfg = FieldConfig {
+        particles: a.particles,
+        major_nm,
+        tube_nm,
+        labelling: a.labelling,
+        blinks: a.blinks,
+        pixel_nm: a.pixel_size.unwrap_or(130.0),
+        field_px: [
+            u32::try_from(width).context("--size")?,
+            u32::try_from(height).context("--size")?,
+        ],
+        seed: a.seed,
+        ..FieldConfig::default()
+    };
+    let field = generate_field(&cfg)?;
+    let out = write_field(&cfg, &field, &a.out)?;
+    println!(
+        "wrote a {width}×{height} px field ({} nm/px) of {} particles, {} localisations",
+        cfg.pixel_nm,
+        field.truth.len(),
+        field.locs.len()
+    );
+    println!("  picasso       {} (+ .yaml)", out.picasso.display());
+    println!("  thunderstorm  {}", out.thunderstorm.display());
+    println!("  truth         {}", out.truth.display());
+    println!("  settings      {}", out.settings.display());
+    Ok(())
+}
+
 pub fn run(a: SynthArgs) -> Result<()> {
+    if a.locs {
+        return run_field(&a);
+    }
     let (width, height) = parse_size(&a.size)?;
     let cfg = SynthConfig {
         model: synth_model(&a.model)?,

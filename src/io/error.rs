@@ -71,6 +71,15 @@ pub enum IoError {
         /// Number of frames in the stack.
         frames: usize,
     },
+    /// A localisation table in camera pixels whose pixel size is unknown (a
+    /// Picasso file without its `.yaml` sidecar): it must be given.
+    #[error("{}: {detail}", path.display())]
+    NeedsPixelSize {
+        /// The table.
+        path: PathBuf,
+        /// What is missing and how to give it.
+        detail: String,
+    },
     /// A writer was given data it cannot write (mismatched frame sizes, empty stack …).
     #[error("{}: invalid input: {detail}", path.display())]
     InvalidInput {
@@ -93,6 +102,7 @@ impl IoError {
             | IoError::Unsupported { path, .. }
             | IoError::LimitExceeded { path, .. }
             | IoError::FrameOutOfRange { path, .. }
+            | IoError::NeedsPixelSize { path, .. }
             | IoError::InvalidInput { path, .. } => path,
         }
     }

@@ -13,6 +13,12 @@
 //! order, keeping the original sample values (no rescaling to 0..1). Colour images are converted
 //! to luminance (`0.2126 R + 0.7152 G + 0.0722 B`), with a note in [`StackInfo::warnings`].
 //!
+//! TIFF is read in four files: `tiff_ifd` (our own walk of the directory chain and tag
+//! checks), `tiff_read` (the backend: pages, layouts, the `tiff` crate's decoder),
+//! `tiff_disguise` (pages the crate refuses to interpret but can decompress: palettes and
+//! packed depths, shown to it through rewritten directory entries) and `tiff_samples`
+//! (decoded samples → one grey value: unpacking, luminance, CMYK).
+//!
 //! ## Lazy reading
 //!
 //! Opening a stack never decodes pixel data. For TIFF, opening walks the chain of image file
@@ -69,6 +75,8 @@ mod atomic;
 mod error;
 mod fits;
 mod frame;
+mod jpeg_guard;
+pub mod locs;
 mod metadata;
 mod paths;
 mod pose_csv;

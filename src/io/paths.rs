@@ -25,6 +25,7 @@ pub fn is_image_path(p: &Path) -> bool {
 /// image files directly inside it, in natural order. A folder without images
 /// is an error naming it, as is one that cannot be read.
 pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, IoError> {
+    // files named explicitly are kept whatever they are (images or tables)
     let mut out = Vec::new();
     for p in paths {
         if !p.is_dir() {

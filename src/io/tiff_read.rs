@@ -28,6 +28,7 @@ use tiff::decoder::{ChunkType, Decoder, DecodingResult, DecodingSampleType};
 use tiff::tags::Tag;
 use tiff::{ColorType, TiffError};
 
+use super::jpeg_guard;
 use super::metadata::{self, Resolution};
 use super::raw::{self, Encoding, Endian, Scaling};
 use super::tiff_disguise::{self, Disguise, Patch};
@@ -551,12 +552,12 @@ fn inspect<R: Read + Seek>(
         .find_tag_unsigned::<u16>(Tag::Compression)
         .map_err(err)?
         .unwrap_or(1);
-    if !matches!(compression, 1 | 4 | 5 | 7 | 8 | 32946 | 32773 | 50001) {
+    if !matches!(compression, 1 | 4 | 5 | 7 | 8 | 32946 | 32773) {
         return Err(IoError::unsupported(
             path,
             format!(
                 "page {page}: compression {} ({compression}); supported are none, LZW, Deflate, \
-                 PackBits, JPEG, CCITT Group 4 fax and WebP",
+                 PackBits, JPEG and CCITT Group 4 fax",
                 compression_name(compression)
             ),
         ));
@@ -696,6 +697,33 @@ fn inspect<R: Read + Seek>(
             contiguous = false;
         }
         total += c;
+    }
+    if compression == 7 {
+        // zune-jpeg sizes its output from the JPEG's own frame header: check it first
+        let (cw, ch) = dec.chunk_dimensions();
+        for (k, (&o, &c)) in offsets.iter().zip(&counts).enumerate() {
+            if c == 0 {
+                continue;
+            }
+            match jpeg_guard::frame_size(dec.inner(), o, c) {
+                Ok(Some((w, h))) if w > cw.saturating_add(16) || h > ch.saturating_add(16) => {
+                    return Err(IoError::corrupt(
+                        path,
+                        format!(
+                            "page {page}: JPEG {kind} {k} declares a {w}×{h} frame for a \
+                             {cw}×{ch} {kind}"
+                        ),
+                    ))
+                }
+                Ok(_) => {}
+                Err(m) => {
+                    return Err(IoError::corrupt(
+                        path,
+                        format!("page {page}: {kind} {k}: {m}"),
+                    ))
+                }
+            }
+        }
     }
     if compression == 1 {
         if total < raw_bytes {

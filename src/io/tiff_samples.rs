@@ -92,7 +92,13 @@ pub(super) fn plane_weights(mode: ColorMode) -> Option<&'static [f32]> {
 fn gray_from<T: Copy>(v: &[T], l: &SampleLayout, f: impl Fn(T) -> f32) -> Option<Vec<f32>> {
     let px = l.pixels();
     let spp = l.samples;
-    if v.len() < px.checked_mul(spp)? {
+    let needed = match l.mode {
+        ColorMode::Gray | ColorMode::First => 1,
+        ColorMode::Rgb => 3,
+        ColorMode::Cmyk => 4,
+    };
+    // a page may claim RGB with one sample (found by the fuzzer)
+    if spp < needed || v.len() < px.checked_mul(spp)? {
         return None;
     }
     let at = |i: usize, c: usize| {
@@ -296,6 +302,15 @@ mod tests {
         assert!(unpack_packed(&buf, &p, &layout(1, 2, 1, ColorMode::Gray)).is_none());
         let p = Packed { row_stride: 1, ..p };
         assert!(unpack_packed(&buf, &p, &layout(1, 1, 1, ColorMode::Gray)).is_none());
+    }
+
+    #[test]
+    fn too_few_samples_for_the_colour_model_are_refused() {
+        // an "RGB" page with one sample per pixel
+        let l = layout(4, 1, 1, ColorMode::Rgb);
+        assert!(to_gray(DecodingResult::U8(vec![1, 2, 3, 4]), &l).is_none());
+        let l = layout(1, 1, 3, ColorMode::Cmyk);
+        assert!(to_gray(DecodingResult::U8(vec![1, 2, 3]), &l).is_none());
     }
 
     #[test]

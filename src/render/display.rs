@@ -632,7 +632,7 @@ mod tests {
         assert_eq!(&px[0..4], &[0, 0, 0, 255]);
         assert_eq!(&px[4..8], &[255, 255, 255, 255]);
         assert_eq!(&px[8..12], &[128, 128, 128, 255]);
-        assert_eq!(&px[12..16], &[0, 0, 0, 255]);
+        assert_eq!(&px[12..16], &NON_FINITE_RGBA, "NaN is marked");
         assert_eq!(&px[16..20], &[255, 255, 255, 255]);
         let px = colorize(&[15.0], c, Lut::Viridis);
         assert_eq!(px, Lut::Viridis.map(0.5).to_vec());

@@ -3,7 +3,7 @@
 //! Owns: the splat definition ([`SplatParams`], below), the separable kernel ([`kernel`]),
 //! the CPU renderer ([`cpu`], candle, differentiable), the posed-model scene shared by
 //! refinement, viewer and export ([`scene`]: model, fit state, render, NCC), display maps
-//! ([`display`]) and, with the `gui` feature, the wgpu renderer (`gpu`, WGSL shaders in
+//! ([`display`]), localisation tables rendered as SMLM software does ([`locs`]) and, with the `gui` feature, the wgpu renderer (`gpu`, WGSL shaders in
 //! `shaders/`). Must not import `estimate`, `export`, `app` or egui; only `gpu` knows wgpu.
 //!
 //! # The one definition both renderers implement
@@ -24,6 +24,7 @@ pub mod display;
 #[cfg(feature = "gui")]
 pub mod gpu;
 pub mod kernel;
+pub mod locs;
 pub mod reference;
 pub mod scene;
 

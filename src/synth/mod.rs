@@ -1,6 +1,7 @@
 //! Synthetic particle frames with known ground truth.
 //!
-//! Owns: the noise model, [`SynthConfig`] and the data-set writer. Uses `shapes`, `render`
+//! Owns: the noise model, [`SynthConfig`] and the data-set writer, and
+//! synthetic localisation fields ([`locs`]). Uses `shapes`, `render`
 //! (the CPU splat) and `io`; must not import `estimate`, `app`, wgpu or egui.
 //!
 //! # Image model
@@ -21,6 +22,8 @@
 //!
 //! Generation is deterministic: frame `i` uses its own ChaCha8 stream of
 //! `seed`, so results do not depend on the number of threads.
+
+pub mod locs;
 
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,187 @@
+//! Localisation tables from other tools: Picasso HDF5 + YAML (written by
+//! h5py) and ThunderSTORM / plain CSV (written by Python's csv module), see
+//! tests/fixtures/locs/make_locs.py. Row i: x = 10 + 0.5 i, y = 20 + 0.25 i
+//! camera px at 130 nm/px, precision 13 nm, frame i / 4.
+
+use std::path::PathBuf;
+
+use posescope::io::locs::{open_table, picasso, LocTable, TableLimits, TableOptions};
+use posescope::io::IoError;
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/locs")
+        .join(name)
+}
+
+fn open(name: &str) -> Result<LocTable, IoError> {
+    open_table(&fixture(name), &TableOptions::default())
+}
+
+/// x and y of row `i` in nm.
+fn truth(i: usize) -> (f32, f32) {
+    let i = i as f32;
+    ((10.0 + 0.5 * i) * 130.0, (20.0 + 0.25 * i) * 130.0)
+}
+
+fn assert_rows(t: &LocTable, rows: &[usize]) {
+    assert_eq!(t.len(), rows.len(), "{:?}", t.warnings);
+    for (k, &i) in rows.iter().enumerate() {
+        let (x, y) = truth(i);
+        assert!(
+            (t.x_nm[k] - x).abs() < 0.01,
+            "row {i}: x {} vs {x}",
+            t.x_nm[k]
+        );
+        assert!(
+            (t.y_nm[k] - y).abs() < 0.01,
+            "row {i}: y {} vs {y}",
+            t.y_nm[k]
+        );
+    }
+}
+
+#[test]
+fn picasso_file_with_its_sidecar() {
+    let t = open("picasso.hdf5").unwrap();
+    assert_eq!(t.format, "Picasso HDF5");
+    assert_rows(&t, &(0..40).collect::<Vec<_>>());
+    assert_eq!(t.pixel_size_nm, Some(130.0));
+    assert_eq!(t.camera_px, Some((48, 64)));
+    assert_eq!(t.frames, Some(10));
+    let p = t.precision_nm.as_ref().unwrap();
+    assert!((p[3] - 13.0).abs() < 1e-3, "{}", p[3]);
+    assert_eq!(t.frame.as_ref().unwrap()[13], 3);
+    assert_eq!(t.photons.as_ref().unwrap()[2], 1002.0);
+    assert!(t.group.is_none() && t.z_nm.is_none());
+    let s = t.summary();
+    assert_eq!(s.rows, 40);
+    assert_eq!(s.frames_seen, Some(10));
+    assert!((s.median_precision_nm.unwrap() - 13.0).abs() < 1e-3);
+    assert!((s.extent_nm[0] - 1300.0).abs() < 0.01 && (s.extent_nm[2] - 3835.0).abs() < 0.01);
+}
+
+#[test]
+fn picked_picasso_file_chunked_with_group_and_z() {
+    let t = open("picasso_picked.hdf5").unwrap();
+    let rows: Vec<usize> = (0..40).filter(|&i| i != 5).collect();
+    assert_rows(&t, &rows);
+    assert_eq!(t.skipped_rows, 1);
+    assert!(t.warnings.iter().any(|w| w.contains("1 rows skipped")));
+    assert_eq!(t.group.as_ref().unwrap()[38], 3);
+    // z is in nm in Picasso files, not scaled by the pixel size
+    assert!((t.z_nm.as_ref().unwrap()[0] + 50.0).abs() < 1e-4);
+}
+
+#[test]
+fn picasso_without_sidecar_asks_for_the_pixel_size() {
+    let e = open("picasso_noyaml.hdf5").unwrap_err();
+    assert!(matches!(e, IoError::NeedsPixelSize { .. }), "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("picasso_noyaml.yaml")
+            && msg.contains("missing")
+            && msg.contains("--pixel-size"),
+        "{msg}"
+    );
+    let opts = TableOptions {
+        pixel_size_nm: Some(130.0),
+        ..TableOptions::default()
+    };
+    let t = open_table(&fixture("picasso_noyaml.hdf5"), &opts).unwrap();
+    assert_rows(&t, &(0..40).collect::<Vec<_>>());
+}
+
+#[test]
+fn bad_picasso_files_give_clear_errors() {
+    let e = open("picasso_contradict.hdf5").unwrap_err();
+    assert!(e.to_string().contains("contradictory Pixelsize"), "{e}");
+    let e = open("picasso_truncated.hdf5").unwrap_err();
+    assert!(e.to_string().contains("picasso_truncated.hdf5"), "{e}");
+    let e = open("not_picasso.hdf5").unwrap_err();
+    assert!(e.to_string().contains("no /locs dataset"), "{e}");
+}
+
+#[test]
+fn tables_over_the_cap_are_refused_up_front() {
+    let opts = TableOptions {
+        limits: TableLimits { max_rows: 10 },
+        ..TableOptions::default()
+    };
+    for name in ["picasso.hdf5", "thunderstorm.csv"] {
+        let e = open_table(&fixture(name), &opts).unwrap_err();
+        assert!(
+            matches!(e, IoError::LimitExceeded { .. }) && e.to_string().contains("at most 10"),
+            "{name}: {e}"
+        );
+    }
+}
+
+#[test]
+fn thunderstorm_csv_reads_units_and_skips_bad_rows() {
+    let t = open("thunderstorm.csv").unwrap();
+    assert_eq!(t.format, "ThunderSTORM CSV");
+    let rows: Vec<usize> = (0..40).filter(|&i| i != 7 && i != 8).collect();
+    assert_rows(&t, &rows);
+    assert_eq!(t.skipped_rows, 2);
+    assert_eq!(t.precision_nm.as_ref().unwrap()[0], 13.0);
+    assert_eq!(t.frame.as_ref().unwrap()[0], 1);
+    assert_eq!(t.photons.as_ref().unwrap()[1], 1001.0);
+    assert!(t.columns.iter().any(|c| c == "uncertainty_xy [nm]"));
+}
+
+#[test]
+fn plain_tsv_in_micrometres() {
+    let t = open("plain.tsv").unwrap();
+    assert_eq!(t.format, "TSV");
+    assert_rows(&t, &(0..40).collect::<Vec<_>>());
+    assert_eq!(t.precision_nm.as_ref().unwrap()[5], 13.0);
+}
+
+#[test]
+fn csv_errors_name_the_problem() {
+    let e = open("wrong_columns.csv").unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("no x and y columns") && msg.contains("columns found: a, b, intensity"),
+        "{msg}"
+    );
+    let e = open("header_only.csv").unwrap_err();
+    assert!(e.to_string().contains("no localisations"), "{e}");
+}
+
+#[test]
+fn picasso_writer_round_trips_through_the_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.hdf5");
+    let locs: Vec<picasso::PicassoLoc> = (0..100)
+        .map(|i| picasso::PicassoLoc {
+            frame: i / 3,
+            x: 5.0 + i as f32 * 0.1,
+            y: 7.0,
+            photons: 900.0,
+            sx: 1.0,
+            sy: 1.0,
+            bg: 3.0,
+            lpx: 0.05,
+            lpy: 0.15,
+        })
+        .collect();
+    let meta = picasso::Sidecar {
+        width: Some(256),
+        height: Some(128),
+        frames: Some(34),
+        pixel_size_nm: Some(100.0),
+    };
+    picasso::write(&path, &locs, &meta, "PoseScope test").unwrap();
+    let t = open_table(&path, &TableOptions::default()).unwrap();
+    assert_eq!(t.len(), 100);
+    assert!((t.x_nm[10] - 600.0).abs() < 1e-3);
+    assert!((t.precision_nm.as_ref().unwrap()[0] - 10.0).abs() < 1e-3);
+    assert_eq!(t.frame.as_ref().unwrap()[99], 33);
+    assert_eq!(t.camera_px, Some((256, 128)));
+    assert_eq!(
+        picasso::read_sidecar(&picasso::sidecar(&path)).unwrap(),
+        meta
+    );
+}
