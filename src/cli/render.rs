@@ -37,6 +37,10 @@ pub struct RenderArgs {
     /// Camera pixel size in nm, for tables in pixels that do not state it.
     #[arg(long)]
     camera_pixel_size: Option<f64>,
+    /// Render only this region of the table, "x0,y0,x1,y1" in nm (default:
+    /// the whole table plus a 5-pixel margin).
+    #[arg(long, allow_hyphen_values = true)]
+    region: Option<String>,
     #[command(flatten)]
     model: ModelArgs,
     /// Euler angles "rot,tilt,psi" in degrees (intrinsic ZYZ).
@@ -99,7 +103,24 @@ fn render_table(a: &RenderArgs, table: &std::path::Path) -> Result<()> {
     };
     let t = io::locs::open_table(table, &opts)?;
     let s = t.summary();
-    let view = LocView::covering(s.extent_nm, a.pixel_size_nm, 5.0 * a.pixel_size_nm, MAX_TABLE_RENDER_PX)
+    let (extent, margin) = match &a.region {
+        Some(r) => {
+            let [x0, y0, x1, y1] = parse_floats::<4>(r, "--region")?;
+            if !(x1 > x0 && y1 > y0) {
+                bail!("--region {r}: need x0 < x1 and y0 < y1");
+            }
+            // the view's far edge stays at x1, y1 (rounded up to whole pixels)
+            let e = [
+                x0,
+                y0,
+                x1 - 0.5 * a.pixel_size_nm,
+                y1 - 0.5 * a.pixel_size_nm,
+            ];
+            (e.map(|v| v as f32), 0.0)
+        }
+        None => (s.extent_nm, 5.0 * a.pixel_size_nm),
+    };
+    let view = LocView::covering(extent, a.pixel_size_nm, margin, MAX_TABLE_RENDER_PX)
         .with_context(|| {
             format!(
                 "{}: a {:.1} × {:.1} µm table at {} nm per pixel exceeds {} pixels; choose a larger --pixel-size-nm",

@@ -1,10 +1,10 @@
 //! Rendering a localisation table into an image, as SMLM software does.
 //!
 //! * [`LocMode::Blur`] — Picasso's "individual blur": each localisation is a
-//!   normalised Gaussian of σ = max(its precision, a minimum blur), in
-//!   display pixels, evaluated at pixel centres and cut at ±3σ. A pixel's
-//!   value is localisations per pixel area, so a render at any pixel size
-//!   integrates to the number of localisations.
+//!   normalised Gaussian `1/(2πσ²)·exp(−d²/2σ²)` of σ = max(its precision, a
+//!   minimum blur), in display pixels, evaluated at pixel centres and cut at
+//!   ±3σ on each axis, so a render at any pixel size integrates to about
+//!   the number of localisations.
 //! * [`LocMode::Histogram`] — the count of localisations per pixel.
 //!
 //! The view ([`LocView`]) is a window of the table's nanometre plane at a
@@ -137,8 +137,12 @@ pub fn render_locs(
     out
 }
 
-/// Adds one normalised Gaussian (centre `(u, v)`, σ `s`, cut at ±3σ) to the
-/// band of `rows` rows starting at image row `r0`.
+/// Adds one Gaussian (centre `(u, v)`, σ `s`, cut at ±3σ on each axis,
+/// scaled by the analytic `1/(2πσ²)` as Picasso does) to the band of `rows`
+/// rows starting at image row `r0`. The sum over its pixels is close to one
+/// when σ spans a pixel or more; below that, sampling at pixel centres makes
+/// it depend on where the localisation falls inside its pixel (Picasso's
+/// behaviour too: set a minimum blur of about a display pixel to avoid it).
 #[allow(clippy::too_many_arguments)]
 fn splat(
     band: &mut [f32],
@@ -151,32 +155,31 @@ fn splat(
     gx: &mut Vec<f32>,
 ) {
     let reach = 3.0 * s;
-    // pixels whose centre c + ½ lies within ±3σ
-    let c0 = (u - reach - 0.5).ceil().max(0.0) as usize;
-    let c1 = ((u + reach - 0.5).floor() + 1.0).clamp(0.0, w as f32) as usize;
-    let y0 = ((v - reach - 0.5).ceil().max(r0 as f32)) as usize;
-    let y1 = ((v + reach - 0.5).floor() + 1.0).clamp(0.0, (r0 + rows) as f32) as usize;
-    if c0 >= c1 || y0 >= y1 {
+    // pixels whose centre c + ½ lies within ±3σ (before clipping to the image)
+    let c_lo = (u - reach - 0.5).ceil();
+    let c_hi = (u + reach - 0.5).floor() + 1.0;
+    let r_lo = (v - reach - 0.5).ceil();
+    let r_hi = (v + reach - 0.5).floor() + 1.0;
+    if c_lo >= c_hi || r_lo >= r_hi {
         return;
     }
     let k = -0.5 / (s * s);
+    let g = |d: f32| (k * d * d).exp();
     let norm = 1.0 / (std::f32::consts::TAU * s * s);
+    let c0 = c_lo.max(0.0) as usize;
+    let c1 = c_hi.clamp(0.0, w as f32) as usize;
+    let y0 = r_lo.max(r0 as f32) as usize;
+    let y1 = r_hi.clamp(0.0, (r0 + rows) as f32) as usize;
+    if c0 >= c1 || y0 >= y1 {
+        return;
+    }
     gx.clear();
-    gx.extend((c0..c1).map(|c| {
-        let d = c as f32 + 0.5 - u;
-        (k * d * d).exp()
-    }));
-    let r2 = reach * reach;
+    gx.extend((c0..c1).map(|c| g(c as f32 + 0.5 - u)));
     for r in y0..y1 {
-        let dy = r as f32 + 0.5 - v;
-        let gy = norm * (k * dy * dy).exp();
+        let gy = norm * g(r as f32 + 0.5 - v);
         let row = &mut band[(r - r0) * w..(r - r0 + 1) * w];
-        for (c, (o, g)) in row[c0..c1].iter_mut().zip(gx.iter()).enumerate() {
-            // the cut is a disc of radius 3σ, as Picasso's
-            let dx = (c0 + c) as f32 + 0.5 - u;
-            if dx * dx + dy * dy <= r2 {
-                *o += gy * g;
-            }
+        for (o, x) in row[c0..c1].iter_mut().zip(gx.iter()) {
+            *o += gy * x;
         }
     }
 }
@@ -206,14 +209,19 @@ mod tests {
             LocMode::Blur { min_blur_nm: 5.0 },
         );
         let sum: f32 = img.iter().sum();
-        assert!((sum - 1.0).abs() < 0.02, "sum {sum}");
-        // pixel (10, 20): centre (10.5, 20.5) px = (105, 205) nm: dx 0, dy 0.2 px, σ 2 px
+        assert!((sum - 1.0).abs() < 0.01, "sum {sum}");
+        // the value itself: pixel (10, 20) is 0.2 px from the centre in y
         let expect = (-(0.2f32 * 0.2) / 8.0).exp() / (std::f32::consts::TAU * 4.0);
         assert!(
-            (img[20 * 40 + 10] - expect).abs() < 1e-6,
-            "{} vs {expect}",
+            (img[20 * 40 + 10] - expect).abs() < 1e-7,
+            "{}",
             img[20 * 40 + 10]
         );
+        // the Gaussian's shape: centre (10.5, 20.3) px, σ 2 px; pixel (10, 20)
+        // is 0.2 px from it in y, pixel (12, 20) 1.5 px in x as well
+        let g = |dx: f32, dy: f32| (-(dx * dx + dy * dy) / 8.0).exp();
+        let ratio = img[20 * 40 + 12] / img[20 * 40 + 10];
+        assert!((ratio - g(2.0, 0.2) / g(0.0, 0.2)).abs() < 1e-5, "{ratio}");
         // beyond 3σ: nothing
         assert_eq!(img[20 * 40 + 17], 0.0);
     }
