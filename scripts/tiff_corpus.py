@@ -43,13 +43,18 @@ def main():
     dirs = [Path(d) for d in sys.argv[1:]] or [Path(".")]
     files = sorted(p for d in dirs for p in d.rglob("*") if p.suffix.lower() in (".tif", ".tiff"))
     root = Path(__file__).resolve().parent.parent
-    subprocess.run(["cargo", "build", "--quiet", "--example", "tiff_corpus"], cwd=root, check=True)
-    exe = subprocess.run(
-        ["cargo", "metadata", "--format-version", "1", "--no-deps"], cwd=root, capture_output=True, text=True, check=True
-    )
     import json
+    import os
 
-    target = Path(json.loads(exe.stdout)["target_directory"]) / "debug" / "examples" / "tiff_corpus"
+    if os.environ.get("TIFF_CORPUS_EXE"):  # a binary built already
+        target = Path(os.environ["TIFF_CORPUS_EXE"])
+    else:
+        subprocess.run(["cargo", "build", "--quiet", "--example", "tiff_corpus"], cwd=root, check=True)
+        exe = subprocess.run(
+            ["cargo", "metadata", "--format-version", "1", "--no-deps"],
+            cwd=root, capture_output=True, text=True, check=True,
+        )
+        target = Path(json.loads(exe.stdout)["target_directory"]) / "debug" / "examples" / "tiff_corpus"
     with tempfile.TemporaryDirectory() as out:
         res = subprocess.run([str(target), out] + [str(f) for f in files], capture_output=True, text=True, timeout=600)
         ours = {}

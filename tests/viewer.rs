@@ -496,3 +496,23 @@ fn a_frame_with_non_finite_pixels_opens_scores_and_fits() {
         other => panic!("frame 0 was not fitted: {other:?}"),
     }
 }
+
+#[test]
+fn a_palette_tiff_opens_in_its_own_colours() {
+    // a copy: the viewer autosaves results beside the image it opened
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("palette8.tif");
+    std::fs::copy(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiff/palette8.tif"),
+        &path,
+    )
+    .unwrap();
+    let mut h = harness(vec![path]);
+    settle(&mut h);
+    assert_eq!(h.state().frame_count(), 1, "{:?}", h.state().notices());
+    assert!(
+        h.query_by_label_contains("palette image, 256 colours")
+            .is_some(),
+        "the status bar says the image keeps its palette"
+    );
+}

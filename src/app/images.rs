@@ -89,10 +89,13 @@ impl PoseScopeApp {
             }
         }
         let f = self.session.current_frame()?;
-        let (rgba, size) = (
-            display::colorize(&f.data, c, self.settings.lut),
-            [f.width, f.height],
-        );
+        // a palette image is shown in its own colours (the LUT and contrast
+        // do not apply to indices)
+        let rgba = match self.session.doc().and_then(|d| d.info.palette.as_deref()) {
+            Some(p) => display::colorize_palette(&f.data, p),
+            None => display::colorize(&f.data, c, self.settings.lut),
+        };
+        let size = [f.width, f.height];
         self.ui.raw_key = Some(key);
         Some(self.cpu_view_image(ctx, pixel_view::Slot::Raw, rgba, size))
     }

@@ -169,6 +169,9 @@ impl PoseScopeApp {
                     "{} · {}×{} · {} frames · {px}",
                     d.info.format, d.info.width, d.info.height, d.info.frames
                 ));
+                if let Some(p) = &d.info.palette {
+                    ui.label(format!("· palette image, {} colours (its own)", p.len()));
+                }
             }
             if self.live.nonfinite > 0 {
                 ui.separator();

@@ -283,6 +283,23 @@ pub fn colorize(data: &[f32], contrast: Contrast, lut: Lut) -> Vec<u8> {
     out
 }
 
+/// RGBA8 of palette indices through the file's own palette (a palette TIFF
+/// shown as its writer meant it); values that are not an index of the
+/// palette are drawn in [`NON_FINITE_RGBA`].
+pub fn colorize_palette(data: &[f32], palette: &[[u8; 3]]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() * 4);
+    for &v in data {
+        let i = v as usize;
+        match palette.get(i) {
+            Some(&[r, g, b]) if v >= 0.0 && v.fract() == 0.0 => {
+                out.extend_from_slice(&[r, g, b, 255])
+            }
+            _ => out.extend_from_slice(&NON_FINITE_RGBA),
+        }
+    }
+    out
+}
+
 /// The colour of NaN and ±∞ pixels in every colour-mapped view and export:
 /// pure cyan, which none of the colour maps contains.
 pub const NON_FINITE_RGBA: [u8; 4] = [0, 255, 255, 255];
@@ -619,6 +636,17 @@ mod tests {
             histogram(&[1.0], usize::MAX).counts.len(),
             MAX_HISTOGRAM_BINS
         );
+    }
+
+    #[test]
+    fn palette_images_use_their_own_colours() {
+        let pal = [[1, 2, 3], [200, 100, 50]];
+        let px = colorize_palette(&[1.0, 0.0, 2.0, 0.5, f32::NAN], &pal);
+        assert_eq!(&px[0..4], &[200, 100, 50, 255]);
+        assert_eq!(&px[4..8], &[1, 2, 3, 255]);
+        for k in 2..5 {
+            assert_eq!(&px[4 * k..4 * k + 4], &NON_FINITE_RGBA, "value {k}");
+        }
     }
 
     #[test]
