@@ -10,6 +10,7 @@ pub mod export;
 pub mod fit;
 pub mod info;
 pub mod merge;
+pub mod pick;
 pub mod render;
 pub mod synth;
 pub mod train;
@@ -59,6 +60,8 @@ pub enum Command {
     Export(export::ExportArgs),
     /// Join the pose CSVs of `fit --shard K/N` runs, checking for overlaps and gaps.
     Merge(merge::MergeArgs),
+    /// Pick particles of a known size on a localisation table (picks CSV).
+    Pick(pick::PickArgs),
 }
 
 impl Command {
@@ -101,6 +104,7 @@ impl Command {
             Command::Bench(a) => bench::run(a),
             Command::Export(a) => export::run(a),
             Command::Merge(a) => merge::run(a),
+            Command::Pick(a) => pick::run(a),
         }
     }
 }
