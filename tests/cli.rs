@@ -13,6 +13,11 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// Asserts that a run succeeded, showing its stderr if not.
+fn ok(o: &std::process::Output) {
+    assert!(o.status.success(), "{}", text(&o.stderr));
+}
+
 #[test]
 fn synth_then_info_and_truth() {
     let dir = tempfile::tempdir().unwrap();
@@ -443,4 +448,72 @@ fn fit_a_folder_in_shards_then_merge() {
         "{}",
         text(&o.stderr)
     );
+}
+
+/// From a synthetic SMLM field to a pose per particle: synth --locs, info,
+/// pick (against the truth), fit TABLE (auto-picked and from the picks CSV).
+#[test]
+fn a_localisation_field_is_picked_and_fitted() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = |p: &str| d.join(p).display().to_string();
+    ok(&posescope(&[
+        "synth",
+        "--locs",
+        "--size",
+        "96",
+        "--particles",
+        "8",
+        "--seed",
+        "31",
+        "--out",
+        &s("f"),
+    ]));
+    let o = posescope(&["info", &s("f/field.hdf5")]);
+    ok(&o);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Picasso HDF5"));
+    let o = posescope(&[
+        "pick",
+        &s("f/field_thunderstorm.csv"),
+        "--out",
+        &s("picks.csv"),
+        "--truth",
+        &s("f/truth.csv"),
+    ]);
+    ok(&o);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("8 of 8 particles picked") && out.contains("0 false picks"),
+        "{out}"
+    );
+    for extra in [vec![], vec!["--picks".to_string(), s("picks.csv")]] {
+        let mut args = vec![
+            "fit".to_string(),
+            s("f/field.hdf5"),
+            "--torus".into(),
+            "180,40".into(),
+        ];
+        args.extend([
+            "--units".into(),
+            "nm".into(),
+            "--device".into(),
+            "cpu".into(),
+            "--csv".into(),
+            s("poses.csv"),
+        ]);
+        args.extend(extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ok(&posescope(&args));
+        let rows = posescope::io::read_pose_csv(&d.join("poses.csv")).unwrap();
+        assert_eq!(rows.len(), 8);
+        for r in &rows {
+            assert!(r.get("error").is_some_and(str::is_empty), "{r:?}");
+            assert!(r.get("x_nm").is_some() && r.get("n_locs").is_some());
+            assert!(r.score > 0.5, "score {}", r.score);
+        }
+    }
+    // the model must be in nm for a table
+    let o = posescope(&["fit", &s("f/field.hdf5"), "--csv", &s("p.csv")]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--units nm"));
 }

@@ -18,9 +18,15 @@ use posescope::io::{self, write_pose_csv, PoseRow};
 #[derive(Args)]
 pub struct FitArgs {
     /// Image files, or folders (every image inside, in natural order); every
-    /// frame of each is fitted.
+    /// frame of each is fitted. Or one localisation table (Picasso .hdf5,
+    /// ThunderSTORM/plain .csv): every particle is fitted (give the torus in
+    /// nm: --torus 180,40 --units nm).
     #[arg(required = true)]
     files: Vec<PathBuf>,
+    /// With a table: the particles to fit, as a picks CSV (x_nm, y_nm
+    /// columns, as `posescope pick` writes); default: picked automatically.
+    #[arg(long)]
+    picks: Option<PathBuf>,
     /// Fit only shard K of N: every N-th frame starting at frame K, counting
     /// frames over all inputs in order (for cluster job arrays; join the
     /// shards' CSVs with `posescope merge`).
@@ -76,6 +82,20 @@ pub fn run(a: FitArgs) -> Result<()> {
     };
     opts.refine.tolerance = a.refine_tol;
     opts.refine.max_iters = if a.no_refine { 0 } else { a.refine_iters };
+    if let [table] = a.files.as_slice() {
+        if posescope::io::locs::is_table(table) && table.is_file() {
+            return super::fit_table::run(super::fit_table::TableFit {
+                table,
+                picks: a.picks.as_deref(),
+                spec,
+                opts,
+                weights: a.weights.as_deref(),
+                use_net: !a.no_net,
+                device: a.device.into(),
+                csv: &a.csv,
+            });
+        }
+    }
     let fitter = Fitter::new(
         &spec,
         opts,

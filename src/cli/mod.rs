@@ -8,6 +8,7 @@ pub mod bench;
 pub mod eval;
 pub mod export;
 pub mod fit;
+pub mod fit_table;
 pub mod info;
 pub mod merge;
 pub mod pick;

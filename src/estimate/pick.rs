@@ -21,6 +21,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::io::locs::LocTable;
+use crate::io::Frame;
 use crate::render::locs::{render_locs, LocMode, LocView};
 
 /// Settings of the picker.
@@ -237,6 +238,25 @@ impl Grid {
         }
     }
 
+    /// Indices of the localisations in the cells within `reach` of `(x, y)`
+    /// (a superset of those within the square of half-side `reach`).
+    fn indices_near(&self, x: f64, y: f64, reach: f64) -> Vec<usize> {
+        let span = (reach / self.cell).ceil() as isize;
+        let c0 = ((x - self.origin[0]) / self.cell).floor() as isize;
+        let r0 = ((y - self.origin[1]) / self.cell).floor() as isize;
+        let mut out = Vec::new();
+        for r in (r0 - span).max(0)..=(r0 + span).min(self.rows as isize - 1) {
+            for c in (c0 - span).max(0)..=(c0 + span).min(self.cols as isize - 1) {
+                out.extend(
+                    self.cells[r as usize * self.cols + c as usize]
+                        .iter()
+                        .map(|&i| i as usize),
+                );
+            }
+        }
+        out
+    }
+
     /// Mean position and count of the localisations within `radius` of `(x, y)`.
     fn mean_within(&self, t: &LocTable, x: f64, y: f64, radius: f64) -> (f64, f64, usize) {
         let span = (radius / self.cell).ceil() as isize;
@@ -267,6 +287,63 @@ impl Grid {
             (sx / n as f64, sy / n as f64, n)
         }
     }
+}
+
+/// Each pick's localisations — those within `radius_nm` of its centre, a
+/// circular pick as in Picasso, so that neighbours stay out — rendered into
+/// a `size × size` particle frame centred on it at `pixel_nm` (individual
+/// blur, at least one pixel, so the blur is a PSF the network was trained
+/// on): what the pose fit sees. Only the localisations near each pick are
+/// visited.
+pub fn particle_frames(
+    table: &LocTable,
+    picks: &[Pick],
+    radius_nm: f64,
+    pixel_nm: f64,
+    size: usize,
+) -> Vec<Frame> {
+    let half = 0.5 * size as f64 * pixel_nm;
+    let grid = Grid::new(table, half.max(1.0));
+    picks
+        .iter()
+        .map(|pick| {
+            let near: Vec<usize> = grid
+                .indices_near(pick.x_nm, pick.y_nm, radius_nm)
+                .into_iter()
+                .filter(|&i| {
+                    let dx = f64::from(table.x_nm[i]) - pick.x_nm;
+                    let dy = f64::from(table.y_nm[i]) - pick.y_nm;
+                    dx.hypot(dy) <= radius_nm
+                })
+                .collect();
+            let x: Vec<f32> = near.iter().map(|&i| table.x_nm[i]).collect();
+            let y: Vec<f32> = near.iter().map(|&i| table.y_nm[i]).collect();
+            let p: Option<Vec<f32>> = table
+                .precision_nm
+                .as_ref()
+                .map(|p| near.iter().map(|&i| p[i]).collect());
+            let view = LocView {
+                origin_nm: [pick.x_nm - half, pick.y_nm - half],
+                pixel_nm,
+                width: size,
+                height: size,
+            };
+            let data = render_locs(
+                &x,
+                &y,
+                p.as_deref(),
+                &view,
+                LocMode::Blur {
+                    min_blur_nm: pixel_nm as f32,
+                },
+            );
+            Frame {
+                width: size,
+                height: size,
+                data,
+            }
+        })
+        .collect()
 }
 
 /// Matches picks to true centres within `tolerance_nm` (greedy, closest
@@ -325,6 +402,38 @@ mod tests {
         // 72 particles: ≥ 95 % picked, ≤ 1 false pick per 20 true ones
         assert!(found.0 >= 69, "{found:?}");
         assert!(found.1 * 20 <= found.0, "{found:?}");
+    }
+
+    #[test]
+    fn particle_frames_centre_the_pick() {
+        let field = generate_field(&FieldConfig {
+            particles: 3,
+            seed: 5,
+            ..FieldConfig::default()
+        })
+        .unwrap();
+        let t = table_of(&field);
+        let picks = pick_table(&t, &PickConfig::for_radius(220.0)).unwrap();
+        // the picking disc: radius + 2 × median precision
+        let reach = 220.0 + 2.0 * f64::from(t.summary().median_precision_nm.unwrap());
+        let frames = particle_frames(&t, &picks, reach, 9.0, 128);
+        assert_eq!(frames.len(), picks.len());
+        for (f, p) in frames.iter().zip(&picks) {
+            // the frame holds the pick's localisations (each integrates to
+            // about one), centred
+            let sum: f32 = f.data.iter().sum();
+            assert!(
+                (sum - p.n_locs as f32).abs() < 0.05 * p.n_locs as f32,
+                "{sum} vs {}",
+                p.n_locs
+            );
+            let (mut cx, mut cy) = (0.0, 0.0);
+            for (i, v) in f.data.iter().enumerate() {
+                cx += v * ((i % 128) as f32 + 0.5);
+                cy += v * ((i / 128) as f32 + 0.5);
+            }
+            assert!((cx / sum - 64.0).abs() < 1.0 && (cy / sum - 64.0).abs() < 1.0);
+        }
     }
 
     #[test]
