@@ -486,6 +486,25 @@ fn a_localisation_field_is_picked_and_fitted() {
         out.contains("8 of 8 particles picked") && out.contains("0 false picks"),
         "{out}"
     );
+    // Picasso's picked format: the picked localisations with a group per pick
+    ok(&posescope(&[
+        "pick",
+        &s("f/field.hdf5"),
+        "--out",
+        &s("picks_h5.csv"),
+        "--picasso-out",
+        &s("picked.hdf5"),
+    ]));
+    let picked = posescope::io::locs::open_table(
+        &d.join("picked.hdf5"),
+        &posescope::io::locs::TableOptions::default(),
+    )
+    .unwrap();
+    let mut groups = picked.group.clone().expect("a group column");
+    groups.sort_unstable();
+    groups.dedup();
+    assert_eq!(groups, (0..8).collect::<Vec<i32>>());
+    assert_eq!(picked.pixel_size_nm, Some(130.0));
     for extra in [vec![], vec!["--picks".to_string(), s("picks.csv")]] {
         let mut args = vec![
             "fit".to_string(),

@@ -169,3 +169,23 @@ pub fn parse_floats<const N: usize>(s: &str, what: &str) -> Result<[f64; N]> {
     }
     Ok(arr)
 }
+
+/// Lets a closed pipe end the process quietly, as other command-line tools
+/// do (`posescope info big.tif | head`): Rust ignores SIGPIPE, so printing
+/// to a closed pipe would panic instead. Unix only; a no-op elsewhere.
+pub fn default_sigpipe() {
+    #[cfg(unix)]
+    {
+        use std::ffi::c_int;
+        extern "C" {
+            fn signal(signum: c_int, handler: usize) -> usize;
+        }
+        const SIGPIPE: c_int = 13;
+        const SIG_DFL: usize = 0;
+        // SAFETY: restores the default disposition of one signal before any
+        // thread is started; no handler code of ours is involved.
+        unsafe {
+            signal(SIGPIPE, SIG_DFL);
+        }
+    }
+}

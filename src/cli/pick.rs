@@ -31,6 +31,10 @@ pub struct PickArgs {
     /// A synth --locs truth.csv: report picks matched within 150 nm, false picks and misses.
     #[arg(long)]
     truth: Option<PathBuf>,
+    /// Also write the picked localisations as Picasso's picked format
+    /// (`/locs` with a `group` per pick, + .yaml), to open in Picasso.
+    #[arg(long)]
+    picasso_out: Option<PathBuf>,
 }
 
 pub fn run(a: PickArgs) -> Result<()> {
@@ -52,6 +56,14 @@ pub fn run(a: PickArgs) -> Result<()> {
         table.len(),
         a.out.display()
     );
+    if let Some(out) = &a.picasso_out {
+        let precision = table.summary().median_precision_nm.map_or(10.0, f64::from);
+        let n = write_picked(out, &table, &picks, major + tube + 2.0 * precision)?;
+        println!(
+            "{n} picked localisations in Picasso's format → {} (+ .yaml)",
+            out.display()
+        );
+    }
     if let Some(t) = &a.truth {
         let truth = read_truth(t)?;
         let (m, f, miss) = match_picks(&picks, &truth, 150.0);
@@ -63,6 +75,54 @@ pub fn run(a: PickArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The localisations within `radius_nm` of each pick, grouped by pick, in
+/// Picasso's picked format; returns how many were written.
+fn write_picked(
+    out: &Path,
+    table: &locs::LocTable,
+    picks: &[Pick],
+    radius_nm: f64,
+) -> Result<usize> {
+    use posescope::io::locs::picasso::{write_grouped, PicassoLoc, Sidecar};
+    let px = table.pixel_size_nm.with_context(|| {
+        format!(
+            "{}: Picasso stores camera pixels and this table states no pixel size; give --pixel-size",
+            table.path.display()
+        )
+    })?;
+    let pxf = px as f32;
+    let (mut locs, mut groups) = (Vec::new(), Vec::new());
+    for (g, p) in picks.iter().enumerate() {
+        for i in 0..table.len() {
+            let (x, y) = (table.x_nm[i], table.y_nm[i]);
+            if (f64::from(x) - p.x_nm).hypot(f64::from(y) - p.y_nm) > radius_nm {
+                continue;
+            }
+            let lp = table.precision_nm.as_ref().map_or(0.0, |v| v[i]) / pxf;
+            locs.push(PicassoLoc {
+                frame: table.frame.as_ref().map_or(0, |f| f[i]),
+                x: x / pxf,
+                y: y / pxf,
+                photons: table.photons.as_ref().map_or(0.0, |v| v[i]),
+                sx: 1.0,
+                sy: 1.0,
+                bg: 0.0,
+                lpx: lp,
+                lpy: lp,
+            });
+            groups.push(g as i32);
+        }
+    }
+    let meta = Sidecar {
+        width: table.camera_px.map(|c| c.0),
+        height: table.camera_px.map(|c| c.1),
+        frames: table.frames,
+        pixel_size_nm: Some(px),
+    };
+    write_grouped(out, &locs, Some(&groups), &meta, "PoseScope pick")?;
+    Ok(locs.len())
 }
 
 fn write_picks(path: &Path, picks: &[Pick], pixel_nm: Option<f64>, diameter_nm: f64) -> Result<()> {

@@ -322,7 +322,25 @@ pub fn write(
     meta: &Sidecar,
     generator: &str,
 ) -> Result<(), crate::io::OutputError> {
-    let dt = CompoundTypeBuilder::new()
+    write_grouped(path, locs, None, meta, generator)
+}
+
+/// [`write`] with Picasso's `group` column (i4) when `groups` is given: the
+/// format of Picasso's "picked" files, one group per pick.
+pub fn write_grouped(
+    path: &Path,
+    locs: &[PicassoLoc],
+    groups: Option<&[i32]>,
+    meta: &Sidecar,
+    generator: &str,
+) -> Result<(), crate::io::OutputError> {
+    if groups.is_some_and(|g| g.len() != locs.len()) {
+        return Err(crate::io::OutputError::Invalid(format!(
+            "{}: one group per localisation is needed",
+            path.display()
+        )));
+    }
+    let mut builder = CompoundTypeBuilder::new()
         .u32_field("frame")
         .f32_field("x")
         .f32_field("y")
@@ -331,17 +349,22 @@ pub fn write(
         .f32_field("sy")
         .f32_field("bg")
         .f32_field("lpx")
-        .f32_field("lpy")
-        .build()
-        .map_err(|e| crate::io::OutputError::Io {
-            path: path.to_path_buf(),
-            cause: std::io::Error::other(e.to_string()),
-        })?;
-    let mut raw = Vec::with_capacity(locs.len() * 36);
-    for l in locs {
+        .f32_field("lpy");
+    if groups.is_some() {
+        builder = builder.i32_field("group");
+    }
+    let dt = builder.build().map_err(|e| crate::io::OutputError::Io {
+        path: path.to_path_buf(),
+        cause: std::io::Error::other(e.to_string()),
+    })?;
+    let mut raw = Vec::with_capacity(locs.len() * 40);
+    for (k, l) in locs.iter().enumerate() {
         raw.extend(l.frame.to_le_bytes());
         for v in [l.x, l.y, l.photons, l.sx, l.sy, l.bg, l.lpx, l.lpy] {
             raw.extend(v.to_le_bytes());
+        }
+        if let Some(g) = groups {
+            raw.extend(g[k].to_le_bytes());
         }
     }
     let mut fb = FileBuilder::new();
