@@ -21,7 +21,7 @@
 
 use std::path::Path;
 
-use super::tiff_ifd::{read_dir, TiffHeader};
+use super::tiff_ifd::TiffHeader;
 use super::{read_exact_at, IoError, Source};
 
 /// A byte range of the file shown with other contents.
@@ -65,18 +65,17 @@ pub(super) enum Disguise {
     },
 }
 
-/// Reads the tags of the directory at `ifd` that [`plan`] needs, with TIFF's
-/// defaults for absent ones.
+/// The tags that [`plan`] needs from a directory's entry table `buf` (as
+/// [`super::tiff_ifd::read_dir`] fills it), with TIFF's defaults for absent
+/// ones; `source` is read only for arrays stored outside the table.
 pub(super) fn raw_tags(
     source: &mut dyn Source,
     path: &Path,
     header: TiffHeader,
-    ifd: u64,
+    buf: &[u8],
     page: usize,
     file_len: u64,
 ) -> Result<RawTags, IoError> {
-    let mut buf = Vec::new();
-    read_dir(source, path, header, ifd, page, file_len, &mut buf)?;
     let mut t = RawTags {
         bits: 1,
         samples: 1,
@@ -208,15 +207,15 @@ pub(super) fn plan(t: &RawTags, page: usize) -> Result<Disguise, String> {
     })
 }
 
-/// The directory-entry rewrites that show the page as `d` says, and a null
-/// "next directory" pointer.
+/// The rewrites of the entries in `buf` (the entry table of the directory
+/// at `ifd`) that show the page as `d` says, and a null "next directory"
+/// pointer.
 pub(super) fn patches(
-    source: &mut dyn Source,
     path: &Path,
     header: TiffHeader,
     ifd: u64,
+    buf: &[u8],
     page: usize,
-    file_len: u64,
     d: &Disguise,
 ) -> Result<Vec<Patch>, IoError> {
     let set: Vec<(u16, u64)> = match d {
@@ -234,8 +233,6 @@ pub(super) fn patches(
             ]
         }
     };
-    let mut buf = Vec::new();
-    read_dir(source, path, header, ifd, page, file_len, &mut buf)?;
     let size = header.entry_size() as usize;
     let count_size = header.count_size();
     let entries = buf.len().saturating_sub(header.offset_size() as usize) / size;

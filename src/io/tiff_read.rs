@@ -32,7 +32,7 @@ use super::jpeg_guard;
 use super::metadata::{self, Resolution};
 use super::raw::{self, Encoding, Endian, Scaling};
 use super::tiff_disguise::{self, Disguise, Patch};
-use super::tiff_ifd::{check_entries, read_description, scan_chain, TiffHeader};
+use super::tiff_ifd::{check_entries, read_description, read_dir, scan_chain, TiffHeader};
 use super::tiff_samples::{
     chunk_samples, plane_weights, to_gray, unpack_packed, ColorMode, Packed, SampleLayout,
 };
@@ -423,9 +423,12 @@ fn page_decoder<'a>(
     file_len: u64,
 ) -> Result<(Decoder<Patched<'a>>, PageLayout), IoError> {
     let path = ctx.path;
-    let raw = tiff_disguise::raw_tags(source, path, header, ifd, index, file_len)?;
+    // the directory's entry table, read once for both the plan and the patches
+    let mut dir = Vec::new();
+    read_dir(source, path, header, ifd, index, file_len, &mut dir)?;
+    let raw = tiff_disguise::raw_tags(source, path, header, &dir, index, file_len)?;
     let disguise = tiff_disguise::plan(&raw, index).map_err(|m| IoError::unsupported(path, m))?;
-    let entries = tiff_disguise::patches(source, path, header, ifd, index, file_len, &disguise)?;
+    let entries = tiff_disguise::patches(path, header, ifd, &dir, index, &disguise)?;
     let mut dec = decoder_at(source, header, ifd, ctx.limits, file_len, entries)
         .map_err(|e| tiff_error(path, index, e))?;
     let mut layout = inspect(&mut dec, path, index, file_len, ctx.limits)?;
@@ -485,16 +488,21 @@ fn page_decoder<'a>(
                 (true, ..=16) => SampleType::I16,
                 (true, _) => SampleType::I32,
             };
-            layout.max = if signed {
-                ((1u64 << (bits - 1)) - 1) as f32
-            } else {
-                ((1u64 << bits) - 1) as f32
-            };
+            layout.max = integer_max(bits, signed);
             layout.invert = invert;
             layout.predictor = real.predictor == 2;
         }
     }
     Ok((dec, layout))
+}
+
+/// The largest value of a `bits`-bit integer sample.
+fn integer_max(bits: u8, signed: bool) -> f32 {
+    if signed {
+        ((1u64 << bits.saturating_sub(1).min(62)) - 1) as f32
+    } else {
+        ((1u64 << bits.min(63)) - 1) as f32
+    }
 }
 
 /// A `tiff` decoder positioned on the page whose directory is at `ifd`.
@@ -649,10 +657,8 @@ fn inspect<R: Read + Seek>(
     );
     let max = if float {
         1.0
-    } else if signed {
-        ((1u64 << bits.saturating_sub(1).min(62)) - 1) as f32
     } else {
-        ((1u64 << bits.min(63)) - 1) as f32
+        integer_max(bits, signed)
     };
     let raw_bytes = buffer.complete_len as u64;
     limits.check_raw(path, &format!("page {page}"), raw_bytes)?;
