@@ -250,39 +250,11 @@ pub(super) fn patches(
         let long = value > u64::from(u16::MAX);
         let value = u32::try_from(value)
             .map_err(|_| IoError::corrupt(path, format!("page {page}: row of {value} bytes")))?;
-        let mut e = Vec::with_capacity(size);
-        let w16 = |v: u16| {
-            if header.little {
-                v.to_le_bytes()
-            } else {
-                v.to_be_bytes()
-            }
-        };
-        let w32 = |v: u32| {
-            if header.little {
-                v.to_le_bytes()
-            } else {
-                v.to_be_bytes()
-            }
-        };
-        e.extend(w16(tag));
-        e.extend(w16(if long { 4 } else { 3 }));
-        if header.big {
-            let c = if header.little {
-                1u64.to_le_bytes()
-            } else {
-                1u64.to_be_bytes()
-            };
-            e.extend(c);
-        } else {
-            e.extend(w32(1));
-        }
-        if long {
-            e.extend(w32(value));
-        } else {
-            e.extend(w16(value as u16));
-            e.extend([0, 0]);
-        }
+        // tag, type (SHORT or LONG), count 1, the value left-aligned in its field
+        let mut e = header.encode(u64::from(tag), 2);
+        e.extend(header.encode(if long { 4 } else { 3 }, 2));
+        e.extend(header.encode(1, if header.big { 8 } else { 4 }));
+        e.extend(header.encode(u64::from(value), if long { 4 } else { 2 }));
         e.resize(size, 0);
         out.push(Patch {
             at: ifd + count_size + (k * size) as u64,

@@ -48,6 +48,21 @@ impl TiffHeader {
         }
     }
 
+    /// `v` as `width` (2, 4 or 8) bytes in the file's byte order: the
+    /// inverse of [`u16`](Self::u16), [`u32`](Self::u32) and [`u64`](Self::u64).
+    pub(super) fn encode(&self, v: u64, width: usize) -> Vec<u8> {
+        let b = if self.little {
+            v.to_le_bytes()
+        } else {
+            v.to_be_bytes()
+        };
+        if self.little {
+            b[..width].to_vec()
+        } else {
+            b[8 - width..].to_vec()
+        }
+    }
+
     /// An offset-sized field (4 bytes in TIFF, 8 in BigTIFF).
     pub(super) fn offset(&self, b: &[u8]) -> u64 {
         if self.big {
@@ -433,4 +448,30 @@ pub(super) fn read_description(
         Ok(s) => s,
         Err(e) => e.into_bytes().iter().map(|&b| char::from(b)).collect(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TiffHeader;
+
+    #[test]
+    fn encode_is_the_inverse_of_the_readers() {
+        for little in [true, false] {
+            let h = TiffHeader { little, big: true };
+            assert_eq!(h.u16(&h.encode(0xABCD, 2)), 0xABCD);
+            assert_eq!(h.u32(&h.encode(0x1234_5678, 4)), 0x1234_5678);
+            assert_eq!(
+                h.u64(&h.encode(0x0102_0304_0506_0708, 8)),
+                0x0102_0304_0506_0708
+            );
+        }
+        assert_eq!(
+            TiffHeader {
+                little: false,
+                big: false
+            }
+            .encode(3, 2),
+            [0, 3]
+        );
+    }
 }

@@ -360,21 +360,13 @@ impl<'a> Patched<'a> {
         mut entries: Vec<Patch>,
     ) -> io::Result<Self> {
         let pos = inner.seek(SeekFrom::Start(0))?;
-        let bytes = if header.big {
-            if header.little {
-                ifd.to_le_bytes().to_vec()
-            } else {
-                ifd.to_be_bytes().to_vec()
-            }
+        // Page offsets of classic TIFF came from 32-bit fields.
+        let offset = if header.big {
+            ifd
         } else {
-            // Page offsets of classic TIFF came from 32-bit fields.
-            let v = u32::try_from(ifd).unwrap_or(u32::MAX);
-            if header.little {
-                v.to_le_bytes().to_vec()
-            } else {
-                v.to_be_bytes().to_vec()
-            }
+            ifd.min(u64::from(u32::MAX))
         };
+        let bytes = header.encode(offset, header.offset_size() as usize);
         let mut patches = vec![Patch {
             at: header.first_ifd_field(),
             bytes,
