@@ -99,7 +99,7 @@ pub fn pick_table(table: &LocTable, cfg: &PickConfig) -> Result<Vec<Pick>, PickE
     let candidates = local_maxima(&density, view.width, view.height, window);
     let precision = s.median_precision_nm.map_or(10.0, f64::from);
     let reach = cfg.radius_nm + 2.0 * precision;
-    let grid = Grid::new(table, reach);
+    let grid = Grid::new(table, s.extent_nm, reach);
     let mut picks: Vec<Pick> = candidates
         .into_iter()
         .filter_map(|(c, r)| {
@@ -215,14 +215,15 @@ struct Grid {
 }
 
 impl Grid {
-    fn new(t: &LocTable, cell: f64) -> Grid {
-        let s = t.summary();
-        let origin = [f64::from(s.extent_nm[0]), f64::from(s.extent_nm[1])];
-        let cols = (((f64::from(s.extent_nm[2]) - origin[0]) / cell) as usize + 1).min(1 << 14);
-        let rows = (((f64::from(s.extent_nm[3]) - origin[1]) / cell) as usize + 1).min(1 << 14);
+    /// The grid of `t`, whose extent (`[x_min, y_min, x_max, y_max]`) the
+    /// caller has from [`LocTable::summary`] already.
+    fn new(t: &LocTable, extent_nm: [f32; 4], cell: f64) -> Grid {
+        let origin = [f64::from(extent_nm[0]), f64::from(extent_nm[1])];
+        let cols = (((f64::from(extent_nm[2]) - origin[0]) / cell) as usize + 1).min(1 << 14);
+        let rows = (((f64::from(extent_nm[3]) - origin[1]) / cell) as usize + 1).min(1 << 14);
         let cell = cell
-            .max((f64::from(s.extent_nm[2]) - origin[0]) / cols as f64)
-            .max((f64::from(s.extent_nm[3]) - origin[1]) / rows as f64);
+            .max((f64::from(extent_nm[2]) - origin[0]) / cols as f64)
+            .max((f64::from(extent_nm[3]) - origin[1]) / rows as f64);
         let mut cells = vec![Vec::new(); cols * rows];
         for (i, (&x, &y)) in t.x_nm.iter().zip(&t.y_nm).enumerate() {
             let c = (((f64::from(x) - origin[0]) / cell) as usize).min(cols - 1);
@@ -303,7 +304,7 @@ pub fn particle_frames(
     size: usize,
 ) -> Vec<Frame> {
     let half = 0.5 * size as f64 * pixel_nm;
-    let grid = Grid::new(table, half.max(1.0));
+    let grid = Grid::new(table, table.summary().extent_nm, half.max(1.0));
     picks
         .iter()
         .map(|pick| {
