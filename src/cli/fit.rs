@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use posescope::estimate::particles::RefineOn;
 
 use super::args::{progress, DeviceArg, LookArgs, ModelArgs};
 use posescope::estimate::pose::batch::{fit_frames, BatchOptions};
@@ -27,6 +28,22 @@ pub struct FitArgs {
     /// columns, as `posescope pick` writes); default: picked automatically.
     #[arg(long)]
     picks: Option<PathBuf>,
+    /// With a table: what the final pose is fitted to — the localisations'
+    /// likelihood, started from the image fit (default, more accurate), or
+    /// the rendered particle image alone.
+    #[arg(long, value_enum, default_value = "locs")]
+    refine_on: RefineOnArg,
+    /// With a table from `synth --locs`: its truth.csv; prints the
+    /// symmetry-aware axis error of the fitted particles.
+    #[arg(long)]
+    truth: Option<PathBuf>,
+    /// With a table: write an overview PNG of the whole field with every
+    /// particle's fitted model outlined in place and numbered.
+    #[arg(long)]
+    overview: Option<PathBuf>,
+    /// Pixel size of the overview, nm.
+    #[arg(long, default_value_t = 10.0)]
+    overview_pixel_nm: f64,
     /// Fit only shard K of N: every N-th frame starting at frame K, counting
     /// frames over all inputs in order (for cluster job arrays; join the
     /// shards' CSVs with `posescope merge`).
@@ -73,6 +90,22 @@ pub struct FitArgs {
     look: LookArgs,
 }
 
+/// `--refine-on`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum RefineOnArg {
+    Locs,
+    Image,
+}
+
+impl From<RefineOnArg> for RefineOn {
+    fn from(a: RefineOnArg) -> Self {
+        match a {
+            RefineOnArg::Locs => RefineOn::Locs,
+            RefineOnArg::Image => RefineOn::Image,
+        }
+    }
+}
+
 pub fn run(a: FitArgs) -> Result<()> {
     let spec = a.model.spec()?;
     let mut opts = FitOptions {
@@ -93,6 +126,9 @@ pub fn run(a: FitArgs) -> Result<()> {
                 use_net: !a.no_net,
                 device: a.device.into(),
                 csv: &a.csv,
+                refine_on: a.refine_on.into(),
+                truth: a.truth.as_deref(),
+                overview: a.overview.as_deref().map(|p| (p, a.overview_pixel_nm)),
             });
         }
     }

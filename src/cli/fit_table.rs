@@ -1,24 +1,24 @@
 //! `posescope fit TABLE`: a pose for every particle of a localisation
 //! table. The particles are the `--picks` CSV's, or picked automatically;
-//! each pick's localisations (within its disc) are rendered into a 128 × 128
-//! particle frame at the pixel size that puts the torus at the bundled
-//! network's 20 px, and the frames go through the same batch fit as images.
+//! the library's [`ParticleSetup`] renders each into a particle frame for
+//! the image fit and then (by default) refines it on its localisations.
 
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use posescope::estimate::pick::{particle_frames, pick_table, Pick, PickConfig};
+use posescope::estimate::particles::{ParticleSetup, RefineOn};
+use posescope::estimate::pick::{pick_table, Pick, PickConfig};
 use posescope::estimate::pose::batch::{fit_frames, BatchOptions};
 use posescope::estimate::pose::fit::FitOptions;
 use posescope::estimate::pose::pipeline::{DeviceChoice, Fitter, ModelSpec};
-use posescope::estimate::pose::results::result_row;
-use posescope::estimate::pose::train::REFERENCE_MAJOR_PX;
+use posescope::estimate::pose::results::{result_row, FrameResult};
+use posescope::export::annotate::write_png;
+use posescope::export::overview::{table_overview, ParticleNm};
 use posescope::io::{locs, write_pose_csv, PoseRow};
-use posescope::shapes::Units;
+use posescope::render::display::Lut;
 
-/// Particle frames are this many pixels square.
-const FRAME: usize = 128;
+use super::truth::{axis_errors_report, read_truth};
 
 /// What `fit` passes on for a table.
 pub struct TableFit<'a> {
@@ -30,38 +30,28 @@ pub struct TableFit<'a> {
     pub use_net: bool,
     pub device: DeviceChoice,
     pub csv: &'a Path,
+    pub refine_on: RefineOn,
+    pub truth: Option<&'a Path>,
+    /// The overview PNG and its pixel size, nm.
+    pub overview: Option<(&'a Path, f64)>,
 }
 
 pub fn run(a: TableFit<'_>) -> Result<()> {
-    if !a.spec.is_torus() || a.spec.units != Units::Nm {
-        bail!(
-            "{}: a localisation table is in nm: give the torus in nm, e.g. --torus 180,40 --units nm",
-            a.table.display()
-        );
-    }
-    let [major_nm, tube_nm] = a.spec.torus;
     let table = locs::open_table(a.table, &locs::TableOptions::default())?;
+    let setup =
+        ParticleSetup::new(&table, &a.spec).with_context(|| a.table.display().to_string())?;
+    let [major_nm, tube_nm] = setup.torus_nm;
     let picks = match a.picks {
         Some(p) => read_picks(p)?,
         None => pick_table(&table, &PickConfig::for_radius(major_nm + tube_nm))?,
     };
-    let precision = table.summary().median_precision_nm.map_or(10.0, f64::from);
-    let reach = major_nm + tube_nm + 2.0 * precision;
-    let pixel_nm = major_nm / REFERENCE_MAJOR_PX;
-    let frames = particle_frames(&table, &picks, reach, pixel_nm, FRAME);
-    // the model in particle-frame pixels
-    let spec = ModelSpec {
-        torus: [REFERENCE_MAJOR_PX, tube_nm / pixel_nm],
-        units: Units::Px,
-        pixel_size: Some(pixel_nm),
-        ..a.spec
-    };
-    let fitter =
-        Fitter::new(&spec, a.opts, a.weights, a.use_net, a.device).context("setting up the fit")?;
+    let frames = setup.frames(&table, &picks);
+    let fitter = Fitter::new(&setup.spec_px, a.opts, a.weights, a.use_net, a.device)
+        .context("setting up the fit")?;
     let t0 = std::time::Instant::now();
     let which: Vec<usize> = (0..frames.len()).collect();
-    let mut rows: Vec<PoseRow> = Vec::with_capacity(frames.len());
-    let summary = fit_frames(
+    let mut results: Vec<FrameResult> = vec![Err("not fitted".into()); frames.len()];
+    fit_frames(
         &fitter,
         &which,
         |k| Ok(&frames[k]),
@@ -69,35 +59,94 @@ pub fn run(a: TableFit<'_>) -> Result<()> {
             chunk: 64,
             cancel: None,
         },
-        |item| {
-            let p = &picks[item.index];
-            let mut row = result_row(item.index, &item.result);
-            row.file = Some(a.table.display().to_string());
-            row.set("particle", item.index);
-            let px = |v: f64| {
-                table
-                    .pixel_size_nm
-                    .map_or(String::new(), |s| format!("{:.4}", v / s))
-            };
-            row.set("x_px", px(p.x_nm));
-            row.set("y_px", px(p.y_nm));
-            row.set("x_nm", format!("{:.2}", p.x_nm));
-            row.set("y_nm", format!("{:.2}", p.y_nm));
-            row.set("n_locs", p.n_locs);
-            row.set("frame_pixel_nm", format!("{pixel_nm:.4}"));
-            rows.push(row);
-        },
+        |item| results[item.index] = item.result,
     )?;
+    let t_image = t0.elapsed().as_secs_f64();
+    let locfits = match a.refine_on {
+        RefineOn::Locs => setup.refine_on_locs(&table, &picks, &mut results),
+        RefineOn::Image => vec![None; picks.len()],
+    };
+    let px = |v: f64| {
+        table
+            .pixel_size_nm
+            .map_or(String::new(), |s| format!("{:.4}", v / s))
+    };
+    let mut failed = 0;
+    let rows: Vec<PoseRow> = picks
+        .iter()
+        .zip(&results)
+        .zip(&locfits)
+        .enumerate()
+        .map(|(k, ((p, result), lf))| {
+            failed += usize::from(result.is_err());
+            let mut row = result_row(k, result);
+            row.file = Some(a.table.display().to_string());
+            row.set("particle", k);
+            let (x, y) = lf.map_or((p.x_nm, p.y_nm), |f| (f.centre_nm[0], f.centre_nm[1]));
+            row.set("x_px", px(x));
+            row.set("y_px", px(y));
+            row.set("x_nm", format!("{x:.2}"));
+            row.set("y_nm", format!("{y:.2}"));
+            row.set("n_locs", p.n_locs);
+            row.set("frame_pixel_nm", format!("{:.4}", setup.pixel_nm));
+            row.set("refined_on", if lf.is_some() { "locs" } else { "image" });
+            row.set(
+                "loc_nll",
+                lf.map_or(String::new(), |f| format!("{:.4}", f.nll_per_loc)),
+            );
+            row
+        })
+        .collect();
     write_pose_csv(a.csv, &rows)?;
     println!(
-        "fitted {} particles ({} failed) of {} localisations in {:.2} s ({} nm per particle-frame pixel) → {}",
-        summary.fitted,
-        summary.failed,
+        "fitted {} particles ({failed} failed) of {} localisations in {:.2} s (image fit {:.2} s; refined on {}) → {}",
+        picks.len() - failed,
         table.len(),
         t0.elapsed().as_secs_f64(),
-        pixel_nm,
+        t_image,
+        a.refine_on.name(),
         a.csv.display()
     );
+    if let Some((path, pixel_nm)) = a.overview {
+        let particles: Vec<ParticleNm> = rows
+            .iter()
+            .zip(&results)
+            .enumerate()
+            .filter_map(|(k, (row, r))| {
+                Some(ParticleNm {
+                    number: k,
+                    centre_nm: [
+                        row.get("x_nm")?.parse().ok()?,
+                        row.get("y_nm")?.parse().ok()?,
+                    ],
+                    axis: r.as_ref().ok().map(|f| f.outcome.state.pose.q.axis()),
+                })
+            })
+            .collect();
+        let img = table_overview(&table, pixel_nm, major_nm, &particles, Lut::Hot)
+            .with_context(|| path.display().to_string())?;
+        write_png(path, &img)?;
+        println!(
+            "overview → {} ({} × {} px)",
+            path.display(),
+            img.width(),
+            img.height()
+        );
+    }
+    if let Some(t) = a.truth {
+        let truth = read_truth(t)?;
+        let fitted: Vec<_> = results
+            .iter()
+            .zip(&rows)
+            .filter_map(|(r, row)| {
+                let f = r.as_ref().ok()?;
+                let x = row.get("x_nm")?.parse().ok()?;
+                let y = row.get("y_nm")?.parse().ok()?;
+                Some(([x, y], f.outcome.state.pose.q.axis()))
+            })
+            .collect();
+        println!("{}", axis_errors_report(&fitted, &truth, 150.0));
+    }
     Ok(())
 }
 

@@ -15,6 +15,7 @@ pub mod pick;
 pub mod render;
 pub mod synth;
 pub mod train;
+pub mod truth;
 #[cfg(feature = "gui")]
 pub mod view;
 

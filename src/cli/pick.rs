@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use super::args::parse_floats;
+use super::truth::read_truth;
 use posescope::estimate::pick::{match_picks, pick_table, Pick, PickConfig};
 use posescope::io::{self, locs, OutputError};
 
@@ -65,7 +66,7 @@ pub fn run(a: PickArgs) -> Result<()> {
         );
     }
     if let Some(t) = &a.truth {
-        let truth = read_truth(t)?;
+        let truth: Vec<[f64; 2]> = read_truth(t)?.iter().map(|t| t.centre_nm).collect();
         let (m, f, miss) = match_picks(&picks, &truth, 150.0);
         println!(
             "against {}: {m} of {} particles picked ({:.1} %), {f} false picks, {miss} missed (match within 150 nm)",
@@ -161,27 +162,4 @@ fn write_picks(path: &Path, picks: &[Pick], pixel_nm: Option<f64>, diameter_nm: 
         })
     })?;
     Ok(())
-}
-
-/// The `x_nm`, `y_nm` columns of a truth CSV.
-fn read_truth(path: &Path) -> Result<Vec<[f64; 2]>> {
-    let mut r = csv::Reader::from_path(path).with_context(|| path.display().to_string())?;
-    let h = r.headers()?.clone();
-    let col = |name: &str| {
-        h.iter()
-            .position(|c| c == name)
-            .with_context(|| format!("{}: no {name} column", path.display()))
-    };
-    let (xi, yi) = (col("x_nm")?, col("y_nm")?);
-    let mut out = Vec::new();
-    for (line, rec) in r.records().enumerate() {
-        let rec = rec.with_context(|| format!("{} row {}", path.display(), line + 2))?;
-        let num = |i: usize| -> Result<f64> {
-            rec.get(i)
-                .and_then(|v| v.parse().ok())
-                .with_context(|| format!("{} row {}: not a number", path.display(), line + 2))
-        };
-        out.push([num(xi)?, num(yi)?]);
-    }
-    Ok(out)
 }

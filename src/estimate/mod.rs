@@ -10,9 +10,16 @@
 //!   training of the pose network and symmetry-aware evaluation.
 //! - [`pick`]: where the particles are — automatic picking of particles of
 //!   a known size on a localisation table, and matching picks to a truth.
+//! - [`locfit`]: pose refinement on the localisations themselves — the
+//!   likelihood of each localisation under the posed model (SMAP LocMoFit
+//!   style), as the second path beside render-and-compare.
+//! - [`particles`]: a pose for every pick of a table — particle frames, the
+//!   image fit, then the localisation fit — shared by the CLI and the viewer.
 //!
 //! Nothing here knows wgpu or egui.
 
+pub mod locfit;
 pub mod nn;
+pub mod particles;
 pub mod pick;
 pub mod pose;

@@ -206,7 +206,7 @@ fn local_maxima(d: &[f32], w: usize, h: usize, window: isize) -> Vec<(usize, usi
 }
 
 /// Localisation indices bucketed in square cells, for disc queries.
-struct Grid {
+pub struct Grid {
     cell: f64,
     origin: [f64; 2],
     cols: usize,
@@ -217,7 +217,7 @@ struct Grid {
 impl Grid {
     /// The grid of `t`, whose extent (`[x_min, y_min, x_max, y_max]`) the
     /// caller has from [`LocTable::summary`] already.
-    fn new(t: &LocTable, extent_nm: [f32; 4], cell: f64) -> Grid {
+    pub fn new(t: &LocTable, extent_nm: [f32; 4], cell: f64) -> Grid {
         let origin = [f64::from(extent_nm[0]), f64::from(extent_nm[1])];
         let cols = (((f64::from(extent_nm[2]) - origin[0]) / cell) as usize + 1).min(1 << 14);
         let rows = (((f64::from(extent_nm[3]) - origin[1]) / cell) as usize + 1).min(1 << 14);
@@ -241,7 +241,7 @@ impl Grid {
 
     /// Indices of the localisations in the cells within `reach` of `(x, y)`
     /// (a superset of those within the square of half-side `reach`).
-    fn indices_near(&self, x: f64, y: f64, reach: f64) -> Vec<usize> {
+    pub fn indices_near(&self, x: f64, y: f64, reach: f64) -> Vec<usize> {
         let span = (reach / self.cell).ceil() as isize;
         let c0 = ((x - self.origin[0]) / self.cell).floor() as isize;
         let r0 = ((y - self.origin[1]) / self.cell).floor() as isize;

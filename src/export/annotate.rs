@@ -210,7 +210,7 @@ fn invalid(msg: impl Into<String>) -> OutputError {
     OutputError::Invalid(msg.into())
 }
 
-fn hack() -> Result<FontRef<'static>, OutputError> {
+pub(super) fn hack() -> Result<FontRef<'static>, OutputError> {
     FontRef::try_from_slice(epaint_default_fonts::HACK_REGULAR)
         .map_err(|e| invalid(format!("bundled font: {e}")))
 }
@@ -222,7 +222,7 @@ fn font_px(upscale: u32) -> f32 {
 }
 
 /// Width in pixels of `text` set in `font` at `scale`.
-fn text_width(font: &FontRef<'_>, scale: PxScale, text: &str) -> f32 {
+pub(super) fn text_width(font: &FontRef<'_>, scale: PxScale, text: &str) -> f32 {
     let sf = font.as_scaled(scale);
     let mut w = 0.0;
     let mut prev = None;
@@ -305,15 +305,15 @@ pub fn layout(
 
 /// A clip rectangle `[x0, x1) × [y0, y1)` in output pixels.
 #[derive(Clone, Copy)]
-struct Clip {
-    x0: i64,
-    y0: i64,
-    x1: i64,
-    y1: i64,
+pub(super) struct Clip {
+    pub(super) x0: i64,
+    pub(super) y0: i64,
+    pub(super) x1: i64,
+    pub(super) y1: i64,
 }
 
 impl Clip {
-    fn of(img: &RgbaImage) -> Clip {
+    pub(super) fn of(img: &RgbaImage) -> Clip {
         Clip {
             x0: 0,
             y0: 0,
@@ -328,7 +328,7 @@ impl Clip {
 }
 
 /// Blends `colour` over pixel `(x, y)` with coverage `alpha` in 0..1.
-fn blend(img: &mut RgbaImage, clip: Clip, x: i64, y: i64, colour: [u8; 4], alpha: f32) {
+pub(super) fn blend(img: &mut RgbaImage, clip: Clip, x: i64, y: i64, colour: [u8; 4], alpha: f32) {
     let img_clip = Clip::of(img);
     if !clip.contains(x, y) || !img_clip.contains(x, y) {
         return;
@@ -341,7 +341,7 @@ fn blend(img: &mut RgbaImage, clip: Clip, x: i64, y: i64, colour: [u8; 4], alpha
     p.0[3] = 255;
 }
 
-fn fill_rect(img: &mut RgbaImage, clip: Clip, r: Clip, colour: [u8; 4]) {
+pub(super) fn fill_rect(img: &mut RgbaImage, clip: Clip, r: Clip, colour: [u8; 4]) {
     for y in r.y0..r.y1 {
         for x in r.x0..r.x1 {
             blend(img, clip, x, y, colour, 1.0);
@@ -350,7 +350,7 @@ fn fill_rect(img: &mut RgbaImage, clip: Clip, r: Clip, colour: [u8; 4]) {
 }
 
 /// Draws `text` with its top-left at `(x, top)`.
-fn draw_text(
+pub(super) fn draw_text(
     img: &mut RgbaImage,
     clip: Clip,
     font: &FontRef<'_>,

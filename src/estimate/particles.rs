@@ -1,0 +1,214 @@
+//! A pose for every pick of a localisation table: the orchestration that
+//! `posescope fit TABLE` and the viewer share.
+//!
+//! Each pick's localisations within its disc are rendered into a particle
+//! frame at the pixel size that puts the torus at the bundled network's
+//! trained size ([`ParticleSetup::frames`]); the frames go through the usual
+//! batch fit (network + render-and-compare). Then, by default, each pose is
+//! refined on the localisations themselves ([`locfit`](super::locfit)).
+
+use rayon::prelude::*;
+
+use super::locfit::{self, AxialModel, LocFit, LocFitOptions};
+use super::pick::{particle_frames, Grid, Pick};
+use super::pose::fit::{FitOutcome, StartSource};
+use super::pose::pipeline::{FrameFit, ModelSpec};
+use super::pose::results::FrameResult;
+use super::pose::train::REFERENCE_MAJOR_PX;
+use crate::geometry::{Pose, Quat};
+use crate::io::locs::LocTable;
+use crate::io::Frame;
+use crate::render::scene::FitState;
+use crate::shapes::Units;
+
+/// Particle frames are this many pixels square.
+pub const PARTICLE_FRAME_PX: usize = 128;
+
+/// Which data the final pose is fitted to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RefineOn {
+    /// The localisations' likelihood ([`locfit`](super::locfit)), started
+    /// from the image fit.
+    #[default]
+    Locs,
+    /// The rendered particle frame (render-and-compare) only.
+    Image,
+}
+
+impl RefineOn {
+    /// The name in CSVs and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            RefineOn::Locs => "locs",
+            RefineOn::Image => "image",
+        }
+    }
+}
+
+/// Errors of setting up particle fits.
+#[derive(Debug, thiserror::Error)]
+pub enum ParticleError {
+    #[error(
+        "a localisation table is in nm: give the model as a torus in nm (e.g. --torus 180,40 --units nm), not {0}"
+    )]
+    ModelNotNm(String),
+    #[error("the torus radii {0} nm, {1} nm cannot be fitted (need 0 ≤ r < R)")]
+    BadTorus(f64, f64),
+}
+
+/// How the picks of one table become particle frames and how their poses
+/// are refined.
+#[derive(Clone, Debug)]
+pub struct ParticleSetup {
+    /// Torus `[R, r]`, nm.
+    pub torus_nm: [f64; 2],
+    /// nm per particle-frame pixel.
+    pub pixel_nm: f64,
+    /// Radius of a pick's disc, nm (the torus plus twice the precision).
+    pub reach_nm: f64,
+    /// The model in particle-frame pixels, for the image fit.
+    pub spec_px: ModelSpec,
+    /// The model for the localisation fit.
+    pub locs_model: AxialModel,
+    /// Settings of the localisation fit.
+    pub locfit: LocFitOptions,
+}
+
+impl ParticleSetup {
+    /// The setup for `table` and a torus given in nm.
+    pub fn new(table: &LocTable, spec: &ModelSpec) -> Result<Self, ParticleError> {
+        if !spec.is_torus() || spec.units != Units::Nm {
+            return Err(ParticleError::ModelNotNm(spec.describe()));
+        }
+        let [major_nm, tube_nm] = spec.torus;
+        let locs_model = AxialModel::torus(major_nm, tube_nm, 12.0, 5.0)
+            .ok_or(ParticleError::BadTorus(major_nm, tube_nm))?;
+        let precision = table.summary().median_precision_nm.map_or(10.0, f64::from);
+        let pixel_nm = major_nm / REFERENCE_MAJOR_PX;
+        Ok(Self {
+            torus_nm: spec.torus,
+            pixel_nm,
+            reach_nm: major_nm + tube_nm + 2.0 * precision,
+            spec_px: ModelSpec {
+                torus: [REFERENCE_MAJOR_PX, tube_nm / pixel_nm],
+                units: Units::Px,
+                pixel_size: Some(pixel_nm),
+                ..spec.clone()
+            },
+            locs_model,
+            locfit: LocFitOptions {
+                default_precision_nm: precision,
+                ..LocFitOptions::default()
+            },
+        })
+    }
+
+    /// The particle frame of every pick.
+    pub fn frames(&self, table: &LocTable, picks: &[Pick]) -> Vec<Frame> {
+        particle_frames(
+            table,
+            picks,
+            self.reach_nm,
+            self.pixel_nm,
+            PARTICLE_FRAME_PX,
+        )
+    }
+
+    /// The index of `table`'s localisations that [`refine_one`](Self::refine_one) queries.
+    pub fn index(&self, table: &LocTable) -> Grid {
+        Grid::new(table, table.summary().extent_nm, self.reach_nm.max(1.0))
+    }
+
+    /// Refines every image fit on its pick's localisations (in parallel);
+    /// see [`refine_one`](Self::refine_one).
+    pub fn refine_on_locs(
+        &self,
+        table: &LocTable,
+        picks: &[Pick],
+        results: &mut [FrameResult],
+    ) -> Vec<Option<LocFit>> {
+        let grid = self.index(table);
+        results
+            .par_iter_mut()
+            .zip(picks.par_iter())
+            .map(|(result, pick)| self.refine_one(table, &grid, pick, result))
+            .collect()
+    }
+
+    /// Refines one particle's image fit on its localisations: the axis and
+    /// centre become the localisation fit's, the image fit's axis being one
+    /// of its starts. A failed image fit is fitted from the grid alone.
+    /// `None` (the result unchanged) when the localisation fit fails.
+    pub fn refine_one(
+        &self,
+        table: &LocTable,
+        grid: &Grid,
+        pick: &Pick,
+        result: &mut FrameResult,
+    ) -> Option<LocFit> {
+        let near = grid.indices_near(pick.x_nm, pick.y_nm, self.reach_nm);
+        let centre = [pick.x_nm, pick.y_nm];
+        let locs = locfit::gather(
+            table,
+            &near,
+            centre,
+            self.reach_nm,
+            self.locfit.default_precision_nm,
+        );
+        let start = result.as_ref().ok().map(|f| f.outcome.state.pose.q.axis());
+        match locfit::fit_axis(&self.locs_model, &locs, centre, start, &self.locfit) {
+            Ok(fit) => {
+                self.apply(result, pick, &fit);
+                Some(fit)
+            }
+            Err(e) => {
+                if result.is_ok() {
+                    tracing::debug!("localisation fit skipped: {e}");
+                } else {
+                    *result = Err(e.to_string());
+                }
+                None
+            }
+        }
+    }
+
+    /// Writes a localisation fit into a particle's frame result.
+    fn apply(&self, result: &mut FrameResult, pick: &Pick, fit: &LocFit) {
+        let Some(q) = Quat::from_symmetry_axis(fit.axis, 0.0) else {
+            return;
+        };
+        let shift = [
+            (fit.centre_nm[0] - pick.x_nm) / self.pixel_nm,
+            (fit.centre_nm[1] - pick.y_nm) / self.pixel_nm,
+        ];
+        match result {
+            Ok(f) => {
+                // keep the image fit's spin (meaningless for a torus, but stable)
+                let (_, _, psi) = f.outcome.state.pose.q.to_euler_zyz();
+                let q = Quat::from_symmetry_axis(fit.axis, psi).unwrap_or(q);
+                f.outcome.state.pose = Pose::new(q, shift);
+            }
+            Err(_) => {
+                // the image fit failed: the localisation fit (from its grid) stands alone
+                *result = Ok(FrameFit {
+                    outcome: FitOutcome {
+                        state: FitState {
+                            pose: Pose::new(q, shift),
+                            scale: 1.0,
+                            sigma: 1.0,
+                            shape: self.spec_px.torus[1],
+                        },
+                        score: 0.0,
+                        converged: true,
+                        iterations: 0,
+                        source: StartSource::Search,
+                        start_ms: 0.0,
+                        refine_ms: 0.0,
+                    },
+                    cnn_ms: 0.0,
+                    nonfinite_px: 0,
+                });
+            }
+        }
+    }
+}
