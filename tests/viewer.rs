@@ -516,3 +516,103 @@ fn a_palette_tiff_opens_in_its_own_colours() {
         "the status bar says the image keeps its palette"
     );
 }
+
+/// Presses and releases the primary button at `pos` (a click on a painted
+/// area that has no accessibility node, such as the field view).
+fn click_at(h: &mut Harness<'_, PoseScopeApp>, pos: egui::Pos2) {
+    h.hover_at(pos);
+    h.step();
+    for pressed in [true, false] {
+        h.event(egui::Event::PointerButton {
+            pos,
+            button: egui::PointerButton::Primary,
+            pressed,
+            modifiers: egui::Modifiers::NONE,
+        });
+        h.step();
+    }
+}
+
+#[test]
+fn a_table_is_picked_accepted_fitted_and_exported_as_an_overview() {
+    use posescope::geometry::symmetry::axis_error;
+    use posescope::synth::locs::{generate_field, write_field, FieldConfig};
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = FieldConfig {
+        particles: 4,
+        field_px: [40, 40],
+        seed: 21,
+        ..FieldConfig::default()
+    };
+    let field = generate_field(&cfg).unwrap();
+    let files = write_field(&cfg, &field, tmp.path()).unwrap();
+    let out = tmp.path().join("png");
+    std::fs::create_dir_all(&out).unwrap();
+    let out2 = out.clone();
+    let mut h = harness_with(vec![files.picasso.clone()], move |app| {
+        app.settings_mut().auto_estimate = false;
+        app.settings_mut().export_dir = Some(out2);
+    });
+    settle(&mut h);
+    // the table opens on its field, with the automatic picks as candidates
+    assert_eq!(h.state().frame_count(), 4, "{:?}", h.state().notices());
+    assert!(h.state().showing_field());
+    assert!(h.state().field_renders() >= 1);
+    assert!(h
+        .state()
+        .notices()
+        .iter()
+        .any(|n| n.text.contains("4 candidate particles")));
+    // nothing is fitted before the picks are accepted
+    h.get_by_label("Accept all").click();
+    h.step();
+    h.get_by_label("Fit accepted").click();
+    settle(&mut h);
+    for (k, t) in field.truth.iter().enumerate() {
+        let _ = t;
+        assert!(matches!(h.state().result(k), Some(Ok(_))), "pick {k}");
+    }
+    // every fitted particle is near a true one, with its axis within 12°
+    let doc_truth: Vec<_> = field.truth.iter().collect();
+    for k in 0..4 {
+        let fit = h.state().result(k).unwrap().as_ref().unwrap();
+        let axis = fit.outcome.state.pose.q.axis();
+        let best = doc_truth
+            .iter()
+            .map(|t| axis_error(axis, t.q.axis()).to_degrees())
+            .fold(f64::INFINITY, f64::min);
+        assert!(best < 12.0, "pick {k}: axis error {best:.1}°");
+    }
+    // selecting a particle in the results shows it with its fit
+    h.get_by_label("Results").click();
+    h.step();
+    click_last(&mut h, Role::Button, "2");
+    assert_eq!(h.state().frame_index(), 2);
+    let fit = h.state().result(2).unwrap().as_ref().unwrap().outcome.state;
+    assert!(h.state().controls().state().pose.q.angle_to(fit.pose.q) < 1e-6);
+    // the overview PNG has the field at 10 nm per pixel
+    h.get_by_label("Picks").click();
+    h.step();
+    h.get_by_label("Export overview").click();
+    h.step();
+    let png = h.state().last_export().expect("an overview").to_path_buf();
+    assert!(png.starts_with(&out) && png.ends_with("field_overview.png"));
+    let img = image::open(&png).unwrap();
+    assert!(
+        img.width() > 400 && img.height() > 400,
+        "{}×{}",
+        img.width(),
+        img.height()
+    );
+    // a click on an empty part of the field adds a pick; Delete removes it
+    let field_button = h.get_by_label("Field").rect();
+    click_at(&mut h, field_button.left_bottom() + egui::vec2(12.0, 40.0));
+    assert_eq!(h.state().frame_count(), 5, "{:?}", h.state().notices());
+    h.key_press(egui::Key::Delete);
+    h.step();
+    assert!(h
+        .state()
+        .notices()
+        .iter()
+        .any(|n| n.text.contains("removed pick 4")));
+}

@@ -9,11 +9,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::particles::{add_pick, PickState, TableLoad};
 use super::state::PoseControls;
 use super::PoseScopeApp;
 use crate::estimate::pose::fit::FitOptions;
 use crate::estimate::pose::pipeline::{Fitter, ModelSpec};
+use crate::export::annotate::write_png;
 use crate::export::frames::{ExportLook, ExportTarget, FrameAt};
+use crate::export::overview::{table_overview, ParticleNm};
 use crate::io::write_pose_csv;
 use crate::render::display::{auto_contrast, auto_contrast_fraction, Contrast};
 
@@ -58,6 +61,23 @@ pub enum Action {
     DismissNotice(usize),
     /// Fit the images to the window (Home, double-click).
     FitView,
+    /// Table documents: show the whole field (true) or the particle (false).
+    ShowField(bool),
+    /// Table documents: select a pick (its particle becomes the frame).
+    SelectPick(usize),
+    /// Table documents: accept every candidate pick.
+    AcceptAllPicks,
+    /// Table documents: set one pick's state.
+    SetPickState(usize, PickState),
+    /// Table documents: add a pick by hand at a field position, nm.
+    AddPick([f64; 2]),
+    /// Table documents: remove the selected pick (Delete).
+    RemoveSelectedPick,
+    /// Table documents: save the picks as CSV.
+    SavePicksDialog,
+    /// Table documents: write the overview PNG of the field with every
+    /// fitted particle drawn in place.
+    ExportOverview,
 }
 
 impl PoseScopeApp {
@@ -105,7 +125,57 @@ impl PoseScopeApp {
                 }
             }
             Action::SaveResultsDialog => self.save_results_dialog(),
-            Action::FitView => self.ui.view.fit_pending = true,
+            Action::FitView => {
+                self.ui.view.fit_pending = true;
+                self.ui.field.fit_pending = true;
+            }
+            Action::ShowField(on) => self.ui.show_field = on,
+            Action::SelectPick(k) => self.select_pick(k),
+            Action::AcceptAllPicks => {
+                if let Some(p) = self.session.particles_mut() {
+                    let n = p.accept_all();
+                    self.session.info(format!("accepted {n} picks"));
+                }
+            }
+            Action::SetPickState(k, state) => {
+                if let Some(e) = self
+                    .session
+                    .particles_mut()
+                    .and_then(|p| p.picks.get_mut(k))
+                {
+                    e.state = state;
+                }
+            }
+            Action::AddPick([x, y]) => {
+                let added = self
+                    .session
+                    .docs
+                    .get_mut(self.session.current)
+                    .and_then(|d| add_pick(d, x, y));
+                match added {
+                    Some(k) => {
+                        self.session.info(format!("added pick {k}"));
+                        self.select_pick(k);
+                    }
+                    None => self.session.error("a pick could not be added here"),
+                }
+            }
+            Action::RemoveSelectedPick => {
+                if let Some(k) = self.ui.field.selected.take() {
+                    if let Some(e) = self
+                        .session
+                        .particles_mut()
+                        .and_then(|p| p.picks.get_mut(k))
+                    {
+                        e.state = PickState::Removed;
+                        self.session.info(format!("removed pick {k}"));
+                    }
+                }
+            }
+            Action::SavePicksDialog => self.save_picks_dialog(),
+            Action::ExportOverview => {
+                self.export_overview();
+            }
             Action::DismissNotice(i) => {
                 if i < self.session.notices.len() {
                     self.session.notices.remove(i);
@@ -121,7 +191,119 @@ impl PoseScopeApp {
                 self.settings.last_dir = Some(dir.to_path_buf());
             }
         }
-        self.jobs.load(paths);
+        let table = TableLoad {
+            torus_nm: self.settings.particle_torus_nm,
+            pixel_size_nm: self.settings.table_pixel_nm,
+        };
+        self.jobs.load(paths, table);
+    }
+
+    /// Selects a pick of the table on screen: its particle becomes the
+    /// frame, and the field centres on it.
+    fn select_pick(&mut self, k: usize) {
+        let Some(p) = self.session.doc().and_then(|d| d.particles.as_ref()) else {
+            return;
+        };
+        if let Some(e) = p.picks.get(k) {
+            self.ui.field.selected = Some(k);
+            self.ui.field.centre_on(e.pick.x_nm, e.pick.y_nm);
+            self.session.go_to_frame(k);
+        }
+    }
+
+    fn save_picks_dialog(&mut self) {
+        let Some(doc) = self.session.doc() else {
+            return;
+        };
+        let stem = doc
+            .path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "table".into());
+        let mut dialog = rfd::FileDialog::new()
+            .set_title("Save picks")
+            .add_filter("Picks CSV", &["csv"])
+            .set_file_name(format!("{stem}_picks.csv"));
+        if let Some(dir) = doc.path.parent() {
+            dialog = dialog.set_directory(dir);
+        }
+        if let Some(path) = self.run_dialog(|| dialog.save_file()) {
+            self.save_picks(&path);
+        }
+    }
+
+    /// Saves the picks of the table on screen as a picks CSV.
+    pub fn save_picks(&mut self, path: &Path) {
+        let Some(p) = self.session.doc().and_then(|d| d.particles.as_ref()) else {
+            self.session.info("no localisation table is open");
+            return;
+        };
+        match p.save_picks(path) {
+            Ok(n) => self
+                .session
+                .info(format!("saved {n} picks to {}", path.display())),
+            Err(e) => self.session.error(format!("saving picks failed: {e}")),
+        }
+    }
+
+    /// Writes `<stem>_overview.png` (export folder, or beside the table):
+    /// the field with every fitted particle outlined in place and numbered.
+    pub fn export_overview(&mut self) -> Option<PathBuf> {
+        let (Some(dir), Some(doc)) = (self.export_dir(), self.session.doc()) else {
+            return None;
+        };
+        let Some(p) = doc.particles.as_ref() else {
+            self.session.info("the overview is for localisation tables");
+            return None;
+        };
+        let particles: Vec<ParticleNm> = p
+            .picks
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.state != PickState::Removed)
+            .map(|(k, e)| {
+                let fit = doc.results.fit(k);
+                let shift = fit.map_or([0.0; 2], |f| f.outcome.state.pose.shift);
+                ParticleNm {
+                    number: k,
+                    centre_nm: [
+                        e.pick.x_nm + shift[0] * p.setup.pixel_nm,
+                        e.pick.y_nm + shift[1] * p.setup.pixel_nm,
+                    ],
+                    axis: fit.map(|f| f.outcome.state.pose.q.axis()),
+                }
+            })
+            .collect();
+        let stem = doc
+            .path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "table".into());
+        let path = dir.join(format!("{stem}_overview.png"));
+        let written = table_overview(
+            &p.table,
+            10.0,
+            p.setup.torus_nm[0],
+            &particles,
+            self.settings.lut,
+        )
+        .and_then(|img| write_png(&path, &img));
+        match written {
+            Ok(()) => {
+                let fitted = particles.iter().filter(|p| p.axis.is_some()).count();
+                self.session.info(format!(
+                    "overview of {} picks ({fitted} fitted) → {}",
+                    particles.len(),
+                    path.display()
+                ));
+                self.session.last_export = Some(path.clone());
+                Some(path)
+            }
+            Err(e) => {
+                self.session.error(format!("overview export failed: {e}"));
+                None
+            }
+        }
     }
 
     /// Applies a new model spec: rebuilds the display model and the fitter.
@@ -147,6 +329,10 @@ impl PoseScopeApp {
                 &[
                     "tif", "tiff", "btf", "fits", "fit", "fts", "png", "jpg", "jpeg",
                 ],
+            )
+            .add_filter(
+                "Localisation tables (Picasso HDF5, ThunderSTORM/plain CSV)",
+                &["hdf5", "h5", "csv", "tsv"],
             )
             .add_filter("All files", &["*"]);
         if let Some(dir) = &self.settings.last_dir {
@@ -205,13 +391,24 @@ impl PoseScopeApp {
         let Some(doc) = self.session.doc() else {
             return;
         };
-        let which = if all {
-            (0..doc.frames.len()).collect()
-        } else {
-            vec![self.session.frame]
+        let which = match (&doc.particles, all) {
+            (Some(p), true) => {
+                let accepted = p.accepted();
+                if accepted.is_empty() {
+                    self.session.info(
+                        "no accepted picks: accept candidates in the Picks tab (Accept all), or click in the field to pick",
+                    );
+                    return;
+                }
+                accepted
+            }
+            (None, true) => (0..doc.frames.len()).collect(),
+            (_, false) if doc.frames.is_empty() => return,
+            (_, false) => vec![self.session.frame],
         };
+        let locs = doc.particles.as_ref().map(|p| p.refiner());
         let (id, frames) = (doc.id, doc.frames.clone());
-        self.jobs.estimate(fitter, id, frames, which, !all);
+        self.jobs.estimate(fitter, id, frames, which, !all, locs);
     }
 
     fn refine_current(&mut self) {
@@ -221,10 +418,11 @@ impl PoseScopeApp {
         let Some(doc) = self.session.doc() else {
             return;
         };
+        let locs = doc.particles.as_ref().map(|p| p.refiner());
         let (id, frames) = (doc.id, doc.frames.clone());
         let start = self.session.controls.state();
         self.jobs
-            .refine(fitter, id, self.session.frame, frames, start);
+            .refine(fitter, id, self.session.frame, frames, start, locs);
     }
 
     fn export_look(&self) -> ExportLook {

@@ -51,6 +51,14 @@ pub enum AppError {
     /// A file could not be written.
     #[error(transparent)]
     Write(#[from] OutputError),
+    /// A table could not become particles (bad model, picking failed).
+    #[error("{}: {detail}", path.display())]
+    Table {
+        /// The table.
+        path: PathBuf,
+        /// What went wrong.
+        detail: String,
+    },
     /// The user cancelled.
     #[error("cancelled")]
     Cancelled,

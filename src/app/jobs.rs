@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use super::error::{AppError, MAX_DOCUMENT_VALUES};
 use super::live::{sweep_scores, Sweeps};
+use super::particles::{load_table, LocRefiner, TableLoad};
 use super::state::{DocId, Document, PoseControls};
 use crate::estimate::pose::batch::{fit_frames, BatchOptions};
 use crate::estimate::pose::fit::FitOptions;
@@ -227,8 +228,9 @@ impl Jobs {
             .expect("spawning a thread");
     }
 
-    /// Loads files into documents.
-    pub fn load(&mut self, paths: Vec<PathBuf>) {
+    /// Loads files into documents (localisation tables as particles, opened
+    /// with `table`).
+    pub fn load(&mut self, paths: Vec<PathBuf>, table: TableLoad) {
         for path in paths {
             let label = format!(
                 "Loading {}",
@@ -237,7 +239,12 @@ impl Jobs {
                     .unwrap_or_default()
             );
             self.spawn(JobKind::Load, label, 1, move |ctx| {
-                match load_document(&path, &ctx.cancel) {
+                let loaded = if crate::io::locs::is_table(&path) {
+                    load_table(&path, &table, &ctx.cancel)
+                } else {
+                    load_document(&path, &ctx.cancel)
+                };
+                match loaded {
                     Err(AppError::Cancelled) => {
                         Some(Note::Info(format!("cancelled loading {}", path.display())))
                     }
@@ -271,7 +278,8 @@ impl Jobs {
 
     /// Estimates (CNN + refinement) the given frames of a document through
     /// the library's batch fit, reporting each; `apply` moves the sliders to
-    /// the result.
+    /// the result. Particles of a table are then refined on their
+    /// localisations (`locs`), as `posescope fit TABLE` does.
     pub fn estimate(
         &mut self,
         fitter: Arc<Fitter>,
@@ -279,6 +287,7 @@ impl Jobs {
         frames: Arc<Vec<Frame>>,
         which: Vec<usize>,
         apply: bool,
+        locs: Option<LocRefiner>,
     ) {
         let label = if which.len() == 1 {
             format!("Estimating frame {}", which[0])
@@ -296,7 +305,10 @@ impl Jobs {
                     .ok_or_else(|| format!("frame {k} is not in the document"))
             };
             let run = job_pool().install(|| {
-                fit_frames(&fitter, &which, load, opts, |item| {
+                fit_frames(&fitter, &which, load, opts, |mut item| {
+                    if let Some(r) = &locs {
+                        r.refine(item.index, &mut item.result);
+                    }
                     ctx.send(Message::Fitted {
                         doc,
                         frame: item.index,
@@ -325,13 +337,14 @@ impl Jobs {
         index: usize,
         frames: Arc<Vec<Frame>>,
         start: FitState,
+        locs: Option<LocRefiner>,
     ) {
         self.spawn(
             JobKind::Refine,
             format!("Refining frame {index}"),
             1,
             move |ctx| {
-                let result = match frames.get(index) {
+                let mut result = match frames.get(index) {
                     Some(f) => fitter.refine_from(f, start).map(|outcome| FrameFit {
                         outcome,
                         cnn_ms: 0.0,
@@ -339,6 +352,9 @@ impl Jobs {
                     }),
                     None => Err(format!("frame {index} is not in the document")),
                 };
+                if let Some(r) = &locs {
+                    r.refine(index, &mut result);
+                }
                 ctx.send(Message::Fitted {
                     doc,
                     frame: index,
@@ -422,5 +438,6 @@ pub fn load_document(path: &std::path::Path, cancel: &AtomicBool) -> Result<Docu
         frames: Arc::new(frames),
         results: FitResults::new(n),
         unsaved: false,
+        particles: None,
     })
 }

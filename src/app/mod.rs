@@ -27,6 +27,7 @@ pub mod autosave;
 mod controls;
 pub mod error;
 mod explorer;
+pub mod field_view;
 pub mod gpu_view;
 mod images;
 pub mod jobs;
@@ -34,6 +35,8 @@ pub mod live;
 mod measure;
 pub mod orbit;
 mod panels;
+pub mod particles;
+mod picks_panel;
 pub mod pixel_view;
 pub mod state;
 pub mod view;
@@ -69,6 +72,8 @@ pub enum RightTab {
     Symmetry,
     /// The per-frame results table.
     Results,
+    /// A table's picks.
+    Picks,
 }
 
 /// The UI's own state: view transforms, tabs, textures and GPU views, and
@@ -103,6 +108,10 @@ struct UiState {
     raw_key: Option<(DocId, usize, [u32; 2], display::Lut)>,
     auto_contrast_cache: std::cell::Cell<Option<((DocId, usize), Contrast)>>,
     histogram: Option<((DocId, usize), Arc<display::Histogram>)>,
+    /// The field of a table document.
+    field: field_view::FieldView,
+    /// A table document shows its field (true) or the particle (false).
+    show_field: bool,
 }
 
 /// The PoseScope viewer.
@@ -263,6 +272,16 @@ impl PoseScopeApp {
         self.session.result(frame)
     }
 
+    /// Whether a table document shows its field (else its particle).
+    pub fn showing_field(&self) -> bool {
+        self.ui.show_field
+    }
+
+    /// Renders of the field view so far.
+    pub fn field_renders(&self) -> u64 {
+        self.ui.field.renders
+    }
+
     /// The last PNG written by Export.
     pub fn last_export(&self) -> Option<&Path> {
         self.session.last_export.as_deref()
@@ -357,8 +376,24 @@ impl PoseScopeApp {
                         self.session.info(format!("{}: {w}", doc.path.display()));
                     }
                     self.settings.remember_recent(&doc.path);
+                    // a table's particles are fitted with the model in particle-frame pixels
+                    let table_spec = doc.particles.as_ref().map(|p| {
+                        let n = p.picks.len();
+                        (p.setup.spec_px.clone(), n, p.table.len())
+                    });
                     self.session.add_document(doc);
                     self.ui.view.fit_pending = true;
+                    self.ui.field.fit_pending = true;
+                    self.ui.field.selected = None;
+                    self.ui.show_field = table_spec.is_some();
+                    if let Some((spec, picks, rows)) = table_spec {
+                        self.session.info(format!(
+                            "{rows} localisations, {picks} candidate particles: review them in the Picks tab"
+                        ));
+                        self.ui.right_tab = RightTab::Picks;
+                        self.ui.model_edit = spec.clone();
+                        self.set_model(spec);
+                    }
                 }
                 Message::Loaded(Err(e)) => self.session.error(e),
                 Message::FitterReady(spec, result) => {
@@ -447,6 +482,9 @@ impl PoseScopeApp {
         }
         if home {
             out.push(Action::FitView);
+        }
+        if ctx.input(|i| i.key_pressed(Key::Delete) || i.key_pressed(Key::Backspace)) {
+            out.push(Action::RemoveSelectedPick);
         }
         out
     }

@@ -47,11 +47,13 @@ impl PoseScopeApp {
                 ui.horizontal(|ui| {
                     ui.selectable_value(&mut self.ui.right_tab, RightTab::Symmetry, "Symmetry");
                     ui.selectable_value(&mut self.ui.right_tab, RightTab::Results, "Results");
+                    ui.selectable_value(&mut self.ui.right_tab, RightTab::Picks, "Picks");
                 });
                 ui.separator();
                 egui::ScrollArea::vertical().show(ui, |ui| match self.ui.right_tab {
                     RightTab::Symmetry => self.explorer_panel(ui, out),
                     RightTab::Results => self.results_table(ui, out),
+                    RightTab::Picks => self.picks_panel(ui, out),
                 });
             });
         egui::CentralPanel::default()
@@ -213,6 +215,29 @@ impl PoseScopeApp {
     ) {
         self.notices_ui(ui, out);
         let n = self.frame_count();
+        let is_table = self.session.doc().is_some_and(|d| d.particles.is_some());
+        if is_table {
+            ui.horizontal(|ui| {
+                if ui
+                    .selectable_label(self.ui.show_field, "Field")
+                    .on_hover_text("The whole field with its picks")
+                    .clicked()
+                {
+                    out.push(Action::ShowField(true));
+                }
+                if ui
+                    .selectable_label(!self.ui.show_field, "Particle")
+                    .on_hover_text("The selected particle and its model")
+                    .clicked()
+                {
+                    out.push(Action::ShowField(false));
+                }
+            });
+            if self.ui.show_field {
+                self.field_central(ui, out);
+                return;
+            }
+        }
         if n == 0 {
             ui.centered_and_justified(|ui| {
                 if self.jobs.busy() {

@@ -38,6 +38,12 @@ pub struct Settings {
     pub auto_estimate: bool,
     /// Save results beside the data as they arrive, and restore them on open.
     pub autosave: bool,
+    /// The particle of localisation tables: a torus `[R, r]` in nm
+    /// (default CEP152-like, 180 and 40 nm).
+    pub particle_torus_nm: [f64; 2],
+    /// Camera pixel size for tables that do not state it (a Picasso file
+    /// without its `.yaml`), nm.
+    pub table_pixel_nm: Option<f64>,
 }
 
 impl Default for Settings {
@@ -52,6 +58,8 @@ impl Default for Settings {
             export_zoom: 4,
             auto_estimate: true,
             autosave: true,
+            particle_torus_nm: [180.0, 40.0],
+            table_pixel_nm: None,
         }
     }
 }
@@ -192,6 +200,9 @@ pub struct Document {
     pub results: FitResults,
     /// Results changed since the last autosave.
     pub unsaved: bool,
+    /// For a localisation table: the table and its picks (frame `k` is
+    /// pick `k`'s particle).
+    pub particles: Option<super::particles::ParticleDoc>,
 }
 
 impl Document {
@@ -219,6 +230,7 @@ impl Document {
             frames: Arc::new(frames),
             results: FitResults::new(n),
             unsaved: false,
+            particles: None,
         }
     }
 }
@@ -255,6 +267,11 @@ impl Session {
     /// The document on screen.
     pub fn doc(&self) -> Option<&Document> {
         self.docs.get(self.current)
+    }
+
+    /// The table and picks of the document on screen, when it is a table.
+    pub fn particles_mut(&mut self) -> Option<&mut super::particles::ParticleDoc> {
+        self.docs.get_mut(self.current)?.particles.as_mut()
     }
 
     /// A document by id (it may have been closed or replaced).

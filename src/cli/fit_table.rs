@@ -5,10 +5,10 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 use posescope::estimate::particles::{ParticleSetup, RefineOn};
-use posescope::estimate::pick::{pick_table, Pick, PickConfig};
+use posescope::estimate::pick::{pick_table, PickConfig};
 use posescope::estimate::pose::batch::{fit_frames, BatchOptions};
 use posescope::estimate::pose::fit::FitOptions;
 use posescope::estimate::pose::pipeline::{DeviceChoice, Fitter, ModelSpec};
@@ -42,7 +42,7 @@ pub fn run(a: TableFit<'_>) -> Result<()> {
         ParticleSetup::new(&table, &a.spec).with_context(|| a.table.display().to_string())?;
     let [major_nm, tube_nm] = setup.torus_nm;
     let picks = match a.picks {
-        Some(p) => read_picks(p)?,
+        Some(p) => locs::read_picks(p)?,
         None => pick_table(&table, &PickConfig::for_radius(major_nm + tube_nm))?,
     };
     let frames = setup.frames(&table, &picks);
@@ -148,41 +148,4 @@ pub fn run(a: TableFit<'_>) -> Result<()> {
         println!("{}", axis_errors_report(&fitted, &truth, 150.0));
     }
     Ok(())
-}
-
-/// The `x_nm`, `y_nm` (and `n_locs`, if present) columns of a picks CSV.
-fn read_picks(path: &Path) -> Result<Vec<Pick>> {
-    let mut r = csv::Reader::from_path(path).with_context(|| path.display().to_string())?;
-    let h = r.headers()?.clone();
-    let col = |name: &str| h.iter().position(|c| c == name);
-    let (Some(xi), Some(yi)) = (col("x_nm"), col("y_nm")) else {
-        bail!(
-            "{}: a picks CSV needs x_nm and y_nm columns; columns found: {}",
-            path.display(),
-            h.iter().collect::<Vec<_>>().join(", ")
-        );
-    };
-    let ni = col("n_locs");
-    let mut out = Vec::new();
-    for (line, rec) in r.records().enumerate() {
-        let rec = rec.with_context(|| format!("{} row {}", path.display(), line + 2))?;
-        let num = |i: usize| {
-            rec.get(i)
-                .and_then(|v| v.parse::<f64>().ok())
-                .filter(|v| v.is_finite())
-        };
-        let (Some(x), Some(y)) = (num(xi), num(yi)) else {
-            bail!(
-                "{} row {}: x_nm and y_nm must be numbers",
-                path.display(),
-                line + 2
-            );
-        };
-        out.push(Pick {
-            x_nm: x,
-            y_nm: y,
-            n_locs: ni.and_then(num).map_or(0, |n| n as usize),
-        });
-    }
-    Ok(out)
 }

@@ -11,7 +11,7 @@ use clap::Args;
 use super::args::parse_floats;
 use super::truth::read_truth;
 use posescope::estimate::pick::{match_picks, pick_table, Pick, PickConfig};
-use posescope::io::{self, locs, OutputError};
+use posescope::io::locs;
 
 #[derive(Args)]
 pub struct PickArgs {
@@ -50,7 +50,7 @@ pub fn run(a: PickArgs) -> Result<()> {
         ..PickConfig::for_radius(major + tube)
     };
     let picks = pick_table(&table, &cfg)?;
-    write_picks(&a.out, &picks, table.pixel_size_nm, 2.0 * (major + tube))?;
+    locs::write_picks(&a.out, &picks, table.pixel_size_nm, 2.0 * (major + tube))?;
     println!(
         "{} particles picked from {} localisations → {}",
         picks.len(),
@@ -124,42 +124,4 @@ fn write_picked(
     };
     write_grouped(out, &locs, Some(&groups), &meta, "PoseScope pick")?;
     Ok(locs.len())
-}
-
-fn write_picks(path: &Path, picks: &[Pick], pixel_nm: Option<f64>, diameter_nm: f64) -> Result<()> {
-    io::atomic_write(path, |w| {
-        let err = |e: csv::Error| OutputError::Csv {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        };
-        let mut c = csv::Writer::from_writer(w);
-        c.write_record([
-            "particle",
-            "x_px",
-            "y_px",
-            "x_nm",
-            "y_nm",
-            "diameter_nm",
-            "n_locs",
-        ])
-        .map_err(err)?;
-        for (k, p) in picks.iter().enumerate() {
-            let px = |v: f64| pixel_nm.map_or(String::new(), |s| format!("{:.4}", v / s));
-            c.write_record(&[
-                k.to_string(),
-                px(p.x_nm),
-                px(p.y_nm),
-                format!("{:.2}", p.x_nm),
-                format!("{:.2}", p.y_nm),
-                format!("{diameter_nm:.1}"),
-                p.n_locs.to_string(),
-            ])
-            .map_err(err)?;
-        }
-        c.flush().map_err(|cause| OutputError::Io {
-            path: path.to_path_buf(),
-            cause,
-        })
-    })?;
-    Ok(())
 }

@@ -46,14 +46,7 @@ impl PickConfig {
     }
 }
 
-/// One picked particle.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Pick {
-    pub x_nm: f64,
-    pub y_nm: f64,
-    /// Localisations within the pick's disc.
-    pub n_locs: usize,
-}
+pub use crate::io::locs::Pick;
 
 /// Errors of picking.
 #[derive(Debug, thiserror::Error)]

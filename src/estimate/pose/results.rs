@@ -26,6 +26,11 @@ impl FitResults {
         }
     }
 
+    /// One more frame, not fitted yet.
+    pub fn push(&mut self) {
+        self.slots.push(None);
+    }
+
     /// Frames in the document.
     pub fn len(&self) -> usize {
         self.slots.len()

@@ -5,7 +5,8 @@
 //! Owns: [`LocTable`] (columns in nanometres, whatever the file's units),
 //! [`open_table`] with its readers (`picasso`: HDF5 `/locs` + YAML sidecar;
 //! `csv_table`: ThunderSTORM and plain CSV/TSV), header and unit parsing
-//! (`columns`), and the Picasso writer that `synth --locs` uses. Errors are
+//! (`columns`), the Picasso writer that `synth --locs` uses, and the picks
+//! CSV ([`Pick`], [`read_picks`], [`write_picks`]). Errors are
 //! [`IoError`]s naming the file. Memory is bounded: a table is refused up
 //! front, or as soon as it passes [`TableLimits::max_rows`], never by
 //! running out of memory.
@@ -13,6 +14,9 @@
 mod columns;
 mod csv_table;
 pub mod picasso;
+mod picks;
+
+pub use picks::{read_picks, write_picks, Pick};
 
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,338 @@
+//! Table documents: a localisation table opened in the viewer becomes a
+//! document whose frames are its particles. It keeps the table, the
+//! [`ParticleSetup`] shared with `posescope fit TABLE`, and the picks: the
+//! automatic candidates the user accepts or removes, and the ones added by
+//! hand. Frame `k` of the document is pick `k`'s particle frame; a removed
+//! pick keeps its number (as Picasso keeps group ids) and is skipped.
+//! Plain data, no egui.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use super::error::AppError;
+use super::state::{DocId, Document};
+use crate::estimate::particles::ParticleSetup;
+use crate::estimate::pick::{pick_table, Grid, Pick, PickConfig};
+use crate::estimate::pose::pipeline::ModelSpec;
+use crate::estimate::pose::results::{FitResults, FrameResult};
+use crate::io::locs::{self, LocTable, TableOptions};
+use crate::io::{SampleType, StackInfo};
+use crate::shapes::Units;
+
+/// Where a pick stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PickState {
+    /// Found by the automatic picker, not reviewed yet.
+    Candidate,
+    /// Accepted (or added by hand): fitted by Estimate all.
+    Accepted,
+    /// Removed by the user.
+    Removed,
+}
+
+/// One pick of a table document.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PickEntry {
+    pub pick: Pick,
+    pub state: PickState,
+    /// Added by a click rather than by the picker.
+    pub manual: bool,
+}
+
+/// What a table document adds to a document.
+pub struct ParticleDoc {
+    pub table: Arc<LocTable>,
+    pub setup: Arc<ParticleSetup>,
+    /// The table's localisations bucketed for disc queries.
+    pub grid: Arc<Grid>,
+    pub picks: Vec<PickEntry>,
+}
+
+/// How tables are opened.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TableLoad {
+    /// The particle: a torus `[R, r]`, nm.
+    pub torus_nm: [f64; 2],
+    /// Camera pixel size for tables that do not state it (Picasso without
+    /// its `.yaml`).
+    pub pixel_size_nm: Option<f64>,
+}
+
+impl ParticleDoc {
+    /// The picks Estimate all fits.
+    pub fn accepted(&self) -> Vec<usize> {
+        self.indices(PickState::Accepted)
+    }
+
+    /// The picks in a state.
+    pub fn indices(&self, state: PickState) -> Vec<usize> {
+        (0..self.picks.len())
+            .filter(|&k| self.picks[k].state == state)
+            .collect()
+    }
+
+    /// Accepts every candidate; returns how many.
+    pub fn accept_all(&mut self) -> usize {
+        let mut n = 0;
+        for p in &mut self.picks {
+            if p.state == PickState::Candidate {
+                p.state = PickState::Accepted;
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// The pick whose disc (the particle's outer radius) holds `(x, y)` nm,
+    /// nearest first; removed picks do not count.
+    pub fn pick_at(&self, x_nm: f64, y_nm: f64) -> Option<usize> {
+        let r = self.setup.torus_nm[0] + self.setup.torus_nm[1];
+        self.picks
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.state != PickState::Removed)
+            .map(|(k, p)| (k, (p.pick.x_nm - x_nm).hypot(p.pick.y_nm - y_nm)))
+            .filter(|&(_, d)| d <= r)
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(k, _)| k)
+    }
+
+    /// Every pick's position, by number (what estimation jobs refine against).
+    pub fn pick_list(&self) -> Arc<Vec<Pick>> {
+        Arc::new(self.picks.iter().map(|p| p.pick).collect())
+    }
+
+    /// What an estimation job needs to refine a particle on its localisations.
+    pub fn refiner(&self) -> LocRefiner {
+        LocRefiner {
+            table: self.table.clone(),
+            setup: self.setup.clone(),
+            grid: self.grid.clone(),
+            picks: self.pick_list(),
+        }
+    }
+
+    /// The picks as `posescope pick` writes them (removed ones left out).
+    pub fn save_picks(&self, path: &Path) -> Result<usize, AppError> {
+        let kept: Vec<Pick> = self
+            .picks
+            .iter()
+            .filter(|p| p.state != PickState::Removed)
+            .map(|p| p.pick)
+            .collect();
+        let d = 2.0 * (self.setup.torus_nm[0] + self.setup.torus_nm[1]);
+        locs::write_picks(path, &kept, self.table.pixel_size_nm, d)?;
+        Ok(kept.len())
+    }
+}
+
+/// A snapshot for refining particles on their localisations in a job.
+#[derive(Clone)]
+pub struct LocRefiner {
+    table: Arc<LocTable>,
+    setup: Arc<ParticleSetup>,
+    grid: Arc<Grid>,
+    picks: Arc<Vec<Pick>>,
+}
+
+impl LocRefiner {
+    /// Refines particle `k`'s result on its localisations (unchanged if it
+    /// has no pick or the fit fails).
+    pub fn refine(&self, k: usize, result: &mut FrameResult) {
+        if let Some(p) = self.picks.get(k) {
+            self.setup.refine_one(&self.table, &self.grid, p, result);
+        }
+    }
+}
+
+/// The model spec of a table's particles: the torus in nm.
+pub fn particle_spec(torus_nm: [f64; 2]) -> ModelSpec {
+    ModelSpec {
+        torus: torus_nm,
+        units: Units::Nm,
+        ..ModelSpec::default()
+    }
+}
+
+/// Opens a localisation table as a document: picks its particles
+/// automatically (as candidates) and renders their particle frames.
+pub fn load_table(
+    path: &Path,
+    opts: &TableLoad,
+    cancel: &AtomicBool,
+) -> Result<Document, AppError> {
+    let table = locs::open_table(
+        path,
+        &TableOptions {
+            pixel_size_nm: opts.pixel_size_nm,
+            ..TableOptions::default()
+        },
+    )?;
+    if table.is_empty() {
+        return Err(AppError::Empty(path.to_path_buf()));
+    }
+    let setup =
+        ParticleSetup::new(&table, &particle_spec(opts.torus_nm)).map_err(|e| AppError::Table {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?;
+    if cancel.load(Ordering::Relaxed) {
+        return Err(AppError::Cancelled);
+    }
+    let [major, tube] = setup.torus_nm;
+    let picks =
+        pick_table(&table, &PickConfig::for_radius(major + tube)).map_err(|e| AppError::Table {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?;
+    if cancel.load(Ordering::Relaxed) {
+        return Err(AppError::Cancelled);
+    }
+    let frames = setup.frames(&table, &picks);
+    let grid = setup.index(&table);
+    let mut warnings = table.warnings.clone();
+    if table.skipped_rows > 0 {
+        warnings.push(format!(
+            "{} rows skipped (missing or non-finite values)",
+            table.skipped_rows
+        ));
+    }
+    if picks.is_empty() {
+        warnings.push(format!(
+            "no particles of R {major} nm, r {tube} nm found automatically: click in the field to pick by hand"
+        ));
+    }
+    let n = frames.len();
+    let size = crate::estimate::particles::PARTICLE_FRAME_PX;
+    Ok(Document {
+        id: DocId::next(),
+        path: path.to_path_buf(),
+        info: StackInfo {
+            path: path.to_path_buf(),
+            format: table.format,
+            width: size,
+            height: size,
+            frames: n,
+            sample_type: SampleType::F32,
+            bits_per_sample: 32,
+            palette: None,
+            pixel_size_nm: Some(setup.pixel_nm),
+            warnings,
+        },
+        frames: Arc::new(frames),
+        results: FitResults::new(n),
+        unsaved: false,
+        particles: Some(ParticleDoc {
+            table: Arc::new(table),
+            setup: Arc::new(setup),
+            grid: Arc::new(grid),
+            picks: picks
+                .into_iter()
+                .map(|pick| PickEntry {
+                    pick,
+                    state: PickState::Candidate,
+                    manual: false,
+                })
+                .collect(),
+        }),
+    })
+}
+
+/// Adds a pick by hand at `(x, y)` nm (accepted): a new particle frame at
+/// the end of the document. Returns its number.
+pub fn add_pick(doc: &mut Document, x_nm: f64, y_nm: f64) -> Option<usize> {
+    let p = doc.particles.as_mut()?;
+    let reach = p.setup.reach_nm;
+    let n_locs = p
+        .grid
+        .indices_near(x_nm, y_nm, reach)
+        .into_iter()
+        .filter(|&i| {
+            (f64::from(p.table.x_nm[i]) - x_nm).hypot(f64::from(p.table.y_nm[i]) - y_nm) <= reach
+        })
+        .count();
+    let pick = Pick { x_nm, y_nm, n_locs };
+    let frame = p.setup.frames(&p.table, &[pick]).pop()?;
+    p.picks.push(PickEntry {
+        pick,
+        state: PickState::Accepted,
+        manual: true,
+    });
+    let mut frames = doc.frames.as_ref().clone();
+    frames.push(frame);
+    doc.frames = Arc::new(frames);
+    doc.results.push();
+    doc.info.frames = doc.frames.len();
+    Some(doc.frames.len() - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::locs::{generate_field, write_field, FieldConfig};
+
+    fn field(dir: &Path) -> std::path::PathBuf {
+        let cfg = FieldConfig {
+            particles: 4,
+            field_px: [40, 40],
+            seed: 5,
+            ..FieldConfig::default()
+        };
+        let f = generate_field(&cfg).unwrap();
+        write_field(&cfg, &f, dir).unwrap().thunderstorm
+    }
+
+    const LOAD: TableLoad = TableLoad {
+        torus_nm: [180.0, 40.0],
+        pixel_size_nm: None,
+    };
+
+    #[test]
+    fn a_table_opens_as_particles_that_are_accepted_added_and_saved() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = field(dir.path());
+        let mut doc = load_table(&path, &LOAD, &AtomicBool::new(false)).unwrap();
+        let p = doc.particles.as_mut().unwrap();
+        assert_eq!(p.picks.len(), 4);
+        assert_eq!(doc.frames.len(), 4);
+        assert!(p.accepted().is_empty());
+        assert_eq!(p.accept_all(), 4);
+        // a click on a particle finds it; one far away finds none
+        let first = p.picks[0].pick;
+        assert_eq!(p.pick_at(first.x_nm + 50.0, first.y_nm), Some(0));
+        assert_eq!(p.pick_at(-1e6, -1e6), None);
+        p.picks[1].state = PickState::Removed;
+        // a pick by hand becomes particle 4 with its own frame
+        let k = add_pick(&mut doc, first.x_nm, first.y_nm).unwrap();
+        assert_eq!(k, 4);
+        assert_eq!(doc.frames.len(), 5);
+        assert_eq!(doc.results.len(), 5);
+        assert_eq!(doc.frames[4].data, doc.frames[0].data);
+        let p = doc.particles.as_ref().unwrap();
+        assert!(p.picks[4].manual && p.picks[4].pick.n_locs > 30);
+        let out = dir.path().join("picks.csv");
+        assert_eq!(p.save_picks(&out).unwrap(), 4);
+        assert_eq!(locs::read_picks(&out).unwrap().len(), 4);
+    }
+
+    #[test]
+    fn an_empty_table_and_a_bad_model_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("empty.csv");
+        std::fs::write(&path, "\"x [nm]\",\"y [nm]\"\n").unwrap();
+        let Err(e) = load_table(&path, &LOAD, &AtomicBool::new(false)) else {
+            panic!("an empty table opened");
+        };
+        assert!(e.to_string().contains("empty.csv"), "{e}");
+        let good = field(dir.path());
+        let bad = TableLoad {
+            torus_nm: [40.0, 180.0],
+            ..LOAD
+        };
+        let Err(e) = load_table(&good, &bad, &AtomicBool::new(false)) else {
+            panic!("an inside-out torus was accepted");
+        };
+        assert!(e.to_string().contains("cannot be fitted"), "{e}");
+    }
+}

@@ -1,0 +1,141 @@
+//! The Picks tab and the central field of a table document: the picks
+//! listed with their state (accept, remove, select), the buttons that act on
+//! all of them, and the field view's events turned into actions.
+
+use egui::{Color32, RichText};
+
+use super::actions::Action;
+use super::field_view::{field_view, FieldEvent};
+use super::particles::PickState;
+use super::PoseScopeApp;
+
+impl PoseScopeApp {
+    pub(super) fn picks_panel(&mut self, ui: &mut egui::Ui, out: &mut Vec<Action>) {
+        let Some(doc) = self.session.doc() else {
+            return;
+        };
+        let Some(p) = doc.particles.as_ref() else {
+            ui.label(
+                "Open a localisation table (Picasso HDF5, ThunderSTORM CSV) to pick particles.",
+            );
+            return;
+        };
+        let count = |s| p.picks.iter().filter(|e| e.state == s).count();
+        let (cand, acc) = (count(PickState::Candidate), count(PickState::Accepted));
+        let [major, tube] = p.setup.torus_nm;
+        ui.label(format!(
+            "{} localisations · torus R {major} nm, r {tube} nm",
+            p.table.len()
+        ));
+        ui.label(format!("{cand} candidates, {acc} accepted"));
+        ui.horizontal_wrapped(|ui| {
+            if ui
+                .add_enabled(cand > 0, egui::Button::new("Accept all"))
+                .on_hover_text("Accept every candidate pick")
+                .clicked()
+            {
+                out.push(Action::AcceptAllPicks);
+            }
+            if ui
+                .add_enabled(acc > 0, egui::Button::new("Fit accepted"))
+                .on_hover_text("Network + refinement on the localisations, for every accepted pick")
+                .clicked()
+            {
+                out.push(Action::EstimateAll);
+            }
+            if ui.button("Save picks…").clicked() {
+                out.push(Action::SavePicksDialog);
+            }
+            if ui
+                .button("Export overview")
+                .on_hover_text("PNG of the field with every fitted particle outlined and numbered")
+                .clicked()
+            {
+                out.push(Action::ExportOverview);
+            }
+        });
+        ui.label(
+            RichText::new("Click the field to add a pick; Delete removes the selected one.")
+                .small(),
+        );
+        ui.separator();
+        egui::Grid::new("picks")
+            .striped(!self.ui.lean)
+            .show(ui, |ui| {
+                ui.label("pick");
+                ui.label("locs");
+                ui.label("state");
+                ui.label("");
+                ui.end_row();
+                for (k, e) in p.picks.iter().enumerate() {
+                    if e.state == PickState::Removed {
+                        continue;
+                    }
+                    let selected = self.ui.field.selected == Some(k);
+                    if ui
+                        .selectable_label(selected, format!("#{k}"))
+                        .on_hover_text("Show this particle")
+                        .clicked()
+                    {
+                        out.push(Action::SelectPick(k));
+                    }
+                    ui.monospace(e.pick.n_locs.to_string());
+                    let fitted = doc.results.fit(k).is_some();
+                    match (e.state, fitted) {
+                        (_, true) => ui.colored_label(Color32::from_rgb(64, 220, 96), "fitted"),
+                        (PickState::Accepted, false) => ui.label("accepted"),
+                        _ => ui.colored_label(Color32::from_rgb(255, 214, 10), "candidate"),
+                    };
+                    ui.horizontal(|ui| {
+                        if e.state == PickState::Candidate
+                            && ui
+                                .small_button("accept")
+                                .on_hover_text("Accept this pick")
+                                .clicked()
+                        {
+                            out.push(Action::SetPickState(k, PickState::Accepted));
+                        }
+                        if ui
+                            .small_button("remove")
+                            .on_hover_text("Remove this pick (Delete)")
+                            .clicked()
+                        {
+                            out.push(Action::SetPickState(k, PickState::Removed));
+                        }
+                    });
+                    ui.end_row();
+                }
+            });
+    }
+
+    /// The central field view of a table document.
+    pub(super) fn field_central(&mut self, ui: &mut egui::Ui, out: &mut Vec<Action>) {
+        let Some(doc) = self.session.docs.get(self.session.current) else {
+            return;
+        };
+        let Some(p) = doc.particles.as_ref() else {
+            return;
+        };
+        let size = ui.available_size().max(egui::vec2(50.0, 50.0));
+        let events = field_view(
+            ui,
+            &mut self.ui.field,
+            doc.id,
+            p,
+            &doc.results,
+            self.settings.lut,
+            self.ui.lean,
+            size,
+        );
+        for e in events {
+            match e {
+                FieldEvent::Select(k) => out.push(Action::SelectPick(k)),
+                FieldEvent::Add(at) => out.push(Action::AddPick(at)),
+                FieldEvent::Open(k) => {
+                    out.push(Action::SelectPick(k));
+                    out.push(Action::ShowField(false));
+                }
+            }
+        }
+    }
+}
