@@ -467,7 +467,7 @@ impl PoseScopeApp {
         let name = self.settings.model.describe();
         let score = self.live.score;
         let at = FrameAt {
-            frame,
+            frame: &frame,
             index: self.session.frame,
             state: self.session.controls.state(),
             score: score.is_finite().then_some(score),

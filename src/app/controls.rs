@@ -296,7 +296,7 @@ impl PoseScopeApp {
                 out.push(Action::ResetContrast);
             }
         });
-        let Some(h) = self.frame_histogram(f) else {
+        let Some(h) = self.frame_histogram(&f) else {
             return;
         };
         let width = ((h.hi - h.lo) / h.counts.len().max(1) as f32) as f64;

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use crate::estimate::pose::pipeline::PipelineError;
 use crate::io::{IoError, OutputError};
 
-/// Most pixel values a viewer document may hold in memory (1 GiB of f32).
-/// Larger stacks are for `posescope fit`, which streams them.
-pub const MAX_DOCUMENT_VALUES: usize = 1 << 28;
+/// Most pixel values a document holds in memory whole (128 MiB of f32);
+/// larger stacks are read on demand (see `frame_store`).
+pub const IN_MEMORY_VALUES: usize = 1 << 25;
 
 /// Something the viewer could not do.
 #[derive(Debug, thiserror::Error)]
@@ -16,24 +16,6 @@ pub enum AppError {
     /// A file could not be read.
     #[error(transparent)]
     Read(#[from] IoError),
-    /// A file is too large to hold in memory.
-    #[error(
-        "{}: {frames} frames of {width}×{height} are too many to view at once ({} M values, limit {} M); \
-         fit it headless with `posescope fit`",
-        path.display(), values >> 20, MAX_DOCUMENT_VALUES >> 20
-    )]
-    TooLarge {
-        /// The file.
-        path: PathBuf,
-        /// Its frames.
-        frames: usize,
-        /// Frame width.
-        width: usize,
-        /// Frame height.
-        height: usize,
-        /// Pixel values in all.
-        values: usize,
-    },
     /// A file has no frames.
     #[error("{}: the file holds no frames", .0.display())]
     Empty(PathBuf),

@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 
-use super::error::{AppError, MAX_DOCUMENT_VALUES};
+use super::error::{AppError, IN_MEMORY_VALUES};
+use super::frame_store::FrameStore;
 use super::live::{sweep_scores, Sweeps};
 use super::particles::{load_table, LocRefiner, TableLoad};
 use super::state::{DocId, Document, PoseControls};
@@ -19,7 +20,6 @@ use crate::estimate::pose::batch::{fit_frames, BatchOptions};
 use crate::estimate::pose::fit::FitOptions;
 use crate::estimate::pose::pipeline::{DeviceChoice, Fitter, FrameFit, ModelSpec};
 use crate::estimate::pose::results::{FitResults, FrameResult};
-use crate::io::Frame;
 use crate::render::scene::{FitModel, FitState};
 
 /// The threads estimation jobs run on: one core fewer than the machine has
@@ -284,7 +284,7 @@ impl Jobs {
         &mut self,
         fitter: Arc<Fitter>,
         doc: DocId,
-        frames: Arc<Vec<Frame>>,
+        frames: Arc<FrameStore>,
         which: Vec<usize>,
         apply: bool,
         locs: Option<LocRefiner>,
@@ -299,11 +299,7 @@ impl Jobs {
                 cancel: Some(ctx.cancel.as_ref()),
                 ..BatchOptions::default()
             };
-            let load = |k: usize| {
-                frames
-                    .get(k)
-                    .ok_or_else(|| format!("frame {k} is not in the document"))
-            };
+            let load = |k: usize| frames.frame(k);
             let run = job_pool().install(|| {
                 fit_frames(&fitter, &which, load, opts, |mut item| {
                     if let Some(r) = &locs {
@@ -335,7 +331,7 @@ impl Jobs {
         fitter: Arc<Fitter>,
         doc: DocId,
         index: usize,
-        frames: Arc<Vec<Frame>>,
+        frames: Arc<FrameStore>,
         start: FitState,
         locs: Option<LocRefiner>,
     ) {
@@ -345,7 +341,7 @@ impl Jobs {
             1,
             move |ctx| {
                 let mut result = match frames.get(index) {
-                    Some(f) => fitter.refine_from(f, start).map(|outcome| FrameFit {
+                    Some(f) => fitter.refine_from(&f, start).map(|outcome| FrameFit {
                         outcome,
                         cnn_ms: 0.0,
                         nonfinite_px: f.non_finite_count(),
@@ -370,13 +366,13 @@ impl Jobs {
     pub fn sweep(
         &mut self,
         key: (DocId, usize),
-        frames: Arc<Vec<Frame>>,
+        frames: Arc<FrameStore>,
         model: Arc<FitModel>,
         at: PoseControls,
     ) {
         self.spawn(JobKind::Sweep, "Sweeps".into(), 1, move |ctx| {
             if let Some(frame) = frames.get(key.1) {
-                let curves = sweep_scores(frame, &model, &at);
+                let curves = sweep_scores(&frame, &model, &at);
                 ctx.send(Message::Swept(Sweeps { at, key, curves }));
             }
             None
@@ -401,7 +397,8 @@ impl Ctx {
     }
 }
 
-/// Reads every frame of a file, refusing stacks too large to hold.
+/// Reads a file into a document: every frame when they fit in
+/// [`IN_MEMORY_VALUES`], else only the first, the rest on demand.
 pub fn load_document(path: &std::path::Path, cancel: &AtomicBool) -> Result<Document, AppError> {
     let mut stack = crate::io::open(path)?;
     let info = stack.info().clone();
@@ -409,13 +406,21 @@ pub fn load_document(path: &std::path::Path, cancel: &AtomicBool) -> Result<Docu
         .width
         .saturating_mul(info.height)
         .saturating_mul(info.frames);
-    if values > MAX_DOCUMENT_VALUES {
-        return Err(AppError::TooLarge {
+    if info.frames == 0 {
+        return Err(AppError::Empty(path.to_path_buf()));
+    }
+    if values > IN_MEMORY_VALUES {
+        // read frame 0 now, so a file that cannot be read fails at open
+        stack.frame(0)?;
+        let n = info.frames;
+        return Ok(Document {
+            id: DocId::next(),
             path: path.to_path_buf(),
-            frames: info.frames,
-            width: info.width,
-            height: info.height,
-            values,
+            info,
+            frames: Arc::new(FrameStore::lazy(stack, LAZY_CACHE_BYTES)),
+            results: FitResults::new(n),
+            unsaved: false,
+            particles: None,
         });
     }
     let mut frames = Vec::with_capacity(info.frames);
@@ -435,9 +440,12 @@ pub fn load_document(path: &std::path::Path, cancel: &AtomicBool) -> Result<Docu
         id: DocId::next(),
         path: path.to_path_buf(),
         info,
-        frames: Arc::new(frames),
+        frames: Arc::new(FrameStore::memory(frames)),
         results: FitResults::new(n),
         unsaved: false,
         particles: None,
     })
 }
+
+/// Frames a lazy document keeps in memory, bytes.
+const LAZY_CACHE_BYTES: usize = 128 << 20;

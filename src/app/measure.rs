@@ -1,6 +1,8 @@
 //! `posescope view --measure-fps`: drags the tilt slider every frame for a
 //! while, then prints the frame rate and the CPU time per frame (for
-//! docs/PERFORMANCE.md) and closes the window.
+//! docs/PERFORMANCE.md) and closes the window. With `--measure-stepping`
+//! it steps to the next frame of the stack every UI frame instead (as
+//! holding the → key does), and also prints when the first frame showed.
 
 use std::time::Instant;
 
@@ -18,10 +20,13 @@ pub(super) struct MeasureFps {
     last: Option<Instant>,
     /// Process CPU seconds (all threads, the software rasteriser's included) at `start`.
     cpu_start: Option<f64>,
+    stepping: bool,
+    created: Instant,
+    first_shown: Option<f64>,
 }
 
 impl MeasureFps {
-    pub(super) fn new(seconds: f64, with_batch: bool) -> Self {
+    pub(super) fn new(seconds: f64, with_batch: bool, stepping: bool) -> Self {
         Self {
             start: Instant::now(),
             seconds,
@@ -32,6 +37,9 @@ impl MeasureFps {
             slowest: 0.0,
             last: None,
             cpu_start: None,
+            stepping,
+            created: Instant::now(),
+            first_shown: None,
         }
     }
 }
@@ -51,10 +59,15 @@ impl PoseScopeApp {
     /// One measured frame: the actions that stand for the user's drag.
     pub(super) fn tick_measure(&mut self, ctx: &egui::Context, ui_seconds: f64) -> Vec<Action> {
         let gpu = self.gpu_active();
-        let ready = !self.session.docs.is_empty() && self.fitter.is_some();
+        let shown = !self.session.docs.is_empty();
+        let ready = shown && self.fitter.is_some();
+        let frame = self.session.frame;
         let Some(m) = self.measure.as_mut() else {
             return Vec::new();
         };
+        if shown && m.first_shown.is_none() {
+            m.first_shown = Some(m.created.elapsed().as_secs_f64());
+        }
         ctx.request_repaint();
         if !ready || (m.with_batch && !m.batch_started) {
             // time from the first frame that shows an image (and, with a batch, runs it)
@@ -95,6 +108,12 @@ impl PoseScopeApp {
                 ),
                 _ => String::new(),
             };
+            if m.stepping {
+                println!(
+                    "first frame shown {:.3} s after the window opened; stepped to frame {frame}",
+                    m.first_shown.unwrap_or(f64::NAN)
+                );
+            }
             println!(
                 "fps {:.1} over {elapsed:.1} s ({} frames, slowest frame {:.1} ms); UI+render CPU time {:.2} ms/frame{process}; model view on {}{batch}",
                 m.frames as f64 / elapsed,
@@ -105,6 +124,9 @@ impl PoseScopeApp {
             );
             ctx.send_viewport_cmd(egui::ViewportCommand::Close);
             return vec![Action::CancelJobs];
+        }
+        if m.stepping {
+            return vec![Action::GoToFrame(frame + 1)];
         }
         vec![Action::SetControls(c)]
     }

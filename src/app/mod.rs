@@ -28,6 +28,7 @@ mod controls;
 pub mod error;
 mod explorer;
 pub mod field_view;
+pub mod frame_store;
 pub mod gpu_view;
 mod images;
 pub mod jobs;
@@ -190,9 +191,10 @@ impl PoseScopeApp {
 
     /// Runs the FPS measurement: the tilt slider moves every frame for
     /// `seconds`, then the app prints the rate and closes.
-    /// With `with_batch`, Estimate all runs in the background meanwhile.
-    pub fn measure_fps(&mut self, seconds: f64, with_batch: bool) {
-        self.measure = Some(measure::MeasureFps::new(seconds, with_batch));
+    /// With `with_batch`, Estimate all runs in the background meanwhile;
+    /// with `stepping`, the frame advances every UI frame instead.
+    pub fn measure_fps(&mut self, seconds: f64, with_batch: bool, stepping: bool) {
+        self.measure = Some(measure::MeasureFps::new(seconds, with_batch, stepping));
     }
 
     // ---- public state, for tests and embedding ------------------------------

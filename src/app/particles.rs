@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use super::error::AppError;
+use super::frame_store::FrameStore;
 use super::state::{DocId, Document};
 use crate::estimate::particles::ParticleSetup;
 use crate::estimate::pick::{pick_table, Grid, Pick, PickConfig};
@@ -220,7 +221,7 @@ pub fn load_table(
             pixel_size_nm: Some(setup.pixel_nm),
             warnings,
         },
-        frames: Arc::new(frames),
+        frames: Arc::new(FrameStore::memory(frames)),
         results: FitResults::new(n),
         unsaved: false,
         particles: Some(ParticleDoc {
@@ -259,9 +260,7 @@ pub fn add_pick(doc: &mut Document, x_nm: f64, y_nm: f64) -> Option<usize> {
         state: PickState::Accepted,
         manual: true,
     });
-    let mut frames = doc.frames.as_ref().clone();
-    frames.push(frame);
-    doc.frames = Arc::new(frames);
+    doc.frames = Arc::new(doc.frames.with_pushed(frame)?);
     doc.results.push();
     doc.info.frames = doc.frames.len();
     Some(doc.frames.len() - 1)
@@ -308,7 +307,10 @@ mod tests {
         assert_eq!(k, 4);
         assert_eq!(doc.frames.len(), 5);
         assert_eq!(doc.results.len(), 5);
-        assert_eq!(doc.frames[4].data, doc.frames[0].data);
+        assert_eq!(
+            doc.frames.get(4).unwrap().data,
+            doc.frames.get(0).unwrap().data
+        );
         let p = doc.particles.as_ref().unwrap();
         assert!(p.picks[4].manual && p.picks[4].pick.n_locs > 30);
         let out = dir.path().join("picks.csv");

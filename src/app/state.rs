@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::frame_store::FrameStore;
 use crate::estimate::pose::pipeline::ModelSpec;
 use crate::estimate::pose::results::{FitResults, FrameResult};
 use crate::geometry::{Pose, Quat};
@@ -194,8 +195,8 @@ pub struct Document {
     pub path: PathBuf,
     /// Its description (size, pixel size, …).
     pub info: StackInfo,
-    /// Every frame (shared with estimation jobs without copying).
-    pub frames: Arc<Vec<Frame>>,
+    /// Its frames, in memory or read on demand (shared with jobs).
+    pub frames: Arc<FrameStore>,
     /// Per-frame fit results.
     pub results: FitResults,
     /// Results changed since the last autosave.
@@ -227,7 +228,7 @@ impl Document {
                 warnings: Vec::new(),
             },
             path,
-            frames: Arc::new(frames),
+            frames: Arc::new(FrameStore::memory(frames)),
             results: FitResults::new(n),
             unsaved: false,
             particles: None,
@@ -279,8 +280,8 @@ impl Session {
         self.docs.iter_mut().find(|d| d.id == id)
     }
 
-    /// The frame on screen.
-    pub fn current_frame(&self) -> Option<&Frame> {
+    /// The frame on screen (read from the file if it is not in memory).
+    pub fn current_frame(&self) -> Option<Arc<Frame>> {
         self.doc().and_then(|d| d.frames.get(self.frame))
     }
 
@@ -324,6 +325,9 @@ impl Session {
             return;
         }
         self.frame = k.min(n - 1);
+        if let Some(d) = self.doc() {
+            d.frames.prefetch(self.frame);
+        }
         if let Some(fit) = self.doc().and_then(|d| d.results.fit(self.frame)) {
             self.controls = PoseControls::from_state(&fit.outcome.state);
         }

@@ -49,8 +49,14 @@ fn surface_config() -> egui_wgpu::SurfaceConfig {
 
 /// Opens the viewer window on `files` (the bundled sample when empty).
 /// `measure_fps`: animate the pose for that many seconds, print the frame rate and
-/// exit; `with_batch`: run Estimate all meanwhile.
-pub fn run(files: Vec<PathBuf>, measure_fps: Option<f64>, with_batch: bool) -> anyhow::Result<()> {
+/// exit; `with_batch`: run Estimate all meanwhile; `stepping`: step through
+/// the frames instead of animating the pose.
+pub fn run(
+    files: Vec<PathBuf>,
+    measure_fps: Option<f64>,
+    with_batch: bool,
+    stepping: bool,
+) -> anyhow::Result<()> {
     if let Some(p) = display_problem() {
         anyhow::bail!(p);
     }
@@ -76,7 +82,7 @@ pub fn run(files: Vec<PathBuf>, measure_fps: Option<f64>, with_batch: bool) -> a
         Box::new(move |cc| {
             let mut app = PoseScopeApp::new(cc, files);
             if let Some(s) = measure_fps {
-                app.measure_fps(s, with_batch);
+                app.measure_fps(s, with_batch, stepping);
             }
             Ok(Box::new(app))
         }),

@@ -14,9 +14,18 @@ pub struct ViewArgs {
     /// With --measure-fps: run Estimate all on the stack meanwhile.
     #[arg(long, hide = true)]
     measure_with_batch: bool,
+    /// With --measure-fps: step to the next frame every UI frame instead of
+    /// moving the pose (and print when the first frame showed).
+    #[arg(long, hide = true)]
+    measure_stepping: bool,
 }
 
 pub fn run(a: ViewArgs) -> anyhow::Result<()> {
     let files = posescope::io::expand_paths(&a.files)?;
-    posescope::app::run(files, a.measure_fps, a.measure_with_batch)
+    posescope::app::run(
+        files,
+        a.measure_fps,
+        a.measure_with_batch,
+        a.measure_stepping,
+    )
 }
