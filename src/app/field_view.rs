@@ -5,20 +5,32 @@
 //! accepted, white: selected) and, once fitted, its posed torus outline.
 //! Wheel zooms about the cursor, dragging pans, double-click fits the field;
 //! a click on a pick selects it, a click elsewhere adds a pick there.
+//!
+//! While the view moves, the last render is drawn stretched (a texture
+//! draw, so panning and zooming cost no rendering); when it settles, the
+//! table is rendered again for the new view — on the UI thread for small
+//! tables, on a background thread above [`SYNC_ROWS`] rows, so a 10⁶-row
+//! table never blocks the window.
 
 use egui::{
     Align2, Color32, ColorImage, FontId, Pos2, Rect, Sense, Shape, Stroke, TextureHandle, Vec2,
 };
 
+use std::sync::mpsc::{channel, Receiver, TryRecvError};
+
 use super::particles::{ParticleDoc, PickState};
 use super::state::DocId;
 use crate::estimate::pose::results::FitResults;
 use crate::geometry::Quat;
+use crate::io::locs::LocTable;
 use crate::render::display::{auto_contrast, colorize, Lut};
 use crate::render::locs::{render_locs, LocMode, LocView};
 
 /// Most pixels of one field render.
 const MAX_RENDER_PX: usize = 4 << 20;
+
+/// Tables up to this many rows are rendered on the UI thread (a few ms).
+pub const SYNC_ROWS: usize = 50_000;
 
 /// Where the field view looks, and its last render.
 #[derive(Default)]
@@ -32,6 +44,8 @@ pub struct FieldView {
     /// The pick shown selected.
     pub selected: Option<usize>,
     render: Option<FieldRender>,
+    /// A render on a background thread, with the view it is for.
+    pending: Option<(DocId, LocView, Lut, Receiver<Vec<u8>>)>,
     /// Renders made (tests check that zooming re-renders).
     pub renders: u64,
 }
@@ -157,30 +171,31 @@ pub fn field_view(
                 || r.view.width != want.width
                 || r.view.height != want.height
         });
-        if needs && (settled || current.is_none()) {
-            let t = &particles.table;
-            let data = render_locs(
-                &t.x_nm,
-                &t.y_nm,
-                t.precision_nm.as_deref(),
-                &want,
-                LocMode::Blur {
-                    min_blur_nm: want.pixel_nm as f32,
-                },
-            );
-            let c = auto_contrast(&data, 0.005);
-            let rgba = colorize(&data, c, lut);
-            let img = ColorImage::from_rgba_unmultiplied([want.width, want.height], &rgba);
-            let tex = ui
-                .ctx()
-                .load_texture("field", img, egui::TextureOptions::NEAREST);
-            fv.render = Some(FieldRender {
-                doc,
-                view: want,
-                lut,
-                tex,
-            });
-            fv.renders += 1;
+        if needs && (settled || current.is_none()) && fv.pending.is_none() {
+            let table = particles.table.clone();
+            if table.len() <= SYNC_ROWS {
+                let rgba = field_rgba(&table, &want, lut);
+                fv.show(ui.ctx(), doc, want, lut, &rgba);
+            } else {
+                let (tx, rx) = channel();
+                let ctx = ui.ctx().clone();
+                let spawned = std::thread::Builder::new()
+                    .name("posescope-field".into())
+                    .spawn(move || {
+                        let _ = tx.send(field_rgba(&table, &want, lut));
+                        ctx.request_repaint();
+                    });
+                if spawned.is_ok() {
+                    fv.pending = Some((doc, want, lut, rx));
+                }
+            }
+        }
+    }
+    if let Some((d, view, l, rx)) = fv.pending.take() {
+        match rx.try_recv() {
+            Ok(rgba) => fv.show(ui.ctx(), d, view, l, &rgba),
+            Err(TryRecvError::Empty) => fv.pending = Some((d, view, l, rx)),
+            Err(TryRecvError::Disconnected) => {}
         }
     }
     let painter = ui.painter_at(rect);
@@ -260,6 +275,36 @@ pub fn field_view(
         }
     }
     events
+}
+
+impl FieldView {
+    /// Makes `rgba` (a render of `view`) the texture on screen.
+    fn show(&mut self, ctx: &egui::Context, doc: DocId, view: LocView, lut: Lut, rgba: &[u8]) {
+        let img = ColorImage::from_rgba_unmultiplied([view.width, view.height], rgba);
+        let tex = ctx.load_texture("field", img, egui::TextureOptions::NEAREST);
+        self.render = Some(FieldRender {
+            doc,
+            view,
+            lut,
+            tex,
+        });
+        self.renders += 1;
+    }
+}
+
+/// The table rendered into `view` (individual blur, at least one pixel)
+/// with auto-contrast, as RGBA.
+fn field_rgba(table: &LocTable, view: &LocView, lut: Lut) -> Vec<u8> {
+    let data = render_locs(
+        &table.x_nm,
+        &table.y_nm,
+        table.precision_nm.as_deref(),
+        view,
+        LocMode::Blur {
+            min_blur_nm: view.pixel_nm as f32,
+        },
+    );
+    colorize(&data, auto_contrast(&data, 0.005), lut)
 }
 
 /// The projected centre circle of a torus posed by `q`, `r` points wide, about `c`.

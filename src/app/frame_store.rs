@@ -1,7 +1,9 @@
 //! The frames of a document. Small files are held in memory whole; stacks
 //! too large for that (a 2 GB camera movie) stay in their file and are read
-//! on demand through the lazy page index of [`crate::io`], with a small LRU
-//! cache and a background prefetch of the frames next to the one shown, so
+//! on demand through the lazy page index of [`crate::io`], and a table's
+//! particle frames are rendered from its localisations on demand (any
+//! [`FrameSource`]). Lazy frames pass through a small LRU cache, and the
+//! frames next to the one shown are read ahead in the background, so
 //! stepping with the arrow keys does not wait for the disk.
 
 use std::collections::HashMap;
@@ -12,6 +14,34 @@ use crate::io::{Frame, Stack};
 
 /// Frames read ahead of (and behind) the one shown.
 const PREFETCH: [isize; 3] = [1, 2, -1];
+
+/// Where lazily read frames come from.
+pub trait FrameSource: Send + Sync {
+    /// Number of frames.
+    fn len(&self) -> usize;
+    /// Frame `k` (`k < len()`), or why it cannot be had.
+    fn read(&self, k: usize) -> Result<Frame, String>;
+}
+
+/// A stack file, read one frame at a time.
+struct StackSource {
+    stack: Mutex<Stack>,
+    len: usize,
+}
+
+impl FrameSource for StackSource {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn read(&self, k: usize) -> Result<Frame, String> {
+        let mut stack = self
+            .stack
+            .lock()
+            .map_err(|_| "the file reader failed".to_string())?;
+        stack.frame(k).map_err(|e| e.to_string())
+    }
+}
 
 /// A document's frames.
 pub struct FrameStore {
@@ -25,7 +55,7 @@ enum Inner {
 }
 
 struct Lazy {
-    stack: Mutex<Stack>,
+    source: Arc<dyn FrameSource>,
     cache: Mutex<Lru>,
     prefetching: AtomicBool,
 }
@@ -78,11 +108,27 @@ impl FrameStore {
     /// are kept (at least three frames).
     pub fn lazy(stack: Stack, cache_bytes: usize) -> Self {
         let info = stack.info();
-        let frame_bytes = (info.width * info.height * 4).max(1);
+        let frame_bytes = info.width * info.height * 4;
         let len = stack.len();
+        let source = StackSource {
+            stack: Mutex::new(stack),
+            len,
+        };
+        Self::from_source(Arc::new(source), frame_bytes, cache_bytes)
+    }
+
+    /// Frames of `frame_bytes` each made by `source` on demand; at most
+    /// `cache_bytes` of them are kept (at least three frames).
+    pub fn from_source(
+        source: Arc<dyn FrameSource>,
+        frame_bytes: usize,
+        cache_bytes: usize,
+    ) -> Self {
+        let frame_bytes = frame_bytes.max(1);
+        let len = source.len();
         Self {
             inner: Inner::Lazy(Lazy {
-                stack: Mutex::new(stack),
+                source,
                 cache: Mutex::new(Lru {
                     frames: HashMap::new(),
                     tick: 0,
@@ -137,13 +183,7 @@ impl FrameStore {
                 if let Some(f) = l.cache.lock().ok().and_then(|mut c| c.get(k)) {
                     return Ok(f);
                 }
-                let f = {
-                    let mut stack = l
-                        .stack
-                        .lock()
-                        .map_err(|_| "the file reader failed".to_string())?;
-                    Arc::new(stack.frame(k).map_err(|e| e.to_string())?)
-                };
+                let f = Arc::new(l.source.read(k)?);
                 if let Ok(mut c) = l.cache.lock() {
                     c.put(k, f.clone());
                 }
@@ -179,19 +219,6 @@ impl FrameStore {
             l.prefetching.store(false, Ordering::Release);
         }
     }
-
-    /// These frames plus `extra` (in memory), or `None` for a lazy store.
-    pub fn with_pushed(&self, extra: Frame) -> Option<FrameStore> {
-        let Inner::Memory(v) = &self.inner else {
-            return None;
-        };
-        let mut v = v.clone();
-        v.push(Arc::new(extra));
-        Some(Self {
-            len: v.len(),
-            inner: Inner::Memory(v),
-        })
-    }
 }
 
 #[cfg(test)]
@@ -207,7 +234,7 @@ mod tests {
                 data: vec![k as f32; 128],
             })
             .collect();
-        crate::io::write_tiff_stack(&path, &fs, crate::io::WriteSample::U16).unwrap();
+        crate::io::write_tiff_stack(&path, &fs, crate::io::WriteSample::U16, None).unwrap();
         path
     }
 
@@ -240,14 +267,5 @@ mod tests {
         let mut cached: Vec<usize> = l.cache.lock().unwrap().frames.keys().copied().collect();
         cached.sort_unstable();
         assert_eq!(cached, vec![4, 6, 7, 19]);
-    }
-
-    #[test]
-    fn a_memory_store_grows_by_a_frame() {
-        let s = FrameStore::memory(vec![Frame::zeros(2, 2)]);
-        assert!(!s.is_lazy());
-        let t = s.with_pushed(Frame::zeros(2, 2)).unwrap();
-        assert_eq!(t.len(), 2);
-        assert!(t.get(1).is_some() && t.get(2).is_none());
     }
 }

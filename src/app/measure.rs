@@ -2,9 +2,22 @@
 //! while, then prints the frame rate and the CPU time per frame (for
 //! docs/PERFORMANCE.md) and closes the window. With `--measure-stepping`
 //! it steps to the next frame of the stack every UI frame instead (as
-//! holding the → key does), and also prints when the first frame showed.
+//! holding the → key does), and also prints when the first frame showed;
+//! with `--measure-field` it zooms and pans a table's field every UI frame.
 
 use std::time::Instant;
+
+/// What the measurement animates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum MeasureMode {
+    /// The tilt slider (render + score every frame).
+    #[default]
+    Pose,
+    /// The frame (→ held down).
+    Stepping,
+    /// A table's field: zoom and pan.
+    Field,
+}
 
 use super::actions::Action;
 use super::PoseScopeApp;
@@ -20,13 +33,13 @@ pub(super) struct MeasureFps {
     last: Option<Instant>,
     /// Process CPU seconds (all threads, the software rasteriser's included) at `start`.
     cpu_start: Option<f64>,
-    stepping: bool,
+    mode: MeasureMode,
     created: Instant,
     first_shown: Option<f64>,
 }
 
 impl MeasureFps {
-    pub(super) fn new(seconds: f64, with_batch: bool, stepping: bool) -> Self {
+    pub(super) fn new(seconds: f64, with_batch: bool, mode: MeasureMode) -> Self {
         Self {
             start: Instant::now(),
             seconds,
@@ -37,7 +50,7 @@ impl MeasureFps {
             slowest: 0.0,
             last: None,
             cpu_start: None,
-            stepping,
+            mode,
             created: Instant::now(),
             first_shown: None,
         }
@@ -108,7 +121,7 @@ impl PoseScopeApp {
                 ),
                 _ => String::new(),
             };
-            if m.stepping {
+            if m.mode != MeasureMode::Pose {
                 println!(
                     "first frame shown {:.3} s after the window opened; stepped to frame {frame}",
                     m.first_shown.unwrap_or(f64::NAN)
@@ -125,9 +138,17 @@ impl PoseScopeApp {
             ctx.send_viewport_cmd(egui::ViewportCommand::Close);
             return vec![Action::CancelJobs];
         }
-        if m.stepping {
-            return vec![Action::GoToFrame(frame + 1)];
+        match m.mode {
+            MeasureMode::Pose => vec![Action::SetControls(c)],
+            MeasureMode::Stepping => vec![Action::GoToFrame(frame + 1)],
+            MeasureMode::Field => {
+                // in for 2 s, out for 2 s, drifting right: the view never settles
+                let phase = (elapsed / 2.0) as u64 % 2;
+                let f = &mut self.ui.field;
+                f.nm_per_pt *= if phase == 0 { 0.99 } else { 1.0 / 0.99 };
+                f.centre_nm[0] += 0.5 * f.nm_per_pt;
+                vec![Action::ShowField(true)]
+            }
         }
-        vec![Action::SetControls(c)]
     }
 }

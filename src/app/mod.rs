@@ -58,6 +58,7 @@ use gpu_view::GpuModelView;
 use jobs::{JobKind, Jobs, Message, Note};
 use live::LiveView;
 pub use live::{sweep_scores, Sweeps, SWEEP_STEPS};
+pub use measure::MeasureMode;
 use state::DocId;
 pub use state::{Layout, Notice, PoseControls, Session, Settings};
 use view::ViewTransform;
@@ -192,9 +193,9 @@ impl PoseScopeApp {
     /// Runs the FPS measurement: the tilt slider moves every frame for
     /// `seconds`, then the app prints the rate and closes.
     /// With `with_batch`, Estimate all runs in the background meanwhile;
-    /// with `stepping`, the frame advances every UI frame instead.
-    pub fn measure_fps(&mut self, seconds: f64, with_batch: bool, stepping: bool) {
-        self.measure = Some(measure::MeasureFps::new(seconds, with_batch, stepping));
+    /// `mode` says what moves every UI frame.
+    pub fn measure_fps(&mut self, seconds: f64, with_batch: bool, mode: MeasureMode) {
+        self.measure = Some(measure::MeasureFps::new(seconds, with_batch, mode));
     }
 
     // ---- public state, for tests and embedding ------------------------------

@@ -50,11 +50,16 @@ impl PoseScopeApp {
                     ui.selectable_value(&mut self.ui.right_tab, RightTab::Picks, "Picks");
                 });
                 ui.separator();
-                egui::ScrollArea::vertical().show(ui, |ui| match self.ui.right_tab {
-                    RightTab::Symmetry => self.explorer_panel(ui, out),
-                    RightTab::Results => self.results_table(ui, out),
+                match self.ui.right_tab {
+                    // thousands of picks: the panel scrolls its own rows, laying out only those shown
                     RightTab::Picks => self.picks_panel(ui, out),
-                });
+                    tab => {
+                        egui::ScrollArea::vertical().show(ui, |ui| match tab {
+                            RightTab::Results => self.results_table(ui, out),
+                            _ => self.explorer_panel(ui, out),
+                        });
+                    }
+                }
             });
         egui::CentralPanel::default()
             .frame(central)

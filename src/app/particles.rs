@@ -11,14 +11,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use super::error::AppError;
-use super::frame_store::FrameStore;
+use super::frame_store::{FrameSource, FrameStore};
 use super::state::{DocId, Document};
 use crate::estimate::particles::ParticleSetup;
 use crate::estimate::pick::{pick_table, Grid, Pick, PickConfig};
 use crate::estimate::pose::pipeline::ModelSpec;
 use crate::estimate::pose::results::{FitResults, FrameResult};
 use crate::io::locs::{self, LocTable, TableOptions};
-use crate::io::{SampleType, StackInfo};
+use crate::io::{Frame, SampleType, StackInfo};
 use crate::shapes::Units;
 
 /// Where a pick stands.
@@ -128,6 +128,46 @@ impl ParticleDoc {
     }
 }
 
+/// A table's particle frames, rendered from its localisations when asked
+/// for (frame `k` is pick `k`'s).
+pub struct ParticleFrames {
+    table: Arc<LocTable>,
+    setup: Arc<ParticleSetup>,
+    grid: Arc<Grid>,
+    picks: Arc<Vec<Pick>>,
+}
+
+impl FrameSource for ParticleFrames {
+    fn len(&self) -> usize {
+        self.picks.len()
+    }
+
+    fn read(&self, k: usize) -> Result<Frame, String> {
+        let p = self
+            .picks
+            .get(k)
+            .ok_or_else(|| format!("particle {k} is not in the table's picks"))?;
+        Ok(self.setup.frame(&self.table, &self.grid, p))
+    }
+}
+
+impl ParticleDoc {
+    /// The document's frames: one per pick, rendered on demand.
+    pub fn frame_store(&self) -> FrameStore {
+        let size = crate::estimate::particles::PARTICLE_FRAME_PX;
+        let source = ParticleFrames {
+            table: self.table.clone(),
+            setup: self.setup.clone(),
+            grid: self.grid.clone(),
+            picks: self.pick_list(),
+        };
+        FrameStore::from_source(Arc::new(source), size * size * 4, PARTICLE_CACHE_BYTES)
+    }
+}
+
+/// Particle frames kept rendered, bytes.
+const PARTICLE_CACHE_BYTES: usize = 64 << 20;
+
 /// A snapshot for refining particles on their localisations in a job.
 #[derive(Clone)]
 pub struct LocRefiner {
@@ -190,7 +230,6 @@ pub fn load_table(
     if cancel.load(Ordering::Relaxed) {
         return Err(AppError::Cancelled);
     }
-    let frames = setup.frames(&table, &picks);
     let grid = setup.index(&table);
     let mut warnings = table.warnings.clone();
     if table.skipped_rows > 0 {
@@ -204,44 +243,46 @@ pub fn load_table(
             "no particles of R {major} nm, r {tube} nm found automatically: click in the field to pick by hand"
         ));
     }
-    let n = frames.len();
+    let n = picks.len();
     let size = crate::estimate::particles::PARTICLE_FRAME_PX;
+    let particles = ParticleDoc {
+        table: Arc::new(table),
+        setup: Arc::new(setup),
+        grid: Arc::new(grid),
+        picks: picks
+            .into_iter()
+            .map(|pick| PickEntry {
+                pick,
+                state: PickState::Candidate,
+                manual: false,
+            })
+            .collect(),
+    };
     Ok(Document {
         id: DocId::next(),
         path: path.to_path_buf(),
         info: StackInfo {
             path: path.to_path_buf(),
-            format: table.format,
+            format: particles.table.format,
             width: size,
             height: size,
             frames: n,
             sample_type: SampleType::F32,
             bits_per_sample: 32,
             palette: None,
-            pixel_size_nm: Some(setup.pixel_nm),
+            pixel_size_nm: Some(particles.setup.pixel_nm),
             warnings,
         },
-        frames: Arc::new(FrameStore::memory(frames)),
+        frames: Arc::new(particles.frame_store()),
         results: FitResults::new(n),
         unsaved: false,
-        particles: Some(ParticleDoc {
-            table: Arc::new(table),
-            setup: Arc::new(setup),
-            grid: Arc::new(grid),
-            picks: picks
-                .into_iter()
-                .map(|pick| PickEntry {
-                    pick,
-                    state: PickState::Candidate,
-                    manual: false,
-                })
-                .collect(),
-        }),
+        particles: Some(particles),
     })
 }
 
 /// Adds a pick by hand at `(x, y)` nm (accepted): a new particle frame at
-/// the end of the document. Returns its number.
+/// the end of the document. Returns its number (`None` for a document that
+/// is not a table, or a position that is not finite).
 pub fn add_pick(doc: &mut Document, x_nm: f64, y_nm: f64) -> Option<usize> {
     let p = doc.particles.as_mut()?;
     let reach = p.setup.reach_nm;
@@ -253,14 +294,15 @@ pub fn add_pick(doc: &mut Document, x_nm: f64, y_nm: f64) -> Option<usize> {
             (f64::from(p.table.x_nm[i]) - x_nm).hypot(f64::from(p.table.y_nm[i]) - y_nm) <= reach
         })
         .count();
-    let pick = Pick { x_nm, y_nm, n_locs };
-    let frame = p.setup.frames(&p.table, &[pick]).pop()?;
+    if !(x_nm.is_finite() && y_nm.is_finite()) {
+        return None;
+    }
     p.picks.push(PickEntry {
-        pick,
+        pick: Pick { x_nm, y_nm, n_locs },
         state: PickState::Accepted,
         manual: true,
     });
-    doc.frames = Arc::new(doc.frames.with_pushed(frame)?);
+    doc.frames = Arc::new(p.frame_store());
     doc.results.push();
     doc.info.frames = doc.frames.len();
     Some(doc.frames.len() - 1)
@@ -336,5 +378,33 @@ mod tests {
             panic!("an inside-out torus was accepted");
         };
         assert!(e.to_string().contains("cannot be fitted"), "{e}");
+    }
+
+    #[test]
+    fn broken_tables_are_errors_that_name_the_file() {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/locs");
+        for (name, expect) in [
+            ("picasso_truncated.hdf5", "picasso_truncated.hdf5"),
+            ("picasso_noyaml.hdf5", "pixel size"),
+            ("wrong_columns.csv", "columns"),
+            ("header_only.csv", "header_only.csv"),
+        ] {
+            let Err(e) = load_table(&fixtures.join(name), &LOAD, &AtomicBool::new(false)) else {
+                panic!("{name} opened");
+            };
+            let text = e.to_string();
+            assert!(text.contains(expect), "{name}: {text}");
+        }
+        // a Picasso file without its .yaml opens once the pixel size is given
+        let with_size = TableLoad {
+            pixel_size_nm: Some(130.0),
+            ..LOAD
+        };
+        let ok = load_table(
+            &fixtures.join("picasso_noyaml.hdf5"),
+            &with_size,
+            &AtomicBool::new(false),
+        );
+        assert!(ok.is_ok(), "{:?}", ok.err());
     }
 }

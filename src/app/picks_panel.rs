@@ -59,52 +59,56 @@ impl PoseScopeApp {
                 .small(),
         );
         ui.separator();
-        egui::Grid::new("picks")
-            .striped(!self.ui.lean)
-            .show(ui, |ui| {
-                ui.label("pick");
-                ui.label("locs");
-                ui.label("state");
-                ui.label("");
-                ui.end_row();
-                for (k, e) in p.picks.iter().enumerate() {
-                    if e.state == PickState::Removed {
-                        continue;
-                    }
-                    let selected = self.ui.field.selected == Some(k);
-                    if ui
-                        .selectable_label(selected, format!("#{k}"))
-                        .on_hover_text("Show this particle")
-                        .clicked()
-                    {
-                        out.push(Action::SelectPick(k));
-                    }
-                    ui.monospace(e.pick.n_locs.to_string());
-                    let fitted = doc.results.fit(k).is_some();
-                    match (e.state, fitted) {
-                        (_, true) => ui.colored_label(Color32::from_rgb(64, 220, 96), "fitted"),
-                        (PickState::Accepted, false) => ui.label("accepted"),
-                        _ => ui.colored_label(Color32::from_rgb(255, 214, 10), "candidate"),
-                    };
-                    ui.horizontal(|ui| {
-                        if e.state == PickState::Candidate
-                            && ui
-                                .small_button("accept")
-                                .on_hover_text("Accept this pick")
+        let shown: Vec<usize> = (0..p.picks.len())
+            .filter(|&k| p.picks[k].state != PickState::Removed)
+            .collect();
+        let row_height = ui.spacing().interact_size.y + ui.spacing().item_spacing.y;
+        egui::ScrollArea::vertical()
+            .auto_shrink([false, false])
+            .show_rows(ui, row_height, shown.len(), |ui, rows| {
+                egui::Grid::new("picks")
+                    .striped(!self.ui.lean)
+                    .min_row_height(ui.spacing().interact_size.y)
+                    .show(ui, |ui| {
+                        for &k in &shown[rows] {
+                            let e = &p.picks[k];
+                            let selected = self.ui.field.selected == Some(k);
+                            if ui
+                                .selectable_label(selected, format!("#{k}"))
+                                .on_hover_text("Show this particle")
                                 .clicked()
-                        {
-                            out.push(Action::SetPickState(k, PickState::Accepted));
-                        }
-                        if ui
-                            .small_button("remove")
-                            .on_hover_text("Remove this pick (Delete)")
-                            .clicked()
-                        {
-                            out.push(Action::SetPickState(k, PickState::Removed));
+                            {
+                                out.push(Action::SelectPick(k));
+                            }
+                            ui.monospace(e.pick.n_locs.to_string());
+                            let fitted = doc.results.fit(k).is_some();
+                            match (e.state, fitted) {
+                                (_, true) => {
+                                    ui.colored_label(Color32::from_rgb(64, 220, 96), "fitted")
+                                }
+                                (PickState::Accepted, false) => ui.label("accepted"),
+                                _ => ui.colored_label(Color32::from_rgb(255, 214, 10), "candidate"),
+                            };
+                            ui.horizontal(|ui| {
+                                if e.state == PickState::Candidate
+                                    && ui
+                                        .small_button("accept")
+                                        .on_hover_text("Accept this pick")
+                                        .clicked()
+                                {
+                                    out.push(Action::SetPickState(k, PickState::Accepted));
+                                }
+                                if ui
+                                    .small_button("remove")
+                                    .on_hover_text("Remove this pick (Delete)")
+                                    .clicked()
+                                {
+                                    out.push(Action::SetPickState(k, PickState::Removed));
+                                }
+                            });
+                            ui.end_row();
                         }
                     });
-                    ui.end_row();
-                }
             });
     }
 

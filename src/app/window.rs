@@ -49,13 +49,12 @@ fn surface_config() -> egui_wgpu::SurfaceConfig {
 
 /// Opens the viewer window on `files` (the bundled sample when empty).
 /// `measure_fps`: animate the pose for that many seconds, print the frame rate and
-/// exit; `with_batch`: run Estimate all meanwhile; `stepping`: step through
-/// the frames instead of animating the pose.
+/// exit; `with_batch`: run Estimate all meanwhile; `mode`: what moves.
 pub fn run(
     files: Vec<PathBuf>,
     measure_fps: Option<f64>,
     with_batch: bool,
-    stepping: bool,
+    mode: super::MeasureMode,
 ) -> anyhow::Result<()> {
     if let Some(p) = display_problem() {
         anyhow::bail!(p);
@@ -82,7 +81,7 @@ pub fn run(
         Box::new(move |cc| {
             let mut app = PoseScopeApp::new(cc, files);
             if let Some(s) = measure_fps {
-                app.measure_fps(s, with_batch, stepping);
+                app.measure_fps(s, with_batch, mode);
             }
             Ok(Box::new(app))
         }),

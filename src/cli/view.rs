@@ -18,14 +18,18 @@ pub struct ViewArgs {
     /// moving the pose (and print when the first frame showed).
     #[arg(long, hide = true)]
     measure_stepping: bool,
+    /// With --measure-fps on a table: zoom and pan the field every UI frame.
+    #[arg(long, hide = true)]
+    measure_field: bool,
 }
 
 pub fn run(a: ViewArgs) -> anyhow::Result<()> {
     let files = posescope::io::expand_paths(&a.files)?;
-    posescope::app::run(
-        files,
-        a.measure_fps,
-        a.measure_with_batch,
-        a.measure_stepping,
-    )
+    use posescope::app::MeasureMode;
+    let mode = match (a.measure_stepping, a.measure_field) {
+        (true, _) => MeasureMode::Stepping,
+        (_, true) => MeasureMode::Field,
+        _ => MeasureMode::Pose,
+    };
+    posescope::app::run(files, a.measure_fps, a.measure_with_batch, mode)
 }

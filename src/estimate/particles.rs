@@ -10,7 +10,7 @@
 use rayon::prelude::*;
 
 use super::locfit::{self, AxialModel, LocFit, LocFitOptions};
-use super::pick::{particle_frames, Grid, Pick};
+use super::pick::{particle_frame, particle_frames, Grid, Pick};
 use super::pose::fit::{FitOutcome, StartSource};
 use super::pose::pipeline::{FrameFit, ModelSpec};
 use super::pose::results::FrameResult;
@@ -108,6 +108,19 @@ impl ParticleSetup {
         particle_frames(
             table,
             picks,
+            self.reach_nm,
+            self.pixel_nm,
+            PARTICLE_FRAME_PX,
+        )
+    }
+
+    /// The particle frame of one pick, its localisations found through
+    /// `grid` (from [`index`](Self::index)).
+    pub fn frame(&self, table: &LocTable, grid: &Grid, pick: &Pick) -> Frame {
+        particle_frame(
+            table,
+            grid,
+            pick,
             self.reach_nm,
             self.pixel_nm,
             PARTICLE_FRAME_PX,

@@ -300,44 +300,56 @@ pub fn particle_frames(
     let grid = Grid::new(table, table.summary().extent_nm, half.max(1.0));
     picks
         .iter()
-        .map(|pick| {
-            let near: Vec<usize> = grid
-                .indices_near(pick.x_nm, pick.y_nm, radius_nm)
-                .into_iter()
-                .filter(|&i| {
-                    let dx = f64::from(table.x_nm[i]) - pick.x_nm;
-                    let dy = f64::from(table.y_nm[i]) - pick.y_nm;
-                    dx.hypot(dy) <= radius_nm
-                })
-                .collect();
-            let x: Vec<f32> = near.iter().map(|&i| table.x_nm[i]).collect();
-            let y: Vec<f32> = near.iter().map(|&i| table.y_nm[i]).collect();
-            let p: Option<Vec<f32>> = table
-                .precision_nm
-                .as_ref()
-                .map(|p| near.iter().map(|&i| p[i]).collect());
-            let view = LocView {
-                origin_nm: [pick.x_nm - half, pick.y_nm - half],
-                pixel_nm,
-                width: size,
-                height: size,
-            };
-            let data = render_locs(
-                &x,
-                &y,
-                p.as_deref(),
-                &view,
-                LocMode::Blur {
-                    min_blur_nm: pixel_nm as f32,
-                },
-            );
-            Frame {
-                width: size,
-                height: size,
-                data,
-            }
-        })
+        .map(|pick| particle_frame(table, &grid, pick, radius_nm, pixel_nm, size))
         .collect()
+}
+
+/// One pick's particle frame (see [`particle_frames`]), its localisations
+/// found through `grid`.
+pub fn particle_frame(
+    table: &LocTable,
+    grid: &Grid,
+    pick: &Pick,
+    radius_nm: f64,
+    pixel_nm: f64,
+    size: usize,
+) -> Frame {
+    let half = 0.5 * size as f64 * pixel_nm;
+    let near: Vec<usize> = grid
+        .indices_near(pick.x_nm, pick.y_nm, radius_nm)
+        .into_iter()
+        .filter(|&i| {
+            let dx = f64::from(table.x_nm[i]) - pick.x_nm;
+            let dy = f64::from(table.y_nm[i]) - pick.y_nm;
+            dx.hypot(dy) <= radius_nm
+        })
+        .collect();
+    let x: Vec<f32> = near.iter().map(|&i| table.x_nm[i]).collect();
+    let y: Vec<f32> = near.iter().map(|&i| table.y_nm[i]).collect();
+    let p: Option<Vec<f32>> = table
+        .precision_nm
+        .as_ref()
+        .map(|p| near.iter().map(|&i| p[i]).collect());
+    let view = LocView {
+        origin_nm: [pick.x_nm - half, pick.y_nm - half],
+        pixel_nm,
+        width: size,
+        height: size,
+    };
+    let data = render_locs(
+        &x,
+        &y,
+        p.as_deref(),
+        &view,
+        LocMode::Blur {
+            min_blur_nm: pixel_nm as f32,
+        },
+    );
+    Frame {
+        width: size,
+        height: size,
+        data,
+    }
 }
 
 /// Matches picks to true centres within `tolerance_nm` (greedy, closest
