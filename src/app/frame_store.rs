@@ -19,6 +19,10 @@ const PREFETCH: [isize; 3] = [1, 2, -1];
 pub trait FrameSource: Send + Sync {
     /// Number of frames.
     fn len(&self) -> usize;
+    /// True when there are none.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     /// Frame `k` (`k < len()`), or why it cannot be had.
     fn read(&self, k: usize) -> Result<Frame, String>;
 }
