@@ -29,6 +29,11 @@ use crate::render::locs::{render_locs, LocMode, LocView};
 /// Most pixels of one field render.
 const MAX_RENDER_PX: usize = 4 << 20;
 
+/// Below this disc radius (points) picks are drawn as dots.
+const MIN_OUTLINE_PT: f32 = 5.0;
+/// Below this disc radius (points) picks are not numbered.
+const MIN_LABEL_PT: f32 = 10.0;
+
 /// Tables up to this many rows are rendered on the UI thread (a few ms).
 pub const SYNC_ROWS: usize = 50_000;
 
@@ -237,6 +242,11 @@ pub fn field_view(
             Color32::from_rgb(255, 214, 10)
         };
         let stroke = Stroke::new(if selected { 2.0 * width } else { width }, colour);
+        // zoomed far out, a particle is a dot: thousands of circles and numbers would hide the field
+        if disc < MIN_OUTLINE_PT {
+            painter.circle_filled(c, if selected { 3.0 } else { 1.5 }, colour);
+            continue;
+        }
         painter.circle_stroke(c, disc, Stroke::new(width, colour.gamma_multiply(0.5)));
         if let Some(fit) = results.fit(k) {
             let q = fit.outcome.state.pose.q;
@@ -246,6 +256,9 @@ pub fn field_view(
             painter.add(Shape::closed_line(outline(q, ring, centre), stroke));
         } else {
             painter.circle_stroke(c, ring, stroke);
+        }
+        if disc < MIN_LABEL_PT && !selected {
+            continue;
         }
         painter.text(
             c + Vec2::new(0.75 * disc, -0.75 * disc),
