@@ -7,7 +7,10 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How long a frame stays on screen before "Estimate each new frame" fits it.
+pub const AUTO_ESTIMATE_AFTER: Duration = Duration::from_millis(250);
 
 use super::particles::{add_pick, PickState, TableLoad};
 use super::state::PoseControls;
@@ -360,14 +363,25 @@ impl PoseScopeApp {
         out
     }
 
-    /// With auto-estimate on, the action that fits a frame the first time it is shown.
+    /// With auto-estimate on, the action that fits a frame the first time it
+    /// is shown — once it has stayed on screen for [`AUTO_ESTIMATE_AFTER`], so
+    /// holding → through a stack does not fit every frame it passes.
     pub(super) fn auto_estimate(&mut self) -> Option<Action> {
+        self.ui.auto_pending = None;
+        let key = self.session.frame_key()?;
+        if self.ui.shown.is_none_or(|(k, _)| k != key) {
+            self.ui.shown = Some((key, Instant::now()));
+        }
         if !self.settings.auto_estimate || self.fitter.is_none() || self.jobs.fitting() {
             return None;
         }
-        let key = self.session.frame_key()?;
         let unfitted = self.session.result(self.session.frame).is_none();
         if unfitted && self.ui.auto_requested != Some(key) {
+            let shown_for = self.ui.shown.map_or(Duration::ZERO, |(_, t)| t.elapsed());
+            if shown_for < AUTO_ESTIMATE_AFTER {
+                self.ui.auto_pending = Some(AUTO_ESTIMATE_AFTER - shown_for);
+                return None;
+            }
             self.ui.auto_requested = Some(key);
             return Some(Action::EstimateCurrent);
         }

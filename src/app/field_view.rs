@@ -18,7 +18,10 @@ use egui::{
 
 use std::sync::mpsc::{channel, Receiver, TryRecvError};
 
+use std::sync::Arc;
+
 use super::particles::{ParticleDoc, PickState};
+use super::pixel_view::{PixelImage, PixelSource, Slot};
 use super::state::DocId;
 use crate::estimate::pose::results::FitResults;
 use crate::geometry::Quat;
@@ -28,6 +31,9 @@ use crate::render::locs::{render_locs, LocMode, LocView};
 
 /// Most pixels of one field render.
 const MAX_RENDER_PX: usize = 4 << 20;
+
+/// The view must stay still this long before the table is rendered again.
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(150);
 
 /// Below this disc radius (points) picks are drawn as dots.
 const MIN_OUTLINE_PT: f32 = 5.0;
@@ -50,16 +56,34 @@ pub struct FieldView {
     pub selected: Option<usize>,
     render: Option<FieldRender>,
     /// A render on a background thread, with the view it is for.
-    pending: Option<(DocId, LocView, Lut, Receiver<Vec<u8>>)>,
+    pending: Option<Pending>,
+    /// The view last drawn (centre, zoom, size) and when it last changed.
+    last_view: Option<([f64; 2], f64, Vec2)>,
+    moved_at: Option<std::time::Instant>,
     /// Renders made (tests check that zooming re-renders).
     pub renders: u64,
+}
+
+/// A render on a background thread.
+struct Pending {
+    doc: DocId,
+    view: LocView,
+    lut: Lut,
+    dots: u64,
+    rx: Receiver<Vec<u8>>,
 }
 
 struct FieldRender {
     doc: DocId,
     view: LocView,
     lut: Lut,
-    tex: TextureHandle,
+    /// Which picks are baked in as dots (0: none).
+    dots: u64,
+    /// The pixels, for PoseScope's own wgpu pass, with their generation.
+    rgba: Arc<[u8]>,
+    generation: u64,
+    /// The same as an egui texture, made only without the wgpu pass.
+    tex: Option<TextureHandle>,
 }
 
 /// What the user did in the field view.
@@ -128,6 +152,9 @@ impl FieldView {
 }
 
 /// Draws the field of `particles` into `size` and returns what the user did.
+/// `pixel_views`: draw the field through PoseScope's own wgpu pass (see
+/// [`pixel_view`](super::pixel_view)), much cheaper than egui's image path on
+/// a software rasteriser.
 #[allow(clippy::too_many_arguments)]
 pub fn field_view(
     ui: &mut egui::Ui,
@@ -137,6 +164,7 @@ pub fn field_view(
     results: &FitResults,
     lut: Lut,
     lean: bool,
+    pixel_views: bool,
     size: Vec2,
 ) -> Vec<FieldEvent> {
     let (rect, response) = ui.allocate_exact_size(size, Sense::click_and_drag());
@@ -165,9 +193,29 @@ pub fn field_view(
     }
     // re-render from the table once the view has settled
     let ppp = ui.ctx().pixels_per_point();
-    let settled = !response.dragged() && ui.input(|i| i.smooth_scroll_delta == Vec2::ZERO);
+    let now = std::time::Instant::now();
+    let here = (fv.centre_nm, fv.nm_per_pt, rect.size());
+    if fv.last_view != Some(here) {
+        fv.last_view = Some(here);
+        fv.moved_at = Some(now);
+    }
+    let still_for = fv.moved_at.map_or(SETTLE, |t| now - t);
+    let settled = !response.dragged() && still_for >= SETTLE;
+    if !settled {
+        // come back when it has settled, to render the new view
+        ui.ctx()
+            .request_repaint_after(SETTLE.saturating_sub(still_for));
+    }
     if let Some(want) = fv.wanted(rect, ppp) {
-        let current = fv.render.as_ref().filter(|r| r.doc == doc && r.lut == lut);
+        // zoomed far out, the picks are dots baked into the render: thousands of
+        // shapes a frame cost a software rasteriser more than the rest of the window
+        let [major, tube] = particles.setup.torus_nm;
+        let dots_mode = (((major + tube) / fv.nm_per_pt) as f32) < MIN_OUTLINE_PT;
+        let dots = if dots_mode { dots_key(particles) } else { 0 };
+        let current = fv
+            .render
+            .as_ref()
+            .filter(|r| r.doc == doc && r.lut == lut && r.dots == dots);
         let needs = current.is_none_or(|r| {
             let moved = (r.view.origin_nm[0] - want.origin_nm[0]).abs()
                 + (r.view.origin_nm[1] - want.origin_nm[1]).abs();
@@ -178,47 +226,88 @@ pub fn field_view(
         });
         if needs && (settled || current.is_none()) && fv.pending.is_none() {
             let table = particles.table.clone();
+            let marks = if dots_mode {
+                dot_list(particles)
+            } else {
+                Vec::new()
+            };
             if table.len() <= SYNC_ROWS {
-                let rgba = field_rgba(&table, &want, lut);
-                fv.show(ui.ctx(), doc, want, lut, &rgba);
+                let rgba = field_rgba(&table, &want, lut, &marks);
+                fv.show(doc, want, lut, dots, rgba);
             } else {
                 let (tx, rx) = channel();
                 let ctx = ui.ctx().clone();
                 let spawned = std::thread::Builder::new()
                     .name("posescope-field".into())
                     .spawn(move || {
-                        let _ = tx.send(field_rgba(&table, &want, lut));
+                        let _ = tx.send(field_rgba(&table, &want, lut, &marks));
                         ctx.request_repaint();
                     });
                 if spawned.is_ok() {
-                    fv.pending = Some((doc, want, lut, rx));
+                    fv.pending = Some(Pending {
+                        doc,
+                        view: want,
+                        lut,
+                        dots,
+                        rx,
+                    });
                 }
             }
         }
     }
-    if let Some((d, view, l, rx)) = fv.pending.take() {
-        match rx.try_recv() {
-            Ok(rgba) => fv.show(ui.ctx(), d, view, l, &rgba),
-            Err(TryRecvError::Empty) => fv.pending = Some((d, view, l, rx)),
+    if let Some(p) = fv.pending.take() {
+        match p.rx.try_recv() {
+            Ok(rgba) => fv.show(p.doc, p.view, p.lut, p.dots, rgba),
+            Err(TryRecvError::Empty) => fv.pending = Some(p),
             Err(TryRecvError::Disconnected) => {}
         }
     }
     let painter = ui.painter_at(rect);
     painter.rect_filled(rect, 0.0, Color32::BLACK);
-    if let Some(r) = &fv.render {
-        let v = &r.view;
-        let min = fv.to_screen(rect, v.origin_nm[0], v.origin_nm[1]);
-        let max = fv.to_screen(
-            rect,
-            v.origin_nm[0] + v.width as f64 * v.pixel_nm,
-            v.origin_nm[1] + v.height as f64 * v.pixel_nm,
+    if let Some(r) = &mut fv.render {
+        let v = r.view;
+        let min = rect.center()
+            + Vec2::new(
+                ((v.origin_nm[0] - fv.centre_nm[0]) / fv.nm_per_pt) as f32,
+                ((v.origin_nm[1] - fv.centre_nm[1]) / fv.nm_per_pt) as f32,
+            );
+        let zoom = (v.pixel_nm / fv.nm_per_pt) as f32;
+        let img_rect = Rect::from_min_size(
+            min,
+            Vec2::new(v.width as f32 * zoom, v.height as f32 * zoom),
         );
-        painter.image(
-            r.tex.id(),
-            Rect::from_min_max(min, max),
-            Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)),
-            Color32::WHITE,
-        );
+        if pixel_views {
+            let shown = img_rect.intersect(rect);
+            if shown.is_positive() {
+                painter.add(egui_wgpu::Callback::new_paint_callback(
+                    shown,
+                    PixelImage {
+                        slot: Slot::Field,
+                        source: PixelSource::Bytes {
+                            data: r.rgba.clone(),
+                            generation: r.generation,
+                        },
+                        width: v.width as u32,
+                        height: v.height as u32,
+                        origin: min,
+                        zoom,
+                        shown,
+                    },
+                ));
+            }
+        } else {
+            let tex = r.tex.get_or_insert_with(|| {
+                let img = ColorImage::from_rgba_unmultiplied([v.width, v.height], &r.rgba);
+                ui.ctx()
+                    .load_texture("field", img, egui::TextureOptions::NEAREST)
+            });
+            painter.image(
+                tex.id(),
+                img_rect,
+                Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)),
+                Color32::WHITE,
+            );
+        }
     }
     // the picks
     let [major, tube] = particles.setup.torus_nm;
@@ -237,14 +326,17 @@ pub fn field_view(
         let colour = if selected {
             Color32::WHITE
         } else if p.state == PickState::Accepted {
-            Color32::from_rgb(64, 220, 96)
+            ACCEPTED
         } else {
-            Color32::from_rgb(255, 214, 10)
+            CANDIDATE
         };
         let stroke = Stroke::new(if selected { 2.0 * width } else { width }, colour);
         // zoomed far out, a particle is a dot: thousands of circles and numbers would hide the field
         if disc < MIN_OUTLINE_PT {
-            painter.circle_filled(c, if selected { 3.0 } else { 1.5 }, colour);
+            // baked into the render as a dot; only the selected pick is drawn here
+            if selected {
+                painter.circle_stroke(c, 4.0, Stroke::new(2.0, colour));
+            }
             continue;
         }
         painter.circle_stroke(c, disc, Stroke::new(width, colour.gamma_multiply(0.5)));
@@ -291,23 +383,58 @@ pub fn field_view(
 }
 
 impl FieldView {
-    /// Makes `rgba` (a render of `view`) the texture on screen.
-    fn show(&mut self, ctx: &egui::Context, doc: DocId, view: LocView, lut: Lut, rgba: &[u8]) {
-        let img = ColorImage::from_rgba_unmultiplied([view.width, view.height], rgba);
-        let tex = ctx.load_texture("field", img, egui::TextureOptions::NEAREST);
+    /// Makes `rgba` (a render of `view`) the image on screen.
+    fn show(&mut self, doc: DocId, view: LocView, lut: Lut, dots: u64, rgba: Vec<u8>) {
+        self.renders += 1;
         self.render = Some(FieldRender {
             doc,
             view,
             lut,
-            tex,
+            dots,
+            rgba: rgba.into(),
+            // distinct from the raw and model views' generations
+            generation: u64::MAX / 2 + self.renders,
+            tex: None,
         });
-        self.renders += 1;
     }
 }
 
+/// Colours of picks by state.
+const CANDIDATE: Color32 = Color32::from_rgb(255, 214, 10);
+const ACCEPTED: Color32 = Color32::from_rgb(64, 220, 96);
+
+/// Identifies the picks' positions and states (for baked dots; never 0).
+fn dots_key(particles: &ParticleDoc) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for p in &particles.picks {
+        (p.state as u8).hash(&mut h);
+        p.pick.x_nm.to_bits().hash(&mut h);
+        p.pick.y_nm.to_bits().hash(&mut h);
+    }
+    h.finish() | 1
+}
+
+/// The picks to bake in as dots: position (nm) and colour.
+fn dot_list(particles: &ParticleDoc) -> Vec<([f64; 2], [u8; 4])> {
+    particles
+        .picks
+        .iter()
+        .filter(|p| p.state != PickState::Removed)
+        .map(|p| {
+            let c = if p.state == PickState::Accepted {
+                ACCEPTED
+            } else {
+                CANDIDATE
+            };
+            ([p.pick.x_nm, p.pick.y_nm], c.to_array())
+        })
+        .collect()
+}
+
 /// The table rendered into `view` (individual blur, at least one pixel)
-/// with auto-contrast, as RGBA.
-fn field_rgba(table: &LocTable, view: &LocView, lut: Lut) -> Vec<u8> {
+/// with auto-contrast, as RGBA, with `dots` drawn as 3-pixel squares.
+fn field_rgba(table: &LocTable, view: &LocView, lut: Lut, dots: &[([f64; 2], [u8; 4])]) -> Vec<u8> {
     let data = render_locs(
         &table.x_nm,
         &table.y_nm,
@@ -317,7 +444,19 @@ fn field_rgba(table: &LocTable, view: &LocView, lut: Lut) -> Vec<u8> {
             min_blur_nm: view.pixel_nm as f32,
         },
     );
-    colorize(&data, auto_contrast(&data, 0.005), lut)
+    let mut rgba = colorize(&data, auto_contrast(&data, 0.005), lut);
+    let (w, h) = (view.width as i64, view.height as i64);
+    for (c, colour) in dots {
+        let x = ((c[0] - view.origin_nm[0]) / view.pixel_nm).floor() as i64;
+        let y = ((c[1] - view.origin_nm[1]) / view.pixel_nm).floor() as i64;
+        for yy in (y - 1).max(0)..=(y + 1).min(h - 1) {
+            for xx in (x - 1).max(0)..=(x + 1).min(w - 1) {
+                let i = 4 * (yy * w + xx) as usize;
+                rgba[i..i + 4].copy_from_slice(colour);
+            }
+        }
+    }
+    rgba
 }
 
 /// The projected centre circle of a torus posed by `q`, `r` points wide, about `c`.

@@ -59,7 +59,10 @@ impl PoseScopeApp {
         let img = ColorImage::from_rgba_unmultiplied([w, h], &rgba);
         let (slot, name) = match which {
             pixel_view::Slot::Raw => (&mut self.ui.raw_tex, "raw"),
-            pixel_view::Slot::Model => (&mut self.ui.cpu_model_tex, "model"),
+            // the field draws itself (field_view)
+            pixel_view::Slot::Model | pixel_view::Slot::Field => {
+                (&mut self.ui.cpu_model_tex, "model")
+            }
         };
         match slot {
             Some(t) => t.set(img, TextureOptions::NEAREST),

@@ -91,6 +91,10 @@ struct UiState {
     model_edit: crate::estimate::pose::pipeline::ModelSpec,
     /// The frame auto-estimate last asked for (once per frame shown).
     auto_requested: Option<(DocId, usize)>,
+    /// The frame on screen and since when.
+    shown: Option<((DocId, usize), Instant)>,
+    /// Auto-estimate will fit the frame on screen after this much longer.
+    auto_pending: Option<std::time::Duration>,
     /// Fewer filled pixels (software rasterisers).
     lean: bool,
     /// The model view uses the WGSL shader (when a GPU view exists).
@@ -245,9 +249,10 @@ impl PoseScopeApp {
         self.session.docs.len()
     }
 
-    /// True while background work runs (loading, model, estimation, sweeps).
+    /// True while background work runs (loading, model, estimation, sweeps)
+    /// or is about to (a frame waiting to be auto-estimated).
     pub fn busy(&self) -> bool {
-        self.jobs.busy()
+        self.jobs.busy() || self.ui.auto_pending.is_some()
     }
 
     /// True once the network/model for fitting is loaded.
@@ -522,6 +527,9 @@ impl eframe::App for PoseScopeApp {
         let mut actions = self.keys(&ctx);
         actions.extend(self.drops(&ctx));
         actions.extend(self.auto_estimate());
+        if let Some(wait) = self.ui.auto_pending {
+            ctx.request_repaint_after(wait);
+        }
         self.apply(actions);
         self.live.update(&self.session);
         // the panels read the state and collect what the user does

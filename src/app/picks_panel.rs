@@ -129,6 +129,7 @@ impl PoseScopeApp {
             &doc.results,
             self.settings.lut,
             self.ui.lean,
+            self.ui.pixel_views,
             size,
         );
         for e in events {

@@ -25,6 +25,8 @@ use egui_wgpu::{CallbackResources, CallbackTrait, RenderState, ScreenDescriptor}
 pub enum Slot {
     Raw,
     Model,
+    /// A table's field.
+    Field,
 }
 
 /// Where a view's pixels come from.
