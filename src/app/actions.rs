@@ -78,6 +78,8 @@ pub enum Action {
     RemoveSelectedPick,
     /// Table documents: save the picks as CSV.
     SavePicksDialog,
+    /// Table documents: replace the picks with a picks CSV's.
+    LoadPicksDialog,
     /// Table documents: write the overview PNG of the field with every
     /// fitted particle drawn in place.
     ExportOverview,
@@ -176,6 +178,17 @@ impl PoseScopeApp {
                 }
             }
             Action::SavePicksDialog => self.save_picks_dialog(),
+            Action::LoadPicksDialog => {
+                let mut dialog = rfd::FileDialog::new()
+                    .set_title("Load picks")
+                    .add_filter("Picks CSV", &["csv"]);
+                if let Some(dir) = self.session.doc().and_then(|d| d.path.parent()) {
+                    dialog = dialog.set_directory(dir);
+                }
+                if let Some(path) = self.run_dialog(|| dialog.pick_file()) {
+                    self.load_picks(&path);
+                }
+            }
             Action::ExportOverview => {
                 self.export_overview();
             }
@@ -233,6 +246,35 @@ impl PoseScopeApp {
         if let Some(path) = self.run_dialog(|| dialog.save_file()) {
             self.save_picks(&path);
         }
+    }
+
+    /// Replaces the picks of the table on screen with a picks CSV's (all
+    /// accepted; results so far are dropped, as the particles changed).
+    pub fn load_picks(&mut self, path: &Path) {
+        let picks = match crate::io::locs::read_picks(path) {
+            Ok(p) => p,
+            Err(e) => {
+                self.session.error(format!("loading picks failed: {e}"));
+                return;
+            }
+        };
+        let Some(doc) = self.session.docs.get_mut(self.session.current) else {
+            return;
+        };
+        let Some(p) = doc.particles.as_mut() else {
+            self.session
+                .info("picks are for localisation tables: open one first");
+            return;
+        };
+        let n = p.replace_picks(&picks);
+        doc.frames = Arc::new(p.frame_store());
+        doc.results = crate::estimate::pose::results::FitResults::new(n);
+        doc.info.frames = n;
+        self.ui.field.selected = None;
+        self.ui.field.fit_pending = true;
+        self.session.go_to_frame(0);
+        self.session
+            .info(format!("loaded {n} picks from {}", path.display()));
     }
 
     /// Saves the picks of the table on screen as a picks CSV.

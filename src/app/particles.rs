@@ -114,6 +114,34 @@ impl ParticleDoc {
         }
     }
 
+    /// Replaces the picks with `picks` (accepted, their localisation counts
+    /// taken from the table); returns how many.
+    pub fn replace_picks(&mut self, picks: &[Pick]) -> usize {
+        self.picks = picks
+            .iter()
+            .map(|p| PickEntry {
+                pick: Pick {
+                    n_locs: self.locs_near(p.x_nm, p.y_nm),
+                    ..*p
+                },
+                state: PickState::Accepted,
+                manual: false,
+            })
+            .collect();
+        self.picks.len()
+    }
+
+    /// Localisations within a pick's disc around `(x, y)` nm.
+    pub fn locs_near(&self, x_nm: f64, y_nm: f64) -> usize {
+        let reach = self.setup.reach_nm;
+        let t = &self.table;
+        self.grid
+            .indices_near(x_nm, y_nm, reach)
+            .into_iter()
+            .filter(|&i| (f64::from(t.x_nm[i]) - x_nm).hypot(f64::from(t.y_nm[i]) - y_nm) <= reach)
+            .count()
+    }
+
     /// The picks as `posescope pick` writes them (removed ones left out).
     pub fn save_picks(&self, path: &Path) -> Result<usize, AppError> {
         let kept: Vec<Pick> = self
@@ -285,18 +313,10 @@ pub fn load_table(
 /// is not a table, or a position that is not finite).
 pub fn add_pick(doc: &mut Document, x_nm: f64, y_nm: f64) -> Option<usize> {
     let p = doc.particles.as_mut()?;
-    let reach = p.setup.reach_nm;
-    let n_locs = p
-        .grid
-        .indices_near(x_nm, y_nm, reach)
-        .into_iter()
-        .filter(|&i| {
-            (f64::from(p.table.x_nm[i]) - x_nm).hypot(f64::from(p.table.y_nm[i]) - y_nm) <= reach
-        })
-        .count();
     if !(x_nm.is_finite() && y_nm.is_finite()) {
         return None;
     }
+    let n_locs = p.locs_near(x_nm, y_nm);
     p.picks.push(PickEntry {
         pick: Pick { x_nm, y_nm, n_locs },
         state: PickState::Accepted,
@@ -357,7 +377,22 @@ mod tests {
         assert!(p.picks[4].manual && p.picks[4].pick.n_locs > 30);
         let out = dir.path().join("picks.csv");
         assert_eq!(p.save_picks(&out).unwrap(), 4);
-        assert_eq!(locs::read_picks(&out).unwrap().len(), 4);
+        let back = locs::read_picks(&out).unwrap();
+        assert_eq!(back.len(), 4);
+        // loaded back, the picks are accepted, recounted at the saved centres
+        // (within 5 % of the picker's counts, taken at its previous centre)
+        let mut doc2 = load_table(&path, &LOAD, &AtomicBool::new(false)).unwrap();
+        let q = doc2.particles.as_mut().unwrap();
+        assert_eq!(q.replace_picks(&back), 4);
+        assert_eq!(q.accepted().len(), 4);
+        for (a, b) in q.picks.iter().zip(&back) {
+            assert!(
+                a.pick.n_locs.abs_diff(b.n_locs) * 20 <= b.n_locs,
+                "{} vs {}",
+                a.pick.n_locs,
+                b.n_locs
+            );
+        }
     }
 
     #[test]

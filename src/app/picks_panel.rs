@@ -11,6 +11,7 @@ use super::PoseScopeApp;
 
 impl PoseScopeApp {
     pub(super) fn picks_panel(&mut self, ui: &mut egui::Ui, out: &mut Vec<Action>) {
+        self.table_settings(ui);
         let Some(doc) = self.session.doc() else {
             return;
         };
@@ -45,6 +46,13 @@ impl PoseScopeApp {
             }
             if ui.button("Save picks…").clicked() {
                 out.push(Action::SavePicksDialog);
+            }
+            if ui
+                .button("Load picks…")
+                .on_hover_text("Replace the picks with a picks CSV's (x_nm, y_nm columns)")
+                .clicked()
+            {
+                out.push(Action::LoadPicksDialog);
             }
             if ui
                 .button("Export overview")
@@ -109,6 +117,38 @@ impl PoseScopeApp {
                             ui.end_row();
                         }
                     });
+            });
+    }
+
+    /// How tables are opened: the particle and the camera pixel size for
+    /// files that do not state one (applied when a table is next opened).
+    fn table_settings(&mut self, ui: &mut egui::Ui) {
+        egui::CollapsingHeader::new("Opening tables")
+            .default_open(false)
+            .show(ui, |ui| {
+                let [mut r, mut t] = self.settings.particle_torus_nm;
+                ui.horizontal(|ui| {
+                    ui.label("torus R");
+                    ui.add(egui::DragValue::new(&mut r).range(10.0..=5000.0).suffix(" nm"));
+                    ui.label("r");
+                    ui.add(egui::DragValue::new(&mut t).range(0.0..=4000.0).suffix(" nm"));
+                });
+                if t < r {
+                    self.settings.particle_torus_nm = [r, t];
+                }
+                let mut known = self.settings.table_pixel_nm.is_some();
+                let mut px = self.settings.table_pixel_nm.unwrap_or(130.0);
+                ui.horizontal(|ui| {
+                    ui.checkbox(&mut known, "camera pixel");
+                    ui.add_enabled(
+                        known,
+                        egui::DragValue::new(&mut px).range(1.0..=10_000.0).suffix(" nm"),
+                    );
+                })
+                .response
+                .on_hover_text("For tables in camera pixels that do not state the pixel size (a Picasso .hdf5 without its .yaml)");
+                self.settings.table_pixel_nm = known.then_some(px);
+                ui.label(RichText::new("Applies to tables opened from now on.").small());
             });
     }
 
