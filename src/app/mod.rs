@@ -403,7 +403,18 @@ impl PoseScopeApp {
                         self.set_model(spec);
                     }
                 }
-                Message::Loaded(Err(e)) => self.session.error(e),
+                Message::Loaded(Err(e)) => {
+                    let hint = matches!(
+                        e,
+                        error::AppError::Read(crate::io::IoError::NeedsPixelSize { .. })
+                    );
+                    self.session.error(e);
+                    if hint {
+                        self.session.info(
+                            "in the viewer: give the camera pixel size under Picks → Opening tables, then open the file again",
+                        );
+                    }
+                }
                 Message::FitterReady(spec, result) => {
                     if spec == self.settings.model {
                         match result {
