@@ -228,24 +228,28 @@ impl PoseScopeApp {
     }
 
     fn save_picks_dialog(&mut self) {
-        let Some(doc) = self.session.doc() else {
-            return;
-        };
+        if let Some(path) = self.save_csv_dialog("Save picks", "Picks CSV", "picks") {
+            self.save_picks(&path);
+        }
+    }
+
+    /// The Save dialog for a CSV about the current document, suggesting
+    /// `<stem>_<suffix>.csv` beside it; `None` when cancelled.
+    fn save_csv_dialog(&mut self, title: &str, filter: &str, suffix: &str) -> Option<PathBuf> {
+        let doc = self.session.doc()?;
         let stem = doc
             .path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "table".into());
+            .unwrap_or_else(|| "results".into());
         let mut dialog = rfd::FileDialog::new()
-            .set_title("Save picks")
-            .add_filter("Picks CSV", &["csv"])
-            .set_file_name(format!("{stem}_picks.csv"));
+            .set_title(title)
+            .add_filter(filter, &["csv"])
+            .set_file_name(format!("{stem}_{suffix}.csv"));
         if let Some(dir) = doc.path.parent() {
             dialog = dialog.set_directory(dir);
         }
-        if let Some(path) = self.run_dialog(|| dialog.save_file()) {
-            self.save_picks(&path);
-        }
+        self.run_dialog(|| dialog.save_file())
     }
 
     /// Replaces the picks of the table on screen with a picks CSV's (all
@@ -572,22 +576,7 @@ impl PoseScopeApp {
     }
 
     fn save_results_dialog(&mut self) {
-        let Some(doc) = self.session.doc() else {
-            return;
-        };
-        let stem = doc
-            .path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "results".into());
-        let mut dialog = rfd::FileDialog::new()
-            .set_title("Save results")
-            .add_filter("Pose CSV", &["csv"])
-            .set_file_name(format!("{stem}_poses.csv"));
-        if let Some(dir) = doc.path.parent() {
-            dialog = dialog.set_directory(dir);
-        }
-        if let Some(path) = self.run_dialog(|| dialog.save_file()) {
+        if let Some(path) = self.save_csv_dialog("Save results", "Pose CSV", "poses") {
             self.save_results(&path);
         }
     }

@@ -90,18 +90,7 @@ pub fn overview(
         let label = p.number.to_string();
         let tx = (p.centre_px[0] + 0.75 * p.radius_px) as f32;
         let ty = (p.centre_px[1] - 0.75 * p.radius_px) as f32 - font.as_scaled(scale).height();
-        for (dx, dy) in [(-1.0, 0.0), (1.0, 0.0), (0.0, -1.0), (0.0, 1.0)] {
-            draw_text(
-                &mut img,
-                clip,
-                &font,
-                scale,
-                (tx + dx, ty + dy),
-                &label,
-                HALO,
-            );
-        }
-        draw_text(&mut img, clip, &font, scale, (tx, ty), &label, colour);
+        halo_text(&mut img, clip, &font, scale, (tx, ty), &label, colour);
     }
     if let Some(bar) = pixel_size_nm.and_then(|s| scale_bar(s, width as f64)) {
         let len = bar.length_px.round().max(1.0) as i64;
@@ -124,18 +113,7 @@ pub fn overview(
         let w = text_width(&font, scale, &bar.label);
         let top = halo.y0 as f32 - font.as_scaled(scale).height() - 2.0;
         let x = ((r.x0 + r.x1) as f32 - w) / 2.0;
-        for (dx, dy) in [(-1.0, 0.0), (1.0, 0.0), (0.0, -1.0), (0.0, 1.0)] {
-            draw_text(
-                &mut img,
-                clip,
-                &font,
-                scale,
-                (x + dx, top + dy),
-                &bar.label,
-                HALO,
-            );
-        }
-        draw_text(&mut img, clip, &font, scale, (x, top), &bar.label, [255; 4]);
+        halo_text(&mut img, clip, &font, scale, (x, top), &bar.label, [255; 4]);
     }
     Ok(img)
 }
@@ -205,6 +183,22 @@ pub fn table_overview(
         &parts,
         Some(pixel_nm),
     )
+}
+
+/// `text` in `colour` with a one-pixel black halo, readable on any field.
+fn halo_text(
+    img: &mut RgbaImage,
+    clip: Clip,
+    font: &ab_glyph::FontRef<'_>,
+    scale: PxScale,
+    (x, y): (f32, f32),
+    text: &str,
+    colour: [u8; 4],
+) {
+    for (dx, dy) in [(-1.0, 0.0), (1.0, 0.0), (0.0, -1.0), (0.0, 1.0)] {
+        draw_text(img, clip, font, scale, (x + dx, y + dy), text, HALO);
+    }
+    draw_text(img, clip, font, scale, (x, y), text, colour);
 }
 
 /// The projected circle of radius `r` in the model's xy plane, posed by
