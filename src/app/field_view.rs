@@ -38,7 +38,7 @@ const SETTLE: std::time::Duration = std::time::Duration::from_millis(150);
 /// Below this disc radius (points) picks are drawn as dots.
 const MIN_OUTLINE_PT: f32 = 5.0;
 /// Below this disc radius (points) picks are not numbered.
-const MIN_LABEL_PT: f32 = 10.0;
+const MIN_LABEL_PT: f32 = 7.0;
 
 /// Tables up to this many rows are rendered on the UI thread (a few ms).
 pub const SYNC_ROWS: usize = 50_000;

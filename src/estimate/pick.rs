@@ -60,6 +60,16 @@ pub enum PickError {
 /// Largest density image of the detector (pixels).
 const MAX_DENSITY_PX: usize = 1 << 26;
 
+/// The density image may have this many pixels per localisation (at least
+/// [`MIN_DENSITY_CAP`]): a few stray localisations millimetres away must not
+/// make the detector blur a huge, empty image. A real field of 10⁴ rows may
+/// still span 1,600 bins a side (88 µm for a CEP152-sized particle).
+const DENSITY_PX_PER_ROW: usize = 256;
+const MIN_DENSITY_CAP: usize = 1 << 22;
+
+/// Most cells of a [`Grid`]; coarser cells beyond that.
+const MAX_GRID_CELLS: f64 = (1 << 22) as f64;
+
 /// Picks particles of `cfg`'s size in `table`, ordered by descending
 /// localisation count.
 pub fn pick_table(table: &LocTable, cfg: &PickConfig) -> Result<Vec<Pick>, PickError> {
@@ -77,14 +87,17 @@ pub fn pick_table(table: &LocTable, cfg: &PickConfig) -> Result<Vec<Pick>, PickE
     }
     let bin = cfg.radius_nm / 4.0;
     let s = table.summary();
-    let view = LocView::covering(s.extent_nm, bin, 2.0 * cfg.radius_nm, MAX_DENSITY_PX)
-        .ok_or_else(|| {
-            PickError::TooLarge(format!(
-                "{:.0} × {:.0} µm at {bin:.0} nm bins",
-                (s.extent_nm[2] - s.extent_nm[0]) / 1000.0,
-                (s.extent_nm[3] - s.extent_nm[1]) / 1000.0
-            ))
-        })?;
+    let cap = table
+        .len()
+        .saturating_mul(DENSITY_PX_PER_ROW)
+        .clamp(MIN_DENSITY_CAP, MAX_DENSITY_PX);
+    let view = LocView::covering(s.extent_nm, bin, 2.0 * cfg.radius_nm, cap).ok_or_else(|| {
+        PickError::TooLarge(format!(
+            "{:.0} × {:.0} µm at {bin:.0} nm bins",
+            (s.extent_nm[2] - s.extent_nm[0]) / 1000.0,
+            (s.extent_nm[3] - s.extent_nm[1]) / 1000.0
+        ))
+    })?;
     let hist = render_locs(&table.x_nm, &table.y_nm, None, &view, LocMode::Histogram);
     let sigma_px = 0.6 * cfg.radius_nm / bin;
     let density = blur(&hist, view.width, view.height, sigma_px as f32);
@@ -212,6 +225,14 @@ impl Grid {
     /// caller has from [`LocTable::summary`] already.
     pub fn new(t: &LocTable, extent_nm: [f32; 4], cell: f64) -> Grid {
         let origin = [f64::from(extent_nm[0]), f64::from(extent_nm[1])];
+        // bounded memory whatever the extent: coarser cells for huge ones
+        let area = (f64::from(extent_nm[2]) - origin[0]).max(0.0)
+            * (f64::from(extent_nm[3]) - origin[1]).max(0.0);
+        let cell = if cell.is_finite() && cell > 0.0 {
+            cell.max((area / MAX_GRID_CELLS).sqrt())
+        } else {
+            (area / MAX_GRID_CELLS).sqrt().max(1.0)
+        };
         let cols = (((f64::from(extent_nm[2]) - origin[0]) / cell) as usize + 1).min(1 << 14);
         let rows = (((f64::from(extent_nm[3]) - origin[1]) / cell) as usize + 1).min(1 << 14);
         let cell = cell
@@ -467,5 +488,30 @@ mod tests {
         assert!(pick_table(&t, &PickConfig::for_radius(100.0))
             .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    fn a_few_stray_localisations_far_away_cost_nothing() {
+        // 21 rows spanning 17 mm (a fuzzer's find: the detector used to blur a
+        // 21-megapixel empty image): refused at once, and the grid stays small
+        let mut t = LocTable {
+            x_nm: (0..21).map(|i| (i * 180) as f32).collect(),
+            y_nm: (0..21).map(|i| (i as f32) * 850_000.0).collect(),
+            ..LocTable::default()
+        };
+        let e = pick_table(&t, &PickConfig::for_radius(220.0)).unwrap_err();
+        assert!(e.to_string().contains("too large"), "{e}");
+        t.x_nm[0] = 1.7e7;
+        let g = Grid::new(&t, t.summary().extent_nm, 260.0);
+        assert!(
+            g.cells.len() <= (1 << 22) + 2 * (1 << 14),
+            "{} cells",
+            g.cells.len()
+        );
+        // and still finds every localisation at its own place
+        for i in 0..t.len() {
+            let (x, y) = (f64::from(t.x_nm[i]), f64::from(t.y_nm[i]));
+            assert!(g.indices_near(x, y, 1.0).contains(&i), "row {i}");
+        }
     }
 }
