@@ -239,3 +239,26 @@ fn truncated_and_bit_flipped_tables_fail_cleanly() {
         "panics inside the loaders"
     );
 }
+
+#[test]
+fn a_fuzzed_header_claiming_huge_records_is_refused_before_reading() {
+    // cargo-fuzz (fuzz_locs_hdf5) found this 2.7 kB file: a corrupt data
+    // address made hdf5-pure's streaming reader allocate 2.6 GB before it
+    // found the file too short. Small files are now read whole, where every
+    // address is checked against the bytes held. In a process limited to
+    // 1.5 GB of address space, `info` must end with the error, not abort.
+    let e = open("fuzz_oom_record.hdf5").unwrap_err().to_string();
+    assert!(e.contains("fuzz_oom_record.hdf5"), "{e}");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -v 1500000; exec '{}' info '{}'",
+            env!("CARGO_BIN_EXE_posescope"),
+            fixture("fuzz_oom_record.hdf5").display()
+        ))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("corrupt"), "{stderr}");
+}
