@@ -70,6 +70,8 @@ pub struct ParticleSetup {
     pub spec_px: ModelSpec,
     /// The model for the localisation fit.
     pub locs_model: AxialModel,
+    /// The same, sampled more sparsely: the grid and first simplex runs.
+    pub locs_coarse: AxialModel,
     /// Settings of the localisation fit.
     pub locfit: LocFitOptions,
 }
@@ -82,6 +84,8 @@ impl ParticleSetup {
         }
         let [major_nm, tube_nm] = spec.torus;
         let locs_model = AxialModel::torus(major_nm, tube_nm, 12.0, 5.0)
+            .ok_or(ParticleError::BadTorus(major_nm, tube_nm))?;
+        let locs_coarse = AxialModel::torus(major_nm, tube_nm, 24.0, 5.0)
             .ok_or(ParticleError::BadTorus(major_nm, tube_nm))?;
         let precision = table.summary().median_precision_nm.map_or(10.0, f64::from);
         let pixel_nm = major_nm / REFERENCE_MAJOR_PX;
@@ -96,6 +100,7 @@ impl ParticleSetup {
                 ..spec.clone()
             },
             locs_model,
+            locs_coarse,
             locfit: LocFitOptions {
                 default_precision_nm: precision,
                 ..LocFitOptions::default()
@@ -169,7 +174,8 @@ impl ParticleSetup {
             self.locfit.default_precision_nm,
         );
         let start = result.as_ref().ok().map(|f| f.outcome.state.pose.q.axis());
-        match locfit::fit_axis(&self.locs_model, &locs, centre, start, &self.locfit) {
+        let coarse = Some(&self.locs_coarse);
+        match locfit::fit_axis(&self.locs_model, coarse, &locs, centre, start, &self.locfit) {
             Ok(fit) => {
                 self.apply(result, pick, &fit);
                 Some(fit)

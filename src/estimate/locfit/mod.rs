@@ -108,9 +108,12 @@ pub fn gather(
 }
 
 /// Fits the axis and centre of `model` to `locs`, starting from the centre
-/// `centre0` (nm) and, if given, the axis `start`.
+/// `centre0` (nm) and, if given, the axis `start`. The grid and the first
+/// simplex runs use `coarse` (the same surface sampled more sparsely, which
+/// is several times cheaper) when given; the final restart uses `model`.
 pub fn fit_axis(
     model: &AxialModel,
+    coarse: Option<&AxialModel>,
     locs: &ParticleLocs,
     centre0: [f64; 2],
     start: Option<Vec3>,
@@ -129,9 +132,12 @@ pub fn fit_axis(
     if !finite {
         return Err(LocFitError::NonFinite);
     }
-    let nll = |axis: Vec3, c: [f64; 2]| {
-        negative_log_likelihood(model, locs, axis, c, opts.background).unwrap_or(f64::INFINITY)
+    let nll_of = |m: &AxialModel, axis: Vec3, c: [f64; 2]| {
+        negative_log_likelihood(m, locs, axis, c, opts.background).unwrap_or(f64::INFINITY)
     };
+    let first = coarse.unwrap_or(model);
+    let nll = |axis: Vec3, c: [f64; 2]| nll_of(first, axis, c);
+    let nll_fine = |axis: Vec3, c: [f64; 2]| nll_of(model, axis, c);
     // 1. the grid
     let mut scored: Vec<(f64, Vec3)> = quarter_sphere(opts.grid_axes)
         .into_iter()
@@ -152,8 +158,9 @@ pub fn fit_axis(
             best = Some((f, a, c));
         }
     }
-    let (f0, a0, c0) = best.ok_or(LocFitError::NonFinite)?;
-    let (f, a, c, e) = refine(&nll, a0, c0, opts.max_evals);
+    let (_, a0, c0) = best.ok_or(LocFitError::NonFinite)?;
+    let f0 = nll_fine(a0, c0);
+    let (f, a, c, e) = refine(&nll_fine, a0, c0, opts.max_evals);
     evals += e;
     let (f, a, c) = if f <= f0 { (f, a, c) } else { (f0, a0, c0) };
     if !f.is_finite() {
@@ -286,6 +293,7 @@ mod tests {
     #[test]
     fn recovers_random_axes_and_centres_without_a_start() {
         let model = AxialModel::torus(180.0, 40.0, 12.0, 5.0).unwrap();
+        let coarse = AxialModel::torus(180.0, 40.0, 24.0, 5.0).unwrap();
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         let mut errors = Vec::new();
         for k in 0..6 {
@@ -293,6 +301,7 @@ mod tests {
             let locs = particle(q, [1000.0, 2000.0], 100 + k);
             let fit = fit_axis(
                 &model,
+                Some(&coarse),
                 &locs,
                 [1020.0, 1985.0],
                 None,
@@ -315,14 +324,14 @@ mod tests {
         let opts = LocFitOptions::default();
         locs.x[3] = f64::NAN;
         assert_eq!(
-            fit_axis(&model, &locs, [0.0; 2], None, &opts),
+            fit_axis(&model, None, &locs, [0.0; 2], None, &opts),
             Err(LocFitError::NonFinite)
         );
         locs.x.truncate(3);
         locs.y.truncate(3);
         locs.precision.truncate(3);
         assert_eq!(
-            fit_axis(&model, &locs, [0.0; 2], None, &opts),
+            fit_axis(&model, None, &locs, [0.0; 2], None, &opts),
             Err(LocFitError::TooFew(3))
         );
     }
