@@ -199,11 +199,23 @@ pub use crate::estimate::nn::device::device_name;
 pub fn pick_device(choice: DeviceChoice) -> Result<Device, PipelineError> {
     let dev = match choice {
         DeviceChoice::Cpu => Device::Cpu,
+        // the hint names the feature only for builds without it; a CUDA build
+        // on a machine without a GPU says what the driver said
         DeviceChoice::Cuda => Device::new_cuda(0).map_err(|e| {
-            PipelineError::Device(format!("cuda (build with --features cuda): {e}"))
+            let hint = if cfg!(feature = "cuda") {
+                ""
+            } else {
+                " (this build has no CUDA: build with --features cuda)"
+            };
+            PipelineError::Device(format!("cuda{hint}: {e}"))
         })?,
         DeviceChoice::Metal => Device::new_metal(0).map_err(|e| {
-            PipelineError::Device(format!("metal (build with --features metal): {e}"))
+            let hint = if cfg!(feature = "metal") {
+                ""
+            } else {
+                " (this build has no Metal: build with --features metal)"
+            };
+            PipelineError::Device(format!("metal{hint}: {e}"))
         })?,
         DeviceChoice::Auto => Device::new_cuda(0)
             .or_else(|_| Device::new_metal(0))
