@@ -45,7 +45,12 @@ pub fn run(a: TableFit<'_>) -> Result<()> {
         Some(p) => locs::read_picks(p)?,
         None => pick_table(&table, &PickConfig::for_radius(major_nm + tube_nm))?,
     };
-    let frames = setup.frames(&table, &picks);
+    // one index of the table serves the particle frames and the localisation fit
+    let grid = setup.index(&table);
+    let frames: Vec<_> = picks
+        .iter()
+        .map(|p| setup.frame(&table, &grid, p))
+        .collect();
     let fitter = Fitter::new(&setup.spec_px, a.opts, a.weights, a.use_net, a.device)
         .context("setting up the fit")?;
     let t0 = std::time::Instant::now();
@@ -63,7 +68,7 @@ pub fn run(a: TableFit<'_>) -> Result<()> {
     )?;
     let t_image = t0.elapsed().as_secs_f64();
     let locfits = match a.refine_on {
-        RefineOn::Locs => setup.refine_on_locs(&table, &picks, &mut results),
+        RefineOn::Locs => setup.refine_on_locs(&table, &grid, &picks, &mut results),
         RefineOn::Image => vec![None; picks.len()],
     };
     let px = |v: f64| {

@@ -3,14 +3,14 @@
 //!
 //! Each pick's localisations within its disc are rendered into a particle
 //! frame at the pixel size that puts the torus at the bundled network's
-//! trained size ([`ParticleSetup::frames`]); the frames go through the usual
+//! trained size ([`ParticleSetup::frame`]); the frames go through the usual
 //! batch fit (network + render-and-compare). Then, by default, each pose is
 //! refined on the localisations themselves ([`locfit`](super::locfit)).
 
 use rayon::prelude::*;
 
 use super::locfit::{self, AxialModel, LocFit, LocFitOptions};
-use super::pick::{particle_frame, particle_frames, Grid, Pick};
+use super::pick::{particle_frame, Grid, Pick};
 use super::pose::fit::{FitOutcome, StartSource};
 use super::pose::pipeline::{FrameFit, ModelSpec};
 use super::pose::results::FrameResult;
@@ -66,6 +66,8 @@ pub struct ParticleSetup {
     pub pixel_nm: f64,
     /// Radius of a pick's disc, nm (the torus plus twice the precision).
     pub reach_nm: f64,
+    /// The table's extent `[x_min, y_min, x_max, y_max]`, nm (for [`index`](Self::index)).
+    pub extent_nm: [f32; 4],
     /// The model in particle-frame pixels, for the image fit.
     pub spec_px: ModelSpec,
     /// The model for the localisation fit.
@@ -87,12 +89,14 @@ impl ParticleSetup {
             .ok_or(ParticleError::BadTorus(major_nm, tube_nm))?;
         let locs_coarse = AxialModel::torus(major_nm, tube_nm, 24.0, 5.0)
             .ok_or(ParticleError::BadTorus(major_nm, tube_nm))?;
-        let precision = table.summary().median_precision_nm.map_or(10.0, f64::from);
+        let summary = table.summary();
+        let precision = summary.median_precision_nm.map_or(10.0, f64::from);
         let pixel_nm = major_nm / REFERENCE_MAJOR_PX;
         Ok(Self {
             torus_nm: spec.torus,
             pixel_nm,
             reach_nm: major_nm + tube_nm + 2.0 * precision,
+            extent_nm: summary.extent_nm,
             spec_px: ModelSpec {
                 torus: [REFERENCE_MAJOR_PX, tube_nm / pixel_nm],
                 units: Units::Px,
@@ -106,17 +110,6 @@ impl ParticleSetup {
                 ..LocFitOptions::default()
             },
         })
-    }
-
-    /// The particle frame of every pick.
-    pub fn frames(&self, table: &LocTable, picks: &[Pick]) -> Vec<Frame> {
-        particle_frames(
-            table,
-            picks,
-            self.reach_nm,
-            self.pixel_nm,
-            PARTICLE_FRAME_PX,
-        )
     }
 
     /// The particle frame of one pick, its localisations found through
@@ -134,7 +127,7 @@ impl ParticleSetup {
 
     /// The index of `table`'s localisations that [`refine_one`](Self::refine_one) queries.
     pub fn index(&self, table: &LocTable) -> Grid {
-        Grid::new(table, table.summary().extent_nm, self.reach_nm.max(1.0))
+        Grid::new(table, self.extent_nm, self.reach_nm.max(1.0))
     }
 
     /// Refines every image fit on its pick's localisations (in parallel);
@@ -142,14 +135,14 @@ impl ParticleSetup {
     pub fn refine_on_locs(
         &self,
         table: &LocTable,
+        grid: &Grid,
         picks: &[Pick],
         results: &mut [FrameResult],
     ) -> Vec<Option<LocFit>> {
-        let grid = self.index(table);
         results
             .par_iter_mut()
             .zip(picks.par_iter())
-            .map(|(result, pick)| self.refine_one(table, &grid, pick, result))
+            .map(|(result, pick)| self.refine_one(table, grid, pick, result))
             .collect()
     }
 

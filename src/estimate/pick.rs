@@ -304,29 +304,11 @@ impl Grid {
     }
 }
 
-/// Each pick's localisations — those within `radius_nm` of its centre, a
-/// circular pick as in Picasso, so that neighbours stay out — rendered into
-/// a `size × size` particle frame centred on it at `pixel_nm` (individual
-/// blur, at least one pixel, so the blur is a PSF the network was trained
-/// on): what the pose fit sees. Only the localisations near each pick are
-/// visited.
-pub fn particle_frames(
-    table: &LocTable,
-    picks: &[Pick],
-    radius_nm: f64,
-    pixel_nm: f64,
-    size: usize,
-) -> Vec<Frame> {
-    let half = 0.5 * size as f64 * pixel_nm;
-    let grid = Grid::new(table, table.summary().extent_nm, half.max(1.0));
-    picks
-        .iter()
-        .map(|pick| particle_frame(table, &grid, pick, radius_nm, pixel_nm, size))
-        .collect()
-}
-
-/// One pick's particle frame (see [`particle_frames`]), its localisations
-/// found through `grid`.
+/// A pick's localisations — those within `radius_nm` of its centre, a
+/// circular pick as in Picasso, so that neighbours stay out, found through
+/// `grid` — rendered into a `size × size` particle frame centred on it at
+/// `pixel_nm` (individual blur, at least one pixel, so the blur is a PSF the
+/// network was trained on): what the pose fit sees.
 pub fn particle_frame(
     table: &LocTable,
     grid: &Grid,
@@ -443,7 +425,11 @@ mod tests {
         let picks = pick_table(&t, &PickConfig::for_radius(220.0)).unwrap();
         // the picking disc: radius + 2 × median precision
         let reach = 220.0 + 2.0 * f64::from(t.summary().median_precision_nm.unwrap());
-        let frames = particle_frames(&t, &picks, reach, 9.0, 128);
+        let grid = Grid::new(&t, t.summary().extent_nm, reach);
+        let frames: Vec<Frame> = picks
+            .iter()
+            .map(|p| particle_frame(&t, &grid, p, reach, 9.0, 128))
+            .collect();
         assert_eq!(frames.len(), picks.len());
         for (f, p) in frames.iter().zip(&picks) {
             // the frame holds the pick's localisations (each integrates to
