@@ -10,6 +10,7 @@ pub mod export;
 pub mod fit;
 pub mod fit_table;
 pub mod info;
+pub mod learn;
 pub mod merge;
 pub mod pick;
 pub mod render;
@@ -64,6 +65,8 @@ pub enum Command {
     Merge(merge::MergeArgs),
     /// Pick particles of a known size on a localisation table (picks CSV).
     Pick(pick::PickArgs),
+    /// Learn the 3D structure and every frame's pose from many particles, with no model given.
+    Learn(learn::LearnArgs),
 }
 
 impl Command {
@@ -107,6 +110,7 @@ impl Command {
             Command::Export(a) => export::run(a),
             Command::Merge(a) => merge::run(a),
             Command::Pick(a) => pick::run(a),
+            Command::Learn(a) => learn::run(a),
         }
     }
 }

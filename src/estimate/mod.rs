@@ -13,11 +13,15 @@
 //! - [`locfit`]: pose refinement on the localisations themselves — the
 //!   likelihood of each localisation under the posed model (SMAP LocMoFit
 //!   style), as the second path beside render-and-compare.
+//! - [`learn`]: the 3D structure learned from many particles with no model
+//!   given — pose assignment and structure descent in turn, checkpoints,
+//!   and the comparison of a learned cloud with a known one.
 //! - [`particles`]: a pose for every pick of a table — particle frames, the
 //!   image fit, then the localisation fit — shared by the CLI and the viewer.
 //!
 //! Nothing here knows wgpu or egui.
 
+pub mod learn;
 pub mod locfit;
 pub mod nn;
 pub mod particles;

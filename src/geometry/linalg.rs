@@ -103,9 +103,73 @@ pub fn det(m: &Mat3) -> f64 {
     dot(m[0], cross(m[1], m[2]))
 }
 
+/// Eigen-decomposition of a symmetric 3×3 matrix by cyclic Jacobi rotations:
+/// eigenvalues in decreasing order and the matching unit eigenvectors as the
+/// *rows* of the returned matrix (a proper rotation: its determinant is +1).
+pub fn sym_eigen3(m: &Mat3) -> ([f64; 3], Mat3) {
+    let mut a = *m;
+    let mut v = mat_identity(); // columns are eigenvectors
+    for _ in 0..50 {
+        let off = a[0][1].abs() + a[0][2].abs() + a[1][2].abs();
+        if off < 1e-300 {
+            break;
+        }
+        for (p, q) in [(0, 1), (0, 2), (1, 2)] {
+            if a[p][q].abs() < 1e-300 {
+                continue;
+            }
+            let theta = (a[q][q] - a[p][p]) / (2.0 * a[p][q]);
+            let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
+            let t = if theta == 0.0 { 1.0 } else { t };
+            let c = 1.0 / (t * t + 1.0).sqrt();
+            let s = t * c;
+            // a ← Jᵀ a J, v ← v J
+            for k in 0..3 {
+                let (akp, akq) = (a[k][p], a[k][q]);
+                a[k][p] = c * akp - s * akq;
+                a[k][q] = s * akp + c * akq;
+            }
+            for k in 0..3 {
+                let (apk, aqk) = (a[p][k], a[q][k]);
+                a[p][k] = c * apk - s * aqk;
+                a[q][k] = s * apk + c * aqk;
+            }
+            for row in v.iter_mut() {
+                let (vp, vq) = (row[p], row[q]);
+                row[p] = c * vp - s * vq;
+                row[q] = s * vp + c * vq;
+            }
+        }
+    }
+    let mut order = [0usize, 1, 2];
+    order.sort_by(|&i, &j| a[j][j].total_cmp(&a[i][i]));
+    let values = order.map(|i| a[i][i]);
+    let mut vecs = order.map(|i| [v[0][i], v[1][i], v[2][i]]);
+    if det(&vecs) < 0.0 {
+        vecs[2] = scale(vecs[2], -1.0);
+    }
+    (values, vecs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn symmetric_eigen_decomposition_reconstructs_the_matrix() {
+        let m = [[4.0, 1.0, -2.0], [1.0, 2.0, 0.5], [-2.0, 0.5, 3.0]];
+        let (l, v) = sym_eigen3(&m);
+        assert!(l[0] >= l[1] && l[1] >= l[2]);
+        assert!((det(&v) - 1.0).abs() < 1e-12);
+        for (k, row) in v.iter().enumerate() {
+            let mv = mat_vec(&m, *row);
+            for i in 0..3 {
+                assert!((mv[i] - l[k] * row[i]).abs() < 1e-10, "{k}: {mv:?}");
+            }
+        }
+        let (d, _) = sym_eigen3(&[[2.0, 0.0, 0.0], [0.0, 5.0, 0.0], [0.0, 0.0, 1.0]]);
+        assert_eq!(d, [5.0, 2.0, 1.0]);
+    }
 
     #[test]
     fn angle_between_is_accurate_for_tiny_angles() {

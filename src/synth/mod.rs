@@ -151,8 +151,19 @@ pub enum SynthModel {
     /// A torus plus one bright marker at angle 0 on the outer equator.
     TorusMarker,
     /// A given point model in pixels; the geometry ranges are ignored.
-    #[serde(skip)]
+    /// Recorded in synth.json by name and size (the points are in the model file).
+    #[serde(skip_deserializing, serialize_with = "model_summary")]
     Points(Model),
+}
+
+/// How a point model is recorded in synth.json.
+fn model_summary<S: serde::Serializer>(m: &Model, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeStruct;
+    let mut st = s.serialize_struct("Points", 3)?;
+    st.serialize_field("name", &m.name)?;
+    st.serialize_field("points", &m.len())?;
+    st.serialize_field("units", m.units.as_str())?;
+    st.end()
 }
 
 /// Everything that defines a synthetic data set.
@@ -572,6 +583,32 @@ mod tests {
         assert!(
             blinks > 2 * kept,
             "blinks {blinks} for {kept} sites at a mean of 4"
+        );
+    }
+
+    #[test]
+    fn a_point_model_set_is_written_with_its_settings() {
+        let model = Model::new(
+            "blobs",
+            vec![[5.0, 0.0, 0.0], [-5.0, 0.0, 2.0]],
+            vec![1.0, 1.0],
+            Units::Px,
+            crate::geometry::Symmetry::NONE,
+        )
+        .unwrap();
+        let cfg = SynthConfig {
+            model: SynthModel::Points(model),
+            frames: 2,
+            width: 32,
+            height: 32,
+            ..SynthConfig::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let out = write_dataset(&cfg, dir.path(), WriteSample::U16, || {}).unwrap();
+        let json = std::fs::read_to_string(out.settings).unwrap();
+        assert!(
+            json.contains("\"name\": \"blobs\"") && json.contains("\"points\": 2"),
+            "{json}"
         );
     }
 
