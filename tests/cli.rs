@@ -536,3 +536,103 @@ fn a_localisation_field_is_picked_and_fitted() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--units nm"));
 }
+
+#[test]
+fn learn_writes_a_model_that_fit_accepts_and_resumes_from_its_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("set");
+    ok(&posescope(&[
+        "synth",
+        "--n",
+        "10",
+        "--size",
+        "40",
+        "--radius",
+        "9",
+        "--ratio",
+        "0.3",
+        "--sigma",
+        "1.2",
+        "--shift",
+        "1",
+        "--seed",
+        "3",
+        "--out",
+        set.to_str().unwrap(),
+    ]));
+    let stack = set.join("stack.tif");
+    let model = dir.path().join("learned.ply");
+    let poses = dir.path().join("poses.csv");
+    let learn = |extra: &[&str]| {
+        let mut args = vec![
+            "learn",
+            stack.to_str().unwrap(),
+            "--out",
+            model.to_str().unwrap(),
+            "--poses",
+            poses.to_str().unwrap(),
+            "--points",
+            "48",
+            "--iterations",
+            "2",
+            "--search",
+            "300",
+            "--steps",
+            "3",
+            "--sigma",
+            "1.2",
+        ];
+        args.extend_from_slice(extra);
+        posescope(&args)
+    };
+    let o = learn(&[]);
+    ok(&o);
+    assert!(
+        text(&o.stdout).contains("learned 48 points from 10 frames"),
+        "{}",
+        text(&o.stdout)
+    );
+    // the PLY carries a weight per point and loads as a model
+    let m = posescope::shapes::Model::load(&model).unwrap();
+    assert_eq!(m.len(), 48);
+    assert!(
+        m.weights.iter().any(|&w| (w - 1.0).abs() > 1e-3),
+        "learned weights"
+    );
+    let rows = posescope::io::read_pose_csv(&poses).unwrap();
+    assert_eq!(rows.len(), 10);
+    assert!(rows
+        .iter()
+        .all(|r| r.pose.q.is_finite() && r.score.is_finite()));
+    // fit takes the learned cloud as a custom model right away
+    let fitted = dir.path().join("fit.csv");
+    ok(&posescope(&[
+        "fit",
+        stack.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        "--csv",
+        fitted.to_str().unwrap(),
+        "--search",
+        "200",
+    ]));
+    assert_eq!(posescope::io::read_pose_csv(&fitted).unwrap().len(), 10);
+    // a finished run resumes to the same files
+    let before = std::fs::read(&model).unwrap();
+    let o = learn(&["--resume"]);
+    ok(&o);
+    assert!(
+        text(&o.stderr).contains("resuming at iteration 2 of 2"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(std::fs::read(&model).unwrap(), before);
+    // a bad prior is one clear line
+    let o = learn(&["--symmetry", "torus"]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("finite prior"),
+        "{}",
+        text(&o.stderr)
+    );
+}

@@ -83,6 +83,15 @@ pub enum Action {
     /// Table documents: write the overview PNG of the field with every
     /// fitted particle drawn in place.
     ExportOverview,
+    /// Learn the structure from the current document's frames (a table's
+    /// accepted picks, or all of them).
+    StartLearning,
+    /// Pause (true) or resume (false) the learning run.
+    PauseLearning(bool),
+    /// Stop the learning run.
+    CancelLearning,
+    /// Take the learned cloud as the model and its poses as the results.
+    UseLearnedModel,
 }
 
 impl PoseScopeApp {
@@ -192,6 +201,13 @@ impl PoseScopeApp {
             Action::ExportOverview => {
                 self.export_overview();
             }
+            Action::StartLearning => self.start_learning(),
+            Action::PauseLearning(p) => self
+                .learning
+                .paused
+                .store(p, std::sync::atomic::Ordering::Relaxed),
+            Action::CancelLearning => self.jobs.cancel_kind(super::jobs::JobKind::Learn),
+            Action::UseLearnedModel => self.use_learned_model(),
             Action::DismissNotice(i) => {
                 if i < self.session.notices.len() {
                     self.session.notices.remove(i);

@@ -41,6 +41,9 @@ pub enum AppError {
         /// What went wrong.
         detail: String,
     },
+    /// Structure learning could not run or stopped with an error.
+    #[error("learning: {0}")]
+    Learn(String),
     /// The user cancelled.
     #[error("cancelled")]
     Cancelled,

@@ -13,9 +13,11 @@ use std::sync::Arc;
 
 use super::error::{AppError, IN_MEMORY_VALUES};
 use super::frame_store::FrameStore;
+use super::learning::{learn_job, LearnProgress};
 use super::live::{sweep_scores, Sweeps};
 use super::particles::{load_table, LocRefiner, TableLoad};
 use super::state::{DocId, Document, PoseControls};
+use crate::estimate::learn::{LearnConfig, Learned};
 use crate::estimate::pose::batch::{fit_frames, BatchOptions};
 use crate::estimate::pose::fit::FitOptions;
 use crate::estimate::pose::pipeline::{DeviceChoice, Fitter, FrameFit, ModelSpec};
@@ -52,6 +54,8 @@ pub enum JobKind {
     Refine,
     /// The symmetry explorer's score sweeps.
     Sweep,
+    /// Learning the structure from a document's frames.
+    Learn,
 }
 
 impl JobKind {
@@ -80,6 +84,10 @@ pub enum Message {
     },
     /// The sweeps for a frame and pose.
     Swept(Sweeps),
+    /// A learning run finished an iteration.
+    LearnProgress(DocId, LearnProgress),
+    /// A learning run finished (`None`: cancelled or failed; the note says which).
+    Learned(DocId, Option<Box<Learned>>),
     /// A job ended (finished or cancelled); `note` is shown to the user.
     Finished {
         /// Job id.
@@ -177,6 +185,13 @@ impl Jobs {
     /// Jobs shown in the status bar, with a progress bar and Cancel.
     pub fn visible(&self) -> impl Iterator<Item = &JobHandle> {
         self.running.iter().filter(|j| j.kind != JobKind::Sweep)
+    }
+
+    /// Asks the jobs of one kind to stop.
+    pub fn cancel_kind(&self, kind: JobKind) {
+        for j in self.running.iter().filter(|j| j.kind == kind) {
+            j.cancel.store(true, Ordering::Relaxed);
+        }
     }
 
     /// Asks every job to stop.
@@ -376,6 +391,38 @@ impl Jobs {
                 ctx.send(Message::Swept(Sweeps { at, key, curves }));
             }
             None
+        });
+    }
+}
+
+impl Jobs {
+    /// Learns the structure from the frames `which` of a document (the
+    /// library's learner, as `posescope learn`), reporting every iteration;
+    /// the run waits while `paused` is set.
+    pub fn learn(
+        &mut self,
+        doc: DocId,
+        frames: Arc<FrameStore>,
+        which: Vec<usize>,
+        config: LearnConfig,
+        paused: Arc<AtomicBool>,
+    ) {
+        let total = config.iterations;
+        let label = format!("Learning from {} frames", which.len());
+        self.spawn(JobKind::Learn, label, total, move |ctx| {
+            let run = job_pool().install(|| {
+                learn_job(&frames, &which, config, &paused, &ctx.cancel, |p| {
+                    ctx.done.store(p.iteration, Ordering::Relaxed);
+                    ctx.send(Message::LearnProgress(doc, p));
+                })
+            });
+            let (learned, note) = match run {
+                Ok(Some(l)) => (Some(Box::new(l)), None),
+                Ok(None) => (None, Some(Note::Info("learning cancelled".into()))),
+                Err(e) => (None, Some(Note::Error(e))),
+            };
+            ctx.send(Message::Learned(doc, learned));
+            note
         });
     }
 }

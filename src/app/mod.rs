@@ -32,6 +32,8 @@ pub mod frame_store;
 pub mod gpu_view;
 mod images;
 pub mod jobs;
+mod learn_panel;
+pub mod learning;
 pub mod live;
 mod measure;
 pub mod orbit;
@@ -76,6 +78,8 @@ pub enum RightTab {
     Results,
     /// A table's picks.
     Picks,
+    /// Structure learning.
+    Learn,
 }
 
 /// The UI's own state: view transforms, tabs, textures and GPU views, and
@@ -130,6 +134,7 @@ pub struct PoseScopeApp {
     ui: UiState,
     measure: Option<measure::MeasureFps>,
     autosaver: autosave::Autosaver,
+    learning: learning::Learning,
 }
 
 impl PoseScopeApp {
@@ -189,6 +194,7 @@ impl PoseScopeApp {
             ui,
             measure: None,
             autosaver: autosave::Autosaver::default(),
+            learning: learning::Learning::default(),
         };
         app.update_model();
         app
@@ -430,6 +436,27 @@ impl PoseScopeApp {
                     apply,
                 } => self.session.record_result(doc, frame, result, apply),
                 Message::Swept(s) => self.live.sweeps = Some(s),
+                Message::LearnProgress(doc, p) => {
+                    if self.learning.doc == Some(doc) {
+                        self.learning.progress = p;
+                    }
+                }
+                Message::Learned(doc, learned) => {
+                    if self.learning.doc == Some(doc) {
+                        self.learning.running = false;
+                        self.learning
+                            .paused
+                            .store(false, std::sync::atomic::Ordering::Relaxed);
+                        if let Some(l) = learned {
+                            self.session.info(format!(
+                                "learned a {}-point structure from {} frames: press \"Use as model\" in the Learn tab",
+                                l.model.len(),
+                                self.learning.progress.frames
+                            ));
+                            self.learning.learned = Some(*l);
+                        }
+                    }
+                }
                 Message::Finished { note, .. } => {
                     // a job ended: save what it produced now, not after the debounce
                     self.autosave(true);

@@ -48,6 +48,7 @@ impl PoseScopeApp {
                     ui.selectable_value(&mut self.ui.right_tab, RightTab::Symmetry, "Symmetry");
                     ui.selectable_value(&mut self.ui.right_tab, RightTab::Results, "Results");
                     ui.selectable_value(&mut self.ui.right_tab, RightTab::Picks, "Picks");
+                    ui.selectable_value(&mut self.ui.right_tab, RightTab::Learn, "Learn");
                 });
                 ui.separator();
                 match self.ui.right_tab {
@@ -56,6 +57,7 @@ impl PoseScopeApp {
                     tab => {
                         egui::ScrollArea::vertical().show(ui, |ui| match tab {
                             RightTab::Results => self.results_table(ui, out),
+                            RightTab::Learn => self.learn_panel(ui, out),
                             _ => self.explorer_panel(ui, out),
                         });
                     }

@@ -26,11 +26,12 @@ pub struct LearnArgs {
     /// Every frame's pose in the learned cloud's frame (pose CSV).
     #[arg(long)]
     poses: PathBuf,
-    /// Starting structure: sphere, ring, blob, or a model file in pixels.
-    #[arg(long, default_value = "sphere")]
+    /// Starting structure: auto (a sphere; with a cN/dN prior, a ring about
+    /// its axis), sphere, ring, blob, or a model file in pixels.
+    #[arg(long, default_value = "auto")]
     init: InitShape,
     /// Points in the cloud.
-    #[arg(long, default_value_t = 400)]
+    #[arg(long, default_value_t = 800)]
     points: usize,
     /// Symmetry prior about model z: c1 (none), cN or dN.
     #[arg(long, default_value = "c1")]

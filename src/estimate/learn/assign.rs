@@ -59,6 +59,11 @@ pub struct AssignInput<'a> {
     pub top: usize,
     /// Levenberg–Marquardt iterations per start.
     pub iterations: usize,
+    /// Turns of the model (model frame) tried on top of each previous pose;
+    /// the best of them by NCC is refined as one more start. For a cloud
+    /// close to a ring these are its near-degenerate alternatives (spins
+    /// about its axis, flips), which the grid's best few rarely include.
+    pub turns: &'a [Quat],
 }
 
 /// The binning that brings the crop to about 32 pixels (the search needs
@@ -211,12 +216,32 @@ pub fn assign(input: &AssignInput<'_>, pts: &[[f32; 3]], w: &[f32]) -> Vec<CropP
                 })
                 .collect();
             if let Some(prev) = input.previous {
-                tries.push(FitState {
-                    pose: Pose::new(prev[f].q, prev[f].shift),
+                let at = |q: Quat| FitState {
+                    pose: Pose::new(q, prev[f].shift),
                     scale: 1.0,
                     sigma: input.sigma,
                     shape: 0.0,
-                });
+                };
+                tries.push(at(prev[f].q));
+                let mut scratch = Scratch::default();
+                let best_turn = input
+                    .turns
+                    .iter()
+                    .map(|&g| {
+                        let st = at(prev[f].q * g);
+                        let img = crate::render::scene::render_state(
+                            &model,
+                            &st,
+                            side,
+                            side,
+                            &mut scratch,
+                        );
+                        (crate::render::scene::ncc(crop, &img), st)
+                    })
+                    .max_by(|a, b| a.0.total_cmp(&b.0));
+                if let Some((_, st)) = best_turn {
+                    tries.push(st);
+                }
             }
             let mut best = CropPose {
                 q: tries.first().map_or(Quat::IDENTITY, |t| t.pose.q),
@@ -304,6 +329,7 @@ mod tests {
             grid: &grid,
             top: 4,
             iterations: 20,
+            turns: &[],
         };
         let got = assign(&input, &pts, &w);
         let err = got[0].q.angle_to(truth).to_degrees();

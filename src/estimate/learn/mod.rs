@@ -78,6 +78,10 @@ pub enum LearnError {
 /// The starting structure.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum InitShape {
+    /// A sphere without a symmetry prior; with a Cₙ/Dₙ prior, a ring about
+    /// the prior's axis (a sphere gives the poses nothing to line the axis
+    /// up with, and the run stalls).
+    Auto,
     /// Points spread at random over a sphere of the particle's radius.
     Sphere,
     /// A flat ring of the particle's radius in the model xy plane.
@@ -92,6 +96,7 @@ impl std::str::FromStr for InitShape {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         Ok(match s.to_ascii_lowercase().as_str() {
+            "auto" => InitShape::Auto,
             "sphere" => InitShape::Sphere,
             "ring" => InitShape::Ring,
             "blob" => InitShape::Blob,
@@ -131,8 +136,8 @@ pub struct LearnConfig {
 impl Default for LearnConfig {
     fn default() -> Self {
         Self {
-            init: InitShape::Sphere,
-            points: 400,
+            init: InitShape::Auto,
+            points: 800,
             symmetry: Symmetry::NONE,
             iterations: 16,
             seed: 1,
@@ -340,8 +345,12 @@ fn schedule(i: usize, n: usize, radius: f64) -> (f64, f32, f32) {
 fn initial_cloud(cfg: &LearnConfig, radius: f64, order: usize) -> Result<Cloud, LearnError> {
     let n = (cfg.points / order.max(1)).max(4);
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    let points: Vec<[f32; 3]> = match &cfg.init {
-        InitShape::Sphere => (0..n)
+    let init = match &cfg.init {
+        InitShape::Auto if order > 1 => &InitShape::Ring,
+        other => other,
+    };
+    let points: Vec<[f32; 3]> = match init {
+        InitShape::Sphere | InitShape::Auto => (0..n)
             .map(|_| {
                 let q = Quat::random_uniform(&mut rng);
                 let a = q.axis();
@@ -415,6 +424,32 @@ fn frame_weights(scores: &[f64]) -> Vec<f32> {
             }
         })
         .collect()
+}
+
+/// Spins about the cloud's axis of least spread, in 30° steps, each with and
+/// without a half-turn about its axis of most spread: the poses a ring-like
+/// cloud can barely tell apart (see [`assign::AssignInput::turns`]).
+fn ring_turns(pts: &[[f32; 3]], w: &[f32]) -> Vec<Quat> {
+    let total: f64 = w.iter().map(|&x| x as f64).sum::<f64>().max(1e-300);
+    let mut c = [[0.0f64; 3]; 3];
+    for (p, &wi) in pts.iter().zip(w) {
+        for i in 0..3 {
+            for j in 0..3 {
+                c[i][j] += wi as f64 * p[i] as f64 * p[j] as f64 / total;
+            }
+        }
+    }
+    let (_, axes) = crate::geometry::sym_eigen3(&c);
+    let mut out = Vec::new();
+    for k in 1..12 {
+        let spin = Quat::from_axis_angle(axes[2], std::f64::consts::TAU * k as f64 / 12.0);
+        out.push(spin);
+    }
+    for k in 0..12 {
+        let spin = Quat::from_axis_angle(axes[2], std::f64::consts::TAU * k as f64 / 12.0);
+        out.push(spin * Quat::from_axis_angle(axes[0], std::f64::consts::PI));
+    }
+    out
 }
 
 fn median(xs: &[f64]) -> f64 {
@@ -559,6 +594,7 @@ impl Learner {
         }
         let (pts, w) = st.cloud.expanded(&self.group);
         let previous = (!st.poses.is_empty()).then_some(st.poses.as_slice());
+        let turns = ring_turns(&pts, &w);
         let poses = assign(
             &AssignInput {
                 crops: &crops,
@@ -569,6 +605,7 @@ impl Learner {
                 grid: &self.grid,
                 top: cfg.top,
                 iterations: 8,
+                turns: &turns,
             },
             &pts,
             &w,
@@ -613,6 +650,14 @@ impl Learner {
                 p.copy_from_slice(c);
             }
             cloud.normalise_weights();
+        }
+        // faint points go where the density is (not in the last iterations,
+        // which only polish)
+        if st.iteration + 2 < cfg.iterations {
+            let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ (0x9E37_79B9 + st.iteration as u64));
+            let moved = cloud.respawn(0.35, 0.5 * side as f32, &mut rng);
+            adam_p.reset(&moved, 3);
+            adam_w.reset(&moved, 1);
         }
         // recentre: the expanded centroid lies on the symmetry axis, so moving
         // the unit by it keeps the group's axis through the origin

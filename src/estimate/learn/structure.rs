@@ -235,6 +235,48 @@ pub fn loss_and_grad(cloud: &Cloud, input: &LossInput<'_>) -> LossGrad {
     }
 }
 
+impl Cloud {
+    /// Moves every faint point (weight below `floor` of the mean) onto a
+    /// bright one, chosen with probability ∝ weight, jittered by 0.5 px; the
+    /// two share the bright point's weight. Points that drifted off the
+    /// data hold no density and would otherwise stay as strays. Returns the
+    /// indices moved (their optimiser state is stale).
+    ///
+    /// Points farther than `reach` from the origin count as faint too: they
+    /// render outside every crop, so no frame moves or dims them.
+    pub fn respawn(&mut self, floor: f32, reach: f32, rng: &mut impl rand::Rng) -> Vec<usize> {
+        let n = self.points.len();
+        let w: Vec<f32> = self.log_w.iter().map(|l| l.exp()).collect();
+        let mean = w.iter().sum::<f32>() / n.max(1) as f32;
+        let outside = |i: usize| self.points[i].iter().map(|x| x * x).sum::<f32>() > reach * reach;
+        let faint: Vec<usize> = (0..n)
+            .filter(|&i| w[i] < floor * mean || outside(i))
+            .collect();
+        let bright: Vec<usize> = (0..n).filter(|&i| w[i] >= mean && !outside(i)).collect();
+        if faint.is_empty() || bright.is_empty() {
+            return Vec::new();
+        }
+        let total: f32 = bright.iter().map(|&i| w[i]).sum();
+        for &i in &faint {
+            let mut pick = rng.random::<f32>() * total;
+            let mut donor = bright[bright.len() - 1];
+            for &b in &bright {
+                pick -= w[b];
+                if pick <= 0.0 {
+                    donor = b;
+                    break;
+                }
+            }
+            let half = self.log_w[donor] - std::f32::consts::LN_2;
+            self.log_w[donor] = half;
+            self.log_w[i] = half;
+            let j = [0; 3].map(|_| (rng.random::<f32>() - 0.5) * 1.0);
+            self.points[i] = [0, 1, 2].map(|k| self.points[donor][k] + j[k]);
+        }
+        faint
+    }
+}
+
 /// Adam's moment estimates for a parameter vector.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Adam {
@@ -244,6 +286,18 @@ pub struct Adam {
 }
 
 impl Adam {
+    /// Forgets the moments of parameters `[i·stride, (i+1)·stride)` for each `i`.
+    pub fn reset(&mut self, indices: &[usize], stride: usize) {
+        for &i in indices {
+            for k in i * stride..(i + 1) * stride {
+                if k < self.m.len() {
+                    self.m[k] = 0.0;
+                    self.v[k] = 0.0;
+                }
+            }
+        }
+    }
+
     /// One step of size `lr` on `params` down `grad`.
     pub fn step(&mut self, params: &mut [f32], grad: &[f32], lr: f32) {
         const B1: f32 = 0.9;
