@@ -531,6 +531,43 @@ fn a_localisation_field_is_picked_and_fitted() {
             assert!(r.score > 0.5, "score {}", r.score);
         }
     }
+    // learn takes the table's picked particles as its frames
+    let o = posescope(&[
+        "learn",
+        &s("f/field.hdf5"),
+        "--picks",
+        &s("picks.csv"),
+        "--out",
+        &s("learned.ply"),
+        "--poses",
+        &s("learned.csv"),
+        "--points",
+        "48",
+        "--iterations",
+        "2",
+        "--search",
+        "300",
+        "--steps",
+        "3",
+    ]);
+    ok(&o);
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("8 picked particles, rendered at 9.00 nm per pixel"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let rows = posescope::io::read_pose_csv(&d.join("learned.csv")).unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.frame).collect::<Vec<_>>(),
+        (0..8).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        posescope::shapes::Model::load(&d.join("learned.ply"))
+            .unwrap()
+            .len(),
+        48
+    );
     // the model must be in nm for a table
     let o = posescope(&["fit", &s("f/field.hdf5"), "--csv", &s("p.csv")]);
     assert!(!o.status.success());

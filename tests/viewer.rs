@@ -627,3 +627,73 @@ fn a_table_is_picked_accepted_fitted_and_exported_as_an_overview() {
         .iter()
         .any(|n| n.text.contains("removed pick 4")));
 }
+
+#[test]
+fn learning_runs_in_the_learn_tab_and_its_model_is_taken_for_fitting() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (stack, _) = dataset(tmp.path(), 12);
+    let mut h = harness_with(vec![stack.clone()], |app| {
+        app.settings_mut().auto_estimate = false;
+        // a short run: few points and iterations (the tab's fields)
+        let l = app.learning_mut();
+        l.config.points = 64;
+        l.config.iterations = 3;
+        l.config.search = 400;
+        l.config.steps = 4;
+    });
+    settle(&mut h);
+    h.get_by_label("Learn").click();
+    h.step();
+    h.get_by_label("Start learning").click();
+    h.step();
+    assert!(h.state().busy(), "the run is a background job");
+    // pause holds it; resume lets it finish
+    h.get_by_label("Pause").click();
+    // one frame applies the action, the next draws the button it changed
+    h.step();
+    h.step();
+    h.get_by_label("Resume").click();
+    let mut done = false;
+    for _ in 0..12_000 {
+        h.step();
+        if h.query_by_label("Use as model").is_some() {
+            done = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(done, "learning did not finish");
+    assert!(
+        h.state().notices().iter().any(|n| n
+            .text
+            .starts_with("learned a 64-point structure from 12 frames")),
+        "{:?}",
+        h.state().notices()
+    );
+    h.get_by_label("Use as model").click();
+    h.step();
+    // the learned cloud is written beside the data and becomes the model
+    let ply = stack.with_file_name("stack.tif.learned.ply");
+    assert!(ply.is_file(), "no {}", ply.display());
+    let spec = &h.state().settings().model;
+    assert_eq!(spec.model, posescope::shapes::ModelKind::File(ply.clone()));
+    // and its poses fill the results
+    for k in 0..12 {
+        let fit = h
+            .state()
+            .result(k)
+            .expect("a result")
+            .as_ref()
+            .expect("a pose");
+        assert!(
+            fit.outcome.score > 0.5,
+            "frame {k}: score {}",
+            fit.outcome.score
+        );
+    }
+    settle(&mut h);
+    assert!(
+        h.state().fitter_ready(),
+        "the learned model builds a fitter"
+    );
+}

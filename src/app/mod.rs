@@ -281,6 +281,11 @@ impl PoseScopeApp {
         &mut self.settings
     }
 
+    /// The Learn tab's state (its settings are what the tab edits).
+    pub fn learning_mut(&mut self) -> &mut learning::Learning {
+        &mut self.learning
+    }
+
     /// The fit result of a frame of the current document.
     pub fn result(&self, frame: usize) -> Option<&FrameResult> {
         self.session.result(frame)

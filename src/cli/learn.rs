@@ -8,18 +8,28 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{Context, Result};
 use clap::Args;
 
-use super::args::progress;
+use super::args::{parse_floats, progress};
 use posescope::estimate::learn::compare::ring_radius;
-use posescope::estimate::learn::input::read_frames;
+use posescope::estimate::learn::input::{read_frames, table_frames};
 use posescope::estimate::learn::{InitShape, LearnConfig, LearnState, Learner, Phase};
 use posescope::geometry::Symmetry;
+use posescope::io::locs::is_table;
 use posescope::io::write_pose_csv;
 
 #[derive(Args)]
 pub struct LearnArgs {
-    /// Image files or folders of single-particle frames (every frame of each).
+    /// Image files or folders of single-particle frames (every frame of
+    /// each), or one localisation table (its picked particles).
     #[arg(required = true)]
     files: Vec<PathBuf>,
+    /// For a table: the picks CSV (`posescope pick`); default: picked
+    /// automatically.
+    #[arg(long)]
+    picks: Option<PathBuf>,
+    /// For a table: the particle's size as a torus R,r in nm (for picking and
+    /// the particle frames' pixel size, R/20 nm).
+    #[arg(long, default_value = "180,40")]
+    particle_nm: String,
     /// The learned point cloud (PLY: x, y, z, weight, in pixels).
     #[arg(long)]
     out: PathBuf,
@@ -65,7 +75,19 @@ pub fn run(a: LearnArgs) -> Result<()> {
         .checkpoint
         .clone()
         .unwrap_or_else(|| a.out.with_extension("ckpt.json"));
-    let (frames, warnings) = read_frames(&a.files)?;
+    let (frames, warnings) = match a.files.as_slice() {
+        [table] if is_table(table) && table.is_file() => {
+            let size = parse_floats::<2>(&a.particle_nm, "--particle-nm")?;
+            let (frames, pixel_nm) = table_frames(table, a.picks.as_deref(), size)?;
+            eprintln!(
+                "{}: {} picked particles, rendered at {pixel_nm:.2} nm per pixel (the learned cloud is in these pixels)",
+                table.display(),
+                frames.len()
+            );
+            (frames, Vec::new())
+        }
+        _ => read_frames(&a.files)?,
+    };
     for w in &warnings {
         eprintln!("warning: {w}");
     }

@@ -70,7 +70,7 @@ pub struct AssignInput<'a> {
 /// shape, not detail).
 fn bin_for(side: usize) -> usize {
     let mut b = 1;
-    while side / (b * 2) >= 28 && side % (b * 2) == 0 {
+    while side / (b * 2) >= 28 && side.is_multiple_of(b * 2) {
         b *= 2;
     }
     b
@@ -98,10 +98,9 @@ fn templates(
             let c = s as f64 / 2.0;
             for pt in pts {
                 let x = pt.map(|v| v as f64);
-                for r in 0..2 {
+                for row in &rot[..2] {
                     uv.push(
-                        (c + (rot[r][0] * x[0] + rot[r][1] * x[1] + rot[r][2] * x[2]) / bin as f64)
-                            as f32,
+                        (c + (row[0] * x[0] + row[1] * x[1] + row[2] * x[2]) / bin as f64) as f32,
                     );
                 }
             }

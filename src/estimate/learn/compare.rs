@@ -277,7 +277,7 @@ mod tests {
         let blob: Vec<[f32; 3]> = (0..50)
             .map(|i| [(i % 5) as f32, (i / 5 % 5) as f32, 0.0])
             .collect();
-        assert!(align(&blob, &vec![1.0; 50], &known, &w).chamfer > 2.0);
+        assert!(align(&blob, &[1.0; 50], &known, &w).chamfer > 2.0);
     }
 
     #[test]

@@ -64,7 +64,7 @@ fn spot(f: &Frame) -> Option<Spot> {
         mx += w * ((i % f.width) as f64 + 0.5);
         my += w * ((i / f.width) as f64 + 0.5);
     }
-    if !(m0 > 0.0) {
+    if m0.is_nan() || m0 <= 0.0 {
         return None;
     }
     let c = [mx / m0, my / m0];
@@ -157,7 +157,7 @@ impl Prepared {
             let n = crop.len() as f64;
             let mean = crop.iter().map(|&v| v as f64).sum::<f64>() / n;
             let rms = (crop.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n).sqrt();
-            if !(rms > 0.0) {
+            if rms.is_nan() || rms <= 0.0 {
                 out.skipped.push((id, "flat frame".into()));
                 continue;
             }

@@ -1,9 +1,14 @@
 //! The frames of a learning run, read from image files and folders (every
-//! frame of each, in order), with a bound on what is held in memory.
+//! frame of each, in order), with a bound on what is held in memory, or
+//! rendered from the picked particles of a localisation table.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use crate::io::{self, Frame};
+use crate::estimate::particles::ParticleSetup;
+use crate::estimate::pick::{pick_table, PickConfig};
+use crate::estimate::pose::pipeline::ModelSpec;
+use crate::io::{self, locs, Frame};
+use crate::shapes::Units;
 
 use super::data::FrameId;
 use super::LearnError;
@@ -11,10 +16,14 @@ use super::LearnError;
 /// Most bytes of f32 frames a run reads before they are cropped.
 pub const MAX_INPUT_BYTES: u64 = 8 << 30;
 
+/// The frames read, each with its source, and a warning per file or frame
+/// left out.
+pub type FramesRead = (Vec<(FrameId, Frame)>, Vec<String>);
+
 /// Every frame of `files` (folders expand to the images inside). Files that
 /// cannot be opened and frames that cannot be read are reported in the
 /// returned warnings and left out; no frame at all is an error.
-pub fn read_frames(files: &[PathBuf]) -> Result<(Vec<(FrameId, Frame)>, Vec<String>), LearnError> {
+pub fn read_frames(files: &[PathBuf]) -> Result<FramesRead, LearnError> {
     let paths = io::expand_paths(files).map_err(|e| LearnError::Input(e.to_string()))?;
     let several = paths.len() > 1;
     let mut frames = Vec::new();
@@ -61,4 +70,49 @@ pub fn read_frames(files: &[PathBuf]) -> Result<(Vec<(FrameId, Frame)>, Vec<Stri
         )));
     }
     Ok((frames, warnings))
+}
+
+/// The particles of a localisation table as frames to learn from: the
+/// `picks` CSV's, or picked automatically for a particle about the size of
+/// a torus `size_nm` = `[R, r]` (which also sets the frames' pixel size, as
+/// `fit TABLE` does). Returns the frames (numbered by pick) and their pixel
+/// size in nm.
+pub fn table_frames(
+    table_path: &Path,
+    picks: Option<&Path>,
+    size_nm: [f64; 2],
+) -> Result<(Vec<(FrameId, Frame)>, f64), LearnError> {
+    let input = |e: String| LearnError::Input(format!("{}: {e}", table_path.display()));
+    let table = locs::open_table(table_path, &locs::TableOptions::default())
+        .map_err(|e| LearnError::Input(e.to_string()))?;
+    let spec = ModelSpec {
+        torus: size_nm,
+        units: Units::Nm,
+        ..ModelSpec::default()
+    };
+    let setup = ParticleSetup::new(&table, &spec).map_err(|e| input(e.to_string()))?;
+    let picks = match picks {
+        Some(p) => locs::read_picks(p).map_err(|e| LearnError::Input(e.to_string()))?,
+        None => pick_table(&table, &PickConfig::for_radius(size_nm[0] + size_nm[1]))
+            .map_err(|e| input(e.to_string()))?,
+    };
+    if picks.len() < 2 {
+        return Err(input(format!(
+            "{} particle(s) picked: learning needs many (a few hundred are typical)",
+            picks.len()
+        )));
+    }
+    let grid = setup.index(&table);
+    let frames = picks
+        .iter()
+        .enumerate()
+        .map(|(k, p)| {
+            let id = FrameId {
+                file: None,
+                frame: k,
+            };
+            (id, setup.frame(&table, &grid, p))
+        })
+        .collect();
+    Ok((frames, setup.pixel_nm))
 }

@@ -56,6 +56,10 @@ use assign::{assign, rotation_grid, AssignInput};
 use data::{blur, FrameId, Prepared};
 use structure::{loss_and_grad, Adam, Cloud, CropPose, LossInput};
 
+/// Every input frame in reading order: the index of its crop, or why it was
+/// left out.
+type FrameOrder = Vec<(FrameId, Result<usize, String>)>;
+
 /// Errors from learning.
 #[derive(Debug, thiserror::Error)]
 pub enum LearnError {
@@ -512,7 +516,7 @@ impl Learner {
     fn prepare(
         frames: Vec<(FrameId, crate::io::Frame)>,
         sigma: f64,
-    ) -> Result<(Prepared, Vec<(FrameId, Result<usize, String>)>), LearnError> {
+    ) -> Result<(Prepared, FrameOrder), LearnError> {
         let ids: Vec<FrameId> = frames.iter().map(|(id, _)| id.clone()).collect();
         let data = Prepared::new(frames, sigma)?;
         let mut next = 0;

@@ -119,7 +119,9 @@ pub fn loss_and_grad(cloud: &Cloud, input: &LossInput<'_>) -> LossGrad {
     let m = cloud.points.len();
     let (pts, w) = cloud.expanded(input.group);
     let side = input.side;
-    let parts: Vec<(f64, f64, Vec<f64>, Vec<f64>, Vec<f64>)> = input
+    // Per chunk: loss numerator and denominator, then the gradients.
+    type Part = (f64, f64, Vec<f64>, Vec<f64>, Vec<f64>);
+    let parts: Vec<Part> = input
         .crops
         .par_chunks(CHUNK)
         .enumerate()
@@ -180,7 +182,7 @@ pub fn loss_and_grad(cloud: &Cloud, input: &LossInput<'_>) -> LossGrad {
                 nccs.push(ncc);
                 let omega = input.frame_w[f] as f64;
                 den += omega * var_d;
-                if !(var_r > 0.0) {
+                if var_r.is_nan() || var_r <= 0.0 {
                     num += omega * var_d;
                     continue;
                 }
