@@ -15,7 +15,7 @@ use posescope::synth::{write_dataset, SynthConfig};
 /// A synthetic thin-torus stack with its truth.
 fn dataset(dir: &Path, frames: usize) -> (PathBuf, PathBuf) {
     let cfg = SynthConfig::thin_torus(frames, 4242);
-    let out = write_dataset(&cfg, dir, WriteSample::U16, || {}).expect("synth");
+    let out = write_dataset(&cfg, dir, WriteSample::U16, false, || {}).expect("synth");
     (out.stack, out.truth)
 }
 

@@ -52,18 +52,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
         "frames        {} truth, {} matched, {} missing, {} failed",
         r.truth_rows, r.matched, r.missing, r.failed
     );
-    if let Some(s) = r.axis_error {
-        println!(
-            "axis error    median {:.3}°  p90 {:.3}°  mean {:.3}°  max {:.3}°",
-            s.median, s.p90, s.mean, s.max
-        );
-    }
-    if let Some(s) = r.rotation_error {
-        println!(
-            "rotation err  median {:.3}°  p90 {:.3}°  mean {:.3}°  max {:.3}°",
-            s.median, s.p90, s.mean, s.max
-        );
-    }
+    print_errors(&r);
     if r.matched == 0 {
         bail!("no prediction matches a truth row (compare the frame and file columns)");
     }
@@ -81,6 +70,15 @@ fn print_errors(r: &EvalReport) {
         println!(
             "rotation err  median {:.3}°  p90 {:.3}°  mean {:.3}°  max {:.3}°",
             s.median, s.p90, s.mean, s.max
+        );
+    }
+    if let (Some(f), Some(a)) = (r.floor, r.axis_error) {
+        println!(
+            "3D floor      median {:.3}°  p90 {:.3}°  (axis error: {:.2}× the floor at the median, {:.2}× at p90)",
+            f.median,
+            f.p90,
+            a.median / f.median,
+            a.p90 / f.p90
         );
     }
 }

@@ -37,6 +37,11 @@ pub struct SynthArgs {
     /// Output directory (stack.tif, truth.csv, synth.json).
     #[arg(long)]
     out: PathBuf,
+    /// Also write every frame's true emitters (emitters.csv: frame, x_px,
+    /// y_px, z_px in the model frame), e.g. to fit each frame with its own
+    /// exact cloud.
+    #[arg(long)]
+    emitters: bool,
     /// Sample type of the stack.
     #[arg(long, value_enum, default_value = "u16")]
     sample: SampleArg,
@@ -179,11 +184,14 @@ pub fn run(a: SynthArgs) -> Result<()> {
         SampleArg::F32 => WriteSample::F32,
     };
     let bar = progress(cfg.frames as u64, "synth");
-    let out = synth::write_dataset(&cfg, &a.out, sample, || bar.inc(1))?;
+    let out = synth::write_dataset(&cfg, &a.out, sample, a.emitters, || bar.inc(1))?;
     bar.finish_and_clear();
     println!("wrote {} frames of {width}×{height}", cfg.frames);
     println!("  stack     {}", out.stack.display());
     println!("  truth     {}", out.truth.display());
     println!("  settings  {}", out.settings.display());
+    if let Some(e) = &out.emitters {
+        println!("  emitters  {}", e.display());
+    }
     Ok(())
 }

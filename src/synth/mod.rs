@@ -316,8 +316,43 @@ pub struct SynthFrame {
     /// Camera image in ADU.
     pub image: Frame,
     /// Pose, σ and geometry (extra columns `major_radius_px`, `tube_radius_px`,
-    /// `photons`, `background`, `sites_kept`, `blinks`).
+    /// `photons`, `background`, `sites_kept`, `blinks` and, for tori,
+    /// `floor_axis_deg`: see [`plane_floor_deg`]).
     pub truth: PoseRow,
+    /// Every blink's position in the model frame (before the pose), pixels:
+    /// the frame's true emitters.
+    pub emitters: Vec<[f32; 3]>,
+}
+
+/// The 3D floor of an axis estimate for a ring-like particle: the angle
+/// between the normal of the least-squares plane through its true emitters
+/// (model frame) and the model axis z, in degrees (0..=90, the sign of the
+/// axis being invisible). No method that sees only these emitters' image
+/// can be expected to do much better on average; `None` for fewer than
+/// three emitters.
+pub fn plane_floor_deg(emitters: &[[f32; 3]]) -> Option<f64> {
+    if emitters.len() < 3 {
+        return None;
+    }
+    let n = emitters.len() as f64;
+    let mut mean = [0.0f64; 3];
+    for p in emitters {
+        for k in 0..3 {
+            mean[k] += p[k] as f64 / n;
+        }
+    }
+    let mut c = [[0.0f64; 3]; 3];
+    for p in emitters {
+        let d = [0, 1, 2].map(|k| p[k] as f64 - mean[k]);
+        for i in 0..3 {
+            for j in 0..3 {
+                c[i][j] += d[i] * d[j] / n;
+            }
+        }
+    }
+    let (_, vecs) = crate::geometry::sym_eigen3(&c);
+    // eigenvalues decrease: the last row is the plane's normal
+    Some(vecs[2][2].abs().min(1.0).acos().to_degrees())
 }
 
 /// Generates frame `index` of the data set (deterministic in `seed` and `index`).
@@ -420,6 +455,11 @@ pub fn generate_frame(cfg: &SynthConfig, index: usize) -> Result<SynthFrame, Syn
     truth.set("background", background);
     truth.set("sites_kept", kept);
     truth.set("blinks", blink_pts.len());
+    if !matches!(cfg.model, SynthModel::Points(_)) {
+        if let Some(floor) = plane_floor_deg(&blink_pts) {
+            truth.set("floor_axis_deg", format!("{floor:.4}"));
+        }
+    }
     Ok(SynthFrame {
         image: Frame {
             width: cfg.width,
@@ -427,6 +467,7 @@ pub fn generate_frame(cfg: &SynthConfig, index: usize) -> Result<SynthFrame, Syn
             data,
         },
         truth,
+        emitters: blink_pts,
     })
 }
 
@@ -455,6 +496,9 @@ pub struct Dataset {
     pub truth: PathBuf,
     /// The settings, as JSON.
     pub settings: PathBuf,
+    /// Every frame's true emitters (`emitters.csv`: frame, x_px, y_px, z_px
+    /// in the model frame), when asked for.
+    pub emitters: Option<PathBuf>,
 }
 
 /// Generates the data set and writes `stack.tif`, `truth.csv` and `synth.json` into `dir`.
@@ -462,6 +506,7 @@ pub fn write_dataset(
     cfg: &SynthConfig,
     dir: &Path,
     sample: WriteSample,
+    emitters: bool,
     on_frame: impl Fn() + Sync,
 ) -> Result<Dataset, SynthError> {
     let frames = generate(cfg, on_frame)?;
@@ -473,7 +518,11 @@ pub fn write_dataset(
         stack: dir.join("stack.tif"),
         truth: dir.join("truth.csv"),
         settings: dir.join("synth.json"),
+        emitters: emitters.then(|| dir.join("emitters.csv")),
     };
+    if let Some(path) = &out.emitters {
+        write_emitters(path, &frames)?;
+    }
     let (images, rows): (Vec<Frame>, Vec<PoseRow>) =
         frames.into_iter().map(|f| (f.image, f.truth)).unzip();
     io::write_tiff_stack(&out.stack, &images, sample, cfg.pixel_size_nm)?;
@@ -488,6 +537,26 @@ pub fn write_dataset(
             })
     })?;
     Ok(out)
+}
+
+/// Writes every frame's emitters as CSV: frame, x_px, y_px, z_px (model
+/// frame, before the pose).
+fn write_emitters(path: &Path, frames: &[SynthFrame]) -> Result<(), SynthError> {
+    use std::io::Write;
+    let io_err = |source| OutputError::Io {
+        path: path.to_path_buf(),
+        cause: source,
+    };
+    io::atomic_write(path, |w| {
+        writeln!(w, "frame,x_px,y_px,z_px").map_err(io_err)?;
+        for (k, f) in frames.iter().enumerate() {
+            for p in &f.emitters {
+                writeln!(w, "{k},{},{},{}", p[0], p[1], p[2]).map_err(io_err)?;
+            }
+        }
+        w.flush().map_err(io_err)
+    })?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -604,12 +673,43 @@ mod tests {
             ..SynthConfig::default()
         };
         let dir = tempfile::tempdir().unwrap();
-        let out = write_dataset(&cfg, dir.path(), WriteSample::U16, || {}).unwrap();
+        let out = write_dataset(&cfg, dir.path(), WriteSample::U16, true, || {}).unwrap();
         let json = std::fs::read_to_string(out.settings).unwrap();
         assert!(
             json.contains("\"name\": \"blobs\"") && json.contains("\"points\": 2"),
             "{json}"
         );
+        // one emitters row per blink, frame by frame
+        let truth = io::read_pose_csv(&out.truth).unwrap();
+        let text = std::fs::read_to_string(out.emitters.unwrap()).unwrap();
+        let mut lines = text.lines();
+        assert_eq!(lines.next(), Some("frame,x_px,y_px,z_px"));
+        let frames: Vec<usize> = lines
+            .map(|l| l.split(',').next().unwrap().parse().unwrap())
+            .collect();
+        for (k, t) in truth.iter().enumerate() {
+            let blinks: usize = t.get("blinks").unwrap().parse().unwrap();
+            assert_eq!(frames.iter().filter(|&&f| f == k).count(), blinks);
+        }
+    }
+
+    #[test]
+    fn the_plane_floor_is_the_tilt_of_the_emitters_plane() {
+        // a flat ring tilted 7° about x: its plane's normal is 7° from z
+        let t = 7f64.to_radians();
+        let ring: Vec<[f32; 3]> = (0..40)
+            .map(|k| {
+                let a = k as f64 * std::f64::consts::TAU / 40.0;
+                let (x, y) = (20.0 * a.cos(), 20.0 * a.sin());
+                [x as f32, (y * t.cos()) as f32, (y * t.sin()) as f32]
+            })
+            .collect();
+        let f = plane_floor_deg(&ring).unwrap();
+        assert!((f - 7.0).abs() < 1e-3, "floor {f}");
+        // the sign of the axis is invisible: -7° is 7° too
+        let mirrored: Vec<[f32; 3]> = ring.iter().map(|p| [p[0], p[1], -p[2]]).collect();
+        assert!((plane_floor_deg(&mirrored).unwrap() - 7.0).abs() < 1e-3);
+        assert!(plane_floor_deg(&ring[..2]).is_none());
     }
 
     #[test]

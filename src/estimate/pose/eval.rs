@@ -62,6 +62,9 @@ pub struct EvalReport {
     pub axis_error: Option<Stats>,
     /// Symmetry-aware rotation error (finite groups) in degrees.
     pub rotation_error: Option<Stats>,
+    /// The 3D floor of the matched frames (the truth's `floor_axis_deg`,
+    /// written by `synth` for tori): what the axis error is measured against.
+    pub floor: Option<Stats>,
     /// Per matched frame: (frame, error in degrees), in truth order.
     #[serde(skip)]
     pub per_frame: Vec<(usize, f64)>,
@@ -94,6 +97,7 @@ pub fn evaluate(truth: &[PoseRow], pred: &[PoseRow], symmetry: &Symmetry) -> Eva
     let mut axis = Vec::new();
     let mut rot = Vec::new();
     let mut per_frame = Vec::new();
+    let mut floor = Vec::new();
     let mut missing = 0;
     for t in truth {
         let k = if truth_has_file {
@@ -109,6 +113,9 @@ pub fn evaluate(truth: &[PoseRow], pred: &[PoseRow], symmetry: &Symmetry) -> Eva
         let r = symmetry.rotation_error(p.pose.q, t.pose.q).to_degrees();
         axis.push(a);
         rot.push(r);
+        if let Some(f) = t.get("floor_axis_deg").and_then(|f| f.parse::<f64>().ok()) {
+            floor.push(f);
+        }
         per_frame.push((t.frame, if symmetry.is_axial() { a } else { r }));
     }
     EvalReport {
@@ -122,6 +129,12 @@ pub fn evaluate(truth: &[PoseRow], pred: &[PoseRow], symmetry: &Symmetry) -> Eva
             None
         } else {
             Stats::of(&rot)
+        },
+        // only when every matched frame has one, so the two describe the same frames
+        floor: if floor.len() == axis.len() {
+            Stats::of(&floor)
+        } else {
+            None
         },
         per_frame,
     }
