@@ -4,8 +4,11 @@
 use std::time::Instant;
 
 use super::estimator::NetEstimate;
-use super::refine::{check_frame, refine, RefineConfig, RefineError};
-use super::search::{candidate_rotations, coarse_search, image_moments, model_major_var};
+use super::refine::{check_frame, refine, RefineConfig, RefineError, RefineResult};
+use super::search::{
+    candidate_rotations, circular_peaks, coarse_search, image_moments, model_major_var,
+    model_principal_axes, spin_scan,
+};
 use crate::geometry::{projection_mirror, Pose, Quat};
 use crate::render::scene::{FitModel, FitState};
 
@@ -179,8 +182,11 @@ pub fn fit_frame(
             best = Some(r);
         }
     }
+    let mut best = best.ok_or_else(|| RefineError::BadFrame("no starting pose".into()))?;
+    if let Some(axes) = spin_axis(model) {
+        best = spin_basins(frame, width, height, model, &opts.refine, best, axes)?;
+    }
     let refine_ms = t1.elapsed().as_secs_f64() * 1e3;
-    let best = best.ok_or_else(|| RefineError::BadFrame("no starting pose".into()))?;
     let mut state = best.state;
     state.pose.q = canonical_rotation(model, state.pose.q);
     Ok(FitOutcome {
@@ -192,6 +198,82 @@ pub fn fit_frame(
         start_ms,
         refine_ms,
     })
+}
+
+/// Spin step of the scan about a rigid particle's own axis, degrees.
+const SPIN_STEP_DEG: f64 = 2.0;
+/// Best distinct spins of that scan that are refined.
+const SPIN_REFINES: usize = 4;
+
+/// A nearly flat rigid particle (a sparsely labelled ring) projects almost
+/// alike in four families of pose: the fit, its projection mirror (world z
+/// mirrored, the particle mirrored across its own plane), and the two with
+/// the particle flipped over (its in-plane pattern seen from behind), and in
+/// each there are basins of spin about a PSF wide along the ring. Scans the
+/// spin about the particle's `axis` in all four, refines the best other
+/// basins and keeps the best fit.
+fn spin_basins(
+    frame: &[f32],
+    width: usize,
+    height: usize,
+    model: &FitModel,
+    refine_opts: &RefineConfig,
+    mut best: RefineResult,
+    [axis, in_plane]: [[f64; 3]; 2],
+) -> Result<RefineResult, RefineError> {
+    use std::f64::consts::PI;
+    // M·R·S with M the mirror in world z and S the mirror across the
+    // particle's plane: both are −(a half turn), so this is a rotation
+    let mirror = |q: Quat| {
+        Quat::from_axis_angle([0.0, 0.0, 1.0], PI)
+            .mul(q)
+            .mul(Quat::from_axis_angle(axis, PI))
+    };
+    let q = best.state.pose.q;
+    let flipped = q.mul(Quat::from_axis_angle(in_plane, PI));
+    let mut peaks: Vec<(f64, Quat)> = Vec::new();
+    for (k, from) in [q, mirror(q), flipped, mirror(flipped)]
+        .into_iter()
+        .enumerate()
+    {
+        let st = FitState {
+            pose: Pose::new(from, best.state.pose.shift),
+            ..best.state
+        };
+        let scan = spin_scan(frame, width, height, model, &st, axis, SPIN_STEP_DEG);
+        let scores: Vec<f64> = scan.iter().map(|s| s.0).collect();
+        let n = scan.len();
+        peaks.extend(
+            circular_peaks(&scores)
+                .into_iter()
+                // the fit's own basin is already refined
+                .filter(|&i| k > 0 || i.min(n - i) > 1)
+                .map(|i| scan[i]),
+        );
+    }
+    peaks.sort_by(|a, b| b.0.total_cmp(&a.0));
+    for (_, q) in peaks.into_iter().take(SPIN_REFINES) {
+        let s = FitState {
+            pose: Pose::new(q, best.state.pose.shift),
+            ..best.state
+        };
+        let r = refine(frame, width, height, model, &s, refine_opts)?;
+        if r.score > best.score {
+            best = r;
+        }
+    }
+    Ok(best)
+}
+
+/// The axes of the spin scan of a rigid, non-axial model, in the model
+/// frame: its least-variance principal axis (a ring's normal), scanned
+/// about, and its largest-variance one, in the plane, flipped about.
+/// `None` for axial models (their spin is invisible) and shape-mode models.
+fn spin_axis(model: &FitModel) -> Option<[[f64; 3]; 2]> {
+    if model.symmetry.is_axial() || model.mode.is_some() {
+        return None;
+    }
+    model_principal_axes(&model.base, &model.weights).map(|(_, v)| [v[2], v[0]])
 }
 
 /// For axial models the spin is invisible: report the rotation with the
@@ -241,5 +323,56 @@ mod tests {
         assert_eq!(fit.source, StartSource::Search);
         let a = fit.state.pose.q.axis();
         assert!(a[2] >= 0.0 && a[0] >= 0.0, "axis {a:?} not canonical");
+    }
+
+    /// A sparsely labelled ring fitted with its own exact sites (a C1
+    /// model): the spin about its axis is resolved by the spin scan, which
+    /// the coarse search alone misses (it lands a few degrees of spin off,
+    /// in a neighbouring basin of the lumps).
+    #[test]
+    fn an_exact_sparse_cloud_is_fitted_to_the_right_spin() {
+        use crate::shapes::{Model, TorusSpec, Units};
+        let spec = TorusSpec {
+            major_radius: 20.0,
+            tube_radius: 5.0,
+            units: Units::Px,
+        };
+        let sites = Model::torus(spec, 300, 7).unwrap();
+        let model = FitModel::rigid(&Model {
+            symmetry: Symmetry::NONE,
+            ..sites
+        });
+        let opts = FitOptions::default();
+        for (k, euler) in [
+            [20.0, 50.0, 70.0],
+            [-120.0, 75.0, 10.0],
+            [200.0, 30.0, -40.0],
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let truth = FitState {
+                pose: Pose::new(
+                    Quat::from_euler_zyz_deg(euler[0], euler[1], euler[2]),
+                    [1.5, -1.0],
+                ),
+                scale: 1.0,
+                sigma: 1.6,
+                shape: 0.0,
+            };
+            let frame: Vec<f32> = render_state(&model, &truth, 96, 96, &mut Scratch::default())
+                .iter()
+                .map(|v| 400.0 * v + 20.0)
+                .collect();
+            let fit = fit_frame(&frame, 96, 96, &model, &opts, None).unwrap();
+            let err = Symmetry::NONE
+                .rotation_error(fit.state.pose.q, truth.pose.q)
+                .to_degrees();
+            assert!(
+                err < 0.5,
+                "pose {k}: rotation error {err}°, score {}",
+                fit.score
+            );
+        }
     }
 }

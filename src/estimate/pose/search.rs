@@ -5,7 +5,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use crate::geometry::{Pose, Quat, Symmetry};
+use crate::geometry::{sym_eigen3, Mat3, Pose, Quat, Symmetry};
 use crate::render::kernel::Scratch;
 use crate::render::scene::{ncc, render_state, FitModel, FitState};
 
@@ -57,11 +57,12 @@ pub fn image_moments(frame: &[f32], width: usize, height: usize) -> Option<Momen
     })
 }
 
-/// The largest principal variance of the model's points (weighted), model px².
-pub fn model_major_var(points: &[[f32; 3]], weights: &[f32]) -> f64 {
+/// The principal variances of the model's points (weighted; px², largest
+/// first) and their directions (rows, model frame); `None` without weight.
+pub fn model_principal_axes(points: &[[f32; 3]], weights: &[f32]) -> Option<([f64; 3], Mat3)> {
     let total: f64 = weights.iter().map(|&w| w as f64).sum();
-    if total <= 0.0 {
-        return 0.0;
+    if total.is_nan() || total <= 0.0 {
+        return None;
     }
     let mut mean = [0.0f64; 3];
     for (p, &w) in points.iter().zip(weights) {
@@ -78,19 +79,53 @@ pub fn model_major_var(points: &[[f32; 3]], weights: &[f32]) -> f64 {
             }
         }
     }
-    // largest eigenvalue by power iteration (3×3, symmetric, positive semi-definite)
-    let mut v = [1.0f64, 0.7, 0.4];
-    let mut lambda = 0.0;
-    for _ in 0..64 {
-        let w = [0, 1, 2].map(|i| c[i][0] * v[0] + c[i][1] * v[1] + c[i][2] * v[2]);
-        let n = (w[0] * w[0] + w[1] * w[1] + w[2] * w[2]).sqrt();
-        if n == 0.0 {
-            return 0.0;
-        }
-        lambda = n;
-        v = w.map(|x| x / n);
-    }
-    lambda
+    Some(sym_eigen3(&c))
+}
+
+/// The largest principal variance of the model's points (weighted), model px².
+pub fn model_major_var(points: &[[f32; 3]], weights: &[f32]) -> f64 {
+    model_principal_axes(points, weights).map_or(0.0, |(l, _)| l[0].max(0.0))
+}
+
+/// Scores the fitted state `state` turned about the model-frame `axis` by
+/// every multiple of `step_deg` (shift, scale and σ kept); returns
+/// `(ncc, rotation)` in spin order, starting at the state itself. For a
+/// particle that is nearly symmetric about `axis` (a sparsely labelled
+/// ring), the spin is the one parameter the coarse search cannot resolve:
+/// its basins are about a PSF wide along the ring, narrower than any
+/// affordable grid of SO(3).
+pub fn spin_scan(
+    frame: &[f32],
+    width: usize,
+    height: usize,
+    model: &FitModel,
+    state: &FitState,
+    axis: [f64; 3],
+    step_deg: f64,
+) -> Vec<(f64, Quat)> {
+    let steps = (360.0 / step_deg.max(0.1)).round().max(1.0) as usize;
+    let turns: Vec<Quat> = (0..steps)
+        .map(|k| {
+            let turn = Quat::from_axis_angle(axis, (k as f64 * step_deg).to_radians());
+            state.pose.q.mul(turn)
+        })
+        .collect();
+    score_rotations(frame, width, height, model, state, &turns)
+}
+
+/// Indices of the local maxima of a circular score sequence (a spin scan),
+/// best first. A plateau counts once, at its first index.
+pub fn circular_peaks(scores: &[f64]) -> Vec<usize> {
+    let n = scores.len();
+    let mut peaks: Vec<usize> = (0..n)
+        .filter(|&k| {
+            let prev = scores[(k + n - 1) % n];
+            let next = scores[(k + 1) % n];
+            scores[k] > prev && scores[k] >= next
+        })
+        .collect();
+    peaks.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    peaks
 }
 
 /// Rotations covering the model's rotation domain once up to its symmetry.
@@ -143,7 +178,21 @@ pub fn coarse_search(
     base: &FitState,
     candidates: &[Quat],
 ) -> Vec<(f64, Quat)> {
-    let mut scored: Vec<(f64, Quat)> = candidates
+    let mut scored = score_rotations(frame, width, height, model, base, candidates);
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    scored
+}
+
+/// `(ncc, rotation)` of each rotation at `base`'s shift, scale and σ, in order.
+fn score_rotations(
+    frame: &[f32],
+    width: usize,
+    height: usize,
+    model: &FitModel,
+    base: &FitState,
+    rotations: &[Quat],
+) -> Vec<(f64, Quat)> {
+    rotations
         .par_iter()
         .map_init(Scratch::default, |scratch, &q| {
             let st = FitState {
@@ -155,14 +204,23 @@ pub fn coarse_search(
                 q,
             )
         })
-        .collect();
-    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-    scored
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn circular_peaks_wrap_around_and_come_best_first() {
+        // maxima at 4 (0.9) and at 0 (0.7), whose other neighbour is 0.1 across the wrap
+        let s = [0.7, 0.5, 0.2, 0.3, 0.9, 0.1];
+        assert_eq!(circular_peaks(&s), vec![4, 0]);
+        let s = [0.1, 0.5, 0.2, 0.3, 0.9, 0.4];
+        assert_eq!(circular_peaks(&s), vec![4, 1]);
+        // a flat scan has no peak
+        assert!(circular_peaks(&[0.3; 8]).is_empty());
+    }
 
     #[test]
     fn torus_candidates_cover_the_canonical_quarter_sphere_evenly() {
