@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use posescope::estimate::particles::RefineOn;
 
@@ -80,6 +80,11 @@ pub struct FitArgs {
     /// Most refinement iterations per start.
     #[arg(long, default_value_t = 20)]
     refine_iters: usize,
+    /// The final refinement weighs each pixel by its expected variance
+    /// (signal + this fraction of the peak): a sparsely labelled particle's
+    /// bright lumps then pull the pose less. 0: uniform weights only.
+    #[arg(long, default_value_t = 0.01)]
+    weight_floor: f64,
     /// Where the network runs: auto uses a GPU when one is compiled in and present.
     #[arg(long, value_enum, default_value = "auto")]
     device: DeviceArg,
@@ -115,6 +120,13 @@ pub fn run(a: FitArgs) -> Result<()> {
     };
     opts.refine.tolerance = a.refine_tol;
     opts.refine.max_iters = if a.no_refine { 0 } else { a.refine_iters };
+    if !(a.weight_floor.is_finite() && a.weight_floor >= 0.0) {
+        bail!(
+            "--weight-floor must be a finite number ≥ 0, not {}",
+            a.weight_floor
+        );
+    }
+    opts.signal_weight_floor = (a.weight_floor > 0.0).then_some(a.weight_floor);
     if let [table] = a.files.as_slice() {
         if posescope::io::locs::is_table(table) && table.is_file() {
             return super::fit_table::run(super::fit_table::TableFit {

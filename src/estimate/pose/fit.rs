@@ -4,7 +4,9 @@
 use std::time::Instant;
 
 use super::estimator::NetEstimate;
-use super::refine::{check_frame, refine, RefineConfig, RefineError, RefineResult};
+use super::refine::{
+    check_frame, refine, refine_weighted, RefineConfig, RefineError, RefineResult,
+};
 use super::search::{
     candidate_rotations, circular_peaks, coarse_search, image_moments, model_major_var,
     model_principal_axes, spin_scan,
@@ -23,6 +25,11 @@ pub struct FitOptions {
     pub refine_top: usize,
     /// Refinement settings.
     pub refine: RefineConfig,
+    /// After choosing the best start, refine it once more by least squares
+    /// weighted by the expected variance of each pixel, with this floor (a
+    /// fraction of the peak signal; see [`refine_weighted`]); `None`: the
+    /// uniformly weighted fit is final.
+    pub signal_weight_floor: Option<f64>,
 }
 
 impl Default for FitOptions {
@@ -32,6 +39,7 @@ impl Default for FitOptions {
             search_count: 300,
             refine_top: 3,
             refine: RefineConfig::default(),
+            signal_weight_floor: Some(0.01),
         }
     }
 }
@@ -185,6 +193,17 @@ pub fn fit_frame(
     let mut best = best.ok_or_else(|| RefineError::BadFrame("no starting pose".into()))?;
     if let Some(axes) = spin_axis(model) {
         best = spin_basins(frame, width, height, model, &opts.refine, best, axes)?;
+    }
+    if let Some(floor) = opts.signal_weight_floor {
+        best = refine_weighted(
+            frame,
+            width,
+            height,
+            model,
+            &best.state,
+            &opts.refine,
+            floor,
+        )?;
     }
     let refine_ms = t1.elapsed().as_secs_f64() * 1e3;
     let mut state = best.state;

@@ -142,12 +142,26 @@ fn solve_spd(a: &[f64], b: &[f64], n: usize) -> Option<Vec<f64>> {
 
 /// A frame centred on its mean, with its sum of squares: what every
 /// evaluation of the fit needs, computed once.
+///
+/// With per-pixel weights `w` every sum is weighted: `ss = Σ w·c²`,
+/// `total = Σ w·c`, `w_total = Σ w` (the pixel count when unweighted), and
+/// `wc = w·c` makes `Σ w·img·c` a plain dot product.
 struct CentredFrame {
     centred: Vec<f32>,
     width: usize,
     ss: f64,
-    /// `Σ centred` (zero up to rounding), for sums over the whole frame.
+    /// `Σ w·centred` (zero up to rounding), for sums over the whole frame.
     total: f64,
+    /// `Σ w` over the frame.
+    w_total: f64,
+    /// Per-pixel weights and `w·centred`; `None`: every pixel weighs 1.
+    weighted: Option<Weighted>,
+}
+
+/// The weights of a weighted least-squares fit, and the weighted frame.
+struct Weighted {
+    w: Vec<f32>,
+    wc: Vec<f32>,
 }
 
 /// A rectangle of the frame: the pixels a render can touch.
@@ -201,22 +215,77 @@ impl CentredFrame {
         let ss = centred.iter().map(|&v| (v as f64) * (v as f64)).sum();
         let total = centred.iter().map(|&v| v as f64).sum();
         Self {
+            w_total: centred.len() as f64,
             centred,
             width,
             ss,
             total,
+            weighted: None,
         }
     }
 
-    /// `Σ img·centred` for an image of the crop (zero outside it).
+    /// The frame with per-pixel weights `w` (finite, ≥ 0, one per pixel),
+    /// centred on its weighted mean.
+    fn weighted(frame: &[f32], width: usize, w: Vec<f32>) -> Self {
+        let w_total: f64 = w.iter().map(|&x| x as f64).sum();
+        let mean = frame
+            .iter()
+            .zip(&w)
+            .map(|(&v, &x)| v as f64 * x as f64)
+            .sum::<f64>()
+            / w_total.max(1e-300);
+        let centred: Vec<f32> = frame.iter().map(|&v| (v as f64 - mean) as f32).collect();
+        let wc: Vec<f32> = centred.iter().zip(&w).map(|(c, x)| c * x).collect();
+        let ss = dot(&wc, &centred);
+        let total = sum(&wc);
+        Self {
+            centred,
+            width,
+            ss,
+            total,
+            w_total,
+            weighted: Some(Weighted { w, wc }),
+        }
+    }
+
+    /// `Σ w·img·centred` for an image of the crop (zero outside it).
     fn dot_crop(&self, img: &[f32], c: &Crop) -> f64 {
+        let f = self.weighted.as_ref().map_or(&self.centred, |k| &k.wc);
         img.chunks_exact(c.w)
             .enumerate()
             .map(|(r, row)| {
                 let o = (c.y0 + r) * self.width + c.x0;
-                dot(row, &self.centred[o..o + c.w])
+                dot(row, &f[o..o + c.w])
             })
             .sum()
+    }
+
+    /// `Σ w·img` and `Σ w·img²` for an image of the crop.
+    fn img_sums(&self, img: &[f32], c: &Crop) -> (f64, f64) {
+        match &self.weighted {
+            None => (sum(img), dot(img, img)),
+            Some(k) => {
+                let (mut s1, mut s2) = (0.0, 0.0);
+                for (r, row) in img.chunks_exact(c.w).enumerate() {
+                    let o = (c.y0 + r) * self.width + c.x0;
+                    let wr = &k.w[o..o + c.w];
+                    s1 += dot(row, wr);
+                    s2 += dot3(row, row, wr);
+                }
+                (s1, s2)
+            }
+        }
+    }
+
+    /// The weights inside the crop, row by row (empty when unweighted).
+    fn weights_crop(&self, c: &Crop, out: &mut Vec<f32>) {
+        out.clear();
+        if let Some(k) = &self.weighted {
+            for r in 0..c.h {
+                let o = (c.y0 + r) * self.width + c.x0;
+                out.extend_from_slice(&k.w[o..o + c.w]);
+            }
+        }
     }
 
     /// The frame's values inside the crop, row by row.
@@ -233,9 +302,9 @@ impl CentredFrame {
     /// elsewhere. Using the centred frame keeps the sums free of
     /// cancellation, so f32 lanes are accurate enough.
     fn linear_fit(&self, img: &[f32], c: &Crop) -> (f64, f64, f64) {
-        let n = self.centred.len() as f64;
-        let si = sum(img);
-        let var_i = dot(img, img) - si * si / n;
+        let n = self.w_total;
+        let (si, sii) = self.img_sums(img, c);
+        let var_i = sii - si * si / n;
         let cov = self.dot_crop(img, c) - si * self.total / n;
         let a = if var_i > 0.0 { cov / var_i } else { 0.0 };
         let b = (self.total - a * si) / n;
@@ -279,17 +348,38 @@ fn dot(x: &[f32], y: &[f32]) -> f64 {
     acc.iter().map(|&v| v as f64).sum::<f64>() + tail
 }
 
+/// `Σ x·y·z` in f32 lanes of 8, summed in f64.
+fn dot3(x: &[f32], y: &[f32], z: &[f32]) -> f64 {
+    let mut acc = [0.0f32; 8];
+    let (mut xc, mut yc, mut zc) = (x.chunks_exact(8), y.chunks_exact(8), z.chunks_exact(8));
+    for ((a, b), c) in (&mut xc).zip(&mut yc).zip(&mut zc) {
+        for k in 0..8 {
+            acc[k] += a[k] * b[k] * c[k];
+        }
+    }
+    let tail: f64 = xc
+        .remainder()
+        .iter()
+        .zip(yc.remainder())
+        .zip(zc.remainder())
+        .map(|((a, b), c)| (*a as f64) * (*b as f64) * (*c as f64))
+        .sum();
+    acc.iter().map(|&v| v as f64).sum::<f64>() + tail
+}
+
 /// Gauss–Newton normal equations `(H, g)` for the columns
-/// `[a·J_0 … a·J_{m−1}, I, 1]` and residual `r = a·I + b − F`, over a frame
-/// of `plane` pixels of which `image`, `jac` and `frame` hold the crop
-/// (outside it `I` and `J` are zero; `frame_total` is `Σ F` over the frame).
+/// `[a·J_0 … a·J_{m−1}, I, 1]` and residual `r = a·I + b − F`, weighted by
+/// `w` (the crop's weights; empty: all 1), over a frame of total weight
+/// `w_total` of which `image`, `jac` and `frame` hold the crop (outside it
+/// `I` and `J` are zero; `frame_total` is `Σ w·F` over the frame).
 #[allow(clippy::too_many_arguments)]
 fn normal_equations(
     jac: &[f32],
     image: &[f32],
     frame: &[f32],
+    w: &[f32],
     frame_total: f64,
-    plane: usize,
+    w_total: f64,
     m: usize,
     a: f64,
     b: f64,
@@ -302,23 +392,38 @@ fn normal_equations(
         .zip(frame)
         .map(|(&i, &f)| (a * i as f64 + b - f as f64) as f32)
         .collect();
+    // the weighted columns: w·J and w·I (the columns themselves when unweighted)
+    let weigh = |x: &[f32]| -> Vec<f32> { x.iter().zip(w).map(|(v, k)| v * k).collect() };
+    let (jw, iw): (Vec<f32>, Vec<f32>) = if w.is_empty() {
+        (Vec::new(), Vec::new())
+    } else {
+        ((0..m).flat_map(|j| weigh(col(j))).collect(), weigh(image))
+    };
+    let wcol = |j: usize| {
+        if w.is_empty() {
+            col(j)
+        } else {
+            &jw[j * crop..(j + 1) * crop]
+        }
+    };
+    let wimage: &[f32] = if w.is_empty() { image } else { &iw };
     let mut h = vec![0.0f64; p * p];
     let mut g = vec![0.0f64; p];
     for i in 0..m {
         for j in 0..=i {
-            h[i * p + j] = a * a * dot(col(i), col(j));
+            h[i * p + j] = a * a * dot(wcol(i), col(j));
         }
-        h[m * p + i] = a * dot(image, col(i));
-        h[(m + 1) * p + i] = a * sum(col(i));
-        g[i] = a * dot(col(i), &residual);
+        h[m * p + i] = a * dot(wimage, col(i));
+        h[(m + 1) * p + i] = a * sum(wcol(i));
+        g[i] = a * dot(wcol(i), &residual);
     }
-    let si = sum(image);
-    h[m * p + m] = dot(image, image);
+    let si = sum(wimage);
+    h[m * p + m] = dot(wimage, image);
     h[(m + 1) * p + m] = si;
-    h[(m + 1) * p + m + 1] = plane as f64;
-    g[m] = dot(image, &residual);
-    // Σ over the whole frame of a·I + b − F
-    g[m + 1] = a * si + b * plane as f64 - frame_total;
+    h[(m + 1) * p + m + 1] = w_total;
+    g[m] = dot(wimage, &residual);
+    // Σ over the whole frame of w·(a·I + b − F)
+    g[m + 1] = a * si + b * w_total - frame_total;
     for i in 0..p {
         for j in 0..i {
             h[j * p + i] = h[i * p + j];
@@ -419,10 +524,7 @@ impl<'a> Projector<'a> {
         match self.render_crop(st) {
             Ok(c) => target.linear_fit(&self.img, &c).2,
             // nothing in view: the cost of a blank render
-            Err(true) => {
-                let n = target.centred.len() as f64;
-                target.ss - target.total * target.total / n
-            }
+            Err(true) => target.ss - target.total * target.total / target.w_total,
             Err(false) => f64::INFINITY,
         }
     }
@@ -447,7 +549,8 @@ impl<'a> Projector<'a> {
     }
 }
 
-/// Refines `start` against `frame` (`width × height`, row-major, finite).
+/// Refines `start` against `frame` (`width × height`, row-major, finite)
+/// by least squares with every pixel weighted alike.
 pub fn refine(
     frame: &[f32],
     width: usize,
@@ -457,6 +560,78 @@ pub fn refine(
     cfg: &RefineConfig,
 ) -> Result<RefineResult, RefineError> {
     check_frame(frame, width, height)?;
+    let target = CentredFrame::new(frame, width);
+    let (state, iterations, converged) = levenberg_marquardt(model, start, cfg, &target, height);
+    let mut proj = Projector::new(model, width, height);
+    Ok(RefineResult {
+        state,
+        score: proj.ncc(&state, &target),
+        iterations,
+        converged,
+    })
+}
+
+/// Refines `start` by least squares with each pixel weighted by the inverse
+/// of its expected variance, `1 / (signal + floor·peak)`, where the signal
+/// is `start`'s fitted render above the offset. For a sparsely labelled
+/// particle against a smooth model the misfit is the labelling's
+/// lumpiness, whose variance grows with the signal (each label adds a PSF
+/// of the same brightness): these weights match that, where uniform ones
+/// let the bright lumps pull the fit. `floor` (a fraction of the peak)
+/// stands for the background's noise and keeps dark pixels from weighing
+/// without bound. Start from a converged [`refine`]: the weights come from
+/// its render. The score is the plain NCC, as for [`refine`].
+pub fn refine_weighted(
+    frame: &[f32],
+    width: usize,
+    height: usize,
+    model: &FitModel,
+    start: &FitState,
+    cfg: &RefineConfig,
+    floor: f64,
+) -> Result<RefineResult, RefineError> {
+    check_frame(frame, width, height)?;
+    let plain = CentredFrame::new(frame, width);
+    let mut proj = Projector::new(model, width, height);
+    // the start's fitted signal a·I over the frame (zero outside its crop)
+    let mut signal = vec![0.0f32; width * height];
+    if let Ok(c) = proj.render_crop(start) {
+        let (a, _, _) = plain.linear_fit(&proj.img, &c);
+        for (r, row) in proj.img.chunks_exact(c.w).enumerate() {
+            let o = (c.y0 + r) * width + c.x0;
+            for (d, &v) in signal[o..o + c.w].iter_mut().zip(row) {
+                *d = (a * v as f64).max(0.0) as f32;
+            }
+        }
+    }
+    let peak = signal.iter().fold(0.0f32, |m, &v| m.max(v));
+    if !(peak > 0.0 && floor > 0.0 && floor.is_finite()) {
+        return refine(frame, width, height, model, start, cfg);
+    }
+    let add = (floor * peak as f64) as f32;
+    // scaled so that a background pixel weighs 1
+    let w: Vec<f32> = signal.iter().map(|&v| add / (v + add)).collect();
+    let target = CentredFrame::weighted(frame, width, w);
+    let (state, iterations, converged) = levenberg_marquardt(model, start, cfg, &target, height);
+    Ok(RefineResult {
+        state,
+        score: proj.ncc(&state, &plain),
+        iterations,
+        converged,
+    })
+}
+
+/// Levenberg–Marquardt on the (weighted) least-squares cost against
+/// `target`, from `start`: the final state, the iterations run, and whether
+/// it converged.
+fn levenberg_marquardt(
+    model: &FitModel,
+    start: &FitState,
+    cfg: &RefineConfig,
+    target: &CentredFrame,
+    height: usize,
+) -> (FitState, usize, bool) {
+    let width = target.width;
     let layout = Layout {
         shape: cfg.fit_shape && model.mode.is_some(),
         log_sigma: cfg.fit_sigma,
@@ -465,17 +640,16 @@ pub fn refine(
     let k = layout.geometric();
     // derivatives for the step need less reach than the exact cost
     let radius_sigmas = 4.0;
-    let plane = width * height;
     let n_img = k + usize::from(layout.log_sigma);
     let p = n_img + 2; // + gain a and offset b
     let mut state = *start;
-    let target = CentredFrame::new(frame, width);
     let mut proj = Projector::new(model, width, height);
-    let mut cost = proj.cost(&state, &target);
+    let mut cost = proj.cost(&state, target);
     let mut lambda = 1e-3;
     let mut image: Vec<f32> = Vec::new();
     let mut jac: Vec<f32> = Vec::new();
     let mut frame_crop: Vec<f32> = Vec::new();
+    let mut w_crop: Vec<f32> = Vec::new();
     let mut converged = false;
     let mut iterations = 0;
     let n = model.base.len();
@@ -537,7 +711,18 @@ pub fn refine(
         splat_frame_jacobian(&proj.uv, &dudv, &model.weights, &spec, &mut image, &mut jac);
         target.crop_into(&crop, &mut frame_crop);
         let (a, b, _) = target.linear_fit(&image, &crop);
-        let (h, g) = normal_equations(&jac, &image, &frame_crop, target.total, plane, n_img, a, b);
+        target.weights_crop(&crop, &mut w_crop);
+        let (h, g) = normal_equations(
+            &jac,
+            &image,
+            &frame_crop,
+            &w_crop,
+            target.total,
+            target.w_total,
+            n_img,
+            a,
+            b,
+        );
         // damped steps until one lowers the cost
         let mut improved = false;
         for _ in 0..8 {
@@ -551,7 +736,7 @@ pub fn refine(
                 continue;
             };
             let cand = apply_step(&state, &step, &layout);
-            let c = proj.cost(&cand, &target);
+            let c = proj.cost(&cand, target);
             if c < cost {
                 let rel = (cost - c) / cost.max(1e-300);
                 state = cand;
@@ -573,12 +758,7 @@ pub fn refine(
             break;
         }
     }
-    Ok(RefineResult {
-        state,
-        score: proj.ncc(&state, &target),
-        iterations,
-        converged,
-    })
+    (state, iterations, converged)
 }
 
 fn apply_step(state: &FitState, step: &[f64], layout: &Layout) -> FitState {
@@ -674,6 +854,128 @@ mod tests {
                 && (r.state.pose.shift[1] + 1.5).abs() < 0.02
         );
         assert!(r.converged);
+    }
+
+    #[test]
+    fn weighted_refinement_recovers_an_exact_pose_without_noise() {
+        // with no misfit the weighted cost's minimum is the truth, whatever
+        // the weights: this checks the weighted normal equations
+        let model = FitModel::torus(20.0, 5.0, 1.6);
+        let truth = FitState {
+            pose: Pose::new(Quat::from_euler_zyz_deg(-70.0, 40.0, 0.0), [-3.0, 2.0]),
+            scale: 1.0,
+            sigma: 1.6,
+            shape: 5.0,
+        };
+        let frame = frame_of(&model, &truth, 96);
+        let start = FitState {
+            pose: Pose::new(Quat::from_euler_zyz_deg(-62.0, 46.0, 0.0), [-2.0, 1.0]),
+            scale: 1.05,
+            sigma: 1.8,
+            shape: 4.5,
+        };
+        let cfg = RefineConfig::default();
+        let r = refine_weighted(&frame, 96, 96, &model, &start, &cfg, 0.01).unwrap();
+        let err = Symmetry::TORUS
+            .axis_error(r.state.pose.q, truth.pose.q)
+            .to_degrees();
+        assert!(
+            err < 0.05,
+            "axis error {err}° after {} iterations",
+            r.iterations
+        );
+        assert!((r.state.sigma - 1.6).abs() < 0.01, "σ {}", r.state.sigma);
+        assert!(
+            (r.state.pose.shift[0] + 3.0).abs() < 0.02
+                && (r.state.pose.shift[1] - 2.0).abs() < 0.02,
+            "shift {:?}",
+            r.state.pose.shift
+        );
+        assert!(r.score > 0.9999, "score {}", r.score);
+    }
+
+    #[test]
+    fn nearly_uniform_weights_give_the_plain_fit() {
+        let model = FitModel::torus(20.0, 5.0, 1.6);
+        let truth = FitState {
+            pose: Pose::new(Quat::from_euler_zyz_deg(10.0, 65.0, 0.0), [1.0, 0.5]),
+            scale: 1.0,
+            sigma: 1.6,
+            shape: 5.0,
+        };
+        // a misfit the weights would act on: a bright spot off the ring
+        let mut frame = frame_of(&model, &truth, 96);
+        for (i, v) in frame.iter_mut().enumerate() {
+            let (x, y) = ((i % 96) as f32 - 70.0, (i / 96) as f32 - 40.0);
+            *v += 200.0 * (-(x * x + y * y) / 8.0).exp();
+        }
+        let start = FitState {
+            pose: Pose::new(Quat::from_euler_zyz_deg(16.0, 60.0, 0.0), [0.0, 0.0]),
+            ..truth
+        };
+        let cfg = RefineConfig::default();
+        let plain = refine(&frame, 96, 96, &model, &start, &cfg).unwrap();
+        // floor ≫ 1: every weight is 1 within 1e-6
+        let near = refine_weighted(&frame, 96, 96, &model, &start, &cfg, 1e6).unwrap();
+        assert!(
+            plain.state.pose.q.angle_to(near.state.pose.q).to_degrees() < 1e-3,
+            "{:?} vs {:?}",
+            plain.state,
+            near.state
+        );
+        assert!((plain.score - near.score).abs() < 1e-6);
+        // a real floor moves the fit (the weights do something)
+        let weighted = refine_weighted(&frame, 96, 96, &model, &plain.state, &cfg, 0.01).unwrap();
+        assert!(
+            plain
+                .state
+                .pose
+                .q
+                .angle_to(weighted.state.pose.q)
+                .to_degrees()
+                > 1e-3
+        );
+    }
+
+    #[test]
+    fn signal_weights_fit_sparse_particles_closer_than_uniform_ones() {
+        use crate::synth::{generate_frame, SynthConfig};
+        // 300 labels of 400 photons on a thin torus: the misfit against a
+        // smooth torus is the labelling's lumpiness
+        let cfg = SynthConfig {
+            sites: 300,
+            photons: crate::synth::Range::fixed(400.0),
+            ..SynthConfig::thin_torus(24, 77)
+        };
+        let model = FitModel::torus(20.0, 5.0, 1.6);
+        let rc = RefineConfig::default();
+        let (mut plain, mut weighted) = (Vec::new(), Vec::new());
+        for k in 0..cfg.frames {
+            let f = generate_frame(&cfg, k).unwrap();
+            let truth = f.truth.pose;
+            let start = FitState {
+                pose: truth,
+                scale: 1.0,
+                sigma: 1.6,
+                shape: 5.0,
+            };
+            let (w, h) = (f.image.width, f.image.height);
+            let p = refine(&f.image.data, w, h, &model, &start, &rc).unwrap();
+            let q = refine_weighted(&f.image.data, w, h, &model, &p.state, &rc, 0.01).unwrap();
+            let err = |s: &FitState| Symmetry::TORUS.axis_error(s.pose.q, truth.q).to_degrees();
+            plain.push(err(&p.state));
+            weighted.push(err(&q.state));
+        }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let (mp, mw) = (median(&mut plain), median(&mut weighted));
+        eprintln!("median axis error: weighted {mw:.3}°, uniform {mp:.3}°");
+        assert!(
+            mw < 0.9 * mp,
+            "median axis error: weighted {mw}°, uniform {mp}°"
+        );
     }
 
     #[test]
