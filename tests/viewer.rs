@@ -723,3 +723,73 @@ fn learning_runs_in_the_learn_tab_and_its_model_is_taken_for_fitting() {
         "the learned model builds a fitter"
     );
 }
+
+#[test]
+fn a_pick_dragged_in_the_field_moves_and_loses_its_old_fit() {
+    use posescope::synth::locs::{generate_field, write_field, FieldConfig};
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = FieldConfig {
+        particles: 4,
+        field_px: [40, 40],
+        seed: 23,
+        ..FieldConfig::default()
+    };
+    let field = generate_field(&cfg).unwrap();
+    let files = write_field(&cfg, &field, tmp.path()).unwrap();
+    let mut h = harness_with(vec![files.thunderstorm.clone()], |app| {
+        app.settings_mut().auto_estimate = false
+    });
+    settle(&mut h);
+    assert_eq!(h.state().frame_count(), 4, "{:?}", h.state().notices());
+    h.get_by_label("Accept all").click();
+    h.step();
+    h.get_by_label("Fit accepted").click();
+    settle(&mut h);
+    assert!(
+        matches!(h.state().result(1), Some(Ok(_))),
+        "pick 1 is fitted"
+    );
+    let before = h.state().pick_nm(1).unwrap();
+    let start = h.state().pick_on_screen(1).expect("pick 1 is on screen");
+    let end = start + egui::vec2(30.0, 20.0);
+    let want = h.state().field_point_nm(end).unwrap();
+    // one screen point in nm: the tolerance of a drag
+    let pt = h
+        .state()
+        .field_point_nm(end + egui::vec2(1.0, 0.0))
+        .unwrap()[0]
+        - want[0];
+    // press on the pick, move in steps, let go: a drag, as a hand makes it
+    h.hover_at(start);
+    h.step();
+    h.drag_at(start);
+    h.step();
+    for i in 1..=5 {
+        h.hover_at(start + (end - start) * i as f32 / 5.0);
+        h.step();
+    }
+    h.drop_at(end);
+    h.step();
+    h.step();
+    let after = h.state().pick_nm(1).unwrap();
+    assert!(
+        (after[0] - want[0]).abs() < pt && (after[1] - want[1]).abs() < pt,
+        "pick 1 at {after:?}, dropped at {want:?} (1 pt = {pt} nm; it was at {before:?})"
+    );
+    // a move, not a pan or a new pick: the other picks stay, nothing is added
+    assert_eq!(h.state().frame_count(), 4);
+    assert!(
+        h.state()
+            .notices()
+            .iter()
+            .any(|n| n.text.starts_with("moved pick 1 (")),
+        "{:?}",
+        h.state().notices()
+    );
+    // the fit was of the particle at the old place
+    assert!(h.state().result(1).is_none(), "pick 1 keeps a stale fit");
+    assert!(
+        matches!(h.state().result(0), Some(Ok(_))),
+        "pick 0 keeps its fit"
+    );
+}

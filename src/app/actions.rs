@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 /// How long a frame stays on screen before "Estimate each new frame" fits it.
 pub const AUTO_ESTIMATE_AFTER: Duration = Duration::from_millis(250);
 
-use super::particles::{add_pick, PickState, TableLoad};
+use super::particles::{add_pick, move_pick, PickState, TableLoad};
 use super::state::PoseControls;
 use super::PoseScopeApp;
 use crate::estimate::pose::fit::FitOptions;
@@ -74,6 +74,9 @@ pub enum Action {
     SetPickState(usize, PickState),
     /// Table documents: add a pick by hand at a field position, nm.
     AddPick([f64; 2]),
+    /// Table documents: move a pick to a field position, nm (its fit is
+    /// dropped: it was of the particle at the old place).
+    MovePick(usize, [f64; 2]),
     /// Table documents: remove the selected pick (Delete).
     RemoveSelectedPick,
     /// Table documents: save the picks as CSV.
@@ -174,6 +177,24 @@ impl PoseScopeApp {
                     None => self.session.error("a pick could not be added here"),
                 }
             }
+            Action::MovePick(k, [x, y]) => {
+                let moved = self
+                    .session
+                    .docs
+                    .get_mut(self.session.current)
+                    .and_then(|d| move_pick(d, k, x, y));
+                match moved {
+                    Some(n_locs) => {
+                        self.session
+                            .info(format!("moved pick {k} ({n_locs} localisations)"));
+                        self.frame_content_changed(k);
+                        self.select_pick(k);
+                    }
+                    None => self
+                        .session
+                        .error(format!("pick {k} could not be moved there")),
+                }
+            }
             Action::RemoveSelectedPick => {
                 if let Some(k) = self.ui.field.selected.take() {
                     if let Some(e) = self
@@ -232,6 +253,18 @@ impl PoseScopeApp {
 
     /// Selects a pick of the table on screen: its particle becomes the
     /// frame, and the field centres on it.
+    /// Frame `k` of the current document now holds other pixels (a moved
+    /// pick): everything made from the old ones is dropped.
+    fn frame_content_changed(&mut self, k: usize) {
+        if self.session.frame != k {
+            return;
+        }
+        self.ui.raw_key = None;
+        self.ui.histogram = None;
+        self.ui.auto_contrast_cache.set(None);
+        self.live.frame_changed();
+    }
+
     fn select_pick(&mut self, k: usize) {
         let Some(p) = self.session.doc().and_then(|d| d.particles.as_ref()) else {
             return;

@@ -4,7 +4,8 @@
 //! every pick drawn as a numbered circle (yellow: candidate, green:
 //! accepted, white: selected) and, once fitted, its posed torus outline.
 //! Wheel zooms about the cursor, dragging pans, double-click fits the field;
-//! a click on a pick selects it, a click elsewhere adds a pick there.
+//! a click on a pick selects it, a click elsewhere adds a pick there, and
+//! dragging a pick moves it.
 //!
 //! While the view moves, the last render is drawn stretched (a texture
 //! draw, so panning and zooming cost no rendering); when it settles, the
@@ -62,6 +63,10 @@ pub struct FieldView {
     moved_at: Option<std::time::Instant>,
     /// Renders made (tests check that zooming re-renders).
     pub renders: u64,
+    /// The pick being dragged and where it is now, nm.
+    drag_pick: Option<(usize, [f64; 2])>,
+    /// Where the view was last drawn.
+    last_rect: Option<Rect>,
 }
 
 /// A render on a background thread.
@@ -95,9 +100,21 @@ pub enum FieldEvent {
     Open(usize),
     /// Clicked where there is no pick: add one there (nm).
     Add([f64; 2]),
+    /// Dragged a pick and let go: move it there (nm).
+    Move(usize, [f64; 2]),
 }
 
 impl FieldView {
+    /// Where a field position (nm) was drawn in the last frame, screen points.
+    pub fn screen_pos(&self, x_nm: f64, y_nm: f64) -> Option<Pos2> {
+        self.last_rect.map(|r| self.to_screen(r, x_nm, y_nm))
+    }
+
+    /// The field position (nm) under a screen point in the last frame.
+    pub fn point_nm(&self, pos: Pos2) -> Option<[f64; 2]> {
+        self.last_rect.map(|r| self.to_nm(r, pos))
+    }
+
     /// Centres the view on a point of the field, nm.
     pub fn centre_on(&mut self, x_nm: f64, y_nm: f64) {
         self.centre_nm = [x_nm, y_nm];
@@ -168,16 +185,45 @@ pub fn field_view(
     size: Vec2,
 ) -> Vec<FieldEvent> {
     let (rect, response) = ui.allocate_exact_size(size, Sense::click_and_drag());
+    fv.last_rect = Some(rect);
     let extent = particles.table.summary().extent_nm;
     let stale_doc = fv.render.as_ref().is_some_and(|r| r.doc != doc);
     let usable = fv.nm_per_pt.is_finite() && fv.nm_per_pt > 0.0;
     if fv.fit_pending || stale_doc || !usable {
         fv.fit(rect, extent);
     }
+    let mut events = Vec::new();
+    if response.drag_started() {
+        // a drag that starts on a pick moves it; anywhere else it pans
+        let origin = ui.input(|i| i.pointer.press_origin());
+        fv.drag_pick = origin
+            .map(|p| fv.to_nm(rect, p))
+            .and_then(|[x, y]| particles.pick_at(x, y))
+            .and_then(|k| {
+                particles
+                    .picks
+                    .get(k)
+                    .map(|e| (k, [e.pick.x_nm, e.pick.y_nm]))
+            });
+    }
     if response.dragged() {
         let d = response.drag_delta();
-        fv.centre_nm[0] -= f64::from(d.x) * fv.nm_per_pt;
-        fv.centre_nm[1] -= f64::from(d.y) * fv.nm_per_pt;
+        let (dx, dy) = (f64::from(d.x) * fv.nm_per_pt, f64::from(d.y) * fv.nm_per_pt);
+        match &mut fv.drag_pick {
+            Some((_, at)) => {
+                at[0] += dx;
+                at[1] += dy;
+            }
+            None => {
+                fv.centre_nm[0] -= dx;
+                fv.centre_nm[1] -= dy;
+            }
+        }
+    }
+    if response.drag_stopped() {
+        if let Some((k, at)) = fv.drag_pick.take() {
+            events.push(FieldEvent::Move(k, at));
+        }
     }
     if let Some(pos) = response.hover_pos() {
         let scroll = ui.input(|i| i.smooth_scroll_delta.y);
@@ -318,11 +364,13 @@ pub fn field_view(
         if p.state == PickState::Removed {
             continue;
         }
-        let c = fv.to_screen(rect, p.pick.x_nm, p.pick.y_nm);
+        let dragged = fv.drag_pick.filter(|d| d.0 == k).map(|d| d.1);
+        let [x, y] = dragged.unwrap_or([p.pick.x_nm, p.pick.y_nm]);
+        let c = fv.to_screen(rect, x, y);
         if !rect.expand(disc).contains(c) {
             continue;
         }
-        let selected = fv.selected == Some(k);
+        let selected = fv.selected == Some(k) || dragged.is_some();
         let colour = if selected {
             Color32::WHITE
         } else if p.state == PickState::Accepted {
@@ -340,7 +388,8 @@ pub fn field_view(
             continue;
         }
         painter.circle_stroke(c, disc, Stroke::new(width, colour.gamma_multiply(0.5)));
-        if let Some(fit) = results.fit(k) {
+        // while dragged, the fitted outline no longer applies
+        if let Some(fit) = results.fit(k).filter(|_| dragged.is_none()) {
             let q = fit.outcome.state.pose.q;
             let shift = fit.outcome.state.pose.shift;
             let px = particles.setup.pixel_nm / fv.nm_per_pt;
@@ -360,7 +409,6 @@ pub fn field_view(
             colour,
         );
     }
-    let mut events = Vec::new();
     if response.double_clicked() {
         match response
             .interact_pointer_pos()

@@ -86,6 +86,13 @@ impl LiveView {
         Ok(())
     }
 
+    /// The frame on screen now holds other pixels: render and score again,
+    /// and drop its sweeps.
+    pub fn frame_changed(&mut self) {
+        self.render_key = None;
+        self.sweeps = None;
+    }
+
     /// Re-renders and rescores when the frame, the pose or the model changed.
     /// Returns whether it rendered.
     pub fn update(&mut self, session: &Session) -> bool {

@@ -301,6 +301,24 @@ impl PoseScopeApp {
         self.ui.field.renders
     }
 
+    /// Where pick `k` of the current table is drawn in the field view
+    /// (screen points), as of the last frame.
+    pub fn pick_on_screen(&self, k: usize) -> Option<egui::Pos2> {
+        let e = self.session.doc()?.particles.as_ref()?.picks.get(k)?;
+        self.ui.field.screen_pos(e.pick.x_nm, e.pick.y_nm)
+    }
+
+    /// Pick `k` of the current table: its position in the field, nm.
+    pub fn pick_nm(&self, k: usize) -> Option<[f64; 2]> {
+        let e = self.session.doc()?.particles.as_ref()?.picks.get(k)?;
+        Some([e.pick.x_nm, e.pick.y_nm])
+    }
+
+    /// The field position under a screen point, nm, as of the last frame.
+    pub fn field_point_nm(&self, pos: egui::Pos2) -> Option<[f64; 2]> {
+        self.ui.field.point_nm(pos)
+    }
+
     /// The last PNG written by Export.
     pub fn last_export(&self) -> Option<&Path> {
         self.session.last_export.as_deref()

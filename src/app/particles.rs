@@ -328,6 +328,25 @@ pub fn add_pick(doc: &mut Document, x_nm: f64, y_nm: f64) -> Option<usize> {
     Some(doc.frames.len() - 1)
 }
 
+/// Moves pick `k` to `(x, y)` nm: its localisation count is taken again,
+/// its particle frame is rendered anew and its fit is dropped. Returns the
+/// new localisation count (`None` for a document that is not a table, a
+/// pick that does not exist or a position that is not finite).
+pub fn move_pick(doc: &mut Document, k: usize, x_nm: f64, y_nm: f64) -> Option<usize> {
+    let p = doc.particles.as_mut()?;
+    if !(x_nm.is_finite() && y_nm.is_finite()) || k >= p.picks.len() {
+        return None;
+    }
+    let n_locs = p.locs_near(x_nm, y_nm);
+    let e = &mut p.picks[k];
+    e.pick = Pick { x_nm, y_nm, n_locs };
+    e.manual = true;
+    doc.frames = Arc::new(p.frame_store());
+    doc.results.clear(k);
+    doc.unsaved = true;
+    Some(n_locs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,6 +367,37 @@ mod tests {
         torus_nm: [180.0, 40.0],
         pixel_size_nm: None,
     };
+
+    #[test]
+    fn a_moved_pick_is_recounted_rendered_anew_and_unfitted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = field(dir.path());
+        let mut doc = load_table(&path, &LOAD, &AtomicBool::new(false)).unwrap();
+        let first = doc.particles.as_ref().unwrap().picks[0].pick;
+        let old = doc.frames.get(0).unwrap().data.clone();
+        doc.results
+            .set(0, Err("a stand-in result for the old place".into()));
+        // 5 µm away: off the particle, so far fewer localisations
+        let n = move_pick(&mut doc, 0, first.x_nm + 5000.0, first.y_nm).unwrap();
+        let p = doc.particles.as_ref().unwrap();
+        assert_eq!(p.picks[0].pick.x_nm, first.x_nm + 5000.0);
+        assert_eq!(p.picks[0].pick.n_locs, n);
+        assert!(n < first.n_locs / 2, "{n} vs {}", first.n_locs);
+        assert!(p.picks[0].manual);
+        assert_ne!(
+            doc.frames.get(0).unwrap().data,
+            old,
+            "the frame is rendered anew"
+        );
+        assert!(doc.results.get(0).is_none(), "the old result is dropped");
+        assert_eq!(doc.frames.len(), 4);
+        // and back: the same frame as before
+        move_pick(&mut doc, 0, first.x_nm, first.y_nm).unwrap();
+        assert_eq!(doc.frames.get(0).unwrap().data, old);
+        // nothing to move, or nowhere to move it
+        assert!(move_pick(&mut doc, 9, 0.0, 0.0).is_none());
+        assert!(move_pick(&mut doc, 0, f64::NAN, 0.0).is_none());
+    }
 
     #[test]
     fn a_table_opens_as_particles_that_are_accepted_added_and_saved() {

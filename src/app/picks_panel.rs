@@ -176,6 +176,7 @@ impl PoseScopeApp {
             match e {
                 FieldEvent::Select(k) => out.push(Action::SelectPick(k)),
                 FieldEvent::Add(at) => out.push(Action::AddPick(at)),
+                FieldEvent::Move(k, at) => out.push(Action::MovePick(k, at)),
                 FieldEvent::Open(k) => {
                     out.push(Action::SelectPick(k));
                     out.push(Action::ShowField(false));

@@ -48,6 +48,13 @@ impl FitResults {
         }
     }
 
+    /// Forgets frame `k`'s result (it is not fitted any more).
+    pub fn clear(&mut self, k: usize) {
+        if let Some(slot) = self.slots.get_mut(k) {
+            *slot = None;
+        }
+    }
+
     /// Frame `k`'s result: `None` when not fitted (yet).
     pub fn get(&self, k: usize) -> Option<&FrameResult> {
         self.slots.get(k).and_then(Option::as_ref)
