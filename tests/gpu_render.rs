@@ -312,7 +312,12 @@ fn composite_model_grey_lut() {
             px[0]
         );
     }
-    assert_eq!(rgba[4 * argmax], 255);
+    // the peak takes the top of the LUT (within the f16 fallback's rounding)
+    assert!(
+        255 - i32::from(rgba[4 * argmax]) <= slack - 1,
+        "peak byte {}",
+        rgba[4 * argmax]
+    );
     assert_eq!(rgba[0], 0);
     // every pixel, against the CPU image
     for (i, px) in rgba.chunks_exact(4).enumerate() {
