@@ -168,14 +168,27 @@ impl ModelSpec {
         };
         match &self.model {
             k if k.is_torus_family() => {
-                format!("{k} R {} {unit}, r {} {unit}", self.torus[0], self.torus[1])
+                let [major, tube] = self.torus.map(short_number);
+                format!("{k} R {major} {unit}, r {tube} {unit}")
             }
             ModelKind::File(path) => path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_else(|| path.display().to_string()),
-            k => format!("{k} R {} {unit}", self.torus[0]),
+            k => format!("{k} R {} {unit}", short_number(self.torus[0])),
         }
+    }
+}
+
+/// A length for a label: at most three decimals, no trailing zeros
+/// (`20`, `4.444`, `0.5`).
+fn short_number(x: f64) -> String {
+    let s = format!("{x:.3}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s.is_empty() || s == "-" || s == "-0" {
+        "0".into()
+    } else {
+        s.into()
     }
 }
 
@@ -383,6 +396,19 @@ mod tests {
         assert!((ok.template_major_px() - 20.0).abs() < 1e-9);
         assert!((ok.tube_px() - 5.0).abs() < 1e-9);
         assert!(ok.fit_model(1.6).is_ok());
+    }
+
+    #[test]
+    fn model_names_round_their_lengths() {
+        let spec = ModelSpec {
+            torus: [20.0, 40.0 / 9.0],
+            ..ModelSpec::default()
+        };
+        assert_eq!(spec.describe(), "torus R 20 px, r 4.444 px");
+        assert_eq!(short_number(0.5), "0.5");
+        assert_eq!(short_number(0.0), "0");
+        assert_eq!(short_number(-0.0001), "0");
+        assert_eq!(short_number(180.0), "180");
     }
 
     #[test]
