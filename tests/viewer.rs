@@ -570,19 +570,32 @@ fn click_at(h: &mut Harness<'_, PoseScopeApp>, pos: egui::Pos2) {
     }
 }
 
-#[test]
-fn a_table_is_picked_accepted_fitted_and_exported_as_an_overview() {
-    use posescope::geometry::symmetry::axis_error;
+/// A synthetic field of four particles in 40×40 camera pixels, written as
+/// Picasso HDF5 and ThunderSTORM CSV into `dir`.
+fn small_field(
+    dir: &std::path::Path,
+    seed: u64,
+) -> (
+    posescope::synth::locs::Field,
+    posescope::synth::locs::FieldFiles,
+) {
     use posescope::synth::locs::{generate_field, write_field, FieldConfig};
-    let tmp = tempfile::tempdir().unwrap();
     let cfg = FieldConfig {
         particles: 4,
         field_px: [40, 40],
-        seed: 21,
+        seed,
         ..FieldConfig::default()
     };
     let field = generate_field(&cfg).unwrap();
-    let files = write_field(&cfg, &field, tmp.path()).unwrap();
+    let files = write_field(&cfg, &field, dir).unwrap();
+    (field, files)
+}
+
+#[test]
+fn a_table_is_picked_accepted_fitted_and_exported_as_an_overview() {
+    use posescope::geometry::symmetry::axis_error;
+    let tmp = tempfile::tempdir().unwrap();
+    let (field, files) = small_field(tmp.path(), 21);
     let out = tmp.path().join("png");
     std::fs::create_dir_all(&out).unwrap();
     let out2 = out.clone();
@@ -726,16 +739,8 @@ fn learning_runs_in_the_learn_tab_and_its_model_is_taken_for_fitting() {
 
 #[test]
 fn a_pick_dragged_in_the_field_moves_and_loses_its_old_fit() {
-    use posescope::synth::locs::{generate_field, write_field, FieldConfig};
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = FieldConfig {
-        particles: 4,
-        field_px: [40, 40],
-        seed: 23,
-        ..FieldConfig::default()
-    };
-    let field = generate_field(&cfg).unwrap();
-    let files = write_field(&cfg, &field, tmp.path()).unwrap();
+    let (_, files) = small_field(tmp.path(), 23);
     let mut h = harness_with(vec![files.thunderstorm.clone()], |app| {
         app.settings_mut().auto_estimate = false
     });
