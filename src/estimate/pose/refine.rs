@@ -393,12 +393,14 @@ fn normal_equations(
         .map(|(&i, &f)| (a * i as f64 + b - f as f64) as f32)
         .collect();
     // the weighted columns: w·J and w·I (the columns themselves when unweighted)
-    let weigh = |x: &[f32]| -> Vec<f32> { x.iter().zip(w).map(|(v, k)| v * k).collect() };
-    let (jw, iw): (Vec<f32>, Vec<f32>) = if w.is_empty() {
-        (Vec::new(), Vec::new())
-    } else {
-        ((0..m).flat_map(|j| weigh(col(j))).collect(), weigh(image))
-    };
+    let (mut jw, mut iw) = (Vec::new(), Vec::new());
+    if !w.is_empty() {
+        jw.reserve_exact(m * crop);
+        for j in 0..m {
+            jw.extend(col(j).iter().zip(w).map(|(v, k)| v * k));
+        }
+        iw.extend(image.iter().zip(w).map(|(v, k)| v * k));
+    }
     let wcol = |j: usize| {
         if w.is_empty() {
             col(j)
