@@ -251,8 +251,6 @@ impl PoseScopeApp {
         self.jobs.load(paths, table);
     }
 
-    /// Selects a pick of the table on screen: its particle becomes the
-    /// frame, and the field centres on it.
     /// Frame `k` of the current document now holds other pixels (a moved
     /// pick): everything made from the old ones is dropped.
     fn frame_content_changed(&mut self, k: usize) {
@@ -265,6 +263,8 @@ impl PoseScopeApp {
         self.live.frame_changed();
     }
 
+    /// Selects a pick of the table on screen: its particle becomes the
+    /// frame, and the field centres on it.
     fn select_pick(&mut self, k: usize) {
         let Some(p) = self.session.doc().and_then(|d| d.particles.as_ref()) else {
             return;
