@@ -574,6 +574,130 @@ fn a_localisation_field_is_picked_and_fitted() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("--units nm"));
 }
 
+/// A whole-field image instead of a table: the field rendered (origin at
+/// 0 nm, 20 nm pixels, stated in the TIFF), picked by the image detector
+/// against the truth, and fitted particle by particle.
+#[test]
+fn an_image_field_is_picked_and_fitted() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = |p: &str| d.join(p).display().to_string();
+    ok(&posescope(&[
+        "synth",
+        "--locs",
+        "--size",
+        "96",
+        "--particles",
+        "8",
+        "--seed",
+        "32",
+        "--out",
+        &s("f"),
+    ]));
+    ok(&posescope(&[
+        "render",
+        &s("f/field.hdf5"),
+        "--pixel-size-nm",
+        "20",
+        "--region",
+        "0,0,12480,12480",
+        "--out",
+        &s("field.tif"),
+    ]));
+    let o = posescope(&[
+        "pick",
+        &s("field.tif"),
+        "--out",
+        &s("picks.csv"),
+        "--truth",
+        &s("f/truth.csv"),
+    ]);
+    ok(&o);
+    let out = text(&o.stdout);
+    assert!(
+        out.contains("8 of 8 particles picked") && out.contains("0 false picks"),
+        "{out}"
+    );
+    let picks = std::fs::read_to_string(d.join("picks.csv")).unwrap();
+    assert!(
+        picks.starts_with("particle,x_px,y_px,x_nm,y_nm,diameter_nm,n_locs,signal,snr,size\n"),
+        "{picks}"
+    );
+    assert_eq!(picks.lines().count(), 9);
+    for extra in ["--pick", "--picks"] {
+        let mut args = vec![
+            "fit".to_string(),
+            s("field.tif"),
+            "--torus".into(),
+            "180,40".into(),
+            "--units".into(),
+            "nm".into(),
+            "--device".into(),
+            "cpu".into(),
+            "--csv".into(),
+            s("poses.csv"),
+            "--truth".into(),
+            s("f/truth.csv"),
+            extra.into(),
+        ];
+        if extra == "--picks" {
+            args.push(s("picks.csv"));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = posescope(&args);
+        ok(&o);
+        let rows = posescope::io::read_pose_csv(&d.join("poses.csv")).unwrap();
+        assert_eq!(rows.len(), 8);
+        for r in &rows {
+            assert!(r.get("error").is_some_and(str::is_empty), "{r:?}");
+            let x: f64 = r.get("x_px").unwrap().parse().unwrap();
+            assert!((0.0..624.0).contains(&x), "{r:?}");
+        }
+        // "axis error over 8 matched particles: median 4.1°, …"
+        let out = text(&o.stdout);
+        let median: f64 = out
+            .split("median ")
+            .nth(1)
+            .and_then(|t| t.split('°').next())
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| panic!("{out}"));
+        assert!(out.contains("over 8 matched"), "{out}");
+        assert!(median < 10.0, "{out}");
+    }
+    // an nm model on an image of unknown pixel size is refused, clearly
+    ok(&posescope(&[
+        "render",
+        "--size",
+        "200",
+        "--euler",
+        "0,40,0",
+        "--out",
+        &s("torus.png"),
+    ]));
+    let o = posescope(&["pick", &s("torus.png"), "--out", &s("p.csv")]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("--pixel-size"),
+        "{}",
+        text(&o.stderr)
+    );
+    // in pixels it needs none: the one torus (R 20 px, r 5 px) is found
+    let o = posescope(&[
+        "pick",
+        &s("torus.png"),
+        "--torus-px",
+        "20,5",
+        "--out",
+        &s("p.csv"),
+    ]);
+    ok(&o);
+    assert!(
+        text(&o.stdout).starts_with("1 particles picked"),
+        "{}",
+        text(&o.stdout)
+    );
+}
+
 #[test]
 fn learn_writes_a_model_that_fit_accepts_and_resumes_from_its_checkpoint() {
     let dir = tempfile::tempdir().unwrap();

@@ -24,17 +24,28 @@ pub struct FitArgs {
     /// nm: --torus 180,40 --units nm).
     #[arg(required = true)]
     files: Vec<PathBuf>,
-    /// With a table: the particles to fit, as a picks CSV (x_nm, y_nm
-    /// columns, as `posescope pick` writes); default: picked automatically.
+    /// The particles to fit, as a picks CSV (as `posescope pick` writes).
+    /// With a table: x_nm, y_nm; default: picked automatically. With one
+    /// image (a whole-field render or a camera frame): x_px, y_px (or x_nm,
+    /// y_nm and the pixel size); then every particle is fitted instead of
+    /// every frame.
     #[arg(long)]
     picks: Option<PathBuf>,
+    /// With one image: pick the particles automatically (a scale-matched
+    /// detector) and fit each, instead of fitting every frame as one particle.
+    #[arg(long, conflicts_with = "picks")]
+    pick: bool,
+    /// With --pick/--picks on a stack: the frame that holds the field.
+    #[arg(long, default_value_t = 0)]
+    field_frame: usize,
     /// With a table: what the final pose is fitted to — the localisations'
     /// likelihood, started from the image fit (default, more accurate), or
     /// the rendered particle image alone.
     #[arg(long, value_enum, default_value = "locs")]
     refine_on: RefineOnArg,
-    /// With a table from `synth --locs`: its truth.csv; prints the
-    /// symmetry-aware axis error of the fitted particles.
+    /// With a table from `synth --locs` (or an image of it rendered with its
+    /// origin at 0 nm): its truth.csv; prints the symmetry-aware axis error
+    /// of the fitted particles.
     #[arg(long)]
     truth: Option<PathBuf>,
     /// With a table: write an overview PNG of the whole field with every
@@ -143,6 +154,23 @@ pub fn run(a: FitArgs) -> Result<()> {
                 overview: a.overview.as_deref().map(|p| (p, a.overview_pixel_nm)),
             });
         }
+        if a.pick || a.picks.is_some() {
+            return super::fit_image::run(super::fit_image::ImageFit {
+                image: table,
+                frame: a.field_frame,
+                picks: a.picks.as_deref(),
+                spec,
+                opts,
+                weights: a.weights.as_deref(),
+                use_net: !a.no_net,
+                device: a.device.into(),
+                csv: &a.csv,
+                truth: a.truth.as_deref(),
+            });
+        }
+    }
+    if a.pick || a.picks.is_some() {
+        bail!("--pick and --picks take one file: a localisation table or one image");
     }
     let fitter = Fitter::new(
         &spec,

@@ -8,6 +8,7 @@ pub mod bench;
 pub mod eval;
 pub mod export;
 pub mod fit;
+pub mod fit_image;
 pub mod fit_table;
 pub mod info;
 pub mod learn;
@@ -63,7 +64,7 @@ pub enum Command {
     Export(export::ExportArgs),
     /// Join the pose CSVs of `fit --shard K/N` runs, checking for overlaps and gaps.
     Merge(merge::MergeArgs),
-    /// Pick particles of a known size on a localisation table (picks CSV).
+    /// Pick particles of a known size on a localisation table or an image (picks CSV).
     Pick(pick::PickArgs),
     /// Learn the 3D structure and every frame's pose from many particles, with no model given.
     Learn(learn::LearnArgs),

@@ -1,7 +1,9 @@
 //! `posescope pick`: automatic picking of particles of a known size on a
-//! localisation table, written as a picks CSV
-//! (`particle,x_px,y_px,x_nm,y_nm,diameter_nm,n_locs`), and, given the
-//! truth of a synthetic field, how many were found.
+//! localisation table (by localisation density) or on an image (a
+//! scale-matched detector), written as a picks CSV
+//! (`particle,x_px,y_px,x_nm,y_nm,diameter_nm,n_locs`, plus, for an image,
+//! each pick's `signal,snr,size`), and, given the truth of a synthetic
+//! field, how many were found.
 
 use std::path::{Path, PathBuf};
 
@@ -9,27 +11,48 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use super::args::parse_floats;
+use super::fit_image::read_field;
 use super::truth::read_truth;
+use posescope::estimate::image_particles::ImageParticleSetup;
 use posescope::estimate::pick::{match_picks, pick_table, Pick, PickConfig};
-use posescope::io::locs;
+use posescope::estimate::pose::pipeline::ModelSpec;
+use posescope::io::locs::{self, PickRow};
+use posescope::shapes::Units;
 
 #[derive(Args)]
 pub struct PickArgs {
-    /// A localisation table (Picasso .hdf5, ThunderSTORM or plain .csv/.tsv).
+    /// A localisation table (Picasso .hdf5, ThunderSTORM or plain .csv/.tsv),
+    /// or an image (a whole-field render or a camera frame: TIFF, FITS, PNG).
     table: PathBuf,
     /// The torus radii "R,r" in nm (the particle's outer radius is R + r).
     #[arg(long, default_value = "180,40")]
     torus_nm: String,
-    /// Least localisations of a pick.
+    /// On an image: the torus radii "R,r" in image pixels (instead of
+    /// --torus-nm and a pixel size).
+    #[arg(long)]
+    torus_px: Option<String>,
+    /// On a table: least localisations of a pick.
     #[arg(long, default_value_t = 30)]
     min_locs: usize,
-    /// Camera pixel size in nm, for tables in pixels that do not state it.
+    /// On an image: least detector response, in units of its noise.
+    #[arg(long, default_value_t = 5.0)]
+    min_snr: f64,
+    /// On an image: least rms radius of a pick's signal as a fraction of the
+    /// outer radius (drops point-like spots such as beads).
+    #[arg(long, default_value_t = 0.3)]
+    min_size: f64,
+    /// On a stack: the frame that holds the field.
+    #[arg(long, default_value_t = 0)]
+    frame: usize,
+    /// Pixel size in nm: a table's camera pixels, or the image's pixels,
+    /// when the file does not state it.
     #[arg(long)]
     pixel_size: Option<f64>,
     /// The picks CSV to write.
     #[arg(long)]
     out: PathBuf,
-    /// A synth --locs truth.csv: report picks matched within 150 nm, false picks and misses.
+    /// A synth --locs truth.csv: report picks matched within 150 nm, false
+    /// picks and misses (for an image, rendered with its origin at 0 nm).
     #[arg(long)]
     truth: Option<PathBuf>,
     /// Also write the picked localisations as Picasso's picked format
@@ -39,6 +62,9 @@ pub struct PickArgs {
 }
 
 pub fn run(a: PickArgs) -> Result<()> {
+    if !locs::is_table(&a.table) {
+        return run_image(&a);
+    }
     let [major, tube] = parse_floats::<2>(&a.torus_nm, "--torus-nm")?;
     let opts = locs::TableOptions {
         pixel_size_nm: a.pixel_size,
@@ -66,15 +92,95 @@ pub fn run(a: PickArgs) -> Result<()> {
         );
     }
     if let Some(t) = &a.truth {
-        let truth: Vec<[f64; 2]> = read_truth(t)?.iter().map(|t| t.centre_nm).collect();
-        let (m, f, miss) = match_picks(&picks, &truth, 150.0);
-        println!(
-            "against {}: {m} of {} particles picked ({:.1} %), {f} false picks, {miss} missed (match within 150 nm)",
-            t.display(),
-            truth.len(),
-            100.0 * m as f64 / truth.len().max(1) as f64
-        );
+        report_truth(t, &picks)?;
     }
+    Ok(())
+}
+
+/// `pick IMAGE`.
+fn run_image(a: &PickArgs) -> Result<()> {
+    if a.picasso_out.is_some() {
+        anyhow::bail!("--picasso-out needs a localisation table, not an image");
+    }
+    let (img, file_pixel_nm) = read_field(&a.table, a.frame)?;
+    let spec = match &a.torus_px {
+        Some(t) => ModelSpec {
+            torus: parse_floats::<2>(t, "--torus-px")?,
+            units: Units::Px,
+            pixel_size: a.pixel_size,
+            ..ModelSpec::default()
+        },
+        None => ModelSpec {
+            torus: parse_floats::<2>(&a.torus_nm, "--torus-nm")?,
+            units: Units::Nm,
+            pixel_size: a.pixel_size,
+            ..ModelSpec::default()
+        },
+    };
+    let setup = ImageParticleSetup::new(&spec, file_pixel_nm)
+        .with_context(|| a.table.display().to_string())?;
+    let cfg = posescope::estimate::pick::ImagePickConfig {
+        min_snr: a.min_snr,
+        min_size: a.min_size,
+        ..setup.pick_config()
+    };
+    let picks = setup
+        .pick(&img, &cfg)
+        .with_context(|| a.table.display().to_string())?;
+    let s = setup.pixel_nm;
+    let rows: Vec<PickRow> = picks
+        .iter()
+        .map(|p| PickRow {
+            x_px: Some(p.x_px),
+            y_px: Some(p.y_px),
+            x_nm: s.map(|s| p.x_px * s),
+            y_nm: s.map(|s| p.y_px * s),
+            diameter_nm: s.map(|s| setup.diameter_px() * s),
+            n_locs: None,
+            extra: vec![
+                format!("{:.2}", p.signal),
+                format!("{:.2}", p.snr),
+                format!("{:.3}", p.size),
+            ],
+        })
+        .collect();
+    locs::write_pick_rows(&a.out, &rows, &["signal", "snr", "size"])?;
+    println!(
+        "{} particles picked on {} ({} × {} px, particle diameter {:.1} px) → {}",
+        picks.len(),
+        a.table.display(),
+        img.width,
+        img.height,
+        setup.diameter_px(),
+        a.out.display()
+    );
+    if let Some(t) = &a.truth {
+        let Some(s) = s else {
+            anyhow::bail!("--truth needs the image's pixel size (--pixel-size)");
+        };
+        let as_nm: Vec<Pick> = picks
+            .iter()
+            .map(|p| Pick {
+                x_nm: p.x_px * s,
+                y_nm: p.y_px * s,
+                n_locs: 0,
+            })
+            .collect();
+        report_truth(t, &as_nm)?;
+    }
+    Ok(())
+}
+
+/// Prints how `picks` match a truth CSV within 150 nm.
+fn report_truth(t: &Path, picks: &[Pick]) -> Result<()> {
+    let truth: Vec<[f64; 2]> = read_truth(t)?.iter().map(|t| t.centre_nm).collect();
+    let (m, f, miss) = match_picks(picks, &truth, 150.0);
+    println!(
+        "against {}: {m} of {} particles picked ({:.1} %), {f} false picks, {miss} missed (match within 150 nm)",
+        t.display(),
+        truth.len(),
+        100.0 * m as f64 / truth.len().max(1) as f64
+    );
     Ok(())
 }
 

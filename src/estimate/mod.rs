@@ -9,7 +9,8 @@
 //!   cancel and progress that the CLI and the viewer share, its results, the
 //!   training of the pose network and symmetry-aware evaluation.
 //! - [`pick`]: where the particles are — automatic picking of particles of
-//!   a known size on a localisation table, and matching picks to a truth.
+//!   a known size on a localisation table or an image, and matching picks
+//!   to a truth.
 //! - [`locfit`]: pose refinement on the localisations themselves — the
 //!   likelihood of each localisation under the posed model (SMAP LocMoFit
 //!   style), as the second path beside render-and-compare.
@@ -18,9 +19,12 @@
 //!   and the comparison of a learned cloud with a known one.
 //! - [`particles`]: a pose for every pick of a table — particle frames, the
 //!   image fit, then the localisation fit — shared by the CLI and the viewer.
+//! - [`image_particles`]: the same for the picks of an image — crops
+//!   resampled into particle frames, the fit, centres back in image pixels.
 //!
 //! Nothing here knows wgpu or egui.
 
+pub mod image_particles;
 pub mod learn;
 pub mod locfit;
 pub mod nn;

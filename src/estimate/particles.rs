@@ -52,8 +52,14 @@ pub enum ParticleError {
         "a localisation table is in nm: give the model as a torus in nm (e.g. --torus 180,40 --units nm), not {0}"
     )]
     ModelNotNm(String),
-    #[error("the torus radii {0} nm, {1} nm cannot be fitted (need 0 ≤ r < R)")]
+    #[error("the torus radii {0}, {1} cannot be fitted (need 0 ≤ r < R)")]
     BadTorus(f64, f64),
+    #[error("picking particles needs a torus model, not {0}")]
+    NotTorus(String),
+    #[error(
+        "the model is in nm but the image's pixel size is unknown: give it with --pixel-size (nm per pixel), or the model in px"
+    )]
+    NoPixelSize,
 }
 
 /// How the picks of one table become particle frames and how their poses

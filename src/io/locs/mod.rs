@@ -16,7 +16,7 @@ mod csv_table;
 pub mod picasso;
 mod picks;
 
-pub use picks::{read_picks, write_picks, Pick};
+pub use picks::{read_pick_centres_px, read_picks, write_pick_rows, write_picks, Pick, PickRow};
 
 use std::path::{Path, PathBuf};
 

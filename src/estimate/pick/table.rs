@@ -1,5 +1,5 @@
-//! Automatic particle picking on a localisation table: where are the
-//! particles of a known size?
+//! Automatic particle picking on a localisation table, and the particle
+//! frame of a table pick.
 //!
 //! # Method (a scale-matched density detector)
 //! 1. Localisations are binned at `diameter / 8` and the histogram is
@@ -24,6 +24,9 @@ use crate::io::locs::LocTable;
 use crate::io::Frame;
 use crate::render::locs::{render_locs, LocMode, LocView};
 
+use super::detect::{blur, local_maxima};
+use super::{Pick, PickError};
+
 /// Settings of the picker.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PickConfig {
@@ -44,17 +47,6 @@ impl PickConfig {
             min_separation_nm: 1.5 * radius_nm,
         }
     }
-}
-
-pub use crate::io::locs::Pick;
-
-/// Errors of picking.
-#[derive(Debug, thiserror::Error)]
-pub enum PickError {
-    #[error("invalid picking settings: {0}")]
-    Config(String),
-    #[error("the table's extent is too large to pick at this particle size: {0}")]
-    TooLarge(String),
 }
 
 /// Largest density image of the detector (pixels).
@@ -137,78 +129,6 @@ pub fn pick_table(table: &LocTable, cfg: &PickConfig) -> Result<Vec<Pick>, PickE
         }
     }
     Ok(kept)
-}
-
-/// Separable Gaussian blur of a `w × h` image (edges clamp to zero).
-fn blur(img: &[f32], w: usize, h: usize, sigma: f32) -> Vec<f32> {
-    let r = (3.0 * sigma).ceil().max(1.0) as isize;
-    let k: Vec<f32> = (-r..=r)
-        .map(|d| (-(d * d) as f32 / (2.0 * sigma * sigma)).exp())
-        .collect();
-    let mut tmp = vec![0f32; w * h];
-    for y in 0..h {
-        for x in 0..w {
-            let mut acc = 0.0;
-            for (j, kv) in k.iter().enumerate() {
-                let xx = x as isize + j as isize - r;
-                if xx >= 0 && (xx as usize) < w {
-                    acc += kv * img[y * w + xx as usize];
-                }
-            }
-            tmp[y * w + x] = acc;
-        }
-    }
-    let mut out = vec![0f32; w * h];
-    for y in 0..h {
-        for (j, kv) in k.iter().enumerate() {
-            let yy = y as isize + j as isize - r;
-            if yy < 0 || yy as usize >= h {
-                continue;
-            }
-            let src = &tmp[yy as usize * w..(yy as usize + 1) * w];
-            for (o, s) in out[y * w..(y + 1) * w].iter_mut().zip(src) {
-                *o += kv * s;
-            }
-        }
-    }
-    out
-}
-
-/// Pixels that are the strict maximum (ties broken by index) of their
-/// `(2·window + 1)²` neighbourhood and positive.
-fn local_maxima(d: &[f32], w: usize, h: usize, window: isize) -> Vec<(usize, usize)> {
-    let mut out = Vec::new();
-    for y in 0..h {
-        for x in 0..w {
-            let v = d[y * w + x];
-            if v <= 0.0 {
-                continue;
-            }
-            let mut best = true;
-            'n: for dy in -window..=window {
-                let yy = y as isize + dy;
-                if yy < 0 || yy as usize >= h {
-                    continue;
-                }
-                for dx in -window..=window {
-                    let xx = x as isize + dx;
-                    if xx < 0 || xx as usize >= w || (dx == 0 && dy == 0) {
-                        continue;
-                    }
-                    let o = d[yy as usize * w + xx as usize];
-                    let later = (yy as usize, xx as usize) > (y, x);
-                    if o > v || (o == v && later) {
-                        best = false;
-                        break 'n;
-                    }
-                }
-            }
-            if best {
-                out.push((x, y));
-            }
-        }
-    }
-    out
 }
 
 /// Localisation indices bucketed in square cells, for disc queries.
@@ -355,34 +275,10 @@ pub fn particle_frame(
     }
 }
 
-/// Matches picks to true centres within `tolerance_nm` (greedy, closest
-/// pairs first): `(matched, false picks, missed)`.
-pub fn match_picks(picks: &[Pick], truth: &[[f64; 2]], tolerance_nm: f64) -> (usize, usize, usize) {
-    let mut pairs: Vec<(f64, usize, usize)> = Vec::new();
-    for (i, p) in picks.iter().enumerate() {
-        for (j, t) in truth.iter().enumerate() {
-            let d = (p.x_nm - t[0]).hypot(p.y_nm - t[1]);
-            if d <= tolerance_nm {
-                pairs.push((d, i, j));
-            }
-        }
-    }
-    pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let (mut used_p, mut used_t) = (vec![false; picks.len()], vec![false; truth.len()]);
-    let mut matched = 0;
-    for (_, i, j) in pairs {
-        if !used_p[i] && !used_t[j] {
-            used_p[i] = true;
-            used_t[j] = true;
-            matched += 1;
-        }
-    }
-    (matched, picks.len() - matched, truth.len() - matched)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::estimate::pick::match_picks;
     use crate::synth::locs::{generate_field, FieldConfig};
 
     fn table_of(field: &crate::synth::locs::Field) -> LocTable {
