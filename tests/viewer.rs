@@ -667,6 +667,107 @@ fn a_table_is_picked_accepted_fitted_and_exported_as_an_overview() {
         .any(|n| n.text.contains("removed pick 4")));
 }
 
+/// A whole-field image (not a table): the field of `small_field` rendered
+/// at 5 nm per pixel (1040 × 1040 px, origin at 0 nm), written as a float
+/// TIFF that states its pixel size.
+fn field_image(
+    dir: &std::path::Path,
+    seed: u64,
+) -> (posescope::synth::locs::Field, std::path::PathBuf) {
+    use posescope::render::locs::{render_locs, LocMode, LocView};
+    let (field, _) = small_field(dir, seed);
+    let view = LocView {
+        origin_nm: [0.0, 0.0],
+        pixel_nm: 5.0,
+        width: 1040,
+        height: 1040,
+    };
+    let x: Vec<f32> = field.locs.iter().map(|l| l.x_nm).collect();
+    let y: Vec<f32> = field.locs.iter().map(|l| l.y_nm).collect();
+    let p: Vec<f32> = field.locs.iter().map(|l| l.precision_nm).collect();
+    let data = render_locs(&x, &y, Some(&p), &view, LocMode::Blur { min_blur_nm: 5.0 });
+    let frame = posescope::io::Frame {
+        width: 1040,
+        height: 1040,
+        data,
+    };
+    let path = dir.join("field.tif");
+    posescope::io::write_tiff_stack(&path, &[frame], posescope::io::WriteSample::F32, Some(5.0))
+        .unwrap();
+    (field, path)
+}
+
+#[test]
+fn a_whole_field_image_is_picked_fitted_and_exported_as_an_overview() {
+    use posescope::geometry::symmetry::axis_error;
+    let tmp = tempfile::tempdir().unwrap();
+    let (field, path) = field_image(tmp.path(), 22);
+    let out = tmp.path().join("png");
+    std::fs::create_dir_all(&out).unwrap();
+    let out2 = out.clone();
+    let mut h = harness_with(vec![path], move |app| {
+        app.settings_mut().auto_estimate = false;
+        app.settings_mut().export_dir = Some(out2);
+    });
+    settle(&mut h);
+    // one 1040² image opens as a field, its particles picked by the image detector
+    assert!(h.state().showing_field(), "{:?}", h.state().notices());
+    assert_eq!(h.state().frame_count(), 4, "{:?}", h.state().notices());
+    assert!(h.state().notices().iter().any(|n| n
+        .text
+        .contains("1040 × 1040 px image, 4 candidate particles")));
+    h.get_by_label("Accept all").click();
+    h.step();
+    h.get_by_label("Fit accepted").click();
+    settle(&mut h);
+    // every particle fitted, its axis within 15° of a true one
+    for k in 0..4 {
+        let fit = h
+            .state()
+            .result(k)
+            .expect("a result")
+            .as_ref()
+            .expect("a pose");
+        let axis = fit.outcome.state.pose.q.axis();
+        let best = field
+            .truth
+            .iter()
+            .map(|t| axis_error(axis, t.q.axis()).to_degrees())
+            .fold(f64::INFINITY, f64::min);
+        assert!(best < 15.0, "pick {k}: axis error {best:.1}°");
+    }
+    // selecting a particle shows its particle frame with its fit
+    h.get_by_label("Results").click();
+    h.step();
+    click_last(&mut h, Role::Button, "1");
+    assert_eq!(h.state().frame_index(), 1);
+    let fit = h.state().result(1).unwrap().as_ref().unwrap().outcome.state;
+    assert!(h.state().controls().state().pose.q.angle_to(fit.pose.q) < 1e-6);
+    // the overview is the image at its own pixels, with the picks drawn
+    h.get_by_label("Picks").click();
+    h.step();
+    h.get_by_label("Export overview").click();
+    h.step();
+    let png = h.state().last_export().expect("an overview").to_path_buf();
+    assert!(png.ends_with("field_overview.png"), "{}", png.display());
+    let img = image::open(&png).unwrap();
+    assert_eq!((img.width(), img.height()), (1040, 1040));
+    // and the picks are saved in image pixels, and load back
+    let picks = tmp.path().join("picks.csv");
+    h.state_mut().save_picks(&picks);
+    h.state_mut().load_picks(&picks);
+    h.step();
+    assert_eq!(h.state().frame_count(), 4, "{:?}", h.state().notices());
+    let centres = posescope::io::locs::read_pick_centres_px(&picks, None).unwrap();
+    for c in centres {
+        let near = field
+            .truth
+            .iter()
+            .any(|t| (c[0] * 5.0 - t.x_nm).hypot(c[1] * 5.0 - t.y_nm) < 150.0);
+        assert!(near, "pick at {c:?} px is near no particle");
+    }
+}
+
 #[test]
 fn learning_runs_in_the_learn_tab_and_its_model_is_taken_for_fitting() {
     let tmp = tempfile::tempdir().unwrap();

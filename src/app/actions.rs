@@ -19,7 +19,7 @@ use crate::estimate::pose::fit::FitOptions;
 use crate::estimate::pose::pipeline::{Fitter, ModelSpec};
 use crate::export::annotate::write_png;
 use crate::export::frames::{ExportLook, ExportTarget, FrameAt};
-use crate::export::overview::{table_overview, ParticleNm};
+use crate::export::overview::{field_overview, ParticleNm};
 use crate::io::write_pose_csv;
 use crate::render::display::{auto_contrast, auto_contrast_fraction, Contrast};
 
@@ -185,8 +185,16 @@ impl PoseScopeApp {
                     .and_then(|d| move_pick(d, k, x, y));
                 match moved {
                     Some(n_locs) => {
-                        self.session
-                            .info(format!("moved pick {k} ({n_locs} localisations)"));
+                        let table = self
+                            .session
+                            .doc()
+                            .and_then(|d| d.particles.as_ref())
+                            .is_some_and(|p| p.is_table());
+                        self.session.info(if table {
+                            format!("moved pick {k} ({n_locs} localisations)")
+                        } else {
+                            format!("moved pick {k}")
+                        });
                         self.frame_content_changed(k);
                         self.select_pick(k);
                     }
@@ -304,20 +312,21 @@ impl PoseScopeApp {
     /// Replaces the picks of the table on screen with a picks CSV's (all
     /// accepted; results so far are dropped, as the particles changed).
     pub fn load_picks(&mut self, path: &Path) {
-        let picks = match crate::io::locs::read_picks(path) {
+        let Some(doc) = self.session.docs.get_mut(self.session.current) else {
+            return;
+        };
+        let Some(p) = doc.particles.as_mut() else {
+            self.session.info(
+                "picks are for fields (localisation tables, whole-field images): open one first",
+            );
+            return;
+        };
+        let picks = match p.read_picks(path) {
             Ok(p) => p,
             Err(e) => {
                 self.session.error(format!("loading picks failed: {e}"));
                 return;
             }
-        };
-        let Some(doc) = self.session.docs.get_mut(self.session.current) else {
-            return;
-        };
-        let Some(p) = doc.particles.as_mut() else {
-            self.session
-                .info("picks are for localisation tables: open one first");
-            return;
         };
         let n = p.replace_picks(&picks);
         doc.frames = Arc::new(p.frame_store());
@@ -333,7 +342,8 @@ impl PoseScopeApp {
     /// Saves the picks of the table on screen as a picks CSV.
     pub fn save_picks(&mut self, path: &Path) {
         let Some(p) = self.session.doc().and_then(|d| d.particles.as_ref()) else {
-            self.session.info("no localisation table is open");
+            self.session
+                .info("no field (localisation table or whole-field image) is open");
             return;
         };
         match p.save_picks(path) {
@@ -351,7 +361,8 @@ impl PoseScopeApp {
             return None;
         };
         let Some(p) = doc.particles.as_ref() else {
-            self.session.info("the overview is for localisation tables");
+            self.session
+                .info("the overview is for fields: localisation tables and whole-field images");
             return None;
         };
         let particles: Vec<ParticleNm> = p
@@ -365,8 +376,8 @@ impl PoseScopeApp {
                 ParticleNm {
                     number: k,
                     centre_nm: [
-                        e.pick.x_nm + shift[0] * p.setup.pixel_nm,
-                        e.pick.y_nm + shift[1] * p.setup.pixel_nm,
+                        e.pick.x_nm + shift[0] * p.frame_pixel(),
+                        e.pick.y_nm + shift[1] * p.frame_pixel(),
                     ],
                     axis: fit.map(|f| f.outcome.state.pose.q.axis()),
                 }
@@ -378,14 +389,20 @@ impl PoseScopeApp {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "table".into());
         let path = dir.join(format!("{stem}_overview.png"));
-        let written = table_overview(
-            &p.table,
-            10.0,
-            p.setup.torus_nm[0],
-            &particles,
-            self.settings.lut,
-        )
-        .and_then(|img| write_png(&path, &img));
+        let written = match p.overview_view() {
+            Some((view, pixel_nm)) => field_overview(
+                &p.source.render(&view),
+                &view,
+                p.torus()[0],
+                &particles,
+                self.settings.lut,
+                pixel_nm,
+            )
+            .and_then(|img| write_png(&path, &img)),
+            None => Err(crate::io::OutputError::Invalid(
+                "the field is too large for an overview at 10 nm per pixel".into(),
+            )),
+        };
         match written {
             Ok(()) => {
                 let fitted = particles.iter().filter(|p| p.axis.is_some()).count();
@@ -515,7 +532,7 @@ impl PoseScopeApp {
             (_, false) if doc.frames.is_empty() => return,
             (_, false) => vec![self.session.frame],
         };
-        let locs = doc.particles.as_ref().map(|p| p.refiner());
+        let locs = doc.particles.as_ref().and_then(|p| p.refiner());
         let (id, frames) = (doc.id, doc.frames.clone());
         self.jobs.estimate(fitter, id, frames, which, !all, locs);
     }
@@ -527,7 +544,7 @@ impl PoseScopeApp {
         let Some(doc) = self.session.doc() else {
             return;
         };
-        let locs = doc.particles.as_ref().map(|p| p.refiner());
+        let locs = doc.particles.as_ref().and_then(|p| p.refiner());
         let (id, frames) = (doc.id, doc.frames.clone());
         let start = self.session.controls.state();
         self.jobs

@@ -1,6 +1,8 @@
-//! The field of a table document: the whole localisation table rendered at
+//! The field of a field document: the whole localisation table rendered at
 //! the zoom on screen — re-rendered from the localisations whenever the view
-//! settles, as Picasso does, so a 30 µm field stays sharp at any zoom — with
+//! settles, as Picasso does, so a 30 µm field stays sharp at any zoom — or
+//! the window of a large image on screen, from its mip pyramid (so a 16k²
+//! image never becomes one texture), with
 //! every pick drawn as a numbered circle (yellow: candidate, green:
 //! accepted, white: selected) and, once fitted, its posed torus outline.
 //! Wheel zooms about the cursor, dragging pans, double-click fits the field;
@@ -21,14 +23,14 @@ use std::sync::mpsc::{channel, Receiver, TryRecvError};
 
 use std::sync::Arc;
 
-use super::particles::{ParticleDoc, PickState};
+use super::particles::{FieldSource, ParticleDoc, PickState};
 use super::pixel_view::{PixelImage, PixelSource, Slot};
 use super::state::DocId;
 use crate::estimate::pose::results::FitResults;
 use crate::geometry::Quat;
-use crate::io::locs::LocTable;
 use crate::render::display::{auto_contrast, colorize, Lut};
-use crate::render::locs::{render_locs, LocMode, LocView};
+use crate::render::locs::LocView;
+use crate::render::mip::OUTSIDE;
 
 /// Most pixels of one field render.
 const MAX_RENDER_PX: usize = 4 << 20;
@@ -186,7 +188,7 @@ pub fn field_view(
 ) -> Vec<FieldEvent> {
     let (rect, response) = ui.allocate_exact_size(size, Sense::click_and_drag());
     fv.last_rect = Some(rect);
-    let extent = particles.table.summary().extent_nm;
+    let extent = particles.extent();
     let stale_doc = fv.render.as_ref().is_some_and(|r| r.doc != doc);
     let usable = fv.nm_per_pt.is_finite() && fv.nm_per_pt > 0.0;
     if fv.fit_pending || stale_doc || !usable {
@@ -255,7 +257,7 @@ pub fn field_view(
     if let Some(want) = fv.wanted(rect, ppp) {
         // zoomed far out, the picks are dots baked into the render: thousands of
         // shapes a frame cost a software rasteriser more than the rest of the window
-        let [major, tube] = particles.setup.torus_nm;
+        let [major, tube] = particles.torus();
         let dots_mode = (((major + tube) / fv.nm_per_pt) as f32) < MIN_OUTLINE_PT;
         let dots = if dots_mode { dots_key(particles) } else { 0 };
         let current = fv
@@ -271,14 +273,14 @@ pub fn field_view(
                 || r.view.height != want.height
         });
         if needs && (settled || current.is_none()) && fv.pending.is_none() {
-            let table = particles.table.clone();
+            let source = particles.source.clone();
             let marks = if dots_mode {
                 dot_list(particles)
             } else {
                 Vec::new()
             };
-            if table.len() <= SYNC_ROWS {
-                let rgba = field_rgba(&table, &want, lut, &marks);
+            if !source.heavy() {
+                let rgba = field_rgba(&source, &want, lut, &marks);
                 fv.show(doc, want, lut, dots, rgba);
             } else {
                 let (tx, rx) = channel();
@@ -286,7 +288,7 @@ pub fn field_view(
                 let spawned = std::thread::Builder::new()
                     .name("posescope-field".into())
                     .spawn(move || {
-                        let _ = tx.send(field_rgba(&table, &want, lut, &marks));
+                        let _ = tx.send(field_rgba(&source, &want, lut, &marks));
                         ctx.request_repaint();
                     });
                 if spawned.is_ok() {
@@ -356,7 +358,7 @@ pub fn field_view(
         }
     }
     // the picks
-    let [major, tube] = particles.setup.torus_nm;
+    let [major, tube] = particles.torus();
     let disc = ((major + tube) / fv.nm_per_pt) as f32;
     let ring = (major / fv.nm_per_pt) as f32;
     let width = if lean { 1.0 } else { 1.5 };
@@ -392,7 +394,7 @@ pub fn field_view(
         if let Some(fit) = results.fit(k).filter(|_| dragged.is_none()) {
             let q = fit.outcome.state.pose.q;
             let shift = fit.outcome.state.pose.shift;
-            let px = particles.setup.pixel_nm / fv.nm_per_pt;
+            let px = particles.frame_pixel() / fv.nm_per_pt;
             let centre = c + Vec2::new((shift[0] * px) as f32, (shift[1] * px) as f32);
             painter.add(Shape::closed_line(outline(q, ring, centre), stroke));
         } else {
@@ -480,19 +482,21 @@ fn dot_list(particles: &ParticleDoc) -> Vec<([f64; 2], [u8; 4])> {
         .collect()
 }
 
-/// The table rendered into `view` (individual blur, at least one pixel)
-/// with auto-contrast, as RGBA, with `dots` drawn as 3-pixel squares.
-fn field_rgba(table: &LocTable, view: &LocView, lut: Lut, dots: &[([f64; 2], [u8; 4])]) -> Vec<u8> {
-    let data = render_locs(
-        &table.x_nm,
-        &table.y_nm,
-        table.precision_nm.as_deref(),
-        view,
-        LocMode::Blur {
-            min_blur_nm: view.pixel_nm as f32,
-        },
-    );
+/// The field rendered into `view` with auto-contrast, as RGBA (outside an
+/// image: dark grey), with `dots` drawn as 3-pixel squares.
+fn field_rgba(
+    source: &FieldSource,
+    view: &LocView,
+    lut: Lut,
+    dots: &[([f64; 2], [u8; 4])],
+) -> Vec<u8> {
+    let data = source.render(view);
     let mut rgba = colorize(&data, auto_contrast(&data, 0.005), lut);
+    for (px, &v) in rgba.chunks_exact_mut(4).zip(&data) {
+        if v == OUTSIDE {
+            px.copy_from_slice(&[24, 24, 24, 255]);
+        }
+    }
     let (w, h) = (view.width as i64, view.height as i64);
     for (c, colour) in dots {
         let x = ((c[0] - view.origin_nm[0]) / view.pixel_nm).floor() as i64;

@@ -15,7 +15,7 @@ use super::error::{AppError, IN_MEMORY_VALUES};
 use super::frame_store::FrameStore;
 use super::learning::{learn_job, LearnProgress};
 use super::live::{sweep_scores, Sweeps};
-use super::particles::{load_table, LocRefiner, TableLoad};
+use super::particles::{load_image_field, load_table, opens_as_field, LocRefiner, TableLoad};
 use super::state::{DocId, Document, PoseControls};
 use crate::estimate::learn::{LearnConfig, Learned};
 use crate::estimate::pose::batch::{fit_frames, BatchOptions};
@@ -243,8 +243,8 @@ impl Jobs {
             .expect("spawning a thread");
     }
 
-    /// Loads files into documents (localisation tables as particles, opened
-    /// with `table`).
+    /// Loads files into documents (localisation tables and single large
+    /// images as fields of particles, opened with `table`).
     pub fn load(&mut self, paths: Vec<PathBuf>, table: TableLoad) {
         for path in paths {
             let label = format!(
@@ -254,8 +254,11 @@ impl Jobs {
                     .unwrap_or_default()
             );
             self.spawn(JobKind::Load, label, 1, move |ctx| {
+                let field = || crate::io::open(&path).is_ok_and(|s| opens_as_field(s.info()));
                 let loaded = if crate::io::locs::is_table(&path) {
                     load_table(&path, &table, &ctx.cancel)
+                } else if field() {
+                    load_image_field(&path, &table, &ctx.cancel)
                 } else {
                     load_document(&path, &ctx.cancel)
                 };

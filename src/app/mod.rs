@@ -416,16 +416,17 @@ impl PoseScopeApp {
                     // a table's particles are fitted with the model in particle-frame pixels
                     let table_spec = doc.particles.as_ref().map(|p| {
                         let n = p.picks.len();
-                        (p.setup.spec_px.clone(), n, p.table.len())
+                        (p.spec_px(), n, p.describe())
                     });
                     self.session.add_document(doc);
                     self.ui.view.fit_pending = true;
                     self.ui.field.fit_pending = true;
                     self.ui.field.selected = None;
                     self.ui.show_field = table_spec.is_some();
-                    if let Some((spec, picks, rows)) = table_spec {
+                    if let Some((spec, picks, what)) = table_spec {
+                        let what = what.split(" · ").next().unwrap_or_default().to_string();
                         self.session.info(format!(
-                            "{rows} localisations, {picks} candidate particles: review them in the Picks tab"
+                            "{what}, {picks} candidate particles: review them in the Picks tab"
                         ));
                         self.ui.right_tab = RightTab::Picks;
                         self.ui.model_edit = spec.clone();

@@ -1,9 +1,15 @@
-//! Table documents: a localisation table opened in the viewer becomes a
-//! document whose frames are its particles. It keeps the table, the
-//! [`ParticleSetup`] shared with `posescope fit TABLE`, and the picks: the
-//! automatic candidates the user accepts or removes, and the ones added by
-//! hand. Frame `k` of the document is pick `k`'s particle frame; a removed
-//! pick keeps its number (as Picasso keeps group ids) and is skipped.
+//! Field documents: a localisation table, or a large image with many
+//! particles (a whole-field render), opened in the viewer becomes a
+//! document whose frames are its particles. It keeps the field's source —
+//! the table with the [`ParticleSetup`] shared with `posescope fit TABLE`,
+//! or the image's mip pyramid with the [`ImageParticleSetup`] shared with
+//! `posescope fit IMAGE --pick` — and the picks: the automatic candidates
+//! the user accepts or removes, and the ones added by hand. Frame `k` of
+//! the document is pick `k`'s particle frame; a removed pick keeps its
+//! number (as Picasso keeps group ids) and is skipped.
+//!
+//! Pick positions are in *field units*: nm for a table, and for an image
+//! its pixel size in nm when known (else one unit per pixel).
 //! Plain data, no egui.
 
 use std::path::Path;
@@ -13,12 +19,15 @@ use std::sync::Arc;
 use super::error::AppError;
 use super::frame_store::{FrameSource, FrameStore};
 use super::state::{DocId, Document};
+use crate::estimate::image_particles::ImageParticleSetup;
 use crate::estimate::particles::ParticleSetup;
-use crate::estimate::pick::{pick_table, Grid, Pick, PickConfig};
+use crate::estimate::pick::{pick_table, Grid, ImagePick, Pick, PickConfig};
 use crate::estimate::pose::pipeline::ModelSpec;
 use crate::estimate::pose::results::{FitResults, FrameResult};
-use crate::io::locs::{self, LocTable, TableOptions};
+use crate::io::locs::{self, LocTable, PickRow, TableOptions};
 use crate::io::{Frame, SampleType, StackInfo};
+use crate::render::locs::{render_locs, LocMode, LocView};
+use crate::render::mip::MipPyramid;
 use crate::shapes::Units;
 
 /// Where a pick stands.
@@ -32,7 +41,7 @@ pub enum PickState {
     Removed,
 }
 
-/// One pick of a table document.
+/// One pick of a field document.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PickEntry {
     pub pick: Pick,
@@ -41,26 +50,174 @@ pub struct PickEntry {
     pub manual: bool,
 }
 
-/// What a table document adds to a document.
+/// What the field of a field document is made of.
+#[derive(Clone)]
+pub enum FieldSource {
+    /// A localisation table.
+    Table {
+        table: Arc<LocTable>,
+        setup: Arc<ParticleSetup>,
+        /// The table's localisations bucketed for disc queries.
+        grid: Arc<Grid>,
+    },
+    /// One large image.
+    Image {
+        image: Arc<MipPyramid>,
+        setup: Arc<ImageParticleSetup>,
+        /// Field units per image pixel.
+        unit: f64,
+    },
+}
+
+impl FieldSource {
+    /// Pick `p`'s particle frame.
+    pub fn frame(&self, p: &Pick) -> Frame {
+        match self {
+            FieldSource::Table { table, setup, grid } => setup.frame(table, grid, p),
+            FieldSource::Image { image, setup, unit } => {
+                setup.frame(image.image(), &image_pick(image, setup, *unit, p))
+            }
+        }
+    }
+
+    /// The field rendered into `view` (field units): a table with
+    /// individual blur of at least one pixel, an image from its pyramid.
+    pub fn render(&self, view: &LocView) -> Vec<f32> {
+        match self {
+            FieldSource::Table { table, .. } => render_locs(
+                &table.x_nm,
+                &table.y_nm,
+                table.precision_nm.as_deref(),
+                view,
+                LocMode::Blur {
+                    min_blur_nm: view.pixel_nm as f32,
+                },
+            ),
+            FieldSource::Image { image, unit, .. } => image.render(view, *unit),
+        }
+    }
+
+    /// Whether a render takes long enough to belong on a background thread.
+    pub fn heavy(&self) -> bool {
+        match self {
+            FieldSource::Table { table, .. } => table.len() > super::field_view::SYNC_ROWS,
+            FieldSource::Image { .. } => false,
+        }
+    }
+}
+
+/// The measured image pick at field position `p`.
+fn image_pick(image: &MipPyramid, setup: &ImageParticleSetup, unit: f64, p: &Pick) -> ImagePick {
+    setup.pick_at(image.image(), [p.x_nm / unit, p.y_nm / unit])
+}
+
+/// What a field document adds to a document.
 pub struct ParticleDoc {
-    pub table: Arc<LocTable>,
-    pub setup: Arc<ParticleSetup>,
-    /// The table's localisations bucketed for disc queries.
-    pub grid: Arc<Grid>,
+    pub source: FieldSource,
     pub picks: Vec<PickEntry>,
 }
 
-/// How tables are opened.
+/// How tables and field images are opened.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TableLoad {
     /// The particle: a torus `[R, r]`, nm.
     pub torus_nm: [f64; 2],
-    /// Camera pixel size for tables that do not state it (Picasso without
-    /// its `.yaml`).
+    /// Camera pixel size for tables (and field images) that do not state
+    /// it (Picasso without its `.yaml`).
     pub pixel_size_nm: Option<f64>,
 }
 
 impl ParticleDoc {
+    /// The torus `[R, r]` in field units.
+    pub fn torus(&self) -> [f64; 2] {
+        match &self.source {
+            FieldSource::Table { setup, .. } => setup.torus_nm,
+            FieldSource::Image { setup, unit, .. } => setup.torus_px.map(|v| v * unit),
+        }
+    }
+
+    /// Field units per particle-frame pixel.
+    pub fn frame_pixel(&self) -> f64 {
+        match &self.source {
+            FieldSource::Table { setup, .. } => setup.pixel_nm,
+            FieldSource::Image { setup, unit, .. } => unit / setup.scale,
+        }
+    }
+
+    /// The model the particles are fitted with, in particle-frame pixels.
+    pub fn spec_px(&self) -> ModelSpec {
+        match &self.source {
+            FieldSource::Table { setup, .. } => setup.spec_px.clone(),
+            FieldSource::Image { setup, .. } => setup.spec_px.clone(),
+        }
+    }
+
+    /// The field's extent `[x_min, y_min, x_max, y_max]`, field units.
+    pub fn extent(&self) -> [f32; 4] {
+        match &self.source {
+            FieldSource::Table { table, .. } => table.summary().extent_nm,
+            FieldSource::Image { image, unit, .. } => {
+                let i = image.image();
+                [
+                    0.0,
+                    0.0,
+                    (i.width as f64 * unit) as f32,
+                    (i.height as f64 * unit) as f32,
+                ]
+            }
+        }
+    }
+
+    /// The field's length unit: "nm", or "px" for an image of unknown pixel size.
+    pub fn unit_name(&self) -> &'static str {
+        match &self.source {
+            FieldSource::Image { setup, .. } if setup.pixel_nm.is_none() => "px",
+            _ => "nm",
+        }
+    }
+
+    /// The view of the whole field for an overview PNG (a table at 10 nm
+    /// per pixel, an image at its own pixels, coarser beyond 16 Mpx), and
+    /// its pixel size in nm when the field is in nm.
+    pub fn overview_view(&self) -> Option<(LocView, Option<f64>)> {
+        let [major, tube] = self.torus();
+        let margin = 2.0 * (major + tube);
+        match &self.source {
+            FieldSource::Table { .. } => {
+                let v = LocView::covering(self.extent(), 10.0, margin, 1 << 28)?;
+                Some((v, Some(10.0)))
+            }
+            FieldSource::Image { image, setup, unit } => {
+                let i = image.image();
+                let step = ((i.width as f64 * i.height as f64) / f64::from(1u32 << 24))
+                    .sqrt()
+                    .ceil()
+                    .max(1.0);
+                let pixel = unit * step;
+                let v = LocView {
+                    origin_nm: [0.0, 0.0],
+                    pixel_nm: pixel,
+                    width: (i.width as f64 / step).ceil() as usize,
+                    height: (i.height as f64 / step).ceil() as usize,
+                };
+                Some((v, setup.pixel_nm.map(|_| pixel)))
+            }
+        }
+    }
+
+    /// One line about the field: its localisations, or the image's size.
+    pub fn describe(&self) -> String {
+        let [major, tube] = self.torus();
+        let unit = self.unit_name();
+        let what = match &self.source {
+            FieldSource::Table { table, .. } => format!("{} localisations", table.len()),
+            FieldSource::Image { image, .. } => {
+                let i = image.image();
+                format!("{} × {} px image", i.width, i.height)
+            }
+        };
+        format!("{what} · torus R {major:.4} {unit}, r {tube:.4} {unit}").replace(".0000 ", " ")
+    }
     /// The picks Estimate all fits.
     pub fn accepted(&self) -> Vec<usize> {
         self.indices(PickState::Accepted)
@@ -88,7 +245,8 @@ impl ParticleDoc {
     /// The pick whose disc (the particle's outer radius) holds `(x, y)` nm,
     /// nearest first; removed picks do not count.
     pub fn pick_at(&self, x_nm: f64, y_nm: f64) -> Option<usize> {
-        let r = self.setup.torus_nm[0] + self.setup.torus_nm[1];
+        let [major, tube] = self.torus();
+        let r = major + tube;
         self.picks
             .iter()
             .enumerate()
@@ -104,13 +262,22 @@ impl ParticleDoc {
         Arc::new(self.picks.iter().map(|p| p.pick).collect())
     }
 
-    /// What an estimation job needs to refine a particle on its localisations.
-    pub fn refiner(&self) -> LocRefiner {
-        LocRefiner {
-            table: self.table.clone(),
-            setup: self.setup.clone(),
-            grid: self.grid.clone(),
-            picks: self.pick_list(),
+    /// Whether the field is a localisation table (its picks count localisations).
+    pub fn is_table(&self) -> bool {
+        matches!(self.source, FieldSource::Table { .. })
+    }
+
+    /// What an estimation job needs to refine a particle on its
+    /// localisations (`None` for an image: it has none).
+    pub fn refiner(&self) -> Option<LocRefiner> {
+        match &self.source {
+            FieldSource::Table { table, setup, grid } => Some(LocRefiner {
+                table: table.clone(),
+                setup: setup.clone(),
+                grid: grid.clone(),
+                picks: self.pick_list(),
+            }),
+            FieldSource::Image { .. } => None,
         }
     }
 
@@ -131,15 +298,39 @@ impl ParticleDoc {
         self.picks.len()
     }
 
-    /// Localisations within a pick's disc around `(x, y)` nm.
+    /// Localisations within a pick's disc around `(x, y)` nm (0 on an image).
     pub fn locs_near(&self, x_nm: f64, y_nm: f64) -> usize {
-        let reach = self.setup.reach_nm;
-        let t = &self.table;
-        self.grid
-            .indices_near(x_nm, y_nm, reach)
+        let FieldSource::Table {
+            table: t,
+            setup,
+            grid,
+        } = &self.source
+        else {
+            return 0;
+        };
+        let reach = setup.reach_nm;
+        grid.indices_near(x_nm, y_nm, reach)
             .into_iter()
             .filter(|&i| (f64::from(t.x_nm[i]) - x_nm).hypot(f64::from(t.y_nm[i]) - y_nm) <= reach)
             .count()
+    }
+
+    /// Reads a picks CSV into field positions: a table's in nm; an image's
+    /// in its pixels (or nm, with its pixel size).
+    pub fn read_picks(&self, path: &Path) -> Result<Vec<Pick>, crate::io::IoError> {
+        match &self.source {
+            FieldSource::Table { .. } => locs::read_picks(path),
+            FieldSource::Image { setup, unit, .. } => {
+                Ok(locs::read_pick_centres_px(path, setup.pixel_nm)?
+                    .into_iter()
+                    .map(|c| Pick {
+                        x_nm: c[0] * unit,
+                        y_nm: c[1] * unit,
+                        n_locs: 0,
+                    })
+                    .collect())
+            }
+        }
     }
 
     /// The picks as `posescope pick` writes them (removed ones left out).
@@ -150,18 +341,39 @@ impl ParticleDoc {
             .filter(|p| p.state != PickState::Removed)
             .map(|p| p.pick)
             .collect();
-        let d = 2.0 * (self.setup.torus_nm[0] + self.setup.torus_nm[1]);
-        locs::write_picks(path, &kept, self.table.pixel_size_nm, d)?;
+        let [major, tube] = self.torus();
+        match &self.source {
+            FieldSource::Table { table, .. } => {
+                locs::write_picks(path, &kept, table.pixel_size_nm, 2.0 * (major + tube))?;
+            }
+            FieldSource::Image { image, setup, unit } => {
+                let nm = setup.pixel_nm;
+                let rows: Vec<PickRow> = kept
+                    .iter()
+                    .map(|p| {
+                        let m = image_pick(image, setup, *unit, p);
+                        PickRow {
+                            x_px: Some(m.x_px),
+                            y_px: Some(m.y_px),
+                            x_nm: nm.map(|s| m.x_px * s),
+                            y_nm: nm.map(|s| m.y_px * s),
+                            diameter_nm: nm.map(|s| setup.diameter_px() * s),
+                            n_locs: None,
+                            extra: vec![format!("{:.2}", m.signal), format!("{:.3}", m.size)],
+                        }
+                    })
+                    .collect();
+                locs::write_pick_rows(path, &rows, &["signal", "size"])?;
+            }
+        }
         Ok(kept.len())
     }
 }
 
-/// A table's particle frames, rendered from its localisations when asked
-/// for (frame `k` is pick `k`'s).
+/// A field's particle frames, rendered from its source when asked for
+/// (frame `k` is pick `k`'s).
 pub struct ParticleFrames {
-    table: Arc<LocTable>,
-    setup: Arc<ParticleSetup>,
-    grid: Arc<Grid>,
+    source: FieldSource,
     picks: Arc<Vec<Pick>>,
 }
 
@@ -174,8 +386,8 @@ impl FrameSource for ParticleFrames {
         let p = self
             .picks
             .get(k)
-            .ok_or_else(|| format!("particle {k} is not in the table's picks"))?;
-        Ok(self.setup.frame(&self.table, &self.grid, p))
+            .ok_or_else(|| format!("particle {k} is not in the field's picks"))?;
+        Ok(self.source.frame(p))
     }
 }
 
@@ -184,9 +396,7 @@ impl ParticleDoc {
     pub fn frame_store(&self) -> FrameStore {
         let size = crate::estimate::particles::PARTICLE_FRAME_PX;
         let source = ParticleFrames {
-            table: self.table.clone(),
-            setup: self.setup.clone(),
-            grid: self.grid.clone(),
+            source: self.source.clone(),
             picks: self.pick_list(),
         };
         FrameStore::from_source(Arc::new(source), size * size * 4, PARTICLE_CACHE_BYTES)
@@ -271,12 +481,14 @@ pub fn load_table(
             "no particles of R {major} nm, r {tube} nm found automatically: click in the field to pick by hand"
         ));
     }
-    let n = picks.len();
-    let size = crate::estimate::particles::PARTICLE_FRAME_PX;
+    let format = table.format;
+    let frame_pixel_nm = setup.pixel_nm;
     let particles = ParticleDoc {
-        table: Arc::new(table),
-        setup: Arc::new(setup),
-        grid: Arc::new(grid),
+        source: FieldSource::Table {
+            table: Arc::new(table),
+            setup: Arc::new(setup),
+            grid: Arc::new(grid),
+        },
         picks: picks
             .into_iter()
             .map(|pick| PickEntry {
@@ -286,26 +498,143 @@ pub fn load_table(
             })
             .collect(),
     };
-    Ok(Document {
+    Ok(field_document(
+        path,
+        format,
+        particles,
+        Some(frame_pixel_nm),
+        warnings,
+    ))
+}
+
+/// The document of a field: one frame per pick.
+fn field_document(
+    path: &Path,
+    format: &'static str,
+    particles: ParticleDoc,
+    frame_pixel_nm: Option<f64>,
+    warnings: Vec<String>,
+) -> Document {
+    let size = crate::estimate::particles::PARTICLE_FRAME_PX;
+    let n = particles.picks.len();
+    Document {
         id: DocId::next(),
         path: path.to_path_buf(),
         info: StackInfo {
             path: path.to_path_buf(),
-            format: particles.table.format,
+            format,
             width: size,
             height: size,
             frames: n,
             sample_type: SampleType::F32,
             bits_per_sample: 32,
             palette: None,
-            pixel_size_nm: Some(particles.setup.pixel_nm),
+            pixel_size_nm: frame_pixel_nm,
             warnings,
         },
         frames: Arc::new(particles.frame_store()),
         results: FitResults::new(n),
         unsaved: false,
         particles: Some(particles),
-    })
+    }
+}
+
+/// Single images at least this many pixels on a side open as fields.
+pub const FIELD_MIN_SIDE: usize = 1024;
+/// Frames of a stack larger than this on a side are shown as a field too
+/// (frame 0): no GPU holds them as one texture.
+pub const FIELD_MAX_FRAME_SIDE: usize = 4096;
+
+/// Whether an image of `info` opens as a field rather than as frames.
+pub fn opens_as_field(info: &StackInfo) -> bool {
+    let side = info.width.max(info.height);
+    (info.frames == 1 && side >= FIELD_MIN_SIDE) || side > FIELD_MAX_FRAME_SIDE
+}
+
+/// Opens one large image (a whole-field render) as a field document: its
+/// mip pyramid, and its particles picked automatically (as candidates).
+/// The torus in nm needs the image's pixel size (the file's, or `opts`');
+/// without one, the bundled model's R 20 px, r 5 px stands in and a
+/// warning says so.
+pub fn load_image_field(
+    path: &Path,
+    opts: &TableLoad,
+    cancel: &AtomicBool,
+) -> Result<Document, AppError> {
+    let mut stack = crate::io::open(path)?;
+    let info = stack.info().clone();
+    let frame = stack.frame(0)?;
+    let mut warnings = info.warnings.clone();
+    if info.frames > 1 {
+        warnings.push(format!(
+            "{} frames of {} × {} px: only frame 0 is shown, as a field",
+            info.frames, info.width, info.height
+        ));
+    }
+    let pixel_nm = info.pixel_size_nm.or(opts.pixel_size_nm);
+    let spec = match pixel_nm {
+        Some(p) => ModelSpec {
+            torus: opts.torus_nm,
+            units: Units::Nm,
+            pixel_size: Some(p),
+            ..ModelSpec::default()
+        },
+        None => {
+            warnings.push(
+                "the pixel size is unknown: positions are in pixels and the particle is taken as R 20 px, r 5 px; set the pixel size in Settings and reopen".into(),
+            );
+            ModelSpec::default()
+        }
+    };
+    let setup = ImageParticleSetup::new(&spec, pixel_nm).map_err(|e| AppError::Table {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    })?;
+    if cancel.load(Ordering::Relaxed) {
+        return Err(AppError::Cancelled);
+    }
+    let found = setup
+        .pick(&frame, &setup.pick_config())
+        .map_err(|e| AppError::Table {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?;
+    if cancel.load(Ordering::Relaxed) {
+        return Err(AppError::Cancelled);
+    }
+    if found.is_empty() {
+        warnings.push(
+            "no particles of the model's size found automatically: click in the field to pick by hand".into(),
+        );
+    }
+    let unit = pixel_nm.unwrap_or(1.0);
+    let frame_pixel = pixel_nm.map(|p| p / setup.scale);
+    let particles = ParticleDoc {
+        source: FieldSource::Image {
+            image: Arc::new(MipPyramid::new(frame)),
+            setup: Arc::new(setup),
+            unit,
+        },
+        picks: found
+            .iter()
+            .map(|p| PickEntry {
+                pick: Pick {
+                    x_nm: p.x_px * unit,
+                    y_nm: p.y_px * unit,
+                    n_locs: 0,
+                },
+                state: PickState::Candidate,
+                manual: false,
+            })
+            .collect(),
+    };
+    Ok(field_document(
+        path,
+        info.format,
+        particles,
+        frame_pixel,
+        warnings,
+    ))
 }
 
 /// Adds a pick by hand at `(x, y)` nm (accepted): a new particle frame at

@@ -17,17 +17,13 @@ impl PoseScopeApp {
         };
         let Some(p) = doc.particles.as_ref() else {
             ui.label(
-                "Open a localisation table (Picasso HDF5, ThunderSTORM CSV) to pick particles.",
+                "Open a localisation table (Picasso HDF5, ThunderSTORM CSV) or a whole-field image (a single image of 1024 px or more) to pick particles.",
             );
             return;
         };
         let count = |s| p.picks.iter().filter(|e| e.state == s).count();
         let (cand, acc) = (count(PickState::Candidate), count(PickState::Accepted));
-        let [major, tube] = p.setup.torus_nm;
-        ui.label(format!(
-            "{} localisations · torus R {major} nm, r {tube} nm",
-            p.table.len()
-        ));
+        ui.label(p.describe());
         ui.label(format!("{cand} candidates, {acc} accepted"));
         ui.horizontal_wrapped(|ui| {
             if ui
@@ -88,7 +84,12 @@ impl PoseScopeApp {
                             {
                                 out.push(Action::SelectPick(k));
                             }
-                            ui.monospace(e.pick.n_locs.to_string());
+                            // an image's picks have no localisations to count
+                            ui.monospace(if p.is_table() {
+                                e.pick.n_locs.to_string()
+                            } else {
+                                "·".into()
+                            });
                             let fitted = doc.results.fit(k).is_some();
                             match (e.state, fitted) {
                                 (_, true) => {

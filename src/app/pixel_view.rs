@@ -281,7 +281,18 @@ impl CallbackTrait for PixelImage {
         let Some(views) = resources.get_mut::<PixelViews>() else {
             return Vec::new();
         };
+        let max = device.limits().max_texture_dimension_2d;
         if self.width == 0 || self.height == 0 || !source_fits(self) {
+            return Vec::new();
+        }
+        if self.width > max || self.height > max {
+            // larger than any texture this GPU holds (large images open as
+            // fields, drawn by window): left undrawn rather than a wgpu panic
+            tracing::warn!(
+                "a {} × {} image exceeds the GPU's {max}-pixel texture limit; not drawn",
+                self.width,
+                self.height
+            );
             return Vec::new();
         }
         let slot = views.slot(device, self.slot, self.width, self.height);

@@ -158,6 +158,21 @@ pub fn table_overview(
             min_blur_nm: pixel_nm as f32,
         },
     );
+    field_overview(&data, &view, radius_nm, particles, lut, Some(pixel_nm))
+}
+
+/// The overview of any field rendered as `data` into `view` (a table's, or
+/// an image's window), with `particles` (in the view's units) of
+/// centre-circle radius `radius`; auto-contrast saturating 0.5 %, the
+/// outside of an image drawn black. The scale bar needs `pixel_size_nm`.
+pub fn field_overview(
+    data: &[f32],
+    view: &LocView,
+    radius: f64,
+    particles: &[ParticleNm],
+    lut: Lut,
+    pixel_size_nm: Option<f64>,
+) -> Result<RgbaImage, OutputError> {
     let to_px = |c: [f64; 2]| {
         [
             (c[0] - view.origin_nm[0]) / view.pixel_nm,
@@ -169,11 +184,16 @@ pub fn table_overview(
         .map(|p| OverviewParticle {
             number: p.number,
             centre_px: to_px(p.centre_nm),
-            radius_px: radius_nm / view.pixel_nm,
+            radius_px: radius / view.pixel_nm,
             axis: p.axis,
         })
         .collect();
-    let contrast = auto_contrast(&data, 0.005);
+    let contrast = auto_contrast(data, 0.005);
+    let outside = crate::render::mip::OUTSIDE;
+    let data: Vec<f32> = data
+        .iter()
+        .map(|&v| if v == outside { contrast.min } else { v })
+        .collect();
     overview(
         &data,
         view.width,
@@ -181,7 +201,7 @@ pub fn table_overview(
         contrast,
         lut,
         &parts,
-        Some(pixel_nm),
+        pixel_size_nm,
     )
 }
 

@@ -3,7 +3,8 @@
 //! Owns: the splat definition ([`SplatParams`], below), the separable kernel ([`kernel`]),
 //! the CPU renderer ([`cpu`], candle, differentiable), the posed-model scene shared by
 //! refinement, viewer and export ([`scene`]: model, fit state, render, NCC), display maps
-//! ([`display`]), localisation tables rendered as SMLM software does ([`locs`]) and, with the `gui` feature, the wgpu renderer (`gpu`, WGSL shaders in
+//! ([`display`]), localisation tables rendered as SMLM software does ([`locs`]), large images
+//! drawn at any zoom from a mip pyramid ([`mip`]) and, with the `gui` feature, the wgpu renderer (`gpu`, WGSL shaders in
 //! `shaders/`). Must not import `estimate`, `export`, `app` or egui; only `gpu` knows wgpu.
 //!
 //! # The one definition both renderers implement
@@ -25,6 +26,7 @@ pub mod display;
 pub mod gpu;
 pub mod kernel;
 pub mod locs;
+pub mod mip;
 pub mod reference;
 pub mod scene;
 

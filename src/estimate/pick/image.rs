@@ -21,7 +21,8 @@
 //!    rounds); there its signal (the background-subtracted sum) and its
 //!    size (the signal's rms radius over the particle's radius) are
 //!    measured.
-//! 5. Candidates smaller than `min_size` (point-like spots: beads, single
+//! 5. Candidates centred closer than one radius to the image's border (cut
+//!    particles, and the border's noisier smoothing), smaller than `min_size` (point-like spots: beads, single
 //!    bright blinks — a ring has 0.55–0.85, a diffraction-limited spot a
 //!    few hundredths) or with less signal than `min_signal` are dropped.
 //! 6. When the remaining signals form two classes far apart (Otsu on the
@@ -141,7 +142,12 @@ pub fn pick_image(img: &Frame, cfg: &ImagePickConfig) -> Result<Vec<ImagePick>, 
             let start = [(c as f64 + 0.5) * bin as f64, (r as f64 + 0.5) * bin as f64];
             let background = local_background(img, start, radius).unwrap_or(coarse[r * bw + c]);
             let m = measure(img, start, background, radius, 3)?;
-            let keep = m.size >= cfg.min_size && m.signal >= cfg.min_signal && m.signal > 0.0;
+            let inside = m.centre[0] >= radius
+                && m.centre[1] >= radius
+                && m.centre[0] <= img.width as f64 - radius
+                && m.centre[1] <= img.height as f64 - radius;
+            let keep =
+                inside && m.size >= cfg.min_size && m.signal >= cfg.min_signal && m.signal > 0.0;
             keep.then_some(ImagePick {
                 x_px: m.centre[0],
                 y_px: m.centre[1],
