@@ -593,12 +593,13 @@ pub fn load_image_field(
     if cancel.load(Ordering::Relaxed) {
         return Err(AppError::Cancelled);
     }
+    // the field opens even when the detector cannot run on it
     let found = setup
         .pick(&frame, &setup.pick_config())
-        .map_err(|e| AppError::Table {
-            path: path.to_path_buf(),
-            detail: e.to_string(),
-        })?;
+        .unwrap_or_else(|e| {
+            warnings.push(format!("automatic picking: {e}"));
+            Vec::new()
+        });
     if cancel.load(Ordering::Relaxed) {
         return Err(AppError::Cancelled);
     }

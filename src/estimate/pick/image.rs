@@ -3,8 +3,9 @@
 //!
 //! # Method (a scale-matched difference-of-Gaussians detector)
 //! 1. The image is averaged in bins of `radius / 4` pixels (non-finite
-//!    pixels left out), so the work does not grow with the zoom of a
-//!    render.
+//!    pixels left out; coarser bins, down to `radius / 2`, keep a huge
+//!    image's binned copy within 16 Mpx), so the work does not grow with
+//!    the zoom of a render.
 //! 2. The response is the image smoothed at σ = 0.6 × the outer radius
 //!    (R + r) — a ring of any tilt becomes one blob whose peak sits near its
 //!    centre, as for tables — minus the local background, the image smoothed
@@ -37,7 +38,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::detect::{blur, local_maxima};
+use super::detect::{local_maxima, normalised_blur};
 use super::PickError;
 use crate::io::Frame;
 
@@ -120,7 +121,17 @@ pub fn pick_image(img: &Frame, cfg: &ImagePickConfig) -> Result<Vec<ImagePick>, 
             img.width, img.height
         )));
     }
-    let bin = ((radius / 4.0).floor() as usize).max(1);
+    // bins of radius / 4, coarser when the image is huge (down to radius / 2)
+    let fit = ((img.width as f64 * img.height as f64) / MAX_BINNED_PX as f64)
+        .sqrt()
+        .ceil();
+    let bin = ((radius / 4.0).floor().max(fit) as usize).max(1);
+    if radius / (bin as f64) < 2.0 {
+        return Err(PickError::TooLarge(format!(
+            "{} × {} px for a particle of radius {radius:.1} px",
+            img.width, img.height
+        )));
+    }
     let (binned, bw, bh) = bin_mean(img, bin)?;
     let rb = radius / bin as f64;
     let fine = normalised_blur(&binned, bw, bh, (0.6 * rb) as f32);
@@ -242,22 +253,17 @@ fn bin_mean(img: &Frame, bin: usize) -> Result<(Vec<f32>, usize, usize), PickErr
     Ok((mean, bw, bh))
 }
 
-/// A Gaussian blur normalised by the blurred support, so the edges keep
-/// the local mean instead of fading to zero.
-fn normalised_blur(img: &[f32], w: usize, h: usize, sigma: f32) -> Vec<f32> {
-    let sigma = sigma.max(0.5);
-    let num = blur(img, w, h, sigma);
-    let den = blur(&vec![1.0; w * h], w, h, sigma);
-    num.iter()
-        .zip(&den)
-        .map(|(n, d)| if *d > 0.0 { n / d } else { 0.0 })
-        .collect()
-}
-
 /// 1.4826 × the median absolute deviation from the median; the standard
 /// deviation when more than half the values are equal (a sparse render).
 fn robust_sigma(v: &[f32]) -> f64 {
-    let finite: Vec<f32> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    // an even stride through a huge image is as good and far cheaper
+    let stride = v.len().div_ceil(1 << 22).max(1);
+    let finite: Vec<f32> = v
+        .iter()
+        .step_by(stride)
+        .copied()
+        .filter(|x| x.is_finite())
+        .collect();
     if finite.is_empty() {
         return 0.0;
     }

@@ -22,7 +22,7 @@ pub use crate::io::locs::Pick;
 pub enum PickError {
     #[error("invalid picking settings: {0}")]
     Config(String),
-    #[error("the table's extent is too large to pick at this particle size: {0}")]
+    #[error("the field is too large to pick at this particle size: {0}")]
     TooLarge(String),
 }
 
