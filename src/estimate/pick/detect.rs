@@ -28,20 +28,19 @@ pub fn blur(img: &[f32], w: usize, h: usize, sigma: f32) -> Vec<f32> {
             for (x, o) in out.iter_mut().enumerate() {
                 let lo = r.saturating_sub(x);
                 let hi = (2 * r).min(w - 1 + r - x);
-                let mut acc = 0.0;
-                for j in lo..=hi {
-                    acc += k[j] * row[x + j - r];
-                }
-                *o = acc;
+                *o = k[lo..=hi]
+                    .iter()
+                    .zip(&row[x + lo - r..=x + hi - r])
+                    .map(|(kv, v)| kv * v)
+                    .sum();
             }
         });
     let mut out = vec![0f32; w * h];
     out.par_chunks_mut(w.max(1)).enumerate().for_each(|(y, o)| {
         let lo = r.saturating_sub(y);
         let hi = (2 * r).min(h - 1 + r - y);
-        for j in lo..=hi {
+        for (j, &kv) in k.iter().enumerate().take(hi + 1).skip(lo) {
             let yy = y + j - r;
-            let kv = k[j];
             for (o, s) in o.iter_mut().zip(&tmp[yy * w..(yy + 1) * w]) {
                 *o += kv * s;
             }
