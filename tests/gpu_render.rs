@@ -470,3 +470,135 @@ fn invalid_input_is_an_error() {
     renderer.render(&device, &queue, &good, &grey()).unwrap();
     assert_eq!(renderer.display_size(), (128, 128));
 }
+
+/// `n` localisations in a `side_nm` square from `origin`, precisions 5–15 nm
+/// (seeded), plus a few non-finite rows the GPU upload must skip.
+fn locs(n: usize, origin: [f32; 2], side_nm: f32, seed: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut x: Vec<f32> = (0..n)
+        .map(|_| origin[0] + rng.random::<f32>() * side_nm)
+        .collect();
+    let y: Vec<f32> = (0..n)
+        .map(|_| origin[1] + rng.random::<f32>() * side_nm)
+        .collect();
+    let p: Vec<f32> = (0..n).map(|_| 5.0 + 10.0 * rng.random::<f32>()).collect();
+    x[3] = f32::NAN;
+    (x, y, p)
+}
+
+#[test]
+fn gpu_localisation_renders_agree_with_the_cpu_reference() {
+    use posescope::render::gpu::GpuLocRenderer;
+    use posescope::render::locs::{render_locs, LocMode, LocView};
+    let Some((device, queue, _)) = gpu() else {
+        return;
+    };
+    let mut r = GpuLocRenderer::new(&device);
+    let f32_target = r.accumulation_format() == wgpu::TextureFormat::R32Float;
+    let (peak_tol, total_tol) = if f32_target {
+        (1e-3, 1e-4)
+    } else {
+        (5e-2, 5e-2)
+    };
+    // a field 80 µm from the origin (f32 nm keep 0.008 nm there), and a
+    // view that cuts localisations at its edges
+    let (x, y, p) = locs(20_000, [80_000.0, 40_000.0], 3000.0, 7);
+    let uploaded = r.set_locs(&device, &queue, &x, &y, Some(&p));
+    assert_eq!(uploaded, x.len() - 1, "the NaN row is left out");
+    for (view, min_blur) in [
+        (
+            LocView {
+                origin_nm: [80_100.0, 40_050.0],
+                pixel_nm: 10.0,
+                width: 256,
+                height: 200,
+            },
+            10.0,
+        ),
+        // zoomed in: σ of several pixels
+        (
+            LocView {
+                origin_nm: [81_000.0, 41_000.0],
+                pixel_nm: 2.5,
+                width: 300,
+                height: 300,
+            },
+            5.0,
+        ),
+        // σ 0 everywhere: one count per localisation (histogram)
+        (
+            LocView {
+                origin_nm: [80_000.0, 40_000.0],
+                pixel_nm: 50.0,
+                width: 60,
+                height: 60,
+            },
+            0.0,
+        ),
+    ] {
+        let gpu_img = r.render(&device, &queue, &view, min_blur).unwrap();
+        let cpu_img = if min_blur > 0.0 {
+            render_locs(
+                &x,
+                &y,
+                Some(&p),
+                &view,
+                LocMode::Blur {
+                    min_blur_nm: min_blur,
+                },
+            )
+        } else {
+            render_locs(&x, &y, None, &view, LocMode::Histogram)
+        };
+        if min_blur == 0.0 {
+            // the GPU took the histogram path only where σ is 0: redo with no precisions
+            r.set_locs(&device, &queue, &x, &y, None);
+            let g = r.render(&device, &queue, &view, 0.0).unwrap();
+            assert_eq!(g, cpu_img, "histogram counts differ");
+            let total: f32 = g.iter().sum();
+            assert_eq!(total, (x.len() - 1) as f32, "every finite row counted once");
+            continue;
+        }
+        assert_eq!(gpu_img.len(), cpu_img.len());
+        let peak = cpu_img.iter().copied().fold(0.0, f32::max);
+        let worst = gpu_img
+            .iter()
+            .zip(&cpu_img)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        assert!(
+            worst <= peak_tol * peak + 1e-6,
+            "{view:?}: max |gpu − cpu| {worst} vs peak {peak}"
+        );
+        let (tg, tc): (f64, f64) = (
+            gpu_img.iter().map(|&v| f64::from(v)).sum(),
+            cpu_img.iter().map(|&v| f64::from(v)).sum(),
+        );
+        assert!(
+            (tg - tc).abs() <= total_tol * tc,
+            "{view:?}: totals {tg} vs {tc}"
+        );
+        assert!(tc > 100.0, "the view holds localisations: {tc}");
+    }
+    // bad views are errors, and the renderer still works afterwards
+    let bad = LocView {
+        origin_nm: [0.0, 0.0],
+        pixel_nm: 0.0,
+        width: 10,
+        height: 10,
+    };
+    assert!(matches!(
+        r.render(&device, &queue, &bad, 1.0),
+        Err(GpuError::Invalid(_))
+    ));
+    let huge = LocView {
+        pixel_nm: 1.0,
+        width: 100_000,
+        ..bad
+    };
+    assert!(matches!(
+        r.render(&device, &queue, &huge, 1.0),
+        Err(GpuError::Invalid(_))
+    ));
+}

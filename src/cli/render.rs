@@ -37,6 +37,10 @@ pub struct RenderArgs {
     /// Camera pixel size in nm, for tables in pixels that do not state it.
     #[arg(long)]
     camera_pixel_size: Option<f64>,
+    /// Render the table on the GPU (wgpu, `shaders/locs.wgsl`; any adapter,
+    /// a software one included) instead of the CPU reference; blur mode only.
+    #[arg(long)]
+    gpu: bool,
     /// Render only this region of the table, "x0,y0,x1,y1" in nm (default:
     /// the whole table plus a 5-pixel margin).
     #[arg(long, allow_hyphen_values = true)]
@@ -138,8 +142,15 @@ fn render_table(a: &RenderArgs, table: &std::path::Path) -> Result<()> {
         LocModeArg::Histogram => LocMode::Histogram,
     };
     let t0 = std::time::Instant::now();
-    let img = render_locs(&t.x_nm, &t.y_nm, t.precision_nm.as_deref(), &view, mode);
-    let ms = t0.elapsed().as_secs_f64() * 1e3;
+    let (img, ms, on) = if a.gpu {
+        let LocMode::Blur { min_blur_nm } = mode else {
+            bail!("--gpu renders in blur mode only");
+        };
+        gpu_render(&t, &view, min_blur_nm)?
+    } else {
+        let img = render_locs(&t.x_nm, &t.y_nm, t.precision_nm.as_deref(), &view, mode);
+        (img, t0.elapsed().as_secs_f64() * 1e3, String::new())
+    };
     let frame = Frame {
         width: view.width,
         height: view.height,
@@ -147,7 +158,7 @@ fn render_table(a: &RenderArgs, table: &std::path::Path) -> Result<()> {
     };
     write_image(&a.out, &frame, Some(a.pixel_size_nm))?;
     println!(
-        "rendered {} localisations into {}×{} px at {} nm/px (origin {:.0}, {:.0} nm) in {ms:.0} ms → {}",
+        "rendered {} localisations into {}×{} px at {} nm/px (origin {:.0}, {:.0} nm) in {ms:.0} ms{on} → {}",
         t.len(),
         view.width,
         view.height,
@@ -157,6 +168,45 @@ fn render_table(a: &RenderArgs, table: &std::path::Path) -> Result<()> {
         a.out.display()
     );
     Ok(())
+}
+
+/// The table rendered by the GPU renderer: the image, the render's
+/// milliseconds (draw + readback; the upload is reported apart) and a note
+/// naming the adapter.
+#[cfg(feature = "gui")]
+fn gpu_render(
+    t: &io::locs::LocTable,
+    view: &posescope::render::locs::LocView,
+    min_blur_nm: f32,
+) -> Result<(Vec<f32>, f64, String)> {
+    use posescope::render::gpu::{headless_device, GpuLocRenderer};
+    let (device, queue, info) = headless_device().context("--gpu")?;
+    let mut r = GpuLocRenderer::new(&device);
+    let t0 = std::time::Instant::now();
+    r.set_locs(&device, &queue, &t.x_nm, &t.y_nm, t.precision_nm.as_deref());
+    let upload = t0.elapsed().as_secs_f64() * 1e3;
+    let t1 = std::time::Instant::now();
+    let img = r
+        .render(&device, &queue, view, min_blur_nm)
+        .context("--gpu")?;
+    let ms = t1.elapsed().as_secs_f64() * 1e3;
+    Ok((
+        img,
+        ms,
+        format!(
+            " on {} ({:?}; upload {upload:.0} ms)",
+            info.name, info.backend
+        ),
+    ))
+}
+
+#[cfg(not(feature = "gui"))]
+fn gpu_render(
+    _: &io::locs::LocTable,
+    _: &posescope::render::locs::LocView,
+    _: f32,
+) -> Result<(Vec<f32>, f64, String)> {
+    bail!("--gpu: this build has no GPU renderer (built without the `gui` feature)")
 }
 
 pub fn run(a: RenderArgs) -> Result<()> {

@@ -97,9 +97,11 @@ pub enum GpuError {
 type Result<T> = std::result::Result<T, GpuError>;
 
 mod device;
+pub mod locs;
 use device::read_texture;
 pub(crate) use device::texture_2d;
 pub use device::{f16_to_f32, headless_device};
+pub use locs::GpuLocRenderer;
 
 /// A model and pose to splat, in the terms of [`super::cpu::render_frame`].
 #[derive(Clone, Copy, Debug)]
