@@ -474,6 +474,10 @@ fn main_layout_snapshot() {
         });
     });
     settle(&mut h);
+    // fit the image to its view once the layout is final: under load the
+    // first fit can land while a progress bar still takes room
+    h.key_press(egui::Key::Home);
+    h.step();
     h.remove_cursor();
     h.step();
     h.snapshot_options(
@@ -695,6 +699,55 @@ fn field_image(
     posescope::io::write_tiff_stack(&path, &[frame], posescope::io::WriteSample::F32, Some(5.0))
         .unwrap();
     (field, path)
+}
+
+#[test]
+fn a_table_field_renders_on_the_gpu_when_asked_and_zooming_renders_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, files) = small_field(tmp.path(), 23);
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1400.0, 900.0))
+        .wgpu_setup(posescope::app::gpu_view::wgpu_setup())
+        .build_eframe(move |cc| {
+            let mut app = PoseScopeApp::new(cc, vec![files.picasso.clone()]);
+            app.set_paint_background(true);
+            app.settings_mut().auto_estimate = false;
+            app.use_field_gpu(cc.wgpu_render_state.as_ref().expect("a wgpu harness"));
+            app
+        });
+    settle(&mut h);
+    assert!(h.state().showing_field());
+    // the first render runs on the field's thread through the GPU
+    for _ in 0..500 {
+        h.step();
+        if h.state().field_gpu_renders() >= 1 && h.state().field_renders() >= 1 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(h.state().field_gpu_renders() >= 1, "no GPU render");
+    let before = (h.state().field_renders(), h.state().field_gpu_renders());
+    // zoom in over the field: once the view settles it is rendered again, on the GPU
+    let centre = h.get_by_label("Field").rect().left_bottom() + egui::vec2(300.0, 300.0);
+    h.hover_at(centre);
+    h.event(egui::Event::MouseWheel {
+        unit: egui::MouseWheelUnit::Point,
+        delta: egui::vec2(0.0, 200.0),
+        phase: egui::TouchPhase::Move,
+        source: egui::MouseWheelSource::Unknown,
+        modifiers: egui::Modifiers::NONE,
+    });
+    for _ in 0..500 {
+        h.step();
+        if h.state().field_gpu_renders() > before.1 && h.state().field_renders() > before.0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(
+        h.state().field_gpu_renders() > before.1,
+        "zooming did not render on the GPU again: {before:?}"
+    );
 }
 
 #[test]

@@ -9,6 +9,9 @@
 //! a click on a pick selects it, a click elsewhere adds a pick there, and
 //! dragging a pick moves it.
 //!
+//! A table is rendered on the GPU where the viewer has a hardware one
+//! ([`field_gpu`](super::field_gpu)), else by the CPU reference.
+//!
 //! While the view moves, the last render is drawn stretched (a texture
 //! draw, so panning and zooming cost no rendering); when it settles, the
 //! table is rendered again for the new view — on the UI thread for small
@@ -69,6 +72,8 @@ pub struct FieldView {
     drag_pick: Option<(usize, [f64; 2])>,
     /// Where the view was last drawn.
     last_rect: Option<Rect>,
+    /// The GPU path for tables, when the viewer has a GPU worth it.
+    pub gpu: Option<super::field_gpu::FieldGpu>,
 }
 
 /// A render on a background thread.
@@ -279,8 +284,13 @@ pub fn field_view(
             } else {
                 Vec::new()
             };
-            if !source.heavy() {
-                let rgba = field_rgba(&source, &want, lut, &marks);
+            // a table goes to the GPU when there is one worth it (field_gpu)
+            let gpu = match &source {
+                FieldSource::Table { table, .. } => fv.gpu.clone().map(|g| (g, table.clone())),
+                FieldSource::Image { .. } => None,
+            };
+            if !source.heavy() && gpu.is_none() {
+                let rgba = field_rgba(&source.render(&want), &want, lut, &marks);
                 fv.show(doc, want, lut, dots, rgba);
             } else {
                 let (tx, rx) = channel();
@@ -288,7 +298,10 @@ pub fn field_view(
                 let spawned = std::thread::Builder::new()
                     .name("posescope-field".into())
                     .spawn(move || {
-                        let _ = tx.send(field_rgba(&source, &want, lut, &marks));
+                        let data = gpu
+                            .and_then(|(g, table)| g.render(doc, &table, &want))
+                            .unwrap_or_else(|| source.render(&want));
+                        let _ = tx.send(field_rgba(&data, &want, lut, &marks));
                         ctx.request_repaint();
                     });
                 if spawned.is_ok() {
@@ -482,17 +495,11 @@ fn dot_list(particles: &ParticleDoc) -> Vec<([f64; 2], [u8; 4])> {
         .collect()
 }
 
-/// The field rendered into `view` with auto-contrast, as RGBA (outside an
+/// A field render of `view` with auto-contrast, as RGBA (outside an
 /// image: dark grey), with `dots` drawn as 3-pixel squares.
-fn field_rgba(
-    source: &FieldSource,
-    view: &LocView,
-    lut: Lut,
-    dots: &[([f64; 2], [u8; 4])],
-) -> Vec<u8> {
-    let data = source.render(view);
-    let mut rgba = colorize(&data, auto_contrast(&data, 0.005), lut);
-    for (px, &v) in rgba.chunks_exact_mut(4).zip(&data) {
+fn field_rgba(data: &[f32], view: &LocView, lut: Lut, dots: &[([f64; 2], [u8; 4])]) -> Vec<u8> {
+    let mut rgba = colorize(data, auto_contrast(data, 0.005), lut);
+    for (px, &v) in rgba.chunks_exact_mut(4).zip(data) {
         if v == OUTSIDE {
             px.copy_from_slice(&[24, 24, 24, 255]);
         }

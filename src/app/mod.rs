@@ -27,6 +27,7 @@ pub mod autosave;
 mod controls;
 pub mod error;
 mod explorer;
+mod field_gpu;
 pub mod field_view;
 pub mod frame_store;
 pub mod gpu_view;
@@ -161,6 +162,10 @@ impl PoseScopeApp {
                 app.ui.gpu = Some(GpuModelView::new(rs));
             }
         }
+        app.ui.field.gpu = cc
+            .wgpu_render_state
+            .as_ref()
+            .and_then(field_gpu::FieldGpu::new);
         let files = if files.is_empty() {
             sample_stack().into_iter().collect()
         } else {
@@ -289,6 +294,21 @@ impl PoseScopeApp {
     /// The fit result of a frame of the current document.
     pub fn result(&self, frame: usize) -> Option<&FrameResult> {
         self.session.result(frame)
+    }
+
+    /// Renders the fields of tables on the GPU of `rs` whatever the adapter
+    /// (a software one included, where the CPU is otherwise used).
+    pub fn use_field_gpu(&mut self, rs: &egui_wgpu::RenderState) {
+        self.ui.field.gpu = Some(field_gpu::FieldGpu::on(rs));
+    }
+
+    /// Table field renders made on the GPU so far.
+    pub fn field_gpu_renders(&self) -> u64 {
+        self.ui
+            .field
+            .gpu
+            .as_ref()
+            .map_or(0, field_gpu::FieldGpu::renders)
     }
 
     /// Whether a table document shows its field (else its particle).
