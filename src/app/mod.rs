@@ -15,6 +15,10 @@
 //! - [`view`], [`pixel_view`], [`gpu_view`], [`orbit`], `images`: drawing
 //!   the raw frame and the model (WGSL shaders of [`crate::render::gpu`], or
 //!   the CPU renderer);
+//! - [`particles`], [`field_view`], `field_gpu`, `picks_panel`: field
+//!   documents (a localisation table, or a whole-field image through its mip
+//!   pyramid) whose frames are their picked particles, the field page and the
+//!   Picks tab;
 //! - [`error`]: the typed errors that reach the notice bar;
 //! - `window`: opening the native window (eframe options, fonts).
 //!

@@ -1,5 +1,6 @@
 //! The GPU renderer: the same image as [`super::cpu`], drawn with wgpu for
-//! the viewer.
+//! the viewer; and in [`locs`] the GPU twin of the localisation-table
+//! renderer [`super::locs`].
 //!
 //! # What it draws
 //! Two passes per [`GpuRenderer::render`], recorded in one encoder:
