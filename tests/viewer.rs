@@ -671,34 +671,61 @@ fn a_table_is_picked_accepted_fitted_and_exported_as_an_overview() {
         .any(|n| n.text.contains("removed pick 4")));
 }
 
-/// A whole-field image (not a table): the field of `small_field` rendered
-/// at 5 nm per pixel (1040 × 1040 px, origin at 0 nm), written as a float
-/// TIFF that states its pixel size.
+/// A whole-field image (not a table): the field of `small_field` (5.2 µm
+/// square) rendered at `pixel_nm` (5 nm: 1040 × 1040 px; origin at 0 nm),
+/// written as a float TIFF that states its pixel size.
 fn field_image(
     dir: &std::path::Path,
     seed: u64,
+    pixel_nm: f64,
 ) -> (posescope::synth::locs::Field, std::path::PathBuf) {
     use posescope::render::locs::{render_locs, LocMode, LocView};
     let (field, _) = small_field(dir, seed);
+    let side = (5200.0 / pixel_nm).round() as usize;
     let view = LocView {
         origin_nm: [0.0, 0.0],
-        pixel_nm: 5.0,
-        width: 1040,
-        height: 1040,
+        pixel_nm,
+        width: side,
+        height: side,
     };
     let x: Vec<f32> = field.locs.iter().map(|l| l.x_nm).collect();
     let y: Vec<f32> = field.locs.iter().map(|l| l.y_nm).collect();
     let p: Vec<f32> = field.locs.iter().map(|l| l.precision_nm).collect();
     let data = render_locs(&x, &y, Some(&p), &view, LocMode::Blur { min_blur_nm: 5.0 });
     let frame = posescope::io::Frame {
-        width: 1040,
-        height: 1040,
+        width: side,
+        height: side,
         data,
     };
     let path = dir.join("field.tif");
-    posescope::io::write_tiff_stack(&path, &[frame], posescope::io::WriteSample::F32, Some(5.0))
-        .unwrap();
+    posescope::io::write_tiff_stack(
+        &path,
+        &[frame],
+        posescope::io::WriteSample::F32,
+        Some(pixel_nm),
+    )
+    .unwrap();
     (field, path)
+}
+
+#[test]
+fn a_small_image_opens_as_frames_and_is_picked_on_request() {
+    let tmp = tempfile::tempdir().unwrap();
+    // 520 × 520 px: below the size that opens as a field by itself
+    let (_, path) = field_image(tmp.path(), 24, 10.0);
+    let mut h = harness_with(vec![path], |app| {
+        app.settings_mut().auto_estimate = false;
+    });
+    settle(&mut h);
+    assert!(!h.state().showing_field());
+    assert_eq!(h.state().frame_count(), 1);
+    h.get_by_label("Picks").click();
+    h.step();
+    h.get_by_label("Pick particles in this image").click();
+    h.step();
+    settle(&mut h);
+    assert!(h.state().showing_field(), "{:?}", h.state().notices());
+    assert_eq!(h.state().frame_count(), 4, "{:?}", h.state().notices());
 }
 
 #[test]
@@ -754,7 +781,7 @@ fn a_table_field_renders_on_the_gpu_when_asked_and_zooming_renders_again() {
 fn a_whole_field_image_is_picked_fitted_and_exported_as_an_overview() {
     use posescope::geometry::symmetry::axis_error;
     let tmp = tempfile::tempdir().unwrap();
-    let (field, path) = field_image(tmp.path(), 22);
+    let (field, path) = field_image(tmp.path(), 22, 5.0);
     let out = tmp.path().join("png");
     std::fs::create_dir_all(&out).unwrap();
     let out2 = out.clone();

@@ -64,6 +64,9 @@ pub enum Action {
     DismissNotice(usize),
     /// Fit the images to the window (Home, double-click).
     FitView,
+    /// Open the current single image again as a field, its particles picked
+    /// (for renders smaller than the size that opens as a field by itself).
+    OpenAsField,
     /// Table documents: show the whole field (true) or the particle (false).
     ShowField(bool),
     /// Table documents: select a pick (its particle becomes the frame).
@@ -108,6 +111,15 @@ impl PoseScopeApp {
     fn apply_one(&mut self, action: Action) {
         match action {
             Action::Open(paths) => self.open_paths(paths),
+            Action::OpenAsField => {
+                if let Some(doc) = self.session.doc().filter(|d| d.particles.is_none()) {
+                    let table = TableLoad {
+                        torus_nm: self.settings.particle_torus_nm,
+                        pixel_size_nm: self.settings.table_pixel_nm,
+                    };
+                    self.jobs.load_field(doc.path.clone(), table);
+                }
+            }
             Action::OpenDialog => self.open_dialog(),
             Action::GoToFrame(k) => self.session.go_to_frame(k),
             Action::SwitchDocument(i) => {

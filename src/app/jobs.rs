@@ -275,6 +275,28 @@ impl Jobs {
         }
     }
 
+    /// Loads one image as a field (its frame 0 picked into particles),
+    /// whatever its size.
+    pub fn load_field(&mut self, path: PathBuf, table: TableLoad) {
+        let label = format!(
+            "Picking {}",
+            path.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        );
+        self.spawn(JobKind::Load, label, 1, move |ctx| {
+            match load_image_field(&path, &table, &ctx.cancel) {
+                Err(AppError::Cancelled) => {
+                    Some(Note::Info(format!("cancelled loading {}", path.display())))
+                }
+                doc => {
+                    ctx.send(Message::Loaded(doc));
+                    None
+                }
+            }
+        });
+    }
+
     /// Builds the fitter (loads the network) for a model.
     pub fn build_fitter(&mut self, spec: ModelSpec, opts: FitOptions) {
         self.spawn(

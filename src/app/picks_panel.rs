@@ -19,6 +19,17 @@ impl PoseScopeApp {
             ui.label(
                 "Open a localisation table (Picasso HDF5, ThunderSTORM CSV) or a whole-field image (a single image of 1024 px or more) to pick particles.",
             );
+            let single = doc.info.frames == 1;
+            if single
+                && ui
+                    .button("Pick particles in this image")
+                    .on_hover_text(
+                        "Open this image as a field: find the particles of the particle model's size and fit each",
+                    )
+                    .clicked()
+            {
+                out.push(Action::OpenAsField);
+            }
             return;
         };
         let count = |s| p.picks.iter().filter(|e| e.state == s).count();

@@ -10,10 +10,10 @@ use anyhow::{bail, Context, Result};
 
 use posescope::estimate::image_particles::ImageParticleSetup;
 use posescope::estimate::pick::ImagePick;
-use posescope::estimate::pose::batch::{fit_frames, BatchOptions};
+use posescope::estimate::pose::batch::fit_all;
 use posescope::estimate::pose::fit::FitOptions;
 use posescope::estimate::pose::pipeline::{DeviceChoice, Fitter, ModelSpec};
-use posescope::estimate::pose::results::{result_row, FrameResult};
+use posescope::estimate::pose::results::result_row;
 use posescope::io::{self, locs, write_pose_csv, Frame, PoseRow};
 
 use super::truth::{axis_errors_report, read_truth};
@@ -64,18 +64,7 @@ pub fn run(a: ImageFit<'_>) -> Result<()> {
     let fitter = Fitter::new(&setup.spec_px, a.opts, a.weights, a.use_net, a.device)
         .context("setting up the fit")?;
     let t0 = std::time::Instant::now();
-    let which: Vec<usize> = (0..frames.len()).collect();
-    let mut results: Vec<FrameResult> = vec![Err("not fitted".into()); frames.len()];
-    fit_frames(
-        &fitter,
-        &which,
-        |k| Ok(&frames[k]),
-        BatchOptions {
-            chunk: 64,
-            cancel: None,
-        },
-        |item| results[item.index] = item.result,
-    )?;
+    let results = fit_all(&fitter, &frames)?;
     let mut failed = 0;
     let centres: Vec<[f64; 2]> = picks
         .iter()

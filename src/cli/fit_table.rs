@@ -9,10 +9,10 @@ use anyhow::{Context, Result};
 
 use posescope::estimate::particles::{ParticleSetup, RefineOn};
 use posescope::estimate::pick::{pick_table, PickConfig};
-use posescope::estimate::pose::batch::{fit_frames, BatchOptions};
+use posescope::estimate::pose::batch::fit_all;
 use posescope::estimate::pose::fit::FitOptions;
 use posescope::estimate::pose::pipeline::{DeviceChoice, Fitter, ModelSpec};
-use posescope::estimate::pose::results::{result_row, FrameResult};
+use posescope::estimate::pose::results::result_row;
 use posescope::export::annotate::write_png;
 use posescope::export::overview::{table_overview, ParticleNm};
 use posescope::io::{locs, write_pose_csv, PoseRow};
@@ -54,18 +54,7 @@ pub fn run(a: TableFit<'_>) -> Result<()> {
     let fitter = Fitter::new(&setup.spec_px, a.opts, a.weights, a.use_net, a.device)
         .context("setting up the fit")?;
     let t0 = std::time::Instant::now();
-    let which: Vec<usize> = (0..frames.len()).collect();
-    let mut results: Vec<FrameResult> = vec![Err("not fitted".into()); frames.len()];
-    fit_frames(
-        &fitter,
-        &which,
-        |k| Ok(&frames[k]),
-        BatchOptions {
-            chunk: 64,
-            cancel: None,
-        },
-        |item| results[item.index] = item.result,
-    )?;
+    let mut results = fit_all(&fitter, &frames)?;
     let t_image = t0.elapsed().as_secs_f64();
     let locfits = match a.refine_on {
         RefineOn::Locs => setup.refine_on_locs(&table, &grid, &picks, &mut results),

@@ -65,6 +65,22 @@ pub struct BatchItem<'f> {
     pub result: FrameResult,
 }
 
+/// Fits every frame of an in-memory list (the particle frames of a table's
+/// or an image's picks) in chunks of the default size: one result per
+/// frame, in order.
+pub fn fit_all(fitter: &Fitter, frames: &[Frame]) -> Result<Vec<FrameResult>, PipelineError> {
+    let which: Vec<usize> = (0..frames.len()).collect();
+    let mut results: Vec<FrameResult> = vec![Err("not fitted".into()); frames.len()];
+    fit_frames(
+        fitter,
+        &which,
+        |k| Ok(&frames[k]),
+        BatchOptions::default(),
+        |item| results[item.index] = item.result,
+    )?;
+    Ok(results)
+}
+
 /// Fits the frames `which` (indices into a document or stack), loading each
 /// through `load`, and hands every frame's result to `on_result`.
 ///
