@@ -308,7 +308,7 @@ impl ParticleDoc {
         else {
             return 0;
         };
-        let reach = setup.reach_nm;
+        let reach = setup.count_nm;
         grid.indices_near(x_nm, y_nm, reach)
             .into_iter()
             .filter(|&i| (f64::from(t.x_nm[i]) - x_nm).hypot(f64::from(t.y_nm[i]) - y_nm) <= reach)
