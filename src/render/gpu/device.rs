@@ -83,6 +83,15 @@ pub(super) fn read_texture(
     height: u32,
     texel_bytes: u32,
 ) -> Result<Vec<u8>> {
+    // Wait for the submissions that wrote the texture first. On wgpu's GL
+    // backend (llvmpipe) the copy otherwise raced the render submitted just
+    // before it: `generation_tracks_size` read a stale accumulation in 2 of 6
+    // runs with WGPU_BACKEND=gl, and in 0 of 20 with this wait. The readback
+    // waits for the GPU anyway, so this costs next to nothing.
+    let _ = device.poll(wgpu::PollType::Wait {
+        submission_index: None,
+        timeout: None,
+    });
     let row = width * texel_bytes;
     let padded =
         row.div_ceil(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT) * wgpu::COPY_BYTES_PER_ROW_ALIGNMENT;
