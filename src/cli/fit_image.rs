@@ -37,10 +37,11 @@ pub struct ImageFit<'a> {
 pub fn read_field(path: &Path, k: usize) -> Result<(Frame, Option<f64>)> {
     let mut stack = io::open(path)?;
     if k >= stack.len() {
+        let n = stack.len();
         bail!(
-            "{}: has {} frames, no frame {k}",
+            "{}: has {n} frame{}, no frame {k} (frames count from 0)",
             path.display(),
-            stack.len()
+            if n == 1 { "" } else { "s" }
         );
     }
     let pixel_nm = stack.info().pixel_size_nm;
