@@ -247,29 +247,11 @@ impl Jobs {
     /// images as fields of particles, opened with `table`).
     pub fn load(&mut self, paths: Vec<PathBuf>, table: TableLoad) {
         for path in paths {
-            let label = format!(
-                "Loading {}",
-                path.file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default()
-            );
-            self.spawn(JobKind::Load, label, 1, move |ctx| {
-                let field = || crate::io::open(&path).is_ok_and(|s| opens_as_field(s.info()));
-                let loaded = if crate::io::locs::is_table(&path) {
-                    load_table(&path, &table, &ctx.cancel)
-                } else if field() {
-                    load_image_field(&path, &table, &ctx.cancel)
+            self.spawn_load("Loading", path, move |path, cancel| {
+                if crate::io::locs::is_table(path) {
+                    load_table(path, &table, cancel)
                 } else {
-                    load_document(&path, &ctx.cancel)
-                };
-                match loaded {
-                    Err(AppError::Cancelled) => {
-                        Some(Note::Info(format!("cancelled loading {}", path.display())))
-                    }
-                    doc => {
-                        ctx.send(Message::Loaded(doc));
-                        None
-                    }
+                    load_image(path, &table, false, cancel)
                 }
             });
         }
@@ -278,14 +260,27 @@ impl Jobs {
     /// Loads one image as a field (its frame 0 picked into particles),
     /// whatever its size.
     pub fn load_field(&mut self, path: PathBuf, table: TableLoad) {
+        self.spawn_load("Picking", path, move |path, cancel| {
+            load_image(path, &table, true, cancel)
+        });
+    }
+
+    /// A job that loads `path` into a document with `open`, labelled
+    /// "`verb` file name".
+    fn spawn_load(
+        &mut self,
+        verb: &str,
+        path: PathBuf,
+        open: impl FnOnce(&std::path::Path, &AtomicBool) -> Result<Document, AppError> + Send + 'static,
+    ) {
         let label = format!(
-            "Picking {}",
+            "{verb} {}",
             path.file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default()
         );
         self.spawn(JobKind::Load, label, 1, move |ctx| {
-            match load_image_field(&path, &table, &ctx.cancel) {
+            match open(&path, &ctx.cancel) {
                 Err(AppError::Cancelled) => {
                     Some(Note::Info(format!("cancelled loading {}", path.display())))
                 }
@@ -469,10 +464,29 @@ impl Ctx {
     }
 }
 
-/// Reads a file into a document: every frame when they fit in
+/// Opens an image file once and reads it into a document: as a field
+/// (see [`opens_as_field`]; always with `as_field`), or as frames.
+fn load_image(
+    path: &std::path::Path,
+    table: &TableLoad,
+    as_field: bool,
+    cancel: &AtomicBool,
+) -> Result<Document, AppError> {
+    let stack = crate::io::open(path)?;
+    if as_field || opens_as_field(stack.info()) {
+        load_image_field(path, stack, table, cancel)
+    } else {
+        load_document(path, stack, cancel)
+    }
+}
+
+/// Reads an opened file into a document: every frame when they fit in
 /// [`IN_MEMORY_VALUES`], else only the first, the rest on demand.
-pub fn load_document(path: &std::path::Path, cancel: &AtomicBool) -> Result<Document, AppError> {
-    let mut stack = crate::io::open(path)?;
+pub fn load_document(
+    path: &std::path::Path,
+    mut stack: crate::io::Stack,
+    cancel: &AtomicBool,
+) -> Result<Document, AppError> {
     let info = stack.info().clone();
     let values = info
         .width

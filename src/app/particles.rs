@@ -551,17 +551,18 @@ pub fn opens_as_field(info: &StackInfo) -> bool {
     (info.frames == 1 && side >= FIELD_MIN_SIDE) || side > FIELD_MAX_FRAME_SIDE
 }
 
-/// Opens one large image (a whole-field render) as a field document: its
-/// mip pyramid, and its particles picked automatically (as candidates).
+/// Reads one large image (a whole-field render), opened as `stack`, into a
+/// field document: its mip pyramid, and its particles picked automatically
+/// (as candidates).
 /// The torus in nm needs the image's pixel size (the file's, or `opts`');
 /// without one, the bundled model's R 20 px, r 5 px stands in and a
 /// warning says so.
 pub fn load_image_field(
     path: &Path,
+    mut stack: crate::io::Stack,
     opts: &TableLoad,
     cancel: &AtomicBool,
 ) -> Result<Document, AppError> {
-    let mut stack = crate::io::open(path)?;
     let info = stack.info().clone();
     let frame = stack.frame(0)?;
     let mut warnings = info.warnings.clone();
