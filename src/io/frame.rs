@@ -182,6 +182,28 @@ impl Frame {
         self.data[y * self.width + x]
     }
 
+    /// The frame at the continuous position `(x, y)` (pixel `(c, r)` spans
+    /// `[c, c + 1) × [r, r + 1)`, its centre at `(c + ½, r + ½)`),
+    /// interpolated bilinearly between pixel centres and held at the edge
+    /// pixels' values beyond the outer centres; `None` outside
+    /// `[0, width] × [0, height]`. Non-finite pixels make a non-finite value.
+    pub fn bilinear(&self, x: f64, y: f64) -> Option<f32> {
+        let (w, h) = (self.width as f64, self.height as f64);
+        if !((0.0..=w).contains(&x) && (0.0..=h).contains(&y)) || self.data.is_empty() {
+            return None;
+        }
+        let fx = (x - 0.5).clamp(0.0, w - 1.0);
+        let fy = (y - 0.5).clamp(0.0, h - 1.0);
+        let (x0, y0) = (fx as usize, fy as usize);
+        let (x1, y1) = ((x0 + 1).min(self.width - 1), (y0 + 1).min(self.height - 1));
+        let (tx, ty) = ((fx - x0 as f64) as f32, (fy - y0 as f64) as f32);
+        let at = |x: usize, y: usize| self.data[y * self.width + x];
+        Some(
+            (at(x0, y0) * (1.0 - tx) + at(x1, y0) * tx) * (1.0 - ty)
+                + (at(x0, y1) * (1.0 - tx) + at(x1, y1) * tx) * ty,
+        )
+    }
+
     /// Number of NaN and ±∞ pixels.
     pub fn non_finite_count(&self) -> usize {
         self.data.iter().filter(|v| !v.is_finite()).count()
@@ -267,4 +289,23 @@ pub struct StackInfo {
     /// Notes about conversions and oddities (colour → luminance, NaN pixels, skipped pages …).
     /// Frames read later may append to this list.
     pub warnings: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bilinear_samples_centres_between_and_edges() {
+        // 3 × 2: row 0 = 0, 10, 20; row 1 = 100, 110, 120
+        let f = Frame::new(3, 2, vec![0.0, 10.0, 20.0, 100.0, 110.0, 120.0]);
+        assert_eq!(f.bilinear(1.5, 0.5), Some(10.0));
+        assert_eq!(f.bilinear(2.0, 1.0), Some(65.0));
+        // beyond the outer centres the edge pixel holds, up to the border
+        assert_eq!(f.bilinear(0.0, 0.0), Some(0.0));
+        assert_eq!(f.bilinear(3.0, 2.0), Some(120.0));
+        assert_eq!(f.bilinear(-0.01, 1.0), None);
+        assert_eq!(f.bilinear(1.0, 2.01), None);
+        assert_eq!(f.bilinear(f64::NAN, 1.0), None);
+    }
 }

@@ -85,7 +85,7 @@ impl MipPyramid {
                     *o = if level == 0 && px_per_out < 1.0 {
                         img.data[y as usize * img.width + x as usize]
                     } else {
-                        bilinear(img, x / f, y / f)
+                        img.bilinear(x / f, y / f).unwrap_or(f32::NAN)
                     };
                 }
             });
@@ -118,19 +118,6 @@ fn halve(img: &Frame) -> Frame {
         height: h,
         data,
     }
-}
-
-/// `img` at `(x, y)` (pixel centres at `k + 0.5`), bilinear, clamped at
-/// the edges.
-fn bilinear(img: &Frame, x: f64, y: f64) -> f32 {
-    let fx = (x - 0.5).clamp(0.0, (img.width - 1) as f64);
-    let fy = (y - 0.5).clamp(0.0, (img.height - 1) as f64);
-    let (x0, y0) = (fx as usize, fy as usize);
-    let (x1, y1) = ((x0 + 1).min(img.width - 1), (y0 + 1).min(img.height - 1));
-    let (tx, ty) = ((fx - x0 as f64) as f32, (fy - y0 as f64) as f32);
-    let at = |x: usize, y: usize| img.data[y * img.width + x];
-    (at(x0, y0) * (1.0 - tx) + at(x1, y0) * tx) * (1.0 - ty)
-        + (at(x0, y1) * (1.0 - tx) + at(x1, y1) * tx) * ty
 }
 
 #[cfg(test)]

@@ -427,7 +427,9 @@ pub fn image_particle_frame(
                 let dy = ((b as f64 + 0.5) / n as f64 - 0.5) / scale;
                 for a in 0..n {
                     let dx = ((a as f64 + 0.5) / n as f64 - 0.5) / scale;
-                    let s = bilinear(img, centre_px[0] + u + dx, centre_px[1] + v + dy);
+                    let s = img
+                        .bilinear(centre_px[0] + u + dx, centre_px[1] + v + dy)
+                        .filter(|v| v.is_finite());
                     acc += s.unwrap_or(background);
                 }
             }
@@ -439,26 +441,6 @@ pub fn image_particle_frame(
         height: size,
         data,
     }
-}
-
-/// `img` at the continuous position `(x, y)` (pixel centres at `k + 0.5`),
-/// interpolated bilinearly; `None` outside the image or on a non-finite
-/// pixel.
-fn bilinear(img: &Frame, x: f64, y: f64) -> Option<f32> {
-    let (fx, fy) = (x - 0.5, y - 0.5);
-    if !(fx > -0.5 && fy > -0.5 && fx < img.width as f64 - 0.5 && fy < img.height as f64 - 0.5) {
-        return None;
-    }
-    let (x0, y0) = (fx.floor().max(0.0) as usize, fy.floor().max(0.0) as usize);
-    let (x1, y1) = ((x0 + 1).min(img.width - 1), (y0 + 1).min(img.height - 1));
-    let (tx, ty) = (
-        (fx - x0 as f64).clamp(0.0, 1.0) as f32,
-        (fy - y0 as f64).clamp(0.0, 1.0) as f32,
-    );
-    let at = |x: usize, y: usize| img.data[y * img.width + x];
-    let v = (at(x0, y0) * (1.0 - tx) + at(x1, y0) * tx) * (1.0 - ty)
-        + (at(x0, y1) * (1.0 - tx) + at(x1, y1) * tx) * ty;
-    v.is_finite().then_some(v)
 }
 
 #[cfg(test)]
