@@ -19,10 +19,10 @@ use std::sync::Arc;
 use super::error::AppError;
 use super::frame_store::{FrameSource, FrameStore};
 use super::state::{DocId, Document};
-use crate::estimate::image_particles::ImageParticleSetup;
+use crate::estimate::image_particles::{ImageParticleSetup, PICK_EXTRA_COLUMNS};
 use crate::estimate::particles::ParticleSetup;
 use crate::estimate::pick::{pick_table, Grid, ImagePick, Pick, PickConfig};
-use crate::estimate::pose::pipeline::ModelSpec;
+use crate::estimate::pose::pipeline::{short_number, ModelSpec};
 use crate::estimate::pose::results::{FitResults, FrameResult};
 use crate::io::locs::{self, LocTable, PickRow, TableOptions};
 use crate::io::{Frame, SampleType, StackInfo};
@@ -64,9 +64,12 @@ pub enum FieldSource {
     Image {
         image: Arc<MipPyramid>,
         setup: Arc<ImageParticleSetup>,
-        /// Field units per image pixel.
-        unit: f64,
     },
+}
+
+/// Field units per image pixel: the pixel size in nm when known, else 1.
+fn unit(setup: &ImageParticleSetup) -> f64 {
+    setup.pixel_nm.unwrap_or(1.0)
 }
 
 impl FieldSource {
@@ -74,8 +77,8 @@ impl FieldSource {
     pub fn frame(&self, p: &Pick) -> Frame {
         match self {
             FieldSource::Table { table, setup, grid } => setup.frame(table, grid, p),
-            FieldSource::Image { image, setup, unit } => {
-                setup.frame(image.image(), &image_pick(image, setup, *unit, p))
+            FieldSource::Image { image, setup } => {
+                setup.frame(image.image(), &image_pick(image, setup, p))
             }
         }
     }
@@ -93,7 +96,7 @@ impl FieldSource {
                     min_blur_nm: view.pixel_nm as f32,
                 },
             ),
-            FieldSource::Image { image, unit, .. } => image.render(view, *unit),
+            FieldSource::Image { image, setup } => image.render(view, unit(setup)),
         }
     }
 
@@ -107,8 +110,9 @@ impl FieldSource {
 }
 
 /// The measured image pick at field position `p`.
-fn image_pick(image: &MipPyramid, setup: &ImageParticleSetup, unit: f64, p: &Pick) -> ImagePick {
-    setup.pick_at(image.image(), [p.x_nm / unit, p.y_nm / unit])
+fn image_pick(image: &MipPyramid, setup: &ImageParticleSetup, p: &Pick) -> ImagePick {
+    let u = unit(setup);
+    setup.pick_at(image.image(), [p.x_nm / u, p.y_nm / u])
 }
 
 /// What a field document adds to a document.
@@ -132,7 +136,7 @@ impl ParticleDoc {
     pub fn torus(&self) -> [f64; 2] {
         match &self.source {
             FieldSource::Table { setup, .. } => setup.torus_nm,
-            FieldSource::Image { setup, unit, .. } => setup.torus_px.map(|v| v * unit),
+            FieldSource::Image { setup, .. } => setup.torus_px.map(|v| v * unit(setup)),
         }
     }
 
@@ -140,7 +144,7 @@ impl ParticleDoc {
     pub fn frame_pixel(&self) -> f64 {
         match &self.source {
             FieldSource::Table { setup, .. } => setup.pixel_nm,
-            FieldSource::Image { setup, unit, .. } => unit / setup.scale,
+            FieldSource::Image { setup, .. } => unit(setup) / setup.scale,
         }
     }
 
@@ -156,13 +160,13 @@ impl ParticleDoc {
     pub fn extent(&self) -> [f32; 4] {
         match &self.source {
             FieldSource::Table { table, .. } => table.summary().extent_nm,
-            FieldSource::Image { image, unit, .. } => {
-                let i = image.image();
+            FieldSource::Image { image, setup } => {
+                let (i, u) = (image.image(), unit(setup));
                 [
                     0.0,
                     0.0,
-                    (i.width as f64 * unit) as f32,
-                    (i.height as f64 * unit) as f32,
+                    (i.width as f64 * u) as f32,
+                    (i.height as f64 * u) as f32,
                 ]
             }
         }
@@ -187,13 +191,13 @@ impl ParticleDoc {
                 let v = LocView::covering(self.extent(), 10.0, margin, 1 << 28)?;
                 Some((v, Some(10.0)))
             }
-            FieldSource::Image { image, setup, unit } => {
+            FieldSource::Image { image, setup } => {
                 let i = image.image();
                 let step = ((i.width as f64 * i.height as f64) / f64::from(1u32 << 24))
                     .sqrt()
                     .ceil()
                     .max(1.0);
-                let pixel = unit * step;
+                let pixel = unit(setup) * step;
                 let v = LocView {
                     origin_nm: [0.0, 0.0],
                     pixel_nm: pixel,
@@ -216,7 +220,8 @@ impl ParticleDoc {
                 format!("{} × {} px image", i.width, i.height)
             }
         };
-        format!("{what} · torus R {major:.4} {unit}, r {tube:.4} {unit}").replace(".0000 ", " ")
+        let [major, tube] = [major, tube].map(short_number);
+        format!("{what} · torus R {major} {unit}, r {tube} {unit}")
     }
     /// The picks Estimate all fits.
     pub fn accepted(&self) -> Vec<usize> {
@@ -320,12 +325,13 @@ impl ParticleDoc {
     pub fn read_picks(&self, path: &Path) -> Result<Vec<Pick>, crate::io::IoError> {
         match &self.source {
             FieldSource::Table { .. } => locs::read_picks(path),
-            FieldSource::Image { setup, unit, .. } => {
+            FieldSource::Image { setup, .. } => {
+                let u = unit(setup);
                 Ok(locs::read_pick_centres_px(path, setup.pixel_nm)?
                     .into_iter()
                     .map(|c| Pick {
-                        x_nm: c[0] * unit,
-                        y_nm: c[1] * unit,
+                        x_nm: c[0] * u,
+                        y_nm: c[1] * u,
                         n_locs: 0,
                     })
                     .collect())
@@ -346,24 +352,12 @@ impl ParticleDoc {
             FieldSource::Table { table, .. } => {
                 locs::write_picks(path, &kept, table.pixel_size_nm, 2.0 * (major + tube))?;
             }
-            FieldSource::Image { image, setup, unit } => {
-                let nm = setup.pixel_nm;
+            FieldSource::Image { image, setup } => {
                 let rows: Vec<PickRow> = kept
                     .iter()
-                    .map(|p| {
-                        let m = image_pick(image, setup, *unit, p);
-                        PickRow {
-                            x_px: Some(m.x_px),
-                            y_px: Some(m.y_px),
-                            x_nm: nm.map(|s| m.x_px * s),
-                            y_nm: nm.map(|s| m.y_px * s),
-                            diameter_nm: nm.map(|s| setup.diameter_px() * s),
-                            n_locs: None,
-                            extra: vec![format!("{:.2}", m.signal), format!("{:.3}", m.size)],
-                        }
-                    })
+                    .map(|p| setup.pick_row(&image_pick(image, setup, p)))
                     .collect();
-                locs::write_pick_rows(path, &rows, &["signal", "size"])?;
+                locs::write_pick_rows(path, &rows, &PICK_EXTRA_COLUMNS)?;
             }
         }
         Ok(kept.len())
@@ -609,20 +603,19 @@ pub fn load_image_field(
             "no particles of the model's size found automatically: click in the field to pick by hand".into(),
         );
     }
-    let unit = pixel_nm.unwrap_or(1.0);
+    let u = unit(&setup);
     let frame_pixel = pixel_nm.map(|p| p / setup.scale);
     let particles = ParticleDoc {
         source: FieldSource::Image {
             image: Arc::new(MipPyramid::new(frame)),
             setup: Arc::new(setup),
-            unit,
         },
         picks: found
             .iter()
             .map(|p| PickEntry {
                 pick: Pick {
-                    x_nm: p.x_px * unit,
-                    y_nm: p.y_px * unit,
+                    x_nm: p.x_px * u,
+                    y_nm: p.y_px * u,
                     n_locs: 0,
                 },
                 state: PickState::Candidate,

@@ -13,7 +13,7 @@ use clap::Args;
 use super::args::parse_floats;
 use super::fit_image::read_field;
 use super::truth::read_truth;
-use posescope::estimate::image_particles::ImageParticleSetup;
+use posescope::estimate::image_particles::{ImageParticleSetup, PICK_EXTRA_COLUMNS};
 use posescope::estimate::pick::{match_picks, pick_table, Pick, PickConfig};
 use posescope::estimate::pose::pipeline::ModelSpec;
 use posescope::io::locs::{self, PickRow};
@@ -128,23 +128,8 @@ fn run_image(a: &PickArgs) -> Result<()> {
         .pick(&img, &cfg)
         .with_context(|| a.table.display().to_string())?;
     let s = setup.pixel_nm;
-    let rows: Vec<PickRow> = picks
-        .iter()
-        .map(|p| PickRow {
-            x_px: Some(p.x_px),
-            y_px: Some(p.y_px),
-            x_nm: s.map(|s| p.x_px * s),
-            y_nm: s.map(|s| p.y_px * s),
-            diameter_nm: s.map(|s| setup.diameter_px() * s),
-            n_locs: None,
-            extra: vec![
-                format!("{:.2}", p.signal),
-                format!("{:.2}", p.snr),
-                format!("{:.3}", p.size),
-            ],
-        })
-        .collect();
-    locs::write_pick_rows(&a.out, &rows, &["signal", "snr", "size"])?;
+    let rows: Vec<PickRow> = picks.iter().map(|p| setup.pick_row(p)).collect();
+    locs::write_pick_rows(&a.out, &rows, &PICK_EXTRA_COLUMNS)?;
     println!(
         "{} particles picked on {} ({} × {} px, particle diameter {:.1} px) → {}",
         picks.len(),

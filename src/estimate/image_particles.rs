@@ -14,8 +14,12 @@ use super::pick::{image_particle_frame, pick_image, ImagePick, ImagePickConfig, 
 use super::pose::pipeline::ModelSpec;
 use super::pose::results::FrameResult;
 use super::pose::train::REFERENCE_MAJOR_PX;
+use crate::io::locs::PickRow;
 use crate::io::Frame;
 use crate::shapes::Units;
+
+/// The columns of an image's picks CSV after the standard ones.
+pub const PICK_EXTRA_COLUMNS: [&str; 3] = ["signal", "snr", "size"];
 
 /// How the picks of one image become particle frames.
 #[derive(Clone, Debug)]
@@ -102,6 +106,31 @@ impl ImageParticleSetup {
                 [pick.x_px + s[0] / self.scale, pick.y_px + s[1] / self.scale]
             }
             Err(_) => [pick.x_px, pick.y_px],
+        }
+    }
+
+    /// A pick as a picks-CSV row: its centre in pixels (and nm when the
+    /// pixel size is known), the particle's diameter, and the
+    /// [`PICK_EXTRA_COLUMNS`] (the SNR empty for a pick measured at a given
+    /// centre, which has none).
+    pub fn pick_row(&self, p: &ImagePick) -> PickRow {
+        let nm = self.pixel_nm;
+        PickRow {
+            x_px: Some(p.x_px),
+            y_px: Some(p.y_px),
+            x_nm: nm.map(|s| p.x_px * s),
+            y_nm: nm.map(|s| p.y_px * s),
+            diameter_nm: nm.map(|s| self.diameter_px() * s),
+            n_locs: None,
+            extra: vec![
+                format!("{:.2}", p.signal),
+                if p.snr.is_finite() {
+                    format!("{:.2}", p.snr)
+                } else {
+                    String::new()
+                },
+                format!("{:.3}", p.size),
+            ],
         }
     }
 

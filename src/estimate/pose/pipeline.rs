@@ -182,7 +182,7 @@ impl ModelSpec {
 
 /// A length for a label: at most three decimals, no trailing zeros
 /// (`20`, `4.444`, `0.5`).
-fn short_number(x: f64) -> String {
+pub fn short_number(x: f64) -> String {
     let s = format!("{x:.3}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
     if s.is_empty() || s == "-" || s == "-0" {
