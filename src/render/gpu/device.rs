@@ -155,6 +155,31 @@ pub(super) fn read_texture(
     Ok(out)
 }
 
+/// Reads an accumulation texture back as one f32 per pixel, row-major:
+/// an `R32Float` texture as it is, an `Rgba16Float` one as the sum of its
+/// four channels (where splats are spread over them). Waits for the GPU.
+pub(super) fn read_accumulation_texture(
+    device: &wgpu::Device,
+    queue: &wgpu::Queue,
+    texture: &wgpu::Texture,
+    width: u32,
+    height: u32,
+) -> Result<Vec<f32>> {
+    if texture.format() == wgpu::TextureFormat::R32Float {
+        let bytes = read_texture(device, queue, texture, width, height, 4)?;
+        return Ok(bytemuck::pod_collect_to_vec(&bytes));
+    }
+    let bytes = read_texture(device, queue, texture, width, height, 8)?;
+    Ok(bytes
+        .chunks_exact(8)
+        .map(|px| {
+            px.chunks_exact(2)
+                .map(|h| f16_to_f32(u16::from_le_bytes([h[0], h[1]])))
+                .sum()
+        })
+        .collect())
+}
+
 /// Converts an IEEE binary16 value to f32.
 pub fn f16_to_f32(h: u16) -> f32 {
     let negative = h & 0x8000 != 0;

@@ -18,7 +18,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::device::{f16_to_f32, read_texture, texture_2d};
+use super::device::{read_accumulation_texture, texture_2d};
 use super::{GpuError, Result, MAX_SIDE};
 use crate::render::locs::LocView;
 
@@ -278,19 +278,6 @@ impl GpuLocRenderer {
             }
         }
         queue.submit([encoder.finish()]);
-        let texel = if channels == 1 { 4 } else { 8 };
-        let bytes = read_texture(device, queue, tex, w, h, texel)?;
-        Ok(if channels == 1 {
-            bytemuck::pod_collect_to_vec(&bytes)
-        } else {
-            bytes
-                .chunks_exact(8)
-                .map(|px| {
-                    px.chunks_exact(2)
-                        .map(|b| f16_to_f32(u16::from_le_bytes([b[0], b[1]])))
-                        .sum()
-                })
-                .collect()
-        })
+        read_accumulation_texture(device, queue, tex, w, h)
     }
 }

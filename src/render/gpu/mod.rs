@@ -99,9 +99,9 @@ type Result<T> = std::result::Result<T, GpuError>;
 
 mod device;
 pub mod locs;
-use device::read_texture;
 pub(crate) use device::texture_2d;
 pub use device::{f16_to_f32, headless_device};
+use device::{read_accumulation_texture, read_texture};
 pub use locs::GpuLocRenderer;
 
 /// A model and pose to splat, in the terms of [`super::cpu::render_frame`].
@@ -870,24 +870,7 @@ impl GpuRenderer {
             .targets
             .as_ref()
             .ok_or_else(|| GpuError::Readback("nothing rendered yet".into()))?;
-        let texel = match self.accum_format {
-            wgpu::TextureFormat::R32Float => 4,
-            _ => 8,
-        };
-        let rows = read_texture(device, queue, &t.accum, t.width, t.height, texel)?;
-        let out = if texel == 4 {
-            bytemuck::pod_collect_to_vec(&rows)
-        } else {
-            // the model is the sum of the four f16 channels
-            rows.chunks_exact(8)
-                .map(|px| {
-                    px.chunks_exact(2)
-                        .map(|h| f16_to_f32(u16::from_le_bytes([h[0], h[1]])))
-                        .sum()
-                })
-                .collect()
-        };
-        Ok(out)
+        read_accumulation_texture(device, queue, &t.accum, t.width, t.height)
     }
 
     /// Reads the display texture back: `W·H·4` RGBA bytes, row-major. Waits for the GPU.
