@@ -21,7 +21,10 @@
 //!    the background-subtracted signal within 1.15 × the radius (three
 //!    rounds); there its signal (the background-subtracted sum) and its
 //!    size (the signal's rms radius over the particle's radius) are
-//!    measured.
+//!    measured. A candidate kept by step 5 is measured again (background,
+//!    signal, size) at its refined centre, exactly as a pick placed there
+//!    by hand or read back from a picks CSV is: the CLI's particle frames
+//!    and the viewer's are the same.
 //! 5. Candidates centred closer than one radius to the image's border (cut
 //!    particles, and the border's noisier smoothing), smaller than `min_size` (point-like spots: beads, single
 //!    bright blinks — a ring has 0.55–0.85, a diffraction-limited spot a
@@ -159,13 +162,11 @@ pub fn pick_image(img: &Frame, cfg: &ImagePickConfig) -> Result<Vec<ImagePick>, 
                 && m.centre[1] <= img.height as f64 - radius;
             let keep =
                 inside && m.size >= cfg.min_size && m.signal >= cfg.min_signal && m.signal > 0.0;
-            keep.then_some(ImagePick {
-                x_px: m.centre[0],
-                y_px: m.centre[1],
-                background,
-                signal: m.signal,
+            // measured again at the refined centre, as a pick placed there
+            // by hand (or read back from the picks CSV) would be
+            keep.then(|| ImagePick {
                 snr,
-                size: m.size,
+                ..ImagePick::at(img, m.centre, radius)
             })
         })
         .collect();
@@ -538,6 +539,28 @@ mod tests {
                 (a.background - 100.0 - b.background).abs() < 0.01,
                 "{a:?} {b:?}"
             );
+        }
+    }
+
+    #[test]
+    fn a_detected_pick_is_measured_as_one_placed_at_its_centre() {
+        // a background rising 0.5 per pixel across the field: the annulus
+        // median moves with the centre, so measuring it before the centroid
+        // refinement would leave the detector's picks unlike the viewer's
+        let (mut img, _) = rendered_field(25);
+        let width = img.width;
+        for (i, v) in img.data.iter_mut().enumerate() {
+            *v += 10.0 + 0.5 * (i % width) as f32;
+        }
+        let radius = 220.0 / PIXEL_NM;
+        let picks = pick_image(&img, &ImagePickConfig::for_radius(radius)).unwrap();
+        assert!(picks.len() >= 20, "{}", picks.len());
+        for p in &picks {
+            let by_hand = ImagePick::at(&img, [p.x_px, p.y_px], radius);
+            assert_eq!(p.background, by_hand.background, "{p:?} {by_hand:?}");
+            assert_eq!(p.signal, by_hand.signal, "{p:?} {by_hand:?}");
+            assert_eq!(p.size, by_hand.size, "{p:?} {by_hand:?}");
+            assert!(p.snr.is_finite());
         }
     }
 
