@@ -39,6 +39,7 @@
 //!
 //! Deterministic and independent of thread count.
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::detect::{local_maxima, normalised_blur};
@@ -229,28 +230,32 @@ fn bin_mean(img: &Frame, bin: usize) -> Result<(Vec<f32>, usize, usize), PickErr
             img.width, img.height
         )));
     }
-    let mut sum = vec![0f64; bw * bh];
-    let mut count = vec![0u32; bw * bh];
-    for (y, row) in img.data.chunks_exact(img.width).enumerate() {
-        let base = (y / bin) * bw;
-        for (x, &v) in row.iter().enumerate() {
-            if v.is_finite() {
-                sum[base + x / bin] += f64::from(v);
-                count[base + x / bin] += 1;
+    // one band of `bin` image rows per binned row, in parallel; each
+    // block is summed in the same order (row by row) whatever the threads
+    let mut mean = vec![0f32; bw * bh];
+    mean.par_chunks_mut(bw)
+        .zip(img.data.par_chunks(bin * img.width))
+        .for_each(|(out, band)| {
+            let mut sum = vec![0f64; bw];
+            let mut count = vec![0u32; bw];
+            for row in band.chunks_exact(img.width) {
+                for ((block, s), n) in row.chunks(bin).zip(&mut sum).zip(&mut count) {
+                    for &v in block {
+                        if v.is_finite() {
+                            *s += f64::from(v);
+                            *n += 1;
+                        }
+                    }
+                }
             }
-        }
-    }
-    let mean = sum
-        .iter()
-        .zip(&count)
-        .map(|(&s, &n)| {
-            if n > 0 {
-                (s / f64::from(n)) as f32
-            } else {
-                0.0
+            for ((o, &s), &n) in out.iter_mut().zip(&sum).zip(&count) {
+                *o = if n > 0 {
+                    (s / f64::from(n)) as f32
+                } else {
+                    0.0
+                };
             }
-        })
-        .collect();
+        });
     Ok((mean, bw, bh))
 }
 
