@@ -93,6 +93,24 @@ pub fn restore(
         })
 }
 
+/// Restores `doc`'s saved results ([`restore`]) into it; returns the
+/// notice to show, or `None` when nothing was saved for it.
+pub fn restore_into(doc: &mut super::state::Document, default_tube_px: f64) -> Option<String> {
+    let (results, from, skipped) = restore(&doc.path, doc.frames.len(), default_tube_px)?;
+    let extra = if skipped > 0 {
+        format!(" ({skipped} rows did not fit this file)")
+    } else {
+        String::new()
+    };
+    let text = format!(
+        "restored {} results from {}{extra}",
+        results.done(),
+        from.display()
+    );
+    doc.results = results;
+    Some(text)
+}
+
 /// One save for the writer thread.
 struct SaveJob {
     doc: DocId,

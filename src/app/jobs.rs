@@ -15,9 +15,12 @@ use super::error::{AppError, IN_MEMORY_VALUES};
 use super::frame_store::FrameStore;
 use super::learning::{learn_job, LearnProgress};
 use super::live::{sweep_scores, Sweeps};
-use super::particles::{load_image_field, load_table, opens_as_field, LocRefiner, TableLoad};
+use super::particles::{
+    load_image_field, load_table, opens_as_field, FieldPicking, LocRefiner, TableLoad,
+};
 use super::state::{DocId, Document, PoseControls};
 use crate::estimate::learn::{LearnConfig, Learned};
+use crate::estimate::pick::Pick;
 use crate::estimate::pose::batch::{fit_frames, BatchOptions};
 use crate::estimate::pose::fit::FitOptions;
 use crate::estimate::pose::pipeline::{DeviceChoice, Fitter, FrameFit, ModelSpec};
@@ -69,6 +72,16 @@ impl JobKind {
 pub enum Message {
     /// A file finished loading (or failed).
     Loaded(Result<Document, AppError>),
+    /// The detector ended on a field image opened before it ran: its
+    /// candidates (field units) and what to tell the user, if anything.
+    Picked {
+        /// The document.
+        doc: DocId,
+        /// The candidates.
+        picks: Vec<Pick>,
+        /// Why there are none, when there are none.
+        note: Option<String>,
+    },
     /// The fitter for a model is ready (or failed), tagged with its spec.
     FitterReady(ModelSpec, Result<Arc<Fitter>, AppError>),
     /// One frame was fitted.
@@ -249,7 +262,7 @@ impl Jobs {
         for path in paths {
             self.spawn_load("Loading", path, move |path, cancel| {
                 if crate::io::locs::is_table(path) {
-                    load_table(path, &table, cancel)
+                    load_table(path, &table, cancel).map(Loaded::Done)
                 } else {
                     load_image(path, &table, false, cancel)
                 }
@@ -271,7 +284,7 @@ impl Jobs {
         &mut self,
         verb: &str,
         path: PathBuf,
-        open: impl FnOnce(&std::path::Path, &AtomicBool) -> Result<Document, AppError> + Send + 'static,
+        open: impl FnOnce(&std::path::Path, &AtomicBool) -> Result<Loaded, AppError> + Send + 'static,
     ) {
         let label = format!(
             "{verb} {}",
@@ -280,12 +293,34 @@ impl Jobs {
                 .unwrap_or_default()
         );
         self.spawn(JobKind::Load, label, 1, move |ctx| {
+            let cancelled = || Some(Note::Info(format!("cancelled loading {}", path.display())));
             match open(&path, &ctx.cancel) {
-                Err(AppError::Cancelled) => {
-                    Some(Note::Info(format!("cancelled loading {}", path.display())))
+                Err(AppError::Cancelled) => cancelled(),
+                Err(e) => {
+                    ctx.send(Message::Loaded(Err(e)));
+                    None
                 }
-                doc => {
-                    ctx.send(Message::Loaded(doc));
+                Ok(Loaded::Done(doc)) => {
+                    ctx.send(Message::Loaded(Ok(doc)));
+                    None
+                }
+                Ok(Loaded::Picking(doc, picking)) => {
+                    // the field is shown while its particles are found
+                    ctx.send(Message::Loaded(Ok(doc)));
+                    let (mut picks, mut note) = picking.run();
+                    if ctx.cancel.load(Ordering::Relaxed) {
+                        // the field stays open, for picking by hand
+                        picks.clear();
+                        note = Some(
+                            "automatic picking cancelled: click in the field to pick by hand"
+                                .into(),
+                        );
+                    }
+                    ctx.send(Message::Picked {
+                        doc: picking.doc,
+                        picks,
+                        note,
+                    });
                     None
                 }
             }
@@ -464,6 +499,14 @@ impl Ctx {
     }
 }
 
+/// What a load job has read.
+enum Loaded {
+    /// A document, complete.
+    Done(Document),
+    /// A field image's document, and the picking still to run on it.
+    Picking(Document, FieldPicking),
+}
+
 /// Opens an image file once and reads it into a document: as a field
 /// (see [`opens_as_field`]; always with `as_field`), or as frames.
 fn load_image(
@@ -471,12 +514,13 @@ fn load_image(
     table: &TableLoad,
     as_field: bool,
     cancel: &AtomicBool,
-) -> Result<Document, AppError> {
+) -> Result<Loaded, AppError> {
     let stack = crate::io::open(path)?;
     if as_field || opens_as_field(stack.info()) {
-        load_image_field(path, stack, table, cancel)
+        let (doc, picking) = load_image_field(path, stack, table, cancel)?;
+        Ok(Loaded::Picking(doc, picking))
     } else {
-        load_document(path, stack, cancel)
+        load_document(path, stack, cancel).map(Loaded::Done)
     }
 }
 

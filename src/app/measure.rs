@@ -36,6 +36,8 @@ pub(super) struct MeasureFps {
     mode: MeasureMode,
     created: Instant,
     first_shown: Option<f64>,
+    /// When a field's picks (detector's or saved) were first in.
+    first_picked: Option<f64>,
 }
 
 impl MeasureFps {
@@ -53,6 +55,7 @@ impl MeasureFps {
             mode,
             created: Instant::now(),
             first_shown: None,
+            first_picked: None,
         }
     }
 }
@@ -73,6 +76,11 @@ impl PoseScopeApp {
     pub(super) fn tick_measure(&mut self, ctx: &egui::Context, ui_seconds: f64) -> Vec<Action> {
         let gpu = self.gpu_active();
         let shown = !self.session.docs.is_empty();
+        let picked = self
+            .session
+            .doc()
+            .and_then(|d| d.particles.as_ref())
+            .is_some_and(|p| !p.picking && !p.picks.is_empty());
         let ready = shown && self.fitter.is_some();
         let frame = self.session.frame;
         let Some(m) = self.measure.as_mut() else {
@@ -80,6 +88,9 @@ impl PoseScopeApp {
         };
         if shown && m.first_shown.is_none() {
             m.first_shown = Some(m.created.elapsed().as_secs_f64());
+        }
+        if picked && m.first_picked.is_none() {
+            m.first_picked = Some(m.created.elapsed().as_secs_f64());
         }
         ctx.request_repaint();
         if !ready || (m.with_batch && !m.batch_started) {
@@ -126,6 +137,9 @@ impl PoseScopeApp {
                     "first frame shown {:.3} s after the window opened; stepped to frame {frame}",
                     m.first_shown.unwrap_or(f64::NAN)
                 );
+                if let Some(t) = m.first_picked {
+                    println!("the field's picks were in {t:.3} s after the window opened");
+                }
             }
             println!(
                 "fps {:.1} over {elapsed:.1} s ({} frames, slowest frame {:.1} ms); UI+render CPU time {:.2} ms/frame{process}; model view on {}{batch}",

@@ -56,6 +56,7 @@ use std::time::Instant;
 
 use egui::TextureHandle;
 
+use crate::estimate::pick::Pick;
 use crate::estimate::pose::fit::FitOptions;
 use crate::estimate::pose::pipeline::{find_asset, Fitter};
 use crate::estimate::pose::results::FrameResult;
@@ -408,29 +409,47 @@ impl PoseScopeApp {
         }
     }
 
+    /// The detector's candidates for a field image arrived: they are added
+    /// (unless the document was closed meanwhile), then its saved results
+    /// restored when its picks are the detector's alone.
+    fn field_picked(&mut self, id: DocId, picks: &[Pick], note: Option<String>) {
+        let tube = self.settings.model.tube_px();
+        let autosave = self.settings.autosave;
+        let Some(doc) = self.session.doc_by_id_mut(id) else {
+            return;
+        };
+        let by_hand = doc.frames.len();
+        let Some(added) = particles::add_candidates(doc, picks) else {
+            return;
+        };
+        let restored = (autosave && by_hand == 0)
+            .then(|| autosave::restore_into(doc, tube))
+            .flatten();
+        let path = doc.path.clone();
+        let what = doc.particles.as_ref().map(|p| p.describe());
+        if let Some(text) = restored {
+            self.session.info(text);
+        }
+        if let Some(what) = what {
+            self.session.info(candidates_notice(&what, added));
+        }
+        if let Some(note) = note {
+            self.session.info(format!("{}: {note}", path.display()));
+        }
+    }
+
     /// Takes in what the jobs sent.
     fn handle_messages(&mut self) {
         for msg in self.jobs.poll() {
             match msg {
                 Message::Loaded(Ok(mut doc)) => {
-                    let tube = self.settings.model.tube_px();
-                    let restored = self
-                        .settings
-                        .autosave
-                        .then(|| autosave::restore(&doc.path, doc.frames.len(), tube))
-                        .flatten();
-                    if let Some((results, from, skipped)) = restored {
-                        let extra = if skipped > 0 {
-                            format!(" ({skipped} rows did not fit this file)")
-                        } else {
-                            String::new()
-                        };
-                        self.session.info(format!(
-                            "restored {} results from {}{extra}",
-                            results.done(),
-                            from.display()
-                        ));
-                        doc.results = results;
+                    // a field image's saved results wait for its picks
+                    let picking = doc.particles.as_ref().is_some_and(|p| p.picking);
+                    if self.settings.autosave && !picking {
+                        let tube = self.settings.model.tube_px();
+                        if let Some(text) = autosave::restore_into(&mut doc, tube) {
+                            self.session.info(text);
+                        }
                     }
                     if !doc.info.warnings.is_empty() {
                         let w = doc.info.warnings.join("; ");
@@ -448,15 +467,15 @@ impl PoseScopeApp {
                     self.ui.field.selected = None;
                     self.ui.show_field = table_spec.is_some();
                     if let Some((spec, picks, what)) = table_spec {
-                        let what = what.split(" · ").next().unwrap_or_default().to_string();
-                        self.session.info(format!(
-                            "{what}, {picks} candidate particles: review them in the Picks tab"
-                        ));
+                        if !picking {
+                            self.session.info(candidates_notice(&what, picks));
+                        }
                         self.ui.right_tab = RightTab::Picks;
                         self.ui.model_edit = spec.clone();
                         self.set_model(spec);
                     }
                 }
+                Message::Picked { doc, picks, note } => self.field_picked(doc, &picks, note),
                 Message::Loaded(Err(e)) => {
                     let hint = matches!(
                         e,
@@ -691,4 +710,10 @@ fn apply_lean_drawing(ctx: &egui::Context, lean: bool) {
 /// The bundled sample stack.
 pub fn sample_stack() -> Option<PathBuf> {
     find_asset(Path::new("assets/sample/stack.tif"))
+}
+
+/// The notice for a field's candidates: "`what`, N candidate particles".
+fn candidates_notice(what: &str, picks: usize) -> String {
+    let what = what.split(" · ").next().unwrap_or_default();
+    format!("{what}, {picks} candidate particles: review them in the Picks tab")
 }

@@ -119,6 +119,9 @@ fn image_pick(image: &MipPyramid, setup: &ImageParticleSetup, p: &Pick) -> Image
 pub struct ParticleDoc {
     pub source: FieldSource,
     pub picks: Vec<PickEntry>,
+    /// The detector is still running on a field image: its candidates are
+    /// added when it ends ([`add_candidates`]).
+    pub picking: bool,
 }
 
 /// How tables and field images are opened.
@@ -491,6 +494,7 @@ pub fn load_table(
                 manual: false,
             })
             .collect(),
+        picking: false,
     };
     Ok(field_document(
         path,
@@ -546,8 +550,10 @@ pub fn opens_as_field(info: &StackInfo) -> bool {
 }
 
 /// Reads one large image (a whole-field render), opened as `stack`, into a
-/// field document: its mip pyramid, and its particles picked automatically
-/// (as candidates).
+/// field document: its mip pyramid, with no picks yet, and the detector's
+/// run that finds its candidates ([`FieldPicking::run`], then
+/// [`add_candidates`]) — on a huge image that takes seconds, so the viewer
+/// shows the field first.
 /// The torus in nm needs the image's pixel size (the file's, or `opts`');
 /// without one, the bundled model's R 20 px, r 5 px stands in and a
 /// warning says so.
@@ -556,7 +562,7 @@ pub fn load_image_field(
     mut stack: crate::io::Stack,
     opts: &TableLoad,
     cancel: &AtomicBool,
-) -> Result<Document, AppError> {
+) -> Result<(Document, FieldPicking), AppError> {
     let info = stack.info().clone();
     let frame = stack.frame(0)?;
     let mut warnings = info.warnings.clone();
@@ -588,48 +594,96 @@ pub fn load_image_field(
     if cancel.load(Ordering::Relaxed) {
         return Err(AppError::Cancelled);
     }
-    // the field opens even when the detector cannot run on it
-    let found = setup
-        .pick(&frame, &setup.pick_config())
-        .unwrap_or_else(|e| {
-            warnings.push(format!("automatic picking: {e}"));
-            Vec::new()
-        });
-    if cancel.load(Ordering::Relaxed) {
-        return Err(AppError::Cancelled);
-    }
-    if found.is_empty() {
-        warnings.push(
-            "no particles of the model's size found automatically: click in the field to pick by hand".into(),
-        );
-    }
-    let u = unit(&setup);
     let frame_pixel = pixel_nm.map(|p| p / setup.scale);
+    let image = Arc::new(MipPyramid::new(frame));
+    let setup = Arc::new(setup);
     let particles = ParticleDoc {
         source: FieldSource::Image {
-            image: Arc::new(MipPyramid::new(frame)),
-            setup: Arc::new(setup),
+            image: image.clone(),
+            setup: setup.clone(),
         },
-        picks: found
-            .iter()
-            .map(|p| PickEntry {
-                pick: Pick {
-                    x_nm: p.x_px * u,
-                    y_nm: p.y_px * u,
-                    n_locs: 0,
-                },
+        picks: Vec::new(),
+        picking: true,
+    };
+    let doc = field_document(path, info.format, particles, frame_pixel, warnings);
+    let picking = FieldPicking {
+        doc: doc.id,
+        image,
+        setup,
+    };
+    Ok((doc, picking))
+}
+
+/// The automatic picking of a field image, run after its document opened.
+pub struct FieldPicking {
+    /// The document the candidates belong to.
+    pub doc: DocId,
+    image: Arc<MipPyramid>,
+    setup: Arc<ImageParticleSetup>,
+}
+
+impl FieldPicking {
+    /// The image's particles (field units), and what to tell the user when
+    /// the detector could not run or found none.
+    pub fn run(&self) -> (Vec<Pick>, Option<String>) {
+        let setup = &self.setup;
+        let u = unit(setup);
+        match setup.pick(self.image.image(), &setup.pick_config()) {
+            // the field stays open when the detector cannot run on it
+            Err(e) => (Vec::new(), Some(format!("automatic picking: {e}"))),
+            Ok(found) if found.is_empty() => (
+                Vec::new(),
+                Some("no particles of the model's size found automatically: click in the field to pick by hand".into()),
+            ),
+            Ok(found) => (
+                found
+                    .iter()
+                    .map(|p| Pick {
+                        x_nm: p.x_px * u,
+                        y_nm: p.y_px * u,
+                        n_locs: 0,
+                    })
+                    .collect(),
+                None,
+            ),
+        }
+    }
+}
+
+/// Adds the detector's picks to a field document as candidates, but not
+/// those within a particle's outer radius of a pick already there (placed
+/// by hand while the detector ran); the document's picking ends. Returns
+/// how many were added (`None` for a document that is not a field).
+pub fn add_candidates(doc: &mut Document, found: &[Pick]) -> Option<usize> {
+    let p = doc.particles.as_mut()?;
+    p.picking = false;
+    let reach = {
+        let [major, tube] = p.torus();
+        major + tube
+    };
+    let before = p.picks.len();
+    for f in found {
+        let taken = p.picks.iter().any(|e| {
+            e.state != PickState::Removed
+                && (e.pick.x_nm - f.x_nm).hypot(e.pick.y_nm - f.y_nm) < reach
+        });
+        if !taken {
+            p.picks.push(PickEntry {
+                pick: *f,
                 state: PickState::Candidate,
                 manual: false,
-            })
-            .collect(),
-    };
-    Ok(field_document(
-        path,
-        info.format,
-        particles,
-        frame_pixel,
-        warnings,
-    ))
+            });
+        }
+    }
+    let added = p.picks.len() - before;
+    if added > 0 {
+        doc.frames = Arc::new(p.frame_store());
+        for _ in 0..added {
+            doc.results.push();
+        }
+        doc.info.frames = doc.frames.len();
+    }
+    Some(added)
 }
 
 /// Adds a pick by hand at `(x, y)` nm (accepted): a new particle frame at
@@ -721,6 +775,67 @@ mod tests {
         // nothing to move, or nowhere to move it
         assert!(move_pick(&mut doc, 9, 0.0, 0.0).is_none());
         assert!(move_pick(&mut doc, 0, f64::NAN, 0.0).is_none());
+    }
+
+    #[test]
+    fn a_field_image_opens_before_its_picks_which_skip_those_made_by_hand() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = FieldConfig {
+            particles: 4,
+            field_px: [40, 40],
+            seed: 5,
+            ..FieldConfig::default()
+        };
+        let f = generate_field(&cfg).unwrap();
+        let view = LocView {
+            origin_nm: [0.0, 0.0],
+            pixel_nm: 10.0,
+            width: 520,
+            height: 520,
+        };
+        let x: Vec<f32> = f.locs.iter().map(|l| l.x_nm).collect();
+        let y: Vec<f32> = f.locs.iter().map(|l| l.y_nm).collect();
+        let p: Vec<f32> = f.locs.iter().map(|l| l.precision_nm).collect();
+        let data = render_locs(&x, &y, Some(&p), &view, LocMode::Blur { min_blur_nm: 5.0 });
+        let path = dir.path().join("field.tif");
+        let frame = Frame {
+            width: 520,
+            height: 520,
+            data,
+        };
+        crate::io::write_tiff_stack(&path, &[frame], crate::io::WriteSample::F32, Some(10.0))
+            .unwrap();
+        let stack = crate::io::open(&path).unwrap();
+        let (mut doc, picking) =
+            load_image_field(&path, stack, &LOAD, &AtomicBool::new(false)).unwrap();
+        // the field opens with no picks while the detector has not run
+        assert_eq!(picking.doc, doc.id);
+        assert!(doc.particles.as_ref().unwrap().picking);
+        assert_eq!(doc.frames.len(), 0);
+        // meanwhile the user picks one particle by hand
+        let t = f.truth[0];
+        assert_eq!(add_pick(&mut doc, t.x_nm + 20.0, t.y_nm), Some(0));
+        let (found, note) = picking.run();
+        assert_eq!(found.len(), 4, "{note:?}");
+        assert!(note.is_none());
+        // its candidate is not added twice; the others follow it
+        assert_eq!(add_candidates(&mut doc, &found), Some(3));
+        let p = doc.particles.as_ref().unwrap();
+        assert!(!p.picking);
+        assert_eq!(p.picks.len(), 4);
+        assert!(p.picks[0].manual && p.picks[0].state == PickState::Accepted);
+        assert!(p.picks[1..].iter().all(|e| e.state == PickState::Candidate));
+        for tr in &f.truth[1..] {
+            assert!(
+                p.picks
+                    .iter()
+                    .any(|e| (e.pick.x_nm - tr.x_nm).hypot(e.pick.y_nm - tr.y_nm) < 150.0),
+                "{tr:?} not picked"
+            );
+        }
+        assert_eq!(doc.frames.len(), 4);
+        assert_eq!(doc.results.len(), 4);
+        assert_eq!(doc.info.frames, 4);
     }
 
     #[test]

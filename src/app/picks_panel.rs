@@ -35,7 +35,14 @@ impl PoseScopeApp {
         let count = |s| p.picks.iter().filter(|e| e.state == s).count();
         let (cand, acc) = (count(PickState::Candidate), count(PickState::Accepted));
         ui.label(p.describe());
-        ui.label(format!("{cand} candidates, {acc} accepted"));
+        if p.picking {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label(format!("finding particles… ({acc} picked by hand so far)"));
+            });
+        } else {
+            ui.label(format!("{cand} candidates, {acc} accepted"));
+        }
         ui.horizontal_wrapped(|ui| {
             if ui
                 .add_enabled(cand > 0, egui::Button::new("Accept all"))
