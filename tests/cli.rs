@@ -797,3 +797,46 @@ fn learn_writes_a_model_that_fit_accepts_and_resumes_from_its_checkpoint() {
         text(&o.stderr)
     );
 }
+
+/// `fit` on a whole-field image without `--pick` fits it as one particle, as
+/// asked, but says that it is a field and how to fit its particles; a small
+/// image gets no such warning.
+#[test]
+fn fitting_a_whole_field_as_one_frame_warns_and_names_pick() {
+    use tiff::encoder::{colortype, TiffEncoder};
+    let dir = tempfile::tempdir().unwrap();
+    // written by the tiff crate's encoder, not by PoseScope: 1024 × 24 px
+    // is a whole field (a side of 1024 px or more), 64 × 64 px is not
+    let write = |name: &str, w: u32, h: u32| {
+        let path = dir.path().join(name);
+        let data: Vec<u16> = (0..w * h).map(|i| 100 + (i * 7919 % 13) as u16).collect();
+        let mut file = std::fs::File::create(&path).unwrap();
+        TiffEncoder::new(&mut file)
+            .unwrap()
+            .write_image::<colortype::Gray16>(w, h, &data)
+            .unwrap();
+        path.display().to_string()
+    };
+    let csv = dir.path().join("poses.csv").display().to_string();
+    for (path, field) in [
+        (write("wide.tif", 1024, 24), true),
+        (write("small.tif", 64, 64), false),
+    ] {
+        let o = posescope(&[
+            "fit",
+            &path,
+            "--no-refine",
+            "--device",
+            "cpu",
+            "--csv",
+            &csv,
+        ]);
+        let err = text(&o.stderr);
+        let hint = format!("posescope fit {path} --pick");
+        assert_eq!(
+            err.contains("is a whole field") && err.contains(&hint),
+            field,
+            "{path}: {err}"
+        );
+    }
+}

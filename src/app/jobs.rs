@@ -15,10 +15,9 @@ use super::error::{AppError, IN_MEMORY_VALUES};
 use super::frame_store::FrameStore;
 use super::learning::{learn_job, LearnProgress};
 use super::live::{sweep_scores, Sweeps};
-use super::particles::{
-    load_image_field, load_table, opens_as_field, FieldPicking, LocRefiner, TableLoad,
-};
+use super::particles::{load_image_field, load_table, FieldPicking, LocRefiner, TableLoad};
 use super::state::{DocId, Document, PoseControls};
+use crate::estimate::image_particles::is_whole_field;
 use crate::estimate::learn::{LearnConfig, Learned};
 use crate::estimate::pick::Pick;
 use crate::estimate::pose::batch::{fit_frames, BatchOptions};
@@ -508,7 +507,7 @@ enum Loaded {
 }
 
 /// Opens an image file once and reads it into a document: as a field
-/// (see [`opens_as_field`]; always with `as_field`), or as frames.
+/// (see [`is_whole_field`]; always with `as_field`), or as frames.
 fn load_image(
     path: &std::path::Path,
     table: &TableLoad,
@@ -516,7 +515,7 @@ fn load_image(
     cancel: &AtomicBool,
 ) -> Result<Loaded, AppError> {
     let stack = crate::io::open(path)?;
-    if as_field || opens_as_field(stack.info()) {
+    if as_field || is_whole_field(stack.info()) {
         let (doc, picking) = load_image_field(path, stack, table, cancel)?;
         Ok(Loaded::Picking(doc, picking))
     } else {

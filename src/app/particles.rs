@@ -537,18 +537,6 @@ fn field_document(
     }
 }
 
-/// Single images at least this many pixels on a side open as fields.
-pub const FIELD_MIN_SIDE: usize = 1024;
-/// Frames of a stack larger than this on a side are shown as a field too
-/// (frame 0): no GPU holds them as one texture.
-pub const FIELD_MAX_FRAME_SIDE: usize = 4096;
-
-/// Whether an image of `info` opens as a field rather than as frames.
-pub fn opens_as_field(info: &StackInfo) -> bool {
-    let side = info.width.max(info.height);
-    (info.frames == 1 && side >= FIELD_MIN_SIDE) || side > FIELD_MAX_FRAME_SIDE
-}
-
 /// Reads one large image (a whole-field render), opened as `stack`, into a
 /// field document: its mip pyramid, with no picks yet, and the detector's
 /// run that finds its candidates ([`FieldPicking::run`], then

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use posescope::estimate::image_particles::is_whole_field;
 use posescope::estimate::particles::RefineOn;
 
 use super::args::{progress, DeviceArg, LookArgs, ModelArgs};
@@ -190,7 +191,22 @@ pub fn run(a: FitArgs) -> Result<()> {
     let mut rows: Vec<PoseRow> = Vec::new();
     for path in &files {
         match io::open(path) {
-            Ok(s) => stacks.push((path.clone(), s)),
+            Ok(s) => {
+                if is_whole_field(s.info()) {
+                    let i = s.info();
+                    eprintln!(
+                        "warning: {}: {} × {} px{} is a whole field, which the viewer picks into \
+                         particles; here each frame is fitted as one particle. To fit every \
+                         particle: posescope fit {} --pick",
+                        path.display(),
+                        i.width,
+                        i.height,
+                        if i.frames > 1 { " per frame" } else { "" },
+                        path.display()
+                    );
+                }
+                stacks.push((path.clone(), s))
+            }
             Err(e) => {
                 eprintln!("warning: {e}");
                 // one shard reports a file that cannot be opened, so merged shards do not overlap

@@ -15,8 +15,22 @@ use super::pose::pipeline::ModelSpec;
 use super::pose::results::FrameResult;
 use super::pose::train::REFERENCE_MAJOR_PX;
 use crate::io::locs::PickRow;
-use crate::io::Frame;
+use crate::io::{Frame, StackInfo};
 use crate::shapes::Units;
+
+/// Single images at least this many pixels on a side are whole fields.
+pub const FIELD_MIN_SIDE: usize = 1024;
+/// Frames of a stack larger than this on a side are whole fields too
+/// (frame 0): no GPU holds them as one texture.
+pub const FIELD_MAX_FRAME_SIDE: usize = 4096;
+
+/// Whether an image of `info` is a whole field of particles, to be picked,
+/// rather than frames of one particle each: the viewer opens it as a
+/// field, and `fit` without `--pick` warns.
+pub fn is_whole_field(info: &StackInfo) -> bool {
+    let side = info.width.max(info.height);
+    (info.frames == 1 && side >= FIELD_MIN_SIDE) || side > FIELD_MAX_FRAME_SIDE
+}
 
 /// The columns of an image's picks CSV after the standard ones.
 pub const PICK_EXTRA_COLUMNS: [&str; 3] = ["signal", "snr", "size"];

@@ -619,6 +619,9 @@ mod tests {
     fn limits_check_frame() {
         let l = Limits::default();
         assert!(l.check_frame(Path::new("a"), 1000, 1000).is_ok());
+        // a 32768² whole-field image opens by default; one column more does not
+        assert!(l.check_frame(Path::new("a"), 32768, 32768).is_ok());
+        assert!(l.check_frame(Path::new("a"), 32769, 32768).is_err());
         let e = l.check_frame(Path::new("a"), 100_000, 100_000).unwrap_err();
         assert!(e.to_string().contains("max_frame_bytes"), "{e}");
         assert!(l.check_frame(Path::new("a"), u64::MAX, u64::MAX).is_err());
