@@ -17,9 +17,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = cli::Cli::parse();
+    let files = cli.files;
     let result = cli
         .command
-        .map_or_else(cli::Command::default_command, Ok)
+        .map_or_else(|| cli::Command::default_command(files), Ok)
         .and_then(|command| {
             if command.uses_network() {
                 // keep large tensor buffers mapped between steps (glibc only; see nn::bench)

@@ -840,3 +840,27 @@ fn fitting_a_whole_field_as_one_frame_warns_and_names_pick() {
         );
     }
 }
+
+/// `posescope FILE` (what a desktop's "Open with" runs) opens the viewer on
+/// the file, as `posescope view FILE` does, instead of failing as an
+/// unknown subcommand; with no display it says so.
+#[cfg(feature = "gui")]
+#[test]
+fn a_file_without_a_subcommand_opens_the_viewer() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("some.tif").display().to_string();
+    for args in [vec![file.as_str()], vec!["view", file.as_str()]] {
+        let o = Command::new(env!("CARGO_BIN_EXE_posescope"))
+            .args(&args)
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY")
+            .output()
+            .expect("run posescope");
+        let err = text(&o.stderr);
+        assert!(!o.status.success());
+        assert!(err.contains("no display found"), "{args:?}: {err}");
+    }
+    // subcommands still win
+    let o = posescope(&["info", &file]);
+    assert!(text(&o.stderr).contains("some.tif"), "{}", text(&o.stderr));
+}

@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::error::{AppError, IN_MEMORY_VALUES};
 use super::frame_store::FrameStore;
@@ -123,8 +123,9 @@ pub struct JobHandle {
     pub id: u64,
     /// What it does.
     pub kind: JobKind,
-    /// Shown next to the progress bar.
-    pub label: String,
+    /// Shown next to the progress bar; the job may change it as it moves
+    /// to another stage ([`Ctx::set_label`]).
+    label: Arc<Mutex<String>>,
     /// Units done.
     pub done: Arc<AtomicUsize>,
     /// Units in all.
@@ -134,6 +135,11 @@ pub struct JobHandle {
 }
 
 impl JobHandle {
+    /// What the job is doing now.
+    pub fn label(&self) -> String {
+        self.label.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
     /// Fraction done, 0..1.
     pub fn fraction(&self) -> f32 {
         if self.total == 0 {
@@ -225,13 +231,14 @@ impl Jobs {
         let handle = JobHandle {
             id,
             kind,
-            label,
+            label: Arc::new(Mutex::new(label)),
             done: Arc::new(AtomicUsize::new(0)),
             total,
             cancel: Arc::new(AtomicBool::new(false)),
         };
         let ctx = Ctx {
             tx: self.tx.clone(),
+            label: handle.label.clone(),
             done: handle.done.clone(),
             cancel: handle.cancel.clone(),
             wake: self.wake.clone(),
@@ -285,13 +292,11 @@ impl Jobs {
         path: PathBuf,
         open: impl FnOnce(&std::path::Path, &AtomicBool) -> Result<Loaded, AppError> + Send + 'static,
     ) {
-        let label = format!(
-            "{verb} {}",
-            path.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        );
-        self.spawn(JobKind::Load, label, 1, move |ctx| {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.spawn(JobKind::Load, format!("{verb} {name}"), 1, move |ctx| {
             let cancelled = || Some(Note::Info(format!("cancelled loading {}", path.display())));
             match open(&path, &ctx.cancel) {
                 Err(AppError::Cancelled) => cancelled(),
@@ -306,6 +311,7 @@ impl Jobs {
                 Ok(Loaded::Picking(doc, picking)) => {
                     // the field is shown while its particles are found
                     ctx.send(Message::Loaded(Ok(doc)));
+                    ctx.set_label(format!("Finding particles in {name}"));
                     let (mut picks, mut note) = picking.run();
                     if ctx.cancel.load(Ordering::Relaxed) {
                         // the field stays open, for picking by hand
@@ -484,6 +490,7 @@ impl Jobs {
 /// What a job body gets.
 pub struct Ctx {
     tx: Sender<Message>,
+    label: Arc<Mutex<String>>,
     /// Units done (the job advances it).
     pub done: Arc<AtomicUsize>,
     cancel: Arc<AtomicBool>,
@@ -494,6 +501,14 @@ impl Ctx {
     /// Sends a message and wakes the UI.
     pub fn send(&self, m: Message) {
         let _ = self.tx.send(m);
+        (self.wake)();
+    }
+
+    /// Changes the job's label (a new stage) and wakes the UI.
+    pub fn set_label(&self, label: String) {
+        if let Ok(mut l) = self.label.lock() {
+            *l = label;
+        }
         (self.wake)();
     }
 }
@@ -578,3 +593,33 @@ pub fn load_document(
 
 /// Frames a lazy document keeps in memory, bytes.
 const LAZY_CACHE_BYTES: usize = 128 << 20;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_relabels_itself_between_stages() {
+        let mut jobs = Jobs::new(Arc::new(|| {}));
+        let (go_on, wait) = channel::<()>();
+        let (staged, stage) = channel::<()>();
+        jobs.spawn(JobKind::Load, "Loading a.tif".into(), 1, move |ctx| {
+            wait.recv().ok();
+            ctx.set_label("Finding particles in a.tif".into());
+            staged.send(()).ok();
+            wait.recv().ok();
+            None
+        });
+        let label = |jobs: &Jobs| jobs.visible().map(JobHandle::label).collect::<Vec<_>>();
+        assert_eq!(label(&jobs), ["Loading a.tif"]);
+        go_on.send(()).unwrap();
+        stage.recv().unwrap();
+        assert_eq!(label(&jobs), ["Finding particles in a.tif"]);
+        go_on.send(()).unwrap();
+        // the job ends: its Finished message removes it
+        while jobs.visible().next().is_some() {
+            jobs.poll();
+            std::thread::yield_now();
+        }
+    }
+}

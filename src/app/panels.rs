@@ -174,10 +174,13 @@ impl PoseScopeApp {
                     .pixel_size_nm
                     .map(|p| format!("{p:.1} nm/px"))
                     .unwrap_or_else(|| "pixel size unknown".into());
-                ui.label(format!(
-                    "{} · {}×{} · {} frames · {px}",
-                    d.info.format, d.info.width, d.info.height, d.info.frames
-                ));
+                ui.label(match &d.particles {
+                    Some(p) => format!("{} · {}", d.info.format, p.status_line()),
+                    None => format!(
+                        "{} · {}×{} · {} frames · {px}",
+                        d.info.format, d.info.width, d.info.height, d.info.frames
+                    ),
+                });
                 if let Some(p) = &d.info.palette {
                     ui.label(format!("· palette image, {} colours (its own)", p.len()));
                 }
@@ -202,7 +205,7 @@ impl PoseScopeApp {
                 ui.add(
                     egui::ProgressBar::new(j.fraction())
                         .desired_width(160.0)
-                        .text(j.label.clone())
+                        .text(j.label())
                         .animate(true),
                 );
                 cancel |= ui.button("Cancel").clicked();

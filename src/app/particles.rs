@@ -216,15 +216,40 @@ impl ParticleDoc {
     pub fn describe(&self) -> String {
         let [major, tube] = self.torus();
         let unit = self.unit_name();
-        let what = match &self.source {
+        let [major, tube] = [major, tube].map(short_number);
+        format!(
+            "{} · torus R {major} {unit}, r {tube} {unit}",
+            self.source_line()
+        )
+    }
+
+    /// What the field is made of: its localisations, or the image's size.
+    pub fn source_line(&self) -> String {
+        match &self.source {
             FieldSource::Table { table, .. } => format!("{} localisations", table.len()),
             FieldSource::Image { image, .. } => {
                 let i = image.image();
                 format!("{} × {} px image", i.width, i.height)
             }
+        }
+    }
+
+    /// The status bar's line for the field (its particle frames are not
+    /// what the user opened): source, pixel size, particles.
+    pub fn status_line(&self) -> String {
+        let pixel = match &self.source {
+            FieldSource::Table { .. } => String::new(),
+            FieldSource::Image { setup, .. } => match setup.pixel_nm {
+                Some(p) => format!(" · {} nm/px", short_number(p)),
+                None => " · pixel size unknown".into(),
+            },
         };
-        let [major, tube] = [major, tube].map(short_number);
-        format!("{what} · torus R {major} {unit}, r {tube} {unit}")
+        let particles = if self.picking {
+            "finding particles…".to_string()
+        } else {
+            format!("{} particles", self.picks.len())
+        };
+        format!("{}{pixel} · {particles}", self.source_line())
     }
     /// The picks Estimate all fits.
     pub fn accepted(&self) -> Vec<usize> {
@@ -800,6 +825,11 @@ mod tests {
         assert_eq!(picking.doc, doc.id);
         assert!(doc.particles.as_ref().unwrap().picking);
         assert_eq!(doc.frames.len(), 0);
+        // the status bar describes the image, not the particle frames
+        assert_eq!(
+            doc.particles.as_ref().unwrap().status_line(),
+            "520 × 520 px image · 10 nm/px · finding particles…"
+        );
         // meanwhile the user picks one particle by hand
         let t = f.truth[0];
         assert_eq!(add_pick(&mut doc, t.x_nm + 20.0, t.y_nm), Some(0));
@@ -824,6 +854,10 @@ mod tests {
         assert_eq!(doc.frames.len(), 4);
         assert_eq!(doc.results.len(), 4);
         assert_eq!(doc.info.frames, 4);
+        assert_eq!(
+            p.status_line(),
+            "520 × 520 px image · 10 nm/px · 4 particles"
+        );
     }
 
     #[test]

@@ -33,11 +33,16 @@ use clap::{Parser, Subcommand};
                   Conventions: x = column (right), y = row (down), z into the screen; a pose is a unit \
                   quaternion rotating model coordinates into the camera frame plus a shift in pixels \
                   from the image centre; Euler angles are intrinsic ZYZ (rot, tilt, psi) in degrees, \
-                  as in RELION. Without a subcommand, `view` is run."
+                  as in RELION. Without a subcommand, `view` is run: `posescope FILES` opens \
+                  them in the viewer (as a desktop's \"Open with\" does).",
+    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Without a subcommand: files or folders to open in the viewer.
+    #[arg(value_name = "FILES")]
+    pub files: Vec<std::path::PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -74,14 +79,14 @@ impl Command {
     /// The command run without a subcommand: the viewer, or a one-line
     /// message in a build without it.
     #[cfg(feature = "gui")]
-    pub fn default_command() -> anyhow::Result<Self> {
-        Ok(Command::View(view::ViewArgs::default()))
+    pub fn default_command(files: Vec<std::path::PathBuf>) -> anyhow::Result<Self> {
+        Ok(Command::View(view::ViewArgs::of(files)))
     }
 
     /// The command run without a subcommand: the viewer, or a one-line
     /// message in a build without it.
     #[cfg(not(feature = "gui"))]
-    pub fn default_command() -> anyhow::Result<Self> {
+    pub fn default_command(_files: Vec<std::path::PathBuf>) -> anyhow::Result<Self> {
         anyhow::bail!(
             "this posescope was built without the viewer (--no-default-features); \
              run a command: posescope --help"

@@ -23,6 +23,16 @@ pub struct ViewArgs {
     measure_field: bool,
 }
 
+impl ViewArgs {
+    /// The viewer on `files` (the bundled sample when empty).
+    pub fn of(files: Vec<PathBuf>) -> Self {
+        Self {
+            files,
+            ..Self::default()
+        }
+    }
+}
+
 pub fn run(a: ViewArgs) -> anyhow::Result<()> {
     let files = posescope::io::expand_paths(&a.files)?;
     use posescope::app::MeasureMode;
