@@ -979,3 +979,75 @@ fn a_pick_dragged_in_the_field_moves_and_loses_its_old_fit() {
         "pick 0 keeps its fit"
     );
 }
+
+/// A folder of single-frame images of one size (cut-outs, one file per
+/// particle) opens as one document: its files in natural order as frames,
+/// stepped with the arrow keys, fitted by Estimate all, and saved with each
+/// row naming its own file, so that reopening the folder restores them.
+#[test]
+fn a_folder_of_single_images_opens_as_one_sequence_and_keeps_each_files_results() {
+    use tiff::encoder::{colortype, TiffEncoder};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cutouts");
+    std::fs::create_dir(&dir).unwrap();
+    let cfg = SynthConfig::thin_torus(3, 4243);
+    // written by the tiff crate's encoder, not by PoseScope; natural order
+    // is cut_1, cut_2, cut_10 (not the byte order cut_1, cut_10, cut_2)
+    let names = ["cut_1.tif", "cut_2.tif", "cut_10.tif"];
+    let mut first_pixels = Vec::new();
+    for (k, name) in names.iter().enumerate() {
+        let f = posescope::synth::generate_frame(&cfg, k).unwrap().image;
+        first_pixels.push(f.data.clone());
+        let mut file = std::fs::File::create(dir.join(name)).unwrap();
+        TiffEncoder::new(&mut file)
+            .unwrap()
+            .write_image::<colortype::Gray32Float>(f.width as u32, f.height as u32, &f.data)
+            .unwrap();
+    }
+    let mut h = harness(vec![dir.clone()]);
+    settle(&mut h);
+    assert_eq!(h.state().document_count(), 1, "{:?}", h.state().notices());
+    assert_eq!(h.state().frame_count(), 3);
+    let shown =
+        |h: &Harness<'_, PoseScopeApp>| h.state().session().current_frame().unwrap().data.clone();
+    assert_eq!(shown(&h), first_pixels[0]);
+    // the frame bar names the frame's own file
+    h.get_by_label_contains("cutouts/cut_1.tif");
+    h.key_press(egui::Key::ArrowRight);
+    settle(&mut h);
+    h.key_press(egui::Key::ArrowRight);
+    settle(&mut h);
+    assert_eq!(h.state().frame_index(), 2);
+    assert_eq!(shown(&h), first_pixels[2]);
+    h.get_by_label_contains("cutouts/cut_10.tif");
+
+    h.get_by_label("Estimate all").click();
+    settle(&mut h);
+    for k in 0..3 {
+        assert!(matches!(h.state().result(k), Some(Ok(_))), "frame {k}");
+    }
+    let csv = tmp.path().join("poses.csv");
+    h.state_mut().save_results(&csv);
+    let rows = read_pose_csv(&csv).unwrap();
+    let files: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            let f = PathBuf::from(r.file.clone().unwrap());
+            f.file_name().unwrap().to_string_lossy().into_owned()
+        })
+        .collect();
+    assert_eq!(files, names);
+    assert!(rows.iter().all(|r| r.frame == 0));
+    let saved_q: Vec<f64> = rows.iter().map(|r| r.pose.q.w).collect();
+    drop(h);
+
+    // the sidecar beside the folder brings every result back
+    let sidecar = posescope::app::autosave::sidecar_path(&std::fs::canonicalize(&dir).unwrap());
+    assert!(sidecar.is_file(), "{}", sidecar.display());
+    let mut h = harness(vec![dir]);
+    settle(&mut h);
+    for (k, q) in saved_q.iter().enumerate() {
+        let r = h.state().result(k).unwrap().as_ref().unwrap();
+        assert!((r.outcome.state.pose.q.w - q).abs() < 1e-9, "frame {k}");
+    }
+}

@@ -30,6 +30,8 @@ pub enum Action {
     Open(Vec<PathBuf>),
     /// Show the Open dialog (Ctrl+O).
     OpenDialog,
+    /// Choose a folder to open (its images, as one sequence when they are one).
+    OpenFolderDialog,
     /// Show a frame of the current document.
     GoToFrame(usize),
     /// Show another open document.
@@ -121,6 +123,15 @@ impl PoseScopeApp {
                 }
             }
             Action::OpenDialog => self.open_dialog(),
+            Action::OpenFolderDialog => {
+                let mut dialog = rfd::FileDialog::new().set_title("Open a folder of images");
+                if let Some(dir) = &self.settings.last_dir {
+                    dialog = dialog.set_directory(dir);
+                }
+                if let Some(dir) = self.run_dialog(|| dialog.pick_folder()) {
+                    self.open_paths(vec![dir]);
+                }
+            }
             Action::GoToFrame(k) => self.session.go_to_frame(k),
             Action::SwitchDocument(i) => {
                 self.session.switch_document(i);
@@ -257,8 +268,16 @@ impl PoseScopeApp {
         }
     }
 
-    /// Starts loading files.
+    /// Starts loading files; a folder stands for the images inside it (in
+    /// natural order).
     pub fn open_paths(&mut self, paths: Vec<PathBuf>) {
+        let paths = match crate::io::expand_paths(&paths) {
+            Ok(p) => p,
+            Err(e) => {
+                self.session.error(e);
+                return;
+            }
+        };
         for p in &paths {
             if let Some(dir) = p.parent() {
                 self.settings.last_dir = Some(dir.to_path_buf());
@@ -664,7 +683,7 @@ impl PoseScopeApp {
         let Some(doc) = self.session.doc() else {
             return;
         };
-        let rows = doc.results.rows(Some(&doc.path.display().to_string()));
+        let rows = doc.result_rows();
         match write_pose_csv(path, &rows) {
             Ok(()) => self
                 .session

@@ -73,10 +73,15 @@ pub fn save_rows(data: &Path, rows: &[PoseRow]) -> Result<PathBuf, OutputError> 
 
 /// The results saved for this data file, if a sidecar (or fallback) exists
 /// and is not older than the data: `(results, where from, rows skipped)`.
+///
+/// For an image sequence, `files` are its frames' files: a row is frame
+/// `k` when it names file `k` (frame 0), as [`Document::result_rows`]
+/// writes; rows of other files are skipped.
 pub fn restore(
     data: &Path,
     frames: usize,
     default_tube_px: f64,
+    files: Option<&[PathBuf]>,
 ) -> Option<(FitResults, PathBuf, usize)> {
     let data_time = std::fs::metadata(data).and_then(|m| m.modified()).ok();
     [Some(sidecar_path(data)), fallback_path(data)]
@@ -87,16 +92,41 @@ pub fn restore(
             if data_time.is_some_and(|d| saved < d) {
                 return None;
             }
-            let rows = read_pose_csv(&p).ok()?;
+            let mut rows = read_pose_csv(&p).ok()?;
+            let before = rows.len();
+            if let Some(files) = files {
+                rows = sequence_rows(rows, files);
+            }
             let (results, skipped) = FitResults::from_rows(frames, &rows, default_tube_px);
+            let skipped = skipped + before - rows.len();
             (results.done() > 0).then_some((results, p, skipped))
         })
+}
+
+/// A sequence's rows (file `k`, frame 0) renumbered as frame `k`; rows of
+/// other files or frames are dropped.
+fn sequence_rows(rows: Vec<PoseRow>, files: &[PathBuf]) -> Vec<PoseRow> {
+    let index: std::collections::HashMap<String, usize> = files
+        .iter()
+        .enumerate()
+        .map(|(k, f)| (f.display().to_string(), k))
+        .collect();
+    rows.into_iter()
+        .filter_map(|mut row| {
+            let k = *index.get(row.file.as_deref()?)?;
+            (row.frame == 0).then(|| {
+                row.frame = k;
+                row
+            })
+        })
+        .collect()
 }
 
 /// Restores `doc`'s saved results ([`restore`]) into it; returns the
 /// notice to show, or `None` when nothing was saved for it.
 pub fn restore_into(doc: &mut super::state::Document, default_tube_px: f64) -> Option<String> {
-    let (results, from, skipped) = restore(&doc.path, doc.frames.len(), default_tube_px)?;
+    let files = doc.sequence.as_ref().map(|s| s.files());
+    let (results, from, skipped) = restore(&doc.path, doc.frames.len(), default_tube_px, files)?;
     let extra = if skipped > 0 {
         format!(" ({skipped} rows did not fit this file)")
     } else {
@@ -179,7 +209,7 @@ impl Autosaver {
                 if self.failed.contains(&d.id) {
                     continue;
                 }
-                let rows = d.results.rows(Some(&d.path.display().to_string()));
+                let rows = d.result_rows();
                 self.pending.fetch_add(1, Ordering::SeqCst);
                 let job = SaveJob {
                     doc: d.id,
@@ -224,7 +254,7 @@ mod tests {
         assert!(!doc.unsaved);
         saver.flush(Duration::from_secs(10));
         assert!(sidecar_path(&data).exists());
-        let (back, from, skipped) = restore(&data, 3, 5.0).unwrap();
+        let (back, from, skipped) = restore(&data, 3, 5.0, None).unwrap();
         assert_eq!((back.done(), skipped), (1, 0));
         assert_eq!(from, sidecar_path(&data));
         // a debounced second save waits
@@ -239,6 +269,6 @@ mod tests {
             .unwrap()
             .set_modified(old)
             .unwrap();
-        assert!(restore(&data, 3, 5.0).is_none());
+        assert!(restore(&data, 3, 5.0, None).is_none());
     }
 }

@@ -1,7 +1,8 @@
 //! The frames of a document. Small files are held in memory whole; stacks
 //! too large for that (a 2 GB camera movie) stay in their file and are read
 //! on demand through the lazy page index of [`crate::io`], and a table's
-//! particle frames are rendered from its localisations on demand (any
+//! particle frames are rendered from its localisations on demand, as an
+//! image sequence's frames are read from their own files (any
 //! [`FrameSource`]). Lazy frames pass through a small LRU cache, and the
 //! frames next to the one shown are read ahead in the background, so
 //! stepping with the arrow keys does not wait for the disk.
@@ -10,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::io::{Frame, Stack};
+use crate::io::{Frame, ImageSequence, Stack};
 
 /// Frames read ahead of (and behind) the one shown.
 const PREFETCH: [isize; 3] = [1, 2, -1];
@@ -44,6 +45,17 @@ impl FrameSource for StackSource {
             .lock()
             .map_err(|_| "the file reader failed".to_string())?;
         stack.frame(k).map_err(|e| e.to_string())
+    }
+}
+
+/// An image sequence, one file per frame.
+impl FrameSource for ImageSequence {
+    fn len(&self) -> usize {
+        ImageSequence::len(self)
+    }
+
+    fn read(&self, k: usize) -> Result<Frame, String> {
+        self.frame(k).map_err(|e| e.to_string())
     }
 }
 

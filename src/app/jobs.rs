@@ -24,6 +24,7 @@ use crate::estimate::pose::batch::{fit_frames, BatchOptions};
 use crate::estimate::pose::fit::FitOptions;
 use crate::estimate::pose::pipeline::{DeviceChoice, Fitter, FrameFit, ModelSpec};
 use crate::estimate::pose::results::{FitResults, FrameResult};
+use crate::io::{ImageSequence, SequenceOpen};
 use crate::render::scene::{FitModel, FitState};
 
 /// The threads estimation jobs run on: one core fewer than the machine has
@@ -263,17 +264,38 @@ impl Jobs {
     }
 
     /// Loads files into documents (localisation tables and single large
-    /// images as fields of particles, opened with `table`).
+    /// images as fields of particles, opened with `table`). Two or more
+    /// single-frame images of one size (a folder of cut-outs) open as one
+    /// image sequence.
     pub fn load(&mut self, paths: Vec<PathBuf>, table: TableLoad) {
-        for path in paths {
+        let (tables, images): (Vec<PathBuf>, Vec<PathBuf>) = paths
+            .into_iter()
+            .partition(|p| crate::io::locs::is_table(p));
+        for path in tables {
             self.spawn_load("Loading", path, move |path, cancel| {
-                if crate::io::locs::is_table(path) {
-                    load_table(path, &table, cancel).map(Loaded::Done)
-                } else {
-                    load_image(path, &table, false, cancel)
-                }
+                load_table(path, &table, cancel).map(Loaded::Done)
             });
         }
+        if images.len() >= 2 {
+            self.load_images(images, table);
+            return;
+        }
+        for path in images {
+            self.spawn_load("Loading", path, move |path, cancel| {
+                load_image(path, &table, false, cancel)
+            });
+        }
+    }
+
+    /// Several images: one sequence when they are one ([`ImageSequence`]),
+    /// else each on its own, in order, in one job (so a folder of a
+    /// thousand files is not a thousand threads).
+    fn load_images(&mut self, images: Vec<PathBuf>, table: TableLoad) {
+        let n = images.len();
+        let label = format!("Opening {n} images");
+        self.spawn(JobKind::Load, label, n, move |ctx| {
+            open_images(&ctx, &images, table)
+        });
     }
 
     /// Loads one image as a field (its frame 0 picked into particles),
@@ -292,43 +314,10 @@ impl Jobs {
         path: PathBuf,
         open: impl FnOnce(&std::path::Path, &AtomicBool) -> Result<Loaded, AppError> + Send + 'static,
     ) {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let name = file_name(&path);
         self.spawn(JobKind::Load, format!("{verb} {name}"), 1, move |ctx| {
-            let cancelled = || Some(Note::Info(format!("cancelled loading {}", path.display())));
-            match open(&path, &ctx.cancel) {
-                Err(AppError::Cancelled) => cancelled(),
-                Err(e) => {
-                    ctx.send(Message::Loaded(Err(e)));
-                    None
-                }
-                Ok(Loaded::Done(doc)) => {
-                    ctx.send(Message::Loaded(Ok(doc)));
-                    None
-                }
-                Ok(Loaded::Picking(doc, picking)) => {
-                    // the field is shown while its particles are found
-                    ctx.send(Message::Loaded(Ok(doc)));
-                    ctx.set_label(format!("Finding particles in {name}"));
-                    let (mut picks, mut note) = picking.run();
-                    if ctx.cancel.load(Ordering::Relaxed) {
-                        // the field stays open, for picking by hand
-                        picks.clear();
-                        note = Some(
-                            "automatic picking cancelled: click in the field to pick by hand"
-                                .into(),
-                        );
-                    }
-                    ctx.send(Message::Picked {
-                        doc: picking.doc,
-                        picks,
-                        note,
-                    });
-                    None
-                }
-            }
+            let loaded = open(&path, &ctx.cancel);
+            deliver(&ctx, &path, &name, loaded)
         });
     }
 
@@ -513,6 +502,133 @@ impl Ctx {
     }
 }
 
+/// A path's file name, for labels.
+fn file_name(path: &std::path::Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Hands what a load job read to the UI: the document, or the error; for a
+/// field image, the document first and then, once the detector has run on
+/// it, its candidates. Returns the job's closing note (a cancel).
+fn deliver(
+    ctx: &Ctx,
+    path: &std::path::Path,
+    name: &str,
+    loaded: Result<Loaded, AppError>,
+) -> Option<Note> {
+    match loaded {
+        Err(AppError::Cancelled) => {
+            Some(Note::Info(format!("cancelled loading {}", path.display())))
+        }
+        Err(e) => {
+            ctx.send(Message::Loaded(Err(e)));
+            None
+        }
+        Ok(Loaded::Done(doc)) => {
+            ctx.send(Message::Loaded(Ok(doc)));
+            None
+        }
+        Ok(Loaded::Picking(doc, picking)) => {
+            // the field is shown while its particles are found
+            ctx.send(Message::Loaded(Ok(doc)));
+            ctx.set_label(format!("Finding particles in {name}"));
+            let (mut picks, mut note) = picking.run();
+            if ctx.cancel.load(Ordering::Relaxed) {
+                // the field stays open, for picking by hand
+                picks.clear();
+                note =
+                    Some("automatic picking cancelled: click in the field to pick by hand".into());
+            }
+            ctx.send(Message::Picked {
+                doc: picking.doc,
+                picks,
+                note,
+            });
+            None
+        }
+    }
+}
+
+/// The work of [`Jobs::load_images`]: the images as one sequence, or one by
+/// one when they are not one. Returns the job's closing note.
+fn open_images(ctx: &Ctx, images: &[PathBuf], table: TableLoad) -> Option<Note> {
+    let n = images.len();
+    // absolute paths, so that a sequence's saved rows name its files
+    // wherever it is opened from next time
+    let absolute: Vec<PathBuf> = images
+        .iter()
+        .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
+        .collect();
+    let opened = ImageSequence::open(&absolute, &ctx.cancel, |k| {
+        ctx.done.store(k, Ordering::Relaxed);
+    });
+    match opened {
+        SequenceOpen::Cancelled => {
+            return Some(Note::Info(format!("cancelled opening {n} images")));
+        }
+        SequenceOpen::Sequence(seq) if !single_is_field(seq.info()) => {
+            ctx.send(Message::Loaded(Ok(sequence_document(seq))));
+            return None;
+        }
+        SequenceOpen::Sequence(_) => {}
+        SequenceOpen::NotOne(why) => tracing::info!("{n} images opened one by one: {why}"),
+    }
+    ctx.done.store(0, Ordering::Relaxed);
+    for (k, path) in images.iter().enumerate() {
+        if ctx.cancel.load(Ordering::Relaxed) {
+            return Some(Note::Info(format!(
+                "cancelled opening images after {k} of {n}"
+            )));
+        }
+        let name = file_name(path);
+        ctx.set_label(format!("Loading {name} ({} of {n})", k + 1));
+        let loaded = load_image(path, &table, false, &ctx.cancel);
+        if let Some(note) = deliver(ctx, path, &name, loaded) {
+            return Some(note);
+        }
+        ctx.done.store(k + 1, Ordering::Relaxed);
+    }
+    None
+}
+
+/// Whether one file of a sequence alone would open as a field (a
+/// whole-field image per file: those open one by one, as fields).
+fn single_is_field(info: &crate::io::StackInfo) -> bool {
+    is_whole_field(&crate::io::StackInfo {
+        frames: 1,
+        ..info.clone()
+    })
+}
+
+/// An image sequence's document: its folder, one frame per file, read on
+/// demand.
+fn sequence_document(seq: ImageSequence) -> Document {
+    let mut info = seq.info().clone();
+    // an absolute folder, so that its results sidecar lands beside it
+    // ("." has no name to put in front of ".posescope.csv")
+    let path = std::fs::canonicalize(&info.path).unwrap_or_else(|_| info.path.clone());
+    info.path = path.clone();
+    let n = seq.len();
+    let frame_bytes = info.width * info.height * 4;
+    let seq = Arc::new(seq);
+    Document {
+        id: DocId::next(),
+        path,
+        info,
+        frames: Arc::new(FrameStore::from_source(
+            seq.clone(),
+            frame_bytes,
+            LAZY_CACHE_BYTES,
+        )),
+        results: FitResults::new(n),
+        unsaved: false,
+        particles: None,
+        sequence: Some(seq),
+    }
+}
+
 /// What a load job has read.
 enum Loaded {
     /// A document, complete.
@@ -565,6 +681,7 @@ pub fn load_document(
             results: FitResults::new(n),
             unsaved: false,
             particles: None,
+            sequence: None,
         });
     }
     let mut frames = Vec::with_capacity(info.frames);
@@ -588,6 +705,7 @@ pub fn load_document(
         results: FitResults::new(n),
         unsaved: false,
         particles: None,
+        sequence: None,
     })
 }
 

@@ -77,6 +77,15 @@ impl PoseScopeApp {
                 {
                     out.push(Action::OpenDialog);
                 }
+                if ui
+                    .button("Open folder…")
+                    .on_hover_text(
+                        "Every image inside; single-frame images of one size open as one sequence",
+                    )
+                    .clicked()
+                {
+                    out.push(Action::OpenFolderDialog);
+                }
                 ui.menu_button("Open recent", |ui| {
                     if self.settings.recent.is_empty() {
                         ui.label("(none yet)");
@@ -272,15 +281,19 @@ impl PoseScopeApp {
                 out.push(Action::GoToFrame(here + 1));
             }
             ui.label(format!("of {n}"));
+            // a sequence names the frame's own file after its folder
+            let frame_file = self.session.doc().and_then(|d| d.frame_file(here));
+            let name = |p: &std::path::Path| {
+                p.file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            };
             if let Some(p) = self.current_path() {
-                ui.label(
-                    RichText::new(
-                        p.file_name()
-                            .map(|f| f.to_string_lossy().into_owned())
-                            .unwrap_or_default(),
-                    )
-                    .weak(),
-                );
+                let text = match frame_file {
+                    Some(f) => format!("{}/{}", name(p), name(f)),
+                    None => name(p),
+                };
+                ui.label(RichText::new(text).weak());
             }
             if self.session.docs.len() > 1 {
                 let mut cur = self.session.current;

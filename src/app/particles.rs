@@ -559,6 +559,7 @@ fn field_document(
         results: FitResults::new(n),
         unsaved: false,
         particles: Some(particles),
+        sequence: None,
     }
 }
 

@@ -13,7 +13,7 @@ use super::frame_store::FrameStore;
 use crate::estimate::pose::pipeline::ModelSpec;
 use crate::estimate::pose::results::{FitResults, FrameResult};
 use crate::geometry::{Pose, Quat};
-use crate::io::{Frame, StackInfo};
+use crate::io::{Frame, ImageSequence, PoseRow, StackInfo};
 use crate::render::display::{Contrast, Lut};
 use crate::render::scene::FitState;
 
@@ -204,6 +204,9 @@ pub struct Document {
     /// For a localisation table: the table and its picks (frame `k` is
     /// pick `k`'s particle).
     pub particles: Option<super::particles::ParticleDoc>,
+    /// For an image sequence (single-frame files of one size opened
+    /// together): its files, frame `k` being file `k`.
+    pub sequence: Option<Arc<ImageSequence>>,
 }
 
 impl Document {
@@ -232,7 +235,29 @@ impl Document {
             results: FitResults::new(n),
             unsaved: false,
             particles: None,
+            sequence: None,
         }
+    }
+
+    /// The file frame `k` came from, for a sequence; `None` otherwise.
+    pub fn frame_file(&self, k: usize) -> Option<&Path> {
+        self.sequence.as_ref()?.files().get(k).map(PathBuf::as_path)
+    }
+
+    /// The pose-CSV rows of the results, as `posescope fit` writes them: the
+    /// data file and its frame — for a sequence, each frame's own file and
+    /// frame 0, as `posescope fit FOLDER` writes.
+    pub fn result_rows(&self) -> Vec<PoseRow> {
+        let mut rows = self.results.rows(Some(&self.path.display().to_string()));
+        if let Some(seq) = &self.sequence {
+            for row in &mut rows {
+                if let Some(file) = seq.files().get(row.frame) {
+                    row.file = Some(file.display().to_string());
+                    row.frame = 0;
+                }
+            }
+        }
+        rows
     }
 }
 

@@ -64,6 +64,11 @@
 //! # Ok::<(), io::IoError>(())
 //! ```
 //!
+//! ## Image sequences
+//!
+//! [`ImageSequence`] reads single-frame files of one size (a folder of cut-outs) as one
+//! stack: frame `k` is file `k`'s frame, each file opened only when its frame is read.
+//!
 //! # Writing
 //!
 //! [`write_tiff_stack`] writes a multi-page grey-scale TIFF (16-bit unsigned or 32-bit float),
@@ -82,6 +87,7 @@ mod paths;
 mod pose_csv;
 mod raster;
 mod raw;
+mod sequence;
 mod tiff_disguise;
 mod tiff_ifd;
 mod tiff_read;
@@ -100,6 +106,7 @@ pub use frame::{Frame, Limits, SampleType, StackInfo};
 pub use metadata::unit_to_nm;
 pub use paths::{expand_paths, is_image_path, natural_cmp, IMAGE_EXTENSIONS};
 pub use pose_csv::{read_pose_csv, write_pose_csv, PoseRow, POSE_COLUMNS};
+pub use sequence::{ImageSequence, SequenceOpen};
 pub use write::{write_png_gray16, write_tiff_stack, WriteSample};
 
 /// Byte stream a [`Stack`] reads from: a buffered file or an in-memory buffer.
