@@ -1026,6 +1026,16 @@ fn a_folder_of_single_images_opens_as_one_sequence_and_keeps_each_files_results(
     for k in 0..3 {
         assert!(matches!(h.state().result(k), Some(Ok(_))), "frame {k}");
     }
+    // the PNG of frame 2 is named after its own file
+    let out = tmp.path().join("png");
+    std::fs::create_dir_all(&out).unwrap();
+    h.state_mut().settings_mut().export_dir = Some(out.clone());
+    h.get_by_label("Export PNG").click();
+    h.step();
+    let png = h.state().last_export().expect("an export").to_path_buf();
+    assert_eq!(png, out.join("cut_10_f0000.png"));
+    assert!(png.is_file());
+
     let csv = tmp.path().join("poses.csv");
     h.state_mut().save_results(&csv);
     let rows = read_pose_csv(&csv).unwrap();

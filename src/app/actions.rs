@@ -597,6 +597,7 @@ impl PoseScopeApp {
             dir,
             file: &doc.path,
             frames: doc.frames.len(),
+            frame_files: doc.sequence.as_ref().map(|s| s.files()),
             model: &self.live.model,
             model_name,
             pixel_size_nm: doc.info.pixel_size_nm,

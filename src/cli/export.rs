@@ -79,6 +79,7 @@ pub fn run(a: ExportArgs) -> Result<()> {
         dir: &a.out,
         file: &a.file,
         frames: n,
+        frame_files: None,
         model: &model,
         model_name: &model_name,
         pixel_size_nm: a.model.pixel_size.or(stack.info().pixel_size_nm),

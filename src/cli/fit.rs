@@ -245,6 +245,7 @@ pub fn run(a: FitArgs) -> Result<()> {
             dir,
             file: &path,
             frames: n,
+            frame_files: None,
             model: &fitter.model,
             model_name: &model_name,
             pixel_size_nm: a.model.pixel_size.or(stack.info().pixel_size_nm),

@@ -42,6 +42,9 @@ pub struct ExportTarget<'a> {
     pub file: &'a Path,
     /// Frames in the file.
     pub frames: usize,
+    /// For an image sequence: each frame's own file (frame `k` is then
+    /// frame 0 of `frame_files[k]`, in names and annotations).
+    pub frame_files: Option<&'a [PathBuf]>,
     /// The model rendered at each state.
     pub model: &'a FitModel,
     /// The model's name as shown to users.
@@ -86,16 +89,26 @@ impl ExportTarget<'_> {
         )
     }
 
+    /// Where frame `index` comes from: its file, its frame in that file and
+    /// the file's frame count.
+    fn source(&self, index: usize) -> (&Path, usize, usize) {
+        match self.frame_files.and_then(|f| f.get(index)) {
+            Some(file) => (file, 0, 1),
+            None => (self.file, index, self.frames),
+        }
+    }
+
     /// The annotated image of one frame.
     pub fn image(&self, at: &FrameAt<'_>) -> Result<image::RgbaImage, OutputError> {
         let contrast = self
             .look
             .contrast
             .unwrap_or_else(|| auto_contrast(&at.frame.data, auto_contrast_fraction(0)));
+        let (file, frame, frames) = self.source(at.index);
         let annotation = Annotation {
-            file: self.file.display().to_string(),
-            frame: at.index,
-            frames: self.frames,
+            file: file.display().to_string(),
+            frame,
+            frames,
             pose: at.state.pose,
             sigma: at.state.sigma,
             score: at.score,
@@ -113,7 +126,8 @@ impl ExportTarget<'_> {
     /// Writes one frame's annotated PNG into the folder under its standard
     /// name (temp file, then rename) and returns the path.
     pub fn write(&self, at: &FrameAt<'_>) -> Result<PathBuf, OutputError> {
-        let path = self.dir.join(export_dir_name(self.file, at.index));
+        let (file, frame, _) = self.source(at.index);
+        let path = self.dir.join(export_dir_name(file, frame));
         write_png(&path, &self.image(at)?)?;
         Ok(path)
     }
