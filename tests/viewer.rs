@@ -1061,3 +1061,57 @@ fn a_folder_of_single_images_opens_as_one_sequence_and_keeps_each_files_results(
         assert!((r.outcome.state.pose.q.w - q).abs() < 1e-9, "frame {k}");
     }
 }
+
+/// A field's candidates reviewed from the keyboard: N selects the next
+/// candidate, A accepts the selected one and Delete removes it, each moving
+/// on; when none is left a notice says so.
+#[test]
+fn a_fields_candidates_are_reviewed_from_the_keyboard() {
+    use posescope::app::particles::PickState;
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, files) = small_field(tmp.path(), 21);
+    let mut h = harness_with(vec![files.picasso.clone()], |app| {
+        app.settings_mut().auto_estimate = false;
+    });
+    settle(&mut h);
+    assert_eq!(h.state().frame_count(), 4, "{:?}", h.state().notices());
+    assert_eq!(h.state().selected_pick(), None);
+    let press = |h: &mut Harness<'_, PoseScopeApp>, key: egui::Key| {
+        h.key_press(key);
+        h.step();
+    };
+    press(&mut h, egui::Key::N);
+    assert_eq!(h.state().selected_pick(), Some(0));
+    assert_eq!(h.state().frame_index(), 0);
+    press(&mut h, egui::Key::A);
+    assert_eq!(h.state().pick_state(0), Some(PickState::Accepted));
+    assert_eq!(h.state().selected_pick(), Some(1));
+    assert_eq!(h.state().frame_index(), 1);
+    press(&mut h, egui::Key::Delete);
+    assert_eq!(h.state().pick_state(1), Some(PickState::Removed));
+    assert_eq!(h.state().selected_pick(), Some(2));
+    // N skips without deciding; the review wraps round to what is left
+    press(&mut h, egui::Key::N);
+    assert_eq!(h.state().selected_pick(), Some(3));
+    assert_eq!(h.state().pick_state(2), Some(PickState::Candidate));
+    press(&mut h, egui::Key::A);
+    assert_eq!(h.state().pick_state(3), Some(PickState::Accepted));
+    assert_eq!(h.state().selected_pick(), Some(2));
+    press(&mut h, egui::Key::A);
+    assert_eq!(h.state().pick_state(2), Some(PickState::Accepted));
+    assert!(h
+        .state()
+        .notices()
+        .iter()
+        .any(|n| n.text.contains("no candidates left")));
+    let states: Vec<_> = (0..4).map(|k| h.state().pick_state(k).unwrap()).collect();
+    assert_eq!(
+        states,
+        [
+            PickState::Accepted,
+            PickState::Removed,
+            PickState::Accepted,
+            PickState::Accepted
+        ]
+    );
+}

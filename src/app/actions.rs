@@ -84,6 +84,10 @@ pub enum Action {
     MovePick(usize, [f64; 2]),
     /// Table documents: remove the selected pick (Delete).
     RemoveSelectedPick,
+    /// Accepts the selected pick and selects the next candidate (key A).
+    AcceptSelectedPick,
+    /// Selects the next candidate without changing any (key N).
+    NextCandidate,
     /// Table documents: save the picks as CSV.
     SavePicksDialog,
     /// Table documents: replace the picks with a picks CSV's.
@@ -226,18 +230,9 @@ impl PoseScopeApp {
                         .error(format!("pick {k} could not be moved there")),
                 }
             }
-            Action::RemoveSelectedPick => {
-                if let Some(k) = self.ui.field.selected.take() {
-                    if let Some(e) = self
-                        .session
-                        .particles_mut()
-                        .and_then(|p| p.picks.get_mut(k))
-                    {
-                        e.state = PickState::Removed;
-                        self.session.info(format!("removed pick {k}"));
-                    }
-                }
-            }
+            Action::RemoveSelectedPick => self.review_selected(PickState::Removed),
+            Action::AcceptSelectedPick => self.review_selected(PickState::Accepted),
+            Action::NextCandidate => self.select_next_candidate(),
             Action::SavePicksDialog => self.save_picks_dialog(),
             Action::LoadPicksDialog => {
                 let mut dialog = rfd::FileDialog::new()
@@ -304,6 +299,49 @@ impl PoseScopeApp {
 
     /// Selects a pick of the table on screen: its particle becomes the
     /// frame, and the field centres on it.
+    /// Gives the selected pick `state` (Delete: removed, A: accepted) and
+    /// moves on to the next candidate, so a field is reviewed from the
+    /// keyboard.
+    fn review_selected(&mut self, state: PickState) {
+        let Some(k) = self.ui.field.selected.take() else {
+            if state == PickState::Accepted {
+                // nothing selected yet: A starts the review
+                self.select_next_candidate();
+            }
+            return;
+        };
+        let Some(e) = self
+            .session
+            .particles_mut()
+            .and_then(|p| p.picks.get_mut(k))
+        else {
+            return;
+        };
+        e.state = state;
+        let what = if state == PickState::Removed {
+            "removed"
+        } else {
+            "accepted"
+        };
+        self.session.info(format!("{what} pick {k}"));
+        self.ui.field.selected = Some(k);
+        self.select_next_candidate();
+    }
+
+    /// Selects the candidate after the selected pick (N); when none is
+    /// left, says so and keeps the selection.
+    fn select_next_candidate(&mut self) {
+        let Some(p) = self.session.doc().and_then(|d| d.particles.as_ref()) else {
+            return;
+        };
+        match p.next_candidate(self.ui.field.selected) {
+            Some(k) => self.select_pick(k),
+            None => self
+                .session
+                .info("no candidates left to review: every pick is accepted or removed"),
+        }
+    }
+
     fn select_pick(&mut self, k: usize) {
         let Some(p) = self.session.doc().and_then(|d| d.particles.as_ref()) else {
             return;

@@ -339,6 +339,17 @@ impl PoseScopeApp {
         Some([e.pick.x_nm, e.pick.y_nm])
     }
 
+    /// The pick selected in the field, if any.
+    pub fn selected_pick(&self) -> Option<usize> {
+        self.ui.field.selected
+    }
+
+    /// Pick `k`'s review state in the current field.
+    pub fn pick_state(&self, k: usize) -> Option<particles::PickState> {
+        let e = self.session.doc()?.particles.as_ref()?.picks.get(k)?;
+        Some(e.state)
+    }
+
     /// The field position under a screen point, nm, as of the last frame.
     pub fn field_point_nm(&self, pos: egui::Pos2) -> Option<[f64; 2]> {
         self.ui.field.point_nm(pos)
@@ -595,6 +606,13 @@ impl PoseScopeApp {
         }
         if home {
             out.push(Action::FitView);
+        }
+        let on_field = self.session.doc().is_some_and(|d| d.particles.is_some());
+        if on_field && ctx.input(|i| i.key_pressed(Key::A)) {
+            out.push(Action::AcceptSelectedPick);
+        }
+        if on_field && ctx.input(|i| i.key_pressed(Key::N)) {
+            out.push(Action::NextCandidate);
         }
         if ctx.input(|i| i.key_pressed(Key::Delete) || i.key_pressed(Key::Backspace)) {
             out.push(Action::RemoveSelectedPick);

@@ -263,6 +263,17 @@ impl ParticleDoc {
             .collect()
     }
 
+    /// The next candidate after pick `after` (from the start when `None`),
+    /// wrapping round; `None` when no candidate is left — the order in
+    /// which the keyboard review (A, Delete, N) walks the picks.
+    pub fn next_candidate(&self, after: Option<usize>) -> Option<usize> {
+        let n = self.picks.len();
+        let start = after.map_or(0, |k| k + 1);
+        (0..n)
+            .map(|i| (start + i) % n)
+            .find(|&k| self.picks[k].state == PickState::Candidate)
+    }
+
     /// Accepts every candidate; returns how many.
     pub fn accept_all(&mut self) -> usize {
         let mut n = 0;

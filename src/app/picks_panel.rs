@@ -77,8 +77,11 @@ impl PoseScopeApp {
             }
         });
         ui.label(
-            RichText::new("Click the field to add a pick; Delete removes the selected one.")
-                .small(),
+            RichText::new(
+                "Click the field to add a pick. Review by keyboard: N next candidate, A accept, \
+                 Delete remove (each moves on to the next candidate).",
+            )
+            .small(),
         );
         ui.separator();
         let shown: Vec<usize> = (0..p.picks.len())
