@@ -664,11 +664,10 @@ fn a_table_is_picked_accepted_fitted_and_exported_as_an_overview() {
     assert_eq!(h.state().frame_count(), 5, "{:?}", h.state().notices());
     h.key_press(egui::Key::Delete);
     h.step();
-    assert!(h
-        .state()
-        .notices()
-        .iter()
-        .any(|n| n.text.contains("removed pick 4")));
+    assert_eq!(
+        h.state().pick_state(4),
+        Some(posescope::app::particles::PickState::Removed)
+    );
 }
 
 /// A whole-field image (not a table): the field of `small_field` (5.2 µm

@@ -317,13 +317,9 @@ impl PoseScopeApp {
         else {
             return;
         };
+        // no notice: the pick's circle and its row show its new state, and a
+        // review of thousands of candidates must not stack thousands of notes
         e.state = state;
-        let what = if state == PickState::Removed {
-            "removed"
-        } else {
-            "accepted"
-        };
-        self.session.info(format!("{what} pick {k}"));
         self.ui.field.selected = Some(k);
         self.select_next_candidate();
     }
