@@ -1082,6 +1082,18 @@ fn a_fields_candidates_are_reviewed_from_the_keyboard() {
     press(&mut h, egui::Key::N);
     assert_eq!(h.state().selected_pick(), Some(0));
     assert_eq!(h.state().frame_index(), 0);
+    // the field zooms in until the particle's disc (R + r = 220 nm) is at
+    // least 20 points across its radius
+    h.step();
+    let (a, b) = (h.state().pick_on_screen(0), h.state().pick_on_screen(1));
+    let (na, nb) = (h.state().pick_nm(0).unwrap(), h.state().pick_nm(1).unwrap());
+    let pt_per_nm =
+        (a.unwrap() - b.unwrap()).length() as f64 / (na[0] - nb[0]).hypot(na[1] - nb[1]);
+    assert!(
+        220.0 * pt_per_nm >= 19.9,
+        "disc radius {:.1} pt",
+        220.0 * pt_per_nm
+    );
     press(&mut h, egui::Key::A);
     assert_eq!(h.state().pick_state(0), Some(PickState::Accepted));
     assert_eq!(h.state().selected_pick(), Some(1));

@@ -331,7 +331,14 @@ impl PoseScopeApp {
             return;
         };
         match p.next_candidate(self.ui.field.selected) {
-            Some(k) => self.select_pick(k),
+            Some(k) => {
+                let [major, tube] = p.torus();
+                let e = &p.picks[k].pick;
+                let (x, y) = (e.x_nm, e.y_nm);
+                self.select_pick(k);
+                self.ui.field.focus_on(x, y, major + tube);
+                self.ui.field.reveal_selected = true;
+            }
             None => self
                 .session
                 .info("no candidates left to review: every pick is accepted or removed"),

@@ -45,6 +45,9 @@ const SETTLE: std::time::Duration = std::time::Duration::from_millis(150);
 const MIN_OUTLINE_PT: f32 = 5.0;
 /// Below this disc radius (points) picks are not numbered.
 const MIN_LABEL_PT: f32 = 7.0;
+/// A particle reviewed from the keyboard is shown at least this large
+/// (disc radius, points).
+pub const FOCUS_RADIUS_PT: f32 = 20.0;
 
 /// Tables up to this many rows are rendered on the UI thread (a few ms).
 pub const SYNC_ROWS: usize = 50_000;
@@ -60,6 +63,9 @@ pub struct FieldView {
     pub fit_pending: bool,
     /// The pick shown selected.
     pub selected: Option<usize>,
+    /// The Picks list should scroll to the selected pick at its next draw
+    /// (set by the keyboard review, which moves the selection on).
+    pub reveal_selected: bool,
     render: Option<FieldRender>,
     /// A render on a background thread, with the view it is for.
     pending: Option<Pending>,
@@ -125,6 +131,16 @@ impl FieldView {
     /// Centres the view on a point of the field, nm.
     pub fn centre_on(&mut self, x_nm: f64, y_nm: f64) {
         self.centre_nm = [x_nm, y_nm];
+    }
+
+    /// Centres on a particle of `radius` (field units) and zooms in until
+    /// its disc is at least [`FOCUS_RADIUS_PT`] on screen (never out), so a
+    /// keyboard review of a 10⁶-localisation field shows each particle.
+    pub fn focus_on(&mut self, x_nm: f64, y_nm: f64, radius: f64) {
+        self.centre_on(x_nm, y_nm);
+        if radius.is_finite() && radius > 0.0 {
+            self.nm_per_pt = self.nm_per_pt.min(radius / f64::from(FOCUS_RADIUS_PT));
+        }
     }
 
     fn to_screen(&self, rect: Rect, x_nm: f64, y_nm: f64) -> Pos2 {
@@ -527,4 +543,27 @@ fn outline(q: Quat, r: f32, c: Pos2) -> Vec<Pos2> {
             c + Vec2::new(v[0] as f32 * r, v[1] as f32 * r)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn focusing_on_a_particle_centres_it_and_only_zooms_in() {
+        let mut fv = FieldView {
+            nm_per_pt: 100.0,
+            ..FieldView::default()
+        };
+        fv.focus_on(1000.0, 2000.0, 220.0);
+        assert_eq!(fv.centre_nm, [1000.0, 2000.0]);
+        assert!((220.0 / fv.nm_per_pt - f64::from(FOCUS_RADIUS_PT)).abs() < 1e-9);
+        // already closer: the zoom stays
+        fv.nm_per_pt = 2.0;
+        fv.focus_on(0.0, 0.0, 220.0);
+        assert_eq!(fv.nm_per_pt, 2.0);
+        // no usable radius: centred only
+        fv.focus_on(5.0, 6.0, f64::NAN);
+        assert_eq!((fv.centre_nm, fv.nm_per_pt), ([5.0, 6.0], 2.0));
+    }
 }

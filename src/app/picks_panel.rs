@@ -88,58 +88,64 @@ impl PoseScopeApp {
             .filter(|&k| p.picks[k].state != PickState::Removed)
             .collect();
         let row_height = ui.spacing().interact_size.y + ui.spacing().item_spacing.y;
-        egui::ScrollArea::vertical()
-            .auto_shrink([false, false])
-            .show_rows(ui, row_height, shown.len(), |ui, rows| {
-                egui::Grid::new("picks")
-                    .striped(!self.ui.lean)
-                    .min_row_height(ui.spacing().interact_size.y)
-                    .show(ui, |ui| {
-                        for &k in &shown[rows] {
-                            let e = &p.picks[k];
-                            let selected = self.ui.field.selected == Some(k);
+        let mut list = egui::ScrollArea::vertical().auto_shrink([false, false]);
+        if std::mem::take(&mut self.ui.field.reveal_selected) {
+            // the keyboard review moved on: its row, three rows from the top
+            if let Some(row) = shown
+                .iter()
+                .position(|&k| Some(k) == self.ui.field.selected)
+            {
+                list = list.vertical_scroll_offset((row as f32 - 3.0).max(0.0) * row_height);
+            }
+        }
+        list.show_rows(ui, row_height, shown.len(), |ui, rows| {
+            egui::Grid::new("picks")
+                .striped(!self.ui.lean)
+                .min_row_height(ui.spacing().interact_size.y)
+                .show(ui, |ui| {
+                    for &k in &shown[rows] {
+                        let e = &p.picks[k];
+                        let selected = self.ui.field.selected == Some(k);
+                        if ui
+                            .selectable_label(selected, format!("#{k}"))
+                            .on_hover_text("Show this particle")
+                            .clicked()
+                        {
+                            out.push(Action::SelectPick(k));
+                        }
+                        // an image's picks have no localisations to count
+                        ui.monospace(if p.is_table() {
+                            e.pick.n_locs.to_string()
+                        } else {
+                            "·".into()
+                        });
+                        let fitted = doc.results.fit(k).is_some();
+                        match (e.state, fitted) {
+                            (_, true) => ui.colored_label(Color32::from_rgb(64, 220, 96), "fitted"),
+                            (PickState::Accepted, false) => ui.label("accepted"),
+                            _ => ui.colored_label(Color32::from_rgb(255, 214, 10), "candidate"),
+                        };
+                        ui.horizontal(|ui| {
+                            if e.state == PickState::Candidate
+                                && ui
+                                    .small_button("accept")
+                                    .on_hover_text("Accept this pick")
+                                    .clicked()
+                            {
+                                out.push(Action::SetPickState(k, PickState::Accepted));
+                            }
                             if ui
-                                .selectable_label(selected, format!("#{k}"))
-                                .on_hover_text("Show this particle")
+                                .small_button("remove")
+                                .on_hover_text("Remove this pick (Delete)")
                                 .clicked()
                             {
-                                out.push(Action::SelectPick(k));
+                                out.push(Action::SetPickState(k, PickState::Removed));
                             }
-                            // an image's picks have no localisations to count
-                            ui.monospace(if p.is_table() {
-                                e.pick.n_locs.to_string()
-                            } else {
-                                "·".into()
-                            });
-                            let fitted = doc.results.fit(k).is_some();
-                            match (e.state, fitted) {
-                                (_, true) => {
-                                    ui.colored_label(Color32::from_rgb(64, 220, 96), "fitted")
-                                }
-                                (PickState::Accepted, false) => ui.label("accepted"),
-                                _ => ui.colored_label(Color32::from_rgb(255, 214, 10), "candidate"),
-                            };
-                            ui.horizontal(|ui| {
-                                if e.state == PickState::Candidate
-                                    && ui
-                                        .small_button("accept")
-                                        .on_hover_text("Accept this pick")
-                                        .clicked()
-                                {
-                                    out.push(Action::SetPickState(k, PickState::Accepted));
-                                }
-                                if ui
-                                    .small_button("remove")
-                                    .on_hover_text("Remove this pick (Delete)")
-                                    .clicked()
-                                {
-                                    out.push(Action::SetPickState(k, PickState::Removed));
-                                }
-                            });
-                            ui.end_row();
-                        }
-                    });
-            });
+                        });
+                        ui.end_row();
+                    }
+                });
+        });
     }
 
     /// How tables are opened: the particle and the camera pixel size for
