@@ -661,14 +661,7 @@ impl FieldPicking {
                 Some("no particles of the model's size found automatically: click in the field to pick by hand".into()),
             ),
             Ok(found) => (
-                found
-                    .iter()
-                    .map(|p| Pick {
-                        x_nm: p.x_px * u,
-                        y_nm: p.y_px * u,
-                        n_locs: 0,
-                    })
-                    .collect(),
+                found.iter().map(|p| p.to_pick(u)).collect(),
                 None,
             ),
         }
@@ -755,13 +748,18 @@ mod tests {
     use super::*;
     use crate::synth::locs::{generate_field, write_field, FieldConfig};
 
-    fn field(dir: &Path) -> std::path::PathBuf {
-        let cfg = FieldConfig {
+    /// Four particles in 40 × 40 camera pixels.
+    fn field_config() -> FieldConfig {
+        FieldConfig {
             particles: 4,
             field_px: [40, 40],
             seed: 5,
             ..FieldConfig::default()
-        };
+        }
+    }
+
+    fn field(dir: &Path) -> std::path::PathBuf {
+        let cfg = field_config();
         let f = generate_field(&cfg).unwrap();
         write_field(&cfg, &f, dir).unwrap().thunderstorm
     }
@@ -805,13 +803,7 @@ mod tests {
     #[test]
     fn a_field_image_opens_before_its_picks_which_skip_those_made_by_hand() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = FieldConfig {
-            particles: 4,
-            field_px: [40, 40],
-            seed: 5,
-            ..FieldConfig::default()
-        };
-        let f = generate_field(&cfg).unwrap();
+        let f = generate_field(&field_config()).unwrap();
         let view = LocView {
             origin_nm: [0.0, 0.0],
             pixel_nm: 10.0,

@@ -143,14 +143,7 @@ fn run_image(a: &PickArgs) -> Result<()> {
         let Some(s) = s else {
             anyhow::bail!("--truth needs the image's pixel size (--pixel-size)");
         };
-        let as_nm: Vec<Pick> = picks
-            .iter()
-            .map(|p| Pick {
-                x_nm: p.x_px * s,
-                y_nm: p.y_px * s,
-                n_locs: 0,
-            })
-            .collect();
+        let as_nm: Vec<Pick> = picks.iter().map(|p| p.to_pick(s)).collect();
         report_truth(t, &as_nm)?;
     }
     Ok(())

@@ -43,7 +43,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::detect::{local_maxima, normalised_blur};
-use super::PickError;
+use super::{Pick, PickError};
 use crate::io::Frame;
 
 /// Settings of the image picker.
@@ -300,6 +300,16 @@ struct Measured {
 }
 
 impl ImagePick {
+    /// The pick as a field position: its centre × `unit` (the pixel size
+    /// in nm, or 1 for pixels), with no localisation count.
+    pub fn to_pick(&self, unit: f64) -> Pick {
+        Pick {
+            x_nm: self.x_px * unit,
+            y_nm: self.y_px * unit,
+            n_locs: 0,
+        }
+    }
+
     /// A pick placed by hand (or read from a picks CSV) at `centre_px`,
     /// measured there for a particle of outer radius `radius_px`; its
     /// centre is kept.
@@ -489,14 +499,7 @@ mod tests {
     }
 
     fn as_nm(picks: &[ImagePick]) -> Vec<Pick> {
-        picks
-            .iter()
-            .map(|p| Pick {
-                x_nm: p.x_px * PIXEL_NM,
-                y_nm: p.y_px * PIXEL_NM,
-                n_locs: 0,
-            })
-            .collect()
+        picks.iter().map(|p| p.to_pick(PIXEL_NM)).collect()
     }
 
     #[test]
