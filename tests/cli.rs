@@ -864,3 +864,61 @@ fn a_file_without_a_subcommand_opens_the_viewer() {
     let o = posescope(&["info", &file]);
     assert!(text(&o.stderr).contains("some.tif"), "{}", text(&o.stderr));
 }
+
+/// `info` describes a file whose frame is above the frame limit (it reads
+/// headers only) and says that the other commands refuse it; `--stats`,
+/// which reads the frames, refuses it with the limit named.
+#[test]
+fn info_describes_a_frame_above_the_limit() {
+    // a little-endian TIFF header, written here by hand: one 40000 × 40000
+    // 8-bit Deflate page whose single strip (never decoded) is 400 kB, the
+    // least the reader believes can hold 1.6 GB (at most 4096× expansion)
+    let mut b: Vec<u8> = b"II*\0".to_vec();
+    b.extend(8u32.to_le_bytes());
+    let entries: [(u16, u16, u32); 9] = [
+        (256, 4, 40_000),  // ImageWidth
+        (257, 4, 40_000),  // ImageLength
+        (258, 3, 8),       // BitsPerSample
+        (259, 3, 8),       // Compression: Deflate
+        (262, 3, 1),       // Photometric: black is zero
+        (273, 4, 0),       // StripOffsets (patched below)
+        (277, 3, 1),       // SamplesPerPixel
+        (278, 4, 40_000),  // RowsPerStrip
+        (279, 4, 400_000), // StripByteCounts
+    ];
+    let data_at = 8 + 2 + entries.len() as u32 * 12 + 4;
+    b.extend((entries.len() as u16).to_le_bytes());
+    for (tag, kind, value) in entries {
+        let value = if tag == 273 { data_at } else { value };
+        b.extend(tag.to_le_bytes());
+        b.extend(kind.to_le_bytes());
+        b.extend(1u32.to_le_bytes());
+        if kind == 3 {
+            b.extend((value as u16).to_le_bytes());
+            b.extend([0, 0]);
+        } else {
+            b.extend(value.to_le_bytes());
+        }
+    }
+    b.extend(0u32.to_le_bytes());
+    b.resize(b.len() + 400_000, 0);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.tif");
+    std::fs::write(&path, &b).unwrap();
+    let p = path.to_str().unwrap();
+    let o = posescope(&["info", p]);
+    ok(&o);
+    let out = text(&o.stdout);
+    assert!(out.contains("40000 × 40000 px"), "{out}");
+    assert!(
+        out.contains("above the limit") && out.contains("refuse"),
+        "{out}"
+    );
+    let o = posescope(&["info", "--stats", p]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("max_frame_bytes"),
+        "{}",
+        text(&o.stderr)
+    );
+}

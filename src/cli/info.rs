@@ -38,7 +38,17 @@ pub fn run(a: InfoArgs) -> Result<()> {
             reports.push(table_report(path, a.pixel_size, a.json)?);
             continue;
         }
-        let mut stack = io::open(path)?;
+        // headers only: a frame above the frame limit is still described
+        // (a finite bound keeps every size product far from overflow)
+        let limits = if a.stats {
+            io::Limits::default()
+        } else {
+            io::Limits {
+                max_frame_bytes: 1 << 50,
+                ..io::Limits::default()
+            }
+        };
+        let mut stack = io::open_with_limits(path, &limits)?;
         let n = stack.len();
         let range = if !a.stats || a.no_range {
             None
@@ -56,7 +66,18 @@ pub fn run(a: InfoArgs) -> Result<()> {
             bar.finish_and_clear();
             Some((lo, hi))
         };
-        let info = stack.info();
+        let mut info = stack.info().clone();
+        let frame_bytes = (info.width as u64).saturating_mul(info.height as u64 * 4);
+        let limit = io::Limits::default().max_frame_bytes;
+        if frame_bytes > limit {
+            info.warnings.push(format!(
+                "a frame needs {:.1} GiB as float32, above the limit of {:.0} GiB: view, fit and \
+                 pick refuse this file",
+                frame_bytes as f64 / f64::from(1u32 << 30),
+                limit as f64 / f64::from(1u32 << 30)
+            ));
+        }
+        let info = &info;
         reports.push(serde_json::json!({
             "file": path.display().to_string(),
             "format": info.format,
