@@ -1126,3 +1126,18 @@ fn a_fields_candidates_are_reviewed_from_the_keyboard() {
         ]
     );
 }
+
+/// Stacks opened together that are not one sequence open one by one, each
+/// its own document, and the first one given is the one shown.
+#[test]
+fn stacks_opened_together_open_one_by_one_showing_the_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let (first, _) = dataset(&a, 3);
+    let (second, _) = dataset(&b, 2);
+    let mut h = harness(vec![first.clone(), second]);
+    settle(&mut h);
+    assert_eq!(h.state().document_count(), 2, "{:?}", h.state().notices());
+    assert_eq!(h.state().current_path(), Some(first.as_path()));
+    assert_eq!(h.state().frame_count(), 3);
+}

@@ -82,6 +82,9 @@ pub enum Message {
         /// Why there are none, when there are none.
         note: Option<String>,
     },
+    /// Files opened one by one have all loaded: show this one (the first),
+    /// not the last that arrived.
+    ShowDocument(DocId),
     /// The fitter for a model is ready (or failed), tagged with its spec.
     FitterReady(ModelSpec, Result<Arc<Fitter>, AppError>),
     /// One frame was fitted.
@@ -576,6 +579,7 @@ fn open_images(ctx: &Ctx, images: &[PathBuf], table: TableLoad) -> Option<Note> 
         SequenceOpen::NotOne(why) => tracing::info!("{n} images opened one by one: {why}"),
     }
     ctx.done.store(0, Ordering::Relaxed);
+    let mut first = None;
     for (k, path) in images.iter().enumerate() {
         if ctx.cancel.load(Ordering::Relaxed) {
             return Some(Note::Info(format!(
@@ -585,10 +589,16 @@ fn open_images(ctx: &Ctx, images: &[PathBuf], table: TableLoad) -> Option<Note> 
         let name = file_name(path);
         ctx.set_label(format!("Loading {name} ({} of {n})", k + 1));
         let loaded = load_image(path, &table, false, &ctx.cancel);
+        if let Ok(Loaded::Done(d) | Loaded::Picking(d, _)) = &loaded {
+            first = first.or(Some(d.id));
+        }
         if let Some(note) = deliver(ctx, path, &name, loaded) {
             return Some(note);
         }
         ctx.done.store(k + 1, Ordering::Relaxed);
+    }
+    if let Some(id) = first {
+        ctx.send(Message::ShowDocument(id));
     }
     None
 }

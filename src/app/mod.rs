@@ -487,6 +487,14 @@ impl PoseScopeApp {
                     }
                 }
                 Message::Picked { doc, picks, note } => self.field_picked(doc, &picks, note),
+                Message::ShowDocument(id) => {
+                    if let Some(i) = self.session.docs.iter().position(|d| d.id == id) {
+                        self.session.switch_document(i);
+                        self.ui.view.fit_pending = true;
+                        self.ui.field.fit_pending = true;
+                        self.ui.show_field = self.session.docs[i].particles.is_some();
+                    }
+                }
                 Message::Loaded(Err(e)) => {
                     let hint = matches!(
                         e,
