@@ -297,8 +297,6 @@ impl PoseScopeApp {
         self.live.frame_changed();
     }
 
-    /// Selects a pick of the table on screen: its particle becomes the
-    /// frame, and the field centres on it.
     /// Gives the selected pick `state` (Delete: removed, A: accepted) and
     /// moves on to the next candidate, so a field is reviewed from the
     /// keyboard.
@@ -345,6 +343,8 @@ impl PoseScopeApp {
         }
     }
 
+    /// Selects a pick of the table on screen: its particle becomes the
+    /// frame, and the field centres on it.
     fn select_pick(&mut self, k: usize) {
         let Some(p) = self.session.doc().and_then(|d| d.particles.as_ref()) else {
             return;

@@ -505,8 +505,8 @@ impl Ctx {
     }
 }
 
-/// A path's file name, for labels.
-fn file_name(path: &std::path::Path) -> String {
+/// A path's file name, for labels (the frame bar's too).
+pub(super) fn file_name(path: &std::path::Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
@@ -615,11 +615,10 @@ fn single_is_field(info: &crate::io::StackInfo) -> bool {
 /// An image sequence's document: its folder, one frame per file, read on
 /// demand.
 fn sequence_document(seq: ImageSequence) -> Document {
-    let mut info = seq.info().clone();
-    // an absolute folder, so that its results sidecar lands beside it
-    // ("." has no name to put in front of ".posescope.csv")
-    let path = std::fs::canonicalize(&info.path).unwrap_or_else(|_| info.path.clone());
-    info.path = path.clone();
+    // the files were made absolute before opening (open_images), so the
+    // folder is too, and its results sidecar lands beside it
+    let info = seq.info().clone();
+    let path = info.path.clone();
     let n = seq.len();
     let frame_bytes = info.width * info.height * 4;
     let seq = Arc::new(seq);

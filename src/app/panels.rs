@@ -7,6 +7,7 @@
 use egui::{Color32, RichText, Vec2};
 
 use super::actions::Action;
+use super::jobs::file_name;
 use super::state::Layout;
 use super::view::{image_view, paint_scale_bar};
 use super::{PoseScopeApp, RightTab};
@@ -283,15 +284,10 @@ impl PoseScopeApp {
             ui.label(format!("of {n}"));
             // a sequence names the frame's own file after its folder
             let frame_file = self.session.doc().and_then(|d| d.frame_file(here));
-            let name = |p: &std::path::Path| {
-                p.file_name()
-                    .map(|f| f.to_string_lossy().into_owned())
-                    .unwrap_or_default()
-            };
             if let Some(p) = self.current_path() {
                 let text = match frame_file {
-                    Some(f) => format!("{}/{}", name(p), name(f)),
-                    None => name(p),
+                    Some(f) => format!("{}/{}", file_name(p), file_name(f)),
+                    None => file_name(p),
                 };
                 ui.label(RichText::new(text).weak());
             }

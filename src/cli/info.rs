@@ -67,15 +67,12 @@ pub fn run(a: InfoArgs) -> Result<()> {
             Some((lo, hi))
         };
         let mut info = stack.info().clone();
-        let frame_bytes = (info.width as u64).saturating_mul(info.height as u64 * 4);
-        let limit = io::Limits::default().max_frame_bytes;
-        if frame_bytes > limit {
-            info.warnings.push(format!(
-                "a frame needs {:.1} GiB as float32, above the limit of {:.0} GiB: view, fit and \
-                 pick refuse this file",
-                frame_bytes as f64 / f64::from(1u32 << 30),
-                limit as f64 / f64::from(1u32 << 30)
-            ));
+        // the check the other commands make when they open the file
+        if let Err(e) =
+            io::Limits::default().check_frame(path, info.width as u64, info.height as u64)
+        {
+            info.warnings
+                .push(format!("{e}: view, fit and pick refuse this file"));
         }
         let info = &info;
         reports.push(serde_json::json!({

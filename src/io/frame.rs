@@ -34,7 +34,7 @@ impl Limits {
     }
 
     /// Checks that a `width × height` frame fits `max_frame_bytes` (as `f32`).
-    pub(crate) fn check_frame(&self, path: &Path, width: u64, height: u64) -> Result<(), IoError> {
+    pub fn check_frame(&self, path: &Path, width: u64, height: u64) -> Result<(), IoError> {
         let bytes = width
             .checked_mul(height)
             .and_then(|n| n.checked_mul(4))
