@@ -505,24 +505,30 @@ fn a_localisation_field_is_picked_and_fitted() {
     groups.dedup();
     assert_eq!(groups, (0..8).collect::<Vec<i32>>());
     assert_eq!(picked.pixel_size_nm, Some(130.0));
+    // the default particle (named on stderr), and the same torus given explicitly
     for extra in [vec![], vec!["--picks".to_string(), s("picks.csv")]] {
-        let mut args = vec![
-            "fit".to_string(),
-            s("f/field.hdf5"),
-            "--torus".into(),
-            "180,40".into(),
-        ];
+        let mut args = vec!["fit".to_string(), s("f/field.hdf5")];
+        if !extra.is_empty() {
+            args.extend(["--torus".into(), "180,40".into()]);
+            args.extend(["--units".into(), "nm".into()]);
+        }
         args.extend([
-            "--units".into(),
-            "nm".into(),
             "--device".into(),
             "cpu".into(),
             "--csv".into(),
             s("poses.csv"),
         ]);
+        let default_model = extra.is_empty();
         args.extend(extra);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        ok(&posescope(&args));
+        let o = posescope(&args);
+        ok(&o);
+        assert_eq!(
+            text(&o.stderr).contains("model: torus R 180 nm, r 40 nm (the default particle"),
+            default_model,
+            "{}",
+            text(&o.stderr)
+        );
         let rows = posescope::io::read_pose_csv(&d.join("poses.csv")).unwrap();
         assert_eq!(rows.len(), 8);
         for r in &rows {
@@ -569,9 +575,20 @@ fn a_localisation_field_is_picked_and_fitted() {
         48
     );
     // the model must be in nm for a table
-    let o = posescope(&["fit", &s("f/field.hdf5"), "--csv", &s("p.csv")]);
+    let o = posescope(&[
+        "fit",
+        &s("f/field.hdf5"),
+        "--units",
+        "px",
+        "--csv",
+        &s("p.csv"),
+    ]);
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--units nm"));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("give the torus in nm") && err.contains("field.hdf5"),
+        "{err}"
+    );
 }
 
 /// A whole-field image instead of a table: the field rendered (origin at
@@ -624,14 +641,13 @@ fn an_image_field_is_picked_and_fitted() {
         "{picks}"
     );
     assert_eq!(picks.lines().count(), 9);
+    // --pick with the default particle (R 180, r 40 nm), --picks with it given
     for extra in ["--pick", "--picks"] {
-        let mut args = vec![
-            "fit".to_string(),
-            s("field.tif"),
-            "--torus".into(),
-            "180,40".into(),
-            "--units".into(),
-            "nm".into(),
+        let mut args = vec!["fit".to_string(), s("field.tif")];
+        if extra == "--picks" {
+            args.extend(["--torus", "180,40", "--units", "nm"].map(String::from));
+        }
+        args.extend([
             "--device".into(),
             "cpu".into(),
             "--csv".into(),
@@ -639,7 +655,7 @@ fn an_image_field_is_picked_and_fitted() {
             "--truth".into(),
             s("f/truth.csv"),
             extra.into(),
-        ];
+        ]);
         if extra == "--picks" {
             args.push(s("picks.csv"));
         }
@@ -921,4 +937,35 @@ fn info_describes_a_frame_above_the_limit() {
         "{}",
         text(&o.stderr)
     );
+}
+
+#[test]
+fn fit_says_why_frames_failed_and_fails_when_nothing_was_fitted() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = |name: &str| format!("{}/tests/fixtures/tiff/{name}", env!("CARGO_MANIFEST_DIR"));
+    let (nan, tiny) = (fixture("all_nan.tif"), fixture("tiny_5x3.tif"));
+    let csv = dir.path().join("poses.csv");
+    let csv = csv.to_str().unwrap();
+    // nothing can be fitted: a failed command, each reason on stderr, and the CSV still written
+    let o = posescope(&["fit", &nan, &tiny, "--csv", csv]);
+    assert!(!o.status.success());
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("all_nan.tif frame 0: every pixel is non-finite"),
+        "{err}"
+    );
+    assert!(
+        err.contains("tiny_5x3.tif frame 0: cannot fit this frame: a 5×3 frame is too small"),
+        "{err}"
+    );
+    assert!(err.contains("nothing was fitted: 2 frames failed"), "{err}");
+    assert_eq!(posescope::io::read_pose_csv(csv.as_ref()).unwrap().len(), 2);
+    // one good frame beside them: the command succeeds and still names the failure
+    let good = format!(
+        "{}/tests/fixtures/tiff/gray12.tif",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let o = posescope(&["fit", &nan, &good, "--csv", csv]);
+    ok(&o);
+    assert!(text(&o.stderr).contains("all_nan.tif frame 0"));
 }

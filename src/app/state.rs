@@ -10,6 +10,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::frame_store::FrameStore;
+use crate::estimate::particles::DEFAULT_TORUS_NM;
 use crate::estimate::pose::pipeline::ModelSpec;
 use crate::estimate::pose::results::{FitResults, FrameResult};
 use crate::geometry::{Pose, Quat};
@@ -59,7 +60,7 @@ impl Default for Settings {
             export_zoom: 4,
             auto_estimate: true,
             autosave: true,
-            particle_torus_nm: [180.0, 40.0],
+            particle_torus_nm: DEFAULT_TORUS_NM,
             table_pixel_nm: None,
         }
     }

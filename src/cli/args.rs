@@ -5,6 +5,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use posescope::estimate::particles::DEFAULT_TORUS_NM;
 use posescope::estimate::pose::pipeline::{DeviceChoice, ModelSpec};
 use posescope::export::frames::ExportLook;
 use posescope::geometry::Symmetry;
@@ -17,12 +18,15 @@ pub struct ModelArgs {
     /// or a point-cloud file (.ply, .obj, .csv).
     #[arg(long, default_value = "torus")]
     pub model: ModelKind,
-    /// Torus radii "R,r" in the model units.
-    #[arg(long, default_value = "20,5")]
-    pub torus: String,
-    /// Units of the model: px (image pixels) or nm (needs --pixel-size).
-    #[arg(long, value_enum, default_value = "px")]
-    pub units: UnitsArg,
+    /// Torus radii "R,r" in the model units [default: 20,5 in px, the
+    /// bundled network's torus; 180,40 in nm, a CEP152-like torus].
+    #[arg(long)]
+    pub torus: Option<String>,
+    /// Units of the model: px (image pixels) or nm (needs a pixel size)
+    /// [default: px for frames; nm for the particles of a localisation
+    /// table or of a whole field (fit --pick)].
+    #[arg(long, value_enum)]
+    pub units: Option<UnitsArg>,
     /// Pixel size in nm, to convert nm models to pixels.
     #[arg(long)]
     pub pixel_size: Option<f64>,
@@ -35,15 +39,39 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
-    /// The model description shared with the library (and the viewer).
+    /// The model description shared with the library (and the viewer), for
+    /// frames that each hold one particle: px unless `--units` says nm.
     pub fn spec(&self) -> Result<ModelSpec> {
+        self.spec_in(Units::Px)
+    }
+
+    /// The model for the particles of a localisation table or a whole
+    /// field: nm unless `--units` says px, so the default is the viewer's
+    /// and `pick`'s torus of R 180 nm, r 40 nm.
+    pub fn particle_spec(&self) -> Result<ModelSpec> {
+        self.spec_in(Units::Nm)
+    }
+
+    /// True when neither `--torus` nor `--units` was given.
+    pub fn default_torus(&self) -> bool {
+        self.torus.is_none() && self.units.is_none()
+    }
+
+    fn spec_in(&self, default_units: Units) -> Result<ModelSpec> {
+        let units = match self.units {
+            Some(UnitsArg::Px) => Units::Px,
+            Some(UnitsArg::Nm) => Units::Nm,
+            None => default_units,
+        };
+        let torus = match (&self.torus, units) {
+            (Some(t), _) => parse_floats::<2>(t, "--torus")?,
+            (None, Units::Px) => ModelSpec::default().torus,
+            (None, Units::Nm) => DEFAULT_TORUS_NM,
+        };
         Ok(ModelSpec {
             model: self.model.clone(),
-            torus: parse_floats::<2>(&self.torus, "--torus")?,
-            units: match self.units {
-                UnitsArg::Px => Units::Px,
-                UnitsArg::Nm => Units::Nm,
-            },
+            torus,
+            units,
             pixel_size: self.pixel_size,
             points: self.points,
             symmetry: self.symmetry,

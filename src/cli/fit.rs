@@ -12,7 +12,7 @@ use posescope::estimate::particles::RefineOn;
 use super::args::{progress, DeviceArg, LookArgs, ModelArgs};
 use posescope::estimate::pose::batch::{fit_frames, BatchOptions};
 use posescope::estimate::pose::fit::FitOptions;
-use posescope::estimate::pose::pipeline::{device_name, Fitter};
+use posescope::estimate::pose::pipeline::{device_name, Fitter, ModelSpec};
 use posescope::estimate::pose::results::FitResults;
 use posescope::export::frames::{ExportTarget, FrameAt};
 use posescope::io::{self, write_pose_csv, PoseRow};
@@ -21,8 +21,8 @@ use posescope::io::{self, write_pose_csv, PoseRow};
 pub struct FitArgs {
     /// Image files, or folders (every image inside, in natural order); every
     /// frame of each is fitted. Or one localisation table (Picasso .hdf5,
-    /// ThunderSTORM/plain .csv): every particle is fitted (give the torus in
-    /// nm: --torus 180,40 --units nm).
+    /// ThunderSTORM/plain .csv): every particle is fitted, as a torus of
+    /// R 180 nm, r 40 nm unless --torus R,r (in nm) says otherwise.
     #[arg(required = true)]
     files: Vec<PathBuf>,
     /// The particles to fit, as a picks CSV (as `posescope pick` writes).
@@ -34,6 +34,8 @@ pub struct FitArgs {
     picks: Option<PathBuf>,
     /// With one image: pick the particles automatically (a scale-matched
     /// detector) and fit each, instead of fitting every frame as one particle.
+    /// The particle is then a torus of R 180 nm, r 40 nm (which needs the
+    /// image's pixel size), unless --torus R,r [--units px] says otherwise.
     #[arg(long, conflicts_with = "picks")]
     pick: bool,
     /// With --pick/--picks on a stack: the frame that holds the field.
@@ -140,7 +142,13 @@ pub fn run(a: FitArgs) -> Result<()> {
     }
     opts.signal_weight_floor = (a.weight_floor > 0.0).then_some(a.weight_floor);
     if let [table] = a.files.as_slice() {
-        if posescope::io::locs::is_table(table) && table.is_file() {
+        let is_table = posescope::io::locs::is_table(table) && table.is_file();
+        let spec = if is_table || a.pick || a.picks.is_some() {
+            particle_model(&a.model)?
+        } else {
+            spec.clone()
+        };
+        if is_table {
             return super::fit_table::run(super::fit_table::TableFit {
                 table,
                 picks: a.picks.as_deref(),
@@ -218,6 +226,8 @@ pub fn run(a: FitArgs) -> Result<()> {
             }
         }
     }
+    // the rows so far are the files that did not open, each reported above
+    let unopened = rows.len();
     let shard = a.shard.unwrap_or(Shard { index: 0, count: 1 });
     // global frame numbers over all inputs, in order; this shard's frames of each file
     let mut first = 0usize;
@@ -296,7 +306,20 @@ pub fn run(a: FitArgs) -> Result<()> {
         rayon::current_num_threads(),
         a.csv.display()
     );
-    Ok(())
+    super::failures::report(&rows, unopened, "frame")
+}
+
+/// The model of the particles of a table or a field, named on stderr when
+/// it is the default, so that the user knows what was fitted.
+fn particle_model(model: &ModelArgs) -> Result<ModelSpec> {
+    let spec = model.particle_spec()?;
+    if model.default_torus() && spec.is_torus() {
+        eprintln!(
+            "model: {} (the default particle; --torus R,r [--units px] for another)",
+            spec.describe()
+        );
+    }
+    Ok(spec)
 }
 
 /// One shard of a sharded fit: frames `index, index + count, …`.

@@ -43,7 +43,8 @@ pub fn run(a: TableFit<'_>) -> Result<()> {
     let [major_nm, tube_nm] = setup.torus_nm;
     let picks = match a.picks {
         Some(p) => locs::read_picks(p)?,
-        None => pick_table(&table, &PickConfig::for_radius(major_nm + tube_nm))?,
+        None => pick_table(&table, &PickConfig::for_radius(major_nm + tube_nm))
+            .with_context(|| a.table.display().to_string())?,
     };
     // one index of the table serves the particle frames and the localisation fit
     let grid = setup.index(&table);
@@ -101,6 +102,7 @@ pub fn run(a: TableFit<'_>) -> Result<()> {
         a.refine_on.name(),
         a.csv.display()
     );
+    super::failures::report(&rows, 0, "particle")?;
     if let Some((path, pixel_nm)) = a.overview {
         let particles: Vec<ParticleNm> = rows
             .iter()

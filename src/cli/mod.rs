@@ -7,6 +7,7 @@ pub mod args;
 pub mod bench;
 pub mod eval;
 pub mod export;
+pub mod failures;
 pub mod fit;
 pub mod fit_image;
 pub mod fit_table;

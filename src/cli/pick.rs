@@ -75,7 +75,7 @@ pub fn run(a: PickArgs) -> Result<()> {
         min_locs: a.min_locs,
         ..PickConfig::for_radius(major + tube)
     };
-    let picks = pick_table(&table, &cfg)?;
+    let picks = pick_table(&table, &cfg).with_context(|| a.table.display().to_string())?;
     locs::write_picks(&a.out, &picks, table.pixel_size_nm, 2.0 * (major + tube))?;
     println!(
         "{} particles picked from {} localisations → {}",

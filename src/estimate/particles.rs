@@ -45,11 +45,16 @@ impl RefineOn {
     }
 }
 
+/// The particle of a localisation table or a whole field when nothing says
+/// otherwise: a CEP152-like torus of R 180 nm, r 40 nm. The viewer's
+/// settings, `pick` and `fit TABLE` / `fit IMAGE --pick` start from it.
+pub const DEFAULT_TORUS_NM: [f64; 2] = [180.0, 40.0];
+
 /// Errors of setting up particle fits.
 #[derive(Debug, thiserror::Error)]
 pub enum ParticleError {
     #[error(
-        "a localisation table is in nm: give the model as a torus in nm (e.g. --torus 180,40 --units nm), not {0}"
+        "a localisation table is in nm: give the torus in nm (--torus R,r without --units px), not {0}"
     )]
     ModelNotNm(String),
     #[error("the torus radii {0}, {1} cannot be fitted (need 0 ≤ r < R)")]

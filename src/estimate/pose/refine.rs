@@ -76,10 +76,15 @@ pub enum RefineError {
 
 /// Checks that a frame can be fitted: the right size and finite pixels.
 pub fn check_frame(frame: &[f32], width: usize, height: usize) -> Result<(), RefineError> {
-    if frame.len() != width * height || width < 4 || height < 4 {
+    if frame.len() != width * height {
         return Err(RefineError::BadFrame(format!(
             "{} pixels for a {width}×{height} frame",
             frame.len()
+        )));
+    }
+    if width < 4 || height < 4 {
+        return Err(RefineError::BadFrame(format!(
+            "a {width}×{height} frame is too small (a particle needs at least 4×4 pixels)"
         )));
     }
     if let Some(i) = frame.iter().position(|v| !v.is_finite()) {
@@ -796,6 +801,17 @@ mod tests {
     use super::*;
     use crate::geometry::Symmetry;
     use crate::render::scene::{render_state, score};
+
+    #[test]
+    fn frames_that_cannot_be_fitted_say_why() {
+        let msg = |f: &[f32], w, h| check_frame(f, w, h).unwrap_err().to_string();
+        assert!(msg(&[0.0; 15], 5, 3).contains("5×3 frame is too small"));
+        assert!(msg(&[0.0; 15], 4, 4).contains("15 pixels for a 4×4 frame"));
+        let mut f = vec![1.0; 16];
+        f[6] = f32::NAN;
+        assert!(msg(&f, 4, 4).contains("pixel (2, 1) is NaN"));
+        assert!(check_frame(&[1.0; 16], 4, 4).is_ok());
+    }
 
     fn frame_of(model: &FitModel, st: &FitState, size: usize) -> Vec<f32> {
         // a bright particle over an offset, as a camera would see it
