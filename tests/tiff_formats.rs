@@ -1,6 +1,6 @@
 //! TIFF variants that microscopes and common tools write: packed bit depths,
 //! float16, palettes, bilevel and CCITT G4, JPEG, CMYK and L*a*b* (WebP is
-//! refused by name). The fixtures
+//! refused by name), ImageJ and OME hyperstacks. The fixtures
 //! come from independent writers (tests/fixtures/tiff/make_formats.py:
 //! tifffile and Pillow/libtiff); every grey one holds
 //! `v(x, y) = (7x + 13y) mod 2^bits`, 37 × 5 px.
@@ -146,4 +146,32 @@ fn cie_lab_gives_its_lightness() {
     let (f, info) = first_frame("lab.tif");
     assert_eq!(f.data, pattern(8));
     assert!(info.warnings.iter().any(|w| w.contains("L*")), "{info:?}");
+}
+
+#[test]
+fn hyperstacks_read_every_page_as_a_frame_and_say_so() {
+    for (name, note) in [
+        (
+            "hyper_imagej.tif",
+            "2 channels × 1 slice × 3 time points: every page is read as one frame (channel fastest, then slice, then time)",
+        ),
+        (
+            "hyper_ome.tif",
+            "3 channels × 2 slices × 1 time point: every page is read as one frame (channel fastest, then slice, then time)",
+        ),
+    ] {
+        let mut s = open(&fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(s.len(), 6, "{name}");
+        let w = s.info().warnings.join("; ");
+        assert!(w.contains(note), "{name}: {w}");
+        // page k holds (pattern + 10 k) mod 256, in the file's order
+        for k in 0..6 {
+            let f = s.frame(k).unwrap();
+            let want: Vec<f32> = pattern(8)
+                .iter()
+                .map(|v| ((*v as usize + 10 * k) % 256) as f32)
+                .collect();
+            assert_eq!(f.data, want, "{name} frame {k}");
+        }
+    }
 }

@@ -441,8 +441,8 @@ impl PoseScopeApp {
         if let Some(text) = restored {
             self.session.info(text);
         }
-        if let Some(what) = what {
-            self.session.info(candidates_notice(&what, added));
+        if let Some(text) = what.and_then(|w| candidates_notice(&w, added)) {
+            self.session.info(text);
         }
         if let Some(note) = note {
             self.session.info(format!("{}: {note}", path.display()));
@@ -478,8 +478,8 @@ impl PoseScopeApp {
                     self.ui.field.selected = None;
                     self.ui.show_field = table_spec.is_some();
                     if let Some((spec, picks, what)) = table_spec {
-                        if !picking {
-                            self.session.info(candidates_notice(&what, picks));
+                        if let Some(text) = candidates_notice(&what, picks).filter(|_| !picking) {
+                            self.session.info(text);
                         }
                         self.ui.right_tab = RightTab::Picks;
                         self.ui.model_edit = spec.clone();
@@ -738,8 +738,10 @@ pub fn sample_stack() -> Option<PathBuf> {
     find_asset(Path::new("assets/sample/stack.tif"))
 }
 
-/// The notice for a field's candidates: "`what`, N candidate particles".
-fn candidates_notice(what: &str, picks: usize) -> String {
+/// The notice for a field's candidates: "`what`, N candidate particles";
+/// none when there are none (the load's own note says why, and what to do).
+fn candidates_notice(what: &str, picks: usize) -> Option<String> {
     let what = what.split(" · ").next().unwrap_or_default();
-    format!("{what}, {picks} candidate particles: review them in the Picks tab")
+    (picks > 0)
+        .then(|| format!("{what}, {picks} candidate particles: review them in the Picks tab"))
 }

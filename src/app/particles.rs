@@ -21,7 +21,7 @@ use super::frame_store::{FrameSource, FrameStore};
 use super::state::{DocId, Document};
 use crate::estimate::image_particles::{ImageParticleSetup, PICK_EXTRA_COLUMNS};
 use crate::estimate::particles::ParticleSetup;
-use crate::estimate::pick::{pick_table, Grid, ImagePick, Pick, PickConfig};
+use crate::estimate::pick::{pick_table, Grid, ImagePick, Pick, PickConfig, PickError};
 use crate::estimate::pose::pipeline::{short_number, ModelSpec};
 use crate::estimate::pose::results::{FitResults, FrameResult};
 use crate::io::locs::{self, LocTable, PickRow, TableOptions};
@@ -493,11 +493,18 @@ pub fn load_table(
         return Err(AppError::Cancelled);
     }
     let [major, tube] = setup.torus_nm;
-    let picks =
-        pick_table(&table, &PickConfig::for_radius(major + tube)).map_err(|e| AppError::Table {
-            path: path.to_path_buf(),
-            detail: e.to_string(),
-        })?;
+    // a field too sparse and wide to pick (a few stray localisations far
+    // away) still opens, to be looked at and picked by hand
+    let (picks, not_picked) = match pick_table(&table, &PickConfig::for_radius(major + tube)) {
+        Ok(picks) => (picks, None),
+        Err(e @ PickError::TooLarge(_)) => (Vec::new(), Some(e.to_string())),
+        Err(e) => {
+            return Err(AppError::Table {
+                path: path.to_path_buf(),
+                detail: e.to_string(),
+            })
+        }
+    };
     if cancel.load(Ordering::Relaxed) {
         return Err(AppError::Cancelled);
     }
@@ -509,7 +516,9 @@ pub fn load_table(
             table.skipped_rows
         ));
     }
-    if picks.is_empty() {
+    if let Some(why) = not_picked {
+        warnings.push(format!("{why}: click in the field to pick by hand"));
+    } else if picks.is_empty() {
         warnings.push(format!(
             "no particles of R {major} nm, r {tube} nm found automatically: click in the field to pick by hand"
         ));
@@ -908,6 +917,23 @@ mod tests {
                 b.n_locs
             );
         }
+    }
+
+    #[test]
+    fn a_table_too_wide_to_pick_still_opens_to_be_picked_by_hand() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stray.csv");
+        // two localisations 10 mm apart: no density map of the field fits
+        std::fs::write(&path, "x [nm],y [nm]\n0,0\n1e7,1e7\n").unwrap();
+        let doc = load_table(&path, &LOAD, &AtomicBool::new(false)).unwrap();
+        let p = doc.particles.as_ref().unwrap();
+        assert!(p.picks.is_empty());
+        let w = doc.info.warnings.join("; ");
+        assert!(
+            w.contains("too large to pick") && w.contains("pick by hand"),
+            "{w}"
+        );
+        assert!(!w.contains("found automatically"), "{w}");
     }
 
     #[test]

@@ -160,6 +160,55 @@ pub(crate) fn imagej_pixel_size_nm(
     }
 }
 
+/// A note when an ImageJ or OME description says the pages are a
+/// hyperstack (several channels or z slices besides time): PoseScope reads
+/// every page as one frame, so the user should know how they interleave.
+pub(crate) fn hyperstack_note(description: Option<&str>) -> Option<String> {
+    let desc = description?;
+    let size = |v: Option<&str>| v.and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(1);
+    let (c, z, t, order) = if is_imagej(desc) {
+        let f = |k| size(imagej_field(desc, k));
+        (f("channels"), f("slices"), f("frames"), "XYCZT".to_string())
+    } else if is_ome(desc) {
+        let attrs = parse_attrs(find_element_attrs(desc, "Pixels")?);
+        let get = |k: &str| attrs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_str());
+        let order = get("DimensionOrder")
+            .unwrap_or("XYZCT")
+            .to_ascii_uppercase();
+        (
+            size(get("SizeC")),
+            size(get("SizeZ")),
+            size(get("SizeT")),
+            order,
+        )
+    } else {
+        return None;
+    };
+    // "XYCZT" → "channel fastest, then slice, then time"
+    let names: Vec<&str> = order
+        .chars()
+        .filter_map(|a| match a {
+            'C' => Some("channel"),
+            'Z' => Some("slice"),
+            'T' => Some("time"),
+            _ => None,
+        })
+        .collect();
+    let order = match names.as_slice() {
+        [a, b, c] => format!("{a} fastest, then {b}, then {c}"),
+        _ => format!("in the order {order}"),
+    };
+    (c > 1 || z > 1).then(|| {
+        format!(
+            "a hyperstack of {c} channel{} × {z} slice{} × {t} time point{}: every page is read \
+             as one frame ({order})",
+            if c == 1 { "" } else { "s" },
+            if z == 1 { "" } else { "s" },
+            if t == 1 { "" } else { "s" },
+        )
+    })
+}
+
 /// The value of `key=value` in an ImageJ description.
 pub(crate) fn imagej_field<'a>(desc: &'a str, key: &str) -> Option<&'a str> {
     desc.lines().find_map(|line| {
@@ -265,6 +314,26 @@ mod tests {
 
     fn close(a: Option<f64>, b: f64) -> bool {
         a.is_some_and(|a| (a - b).abs() <= 1e-9 * b.abs().max(1.0))
+    }
+
+    #[test]
+    fn hyperstacks_say_how_their_pages_interleave() {
+        let ij = "ImageJ=1.11a\nimages=6\nchannels=2\nframes=3\nhyperstack=true\n";
+        assert_eq!(
+            hyperstack_note(Some(ij)).unwrap(),
+            "a hyperstack of 2 channels × 1 slice × 3 time points: every page is read as one \
+             frame (channel fastest, then slice, then time)"
+        );
+        let ome = r#"<OME><Image><Pixels DimensionOrder="XYZTC" SizeC="2" SizeZ="4" SizeT="1">"#;
+        assert!(hyperstack_note(Some(ome))
+            .unwrap()
+            .ends_with("(slice fastest, then time, then channel)"));
+        // a plain time series says nothing
+        assert_eq!(
+            hyperstack_note(Some("ImageJ=1.54f\nimages=12\nframes=12\n")),
+            None
+        );
+        assert_eq!(hyperstack_note(None), None);
     }
 
     #[test]

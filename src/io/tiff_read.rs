@@ -222,6 +222,7 @@ impl TiffBackend {
 
         let pixel_size_nm =
             metadata::pixel_size_nm(description.as_deref(), x_res, res_unit, &mut warnings);
+        warnings.extend(metadata::hyperstack_note(description.as_deref()));
 
         let mut frames = pages.len();
         let mut contiguous = None;
