@@ -1127,6 +1127,64 @@ fn a_fields_candidates_are_reviewed_from_the_keyboard() {
     );
 }
 
+/// A key pressed by mistake in a review costs nothing: Ctrl+Z (or Edit →
+/// Undo, which names the edit) takes back removes, accepts, Accept all and
+/// an added pick, newest first, and shows the pick it concerned.
+#[test]
+fn pick_edits_are_undone_from_the_keyboard_and_the_edit_menu() {
+    use posescope::app::particles::PickState;
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, files) = small_field(tmp.path(), 21);
+    let mut h = harness_with(vec![files.picasso.clone()], |app| {
+        app.settings_mut().auto_estimate = false;
+    });
+    settle(&mut h);
+    assert_eq!(h.state().frame_count(), 4, "{:?}", h.state().notices());
+    let press = |h: &mut Harness<'_, PoseScopeApp>, key: egui::Key| {
+        h.key_press(key);
+        h.step();
+    };
+    let undo = |h: &mut Harness<'_, PoseScopeApp>| {
+        h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+        h.step();
+    };
+    press(&mut h, egui::Key::N);
+    press(&mut h, egui::Key::Delete);
+    assert_eq!(h.state().pick_state(0), Some(PickState::Removed));
+    assert_eq!(h.state().selected_pick(), Some(1));
+    undo(&mut h);
+    assert_eq!(h.state().pick_state(0), Some(PickState::Candidate));
+    assert_eq!(h.state().selected_pick(), Some(0));
+    assert!(h
+        .state()
+        .notices()
+        .iter()
+        .any(|n| n.text == "undid: remove pick 0"));
+    // Accept all, then one pick removed: undone newest first, from the menu
+    h.get_by_label("Accept all").click();
+    h.step();
+    press(&mut h, egui::Key::Delete);
+    assert_eq!(h.state().pick_state(0), Some(PickState::Removed));
+    h.get_by_role_and_label(Role::Button, "Edit").click();
+    h.step();
+    h.step();
+    // the menu names the edit (the shortcut is part of the button's label)
+    h.get_by_label("Undo remove pick 0 Ctrl+Z").click();
+    h.step();
+    h.step();
+    assert_eq!(h.state().pick_state(0), Some(PickState::Accepted));
+    undo(&mut h);
+    let states: Vec<_> = (0..4).map(|k| h.state().pick_state(k).unwrap()).collect();
+    assert_eq!(states, [PickState::Candidate; 4]);
+    // the first remove was undone already: nothing is left to undo
+    undo(&mut h);
+    assert!(h
+        .state()
+        .notices()
+        .iter()
+        .any(|n| n.text == "nothing to undo"));
+}
+
 /// Stacks opened together that are not one sequence open one by one, each
 /// its own document, and the first one given is the one shown.
 #[test]

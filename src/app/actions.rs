@@ -84,6 +84,8 @@ pub enum Action {
     MovePick(usize, [f64; 2]),
     /// Table documents: remove the selected pick (Delete).
     RemoveSelectedPick,
+    /// Undo the newest edit of the field's picks (Ctrl+Z, Edit → Undo).
+    Undo,
     /// Accepts the selected pick and selects the next candidate (key A).
     AcceptSelectedPick,
     /// Selects the next candidate without changing any (key N).
@@ -177,19 +179,18 @@ impl PoseScopeApp {
             Action::SelectPick(k) => self.select_pick(k),
             Action::AcceptAllPicks => {
                 if let Some(p) = self.session.particles_mut() {
+                    let before = p.indices(PickState::Candidate);
                     let n = p.accept_all();
+                    let changed = before
+                        .into_iter()
+                        .map(|k| (k, PickState::Candidate))
+                        .collect();
+                    p.history.states(format!("accept all ({n} picks)"), changed);
                     self.session.info(format!("accepted {n} picks"));
                 }
             }
-            Action::SetPickState(k, state) => {
-                if let Some(e) = self
-                    .session
-                    .particles_mut()
-                    .and_then(|p| p.picks.get_mut(k))
-                {
-                    e.state = state;
-                }
-            }
+            Action::SetPickState(k, state) => self.set_pick_state(k, state),
+            Action::Undo => self.undo(),
             Action::AddPick([x, y]) => {
                 let added = self
                     .session
@@ -308,18 +309,77 @@ impl PoseScopeApp {
             }
             return;
         };
-        let Some(e) = self
+        if self
             .session
             .particles_mut()
-            .and_then(|p| p.picks.get_mut(k))
-        else {
+            .and_then(|p| p.picks.get(k))
+            .is_none()
+        {
             return;
-        };
+        }
         // no notice: the pick's circle and its row show its new state, and a
         // review of thousands of candidates must not stack thousands of notes
-        e.state = state;
+        self.set_pick_state(k, state);
         self.ui.field.selected = Some(k);
         self.select_next_candidate();
+    }
+
+    /// Gives pick `k` `state`, recorded for Undo.
+    fn set_pick_state(&mut self, k: usize, state: PickState) {
+        let Some(p) = self.session.particles_mut() else {
+            return;
+        };
+        let Some(e) = p.picks.get_mut(k) else {
+            return;
+        };
+        let before = e.state;
+        if before == state {
+            return;
+        }
+        e.state = state;
+        let verb = match state {
+            PickState::Accepted => "accept",
+            PickState::Removed => "remove",
+            PickState::Candidate => "reset",
+        };
+        p.history
+            .states(format!("{verb} pick {k}"), vec![(k, before)]);
+    }
+
+    /// Undoes the newest edit of the field's picks (Ctrl+Z) and shows the
+    /// pick it concerned.
+    fn undo(&mut self) {
+        let Some(doc) = self.session.docs.get_mut(self.session.current) else {
+            return;
+        };
+        let Some(undone) = super::pick_history::undo(doc) else {
+            self.session.info("nothing to undo");
+            return;
+        };
+        self.session.info(format!("undid: {}", undone.what));
+        match undone.pick {
+            Some(k) => {
+                self.frame_content_changed(k);
+                self.select_pick(k);
+                if let Some(p) = self.session.doc().and_then(|d| d.particles.as_ref()) {
+                    let [major, tube] = p.torus();
+                    let e = p.picks[k].pick;
+                    self.ui.field.focus_on(e.x_nm, e.y_nm, major + tube);
+                    self.ui.field.reveal_selected = true;
+                }
+            }
+            None => {
+                let n = self.session.doc().map_or(0, |d| d.frames.len());
+                if self.ui.field.selected.is_some_and(|k| k >= n) {
+                    self.ui.field.selected = None;
+                }
+                if self.session.frame >= n {
+                    self.session.go_to_frame(n.saturating_sub(1));
+                }
+                let k = self.session.frame;
+                self.frame_content_changed(k);
+            }
+        }
     }
 
     /// Selects the candidate after the selected pick (N); when none is
@@ -400,7 +460,9 @@ impl PoseScopeApp {
                 return;
             }
         };
+        let before = (p.picks.clone(), doc.results.clone());
         let n = p.replace_picks(&picks);
+        p.history.replaced(before.0, before.1);
         doc.frames = Arc::new(p.frame_store());
         doc.results = crate::estimate::pose::results::FitResults::new(n);
         doc.info.frames = n;

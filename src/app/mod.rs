@@ -44,6 +44,7 @@ mod measure;
 pub mod orbit;
 mod panels;
 pub mod particles;
+pub mod pick_history;
 mod picks_panel;
 pub mod pixel_view;
 pub mod state;
@@ -596,7 +597,12 @@ impl PoseScopeApp {
             }
         }
         if ctx.egui_wants_keyboard_input() {
+            // a text field has its own Ctrl+Z
             return out;
+        }
+        let undo = KeyboardShortcut::new(Modifiers::COMMAND, Key::Z);
+        if ctx.input_mut(|i| i.consume_shortcut(&undo)) {
+            out.push(Action::Undo);
         }
         let (left, right, home) = ctx.input(|i| {
             (

@@ -126,6 +126,22 @@ impl PoseScopeApp {
                     ctx.send_viewport_cmd(egui::ViewportCommand::Close);
                 }
             });
+            ui.menu_button("Edit", |ui| {
+                let next = self
+                    .session
+                    .doc()
+                    .and_then(|d| d.particles.as_ref())
+                    .and_then(|p| p.history.next_undo());
+                let label = next.map_or("Undo".to_string(), |what| format!("Undo {what}"));
+                let undo = egui::Button::new(label).shortcut_text("Ctrl+Z");
+                if ui
+                    .add_enabled(next.is_some(), undo)
+                    .on_disabled_hover_text("Undo takes back edits of a field's picks")
+                    .clicked()
+                {
+                    out.push(Action::Undo);
+                }
+            });
             ui.menu_button("View", |ui| {
                 for l in Layout::ALL {
                     ui.radio_value(&mut self.settings.layout, l, l.name());
@@ -162,6 +178,7 @@ impl PoseScopeApp {
                 ui.label(
                     "Ctrl+O open · Ctrl+E export PNG · Ctrl+S save results\n\
                      ←/→ previous/next frame · Home fit to window\n\
+                     Picks: N next candidate · A accept · Delete remove · Ctrl+Z undo\n\
                      Wheel zoom · drag pan · double-click fit\n\
                      Drop image files on the window to open them.",
                 );

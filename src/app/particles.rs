@@ -122,6 +122,8 @@ pub struct ParticleDoc {
     /// The detector is still running on a field image: its candidates are
     /// added when it ends ([`add_candidates`]).
     pub picking: bool,
+    /// The user's edits of the picks, for Undo.
+    pub history: super::pick_history::PickHistory,
 }
 
 /// How tables and field images are opened.
@@ -540,6 +542,7 @@ pub fn load_table(
             })
             .collect(),
         picking: false,
+        history: Default::default(),
     };
     Ok(field_document(
         path,
@@ -638,6 +641,7 @@ pub fn load_image_field(
         },
         picks: Vec::new(),
         picking: true,
+        history: Default::default(),
     };
     let doc = field_document(path, info.format, particles, frame_pixel, warnings);
     let picking = FieldPicking {
@@ -730,7 +734,9 @@ pub fn add_pick(doc: &mut Document, x_nm: f64, y_nm: f64) -> Option<usize> {
     doc.frames = Arc::new(p.frame_store());
     doc.results.push();
     doc.info.frames = doc.frames.len();
-    Some(doc.frames.len() - 1)
+    let k = doc.frames.len() - 1;
+    p.history.added(k);
+    Some(k)
 }
 
 /// Moves pick `k` to `(x, y)` nm: its localisation count is taken again,
@@ -743,6 +749,7 @@ pub fn move_pick(doc: &mut Document, k: usize, x_nm: f64, y_nm: f64) -> Option<u
         return None;
     }
     let n_locs = p.locs_near(x_nm, y_nm);
+    p.history.moved(k, p.picks[k], doc.results.get(k).cloned());
     let e = &mut p.picks[k];
     e.pick = Pick { x_nm, y_nm, n_locs };
     e.manual = true;

@@ -79,7 +79,7 @@ impl PoseScopeApp {
         ui.label(
             RichText::new(
                 "Click the field to add a pick. Review by keyboard: N next candidate, A accept, \
-                 Delete remove (each moves on to the next candidate).",
+                 Delete remove (each moves on to the next candidate), Ctrl+Z undo.",
             )
             .small(),
         );

@@ -31,6 +31,11 @@ impl FitResults {
         self.slots.push(None);
     }
 
+    /// Drops the last frame and its result (an undone added particle).
+    pub fn pop(&mut self) {
+        self.slots.pop();
+    }
+
     /// Frames in the document.
     pub fn len(&self) -> usize {
         self.slots.len()

@@ -1,0 +1,268 @@
+//! Undo for the review of a field's picks (Ctrl+Z, Edit → Undo): every
+//! accept, remove, add, move, Accept all and Load picks is recorded as what
+//! it replaced, so a key pressed by mistake in a review of thousands of
+//! candidates costs nothing. A pick's number is its particle frame's, so
+//! picks are never renumbered: an undone add drops the pick only when it is
+//! still the last one, and is otherwise marked removed.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use super::particles::{PickEntry, PickState};
+use super::state::Document;
+use crate::estimate::pose::results::{FitResults, FrameResult};
+
+/// Edits kept per field.
+pub const DEPTH: usize = 500;
+
+/// One edit, as what it replaced.
+#[derive(Clone, Debug)]
+enum PickEdit {
+    /// These picks had these states (a review key, a row's buttons, Accept all).
+    States(Vec<(usize, PickState)>),
+    /// Pick `k` was added by hand.
+    Added(usize),
+    /// Pick `k` was moved from `entry`, dropping its fit `result`.
+    Moved {
+        k: usize,
+        entry: PickEntry,
+        result: Option<FrameResult>,
+    },
+    /// Load picks replaced these picks and their results.
+    Replaced {
+        picks: Vec<PickEntry>,
+        results: FitResults,
+    },
+}
+
+/// A field's edits, newest last, each with its name ("remove pick 12").
+#[derive(Clone, Debug, Default)]
+pub struct PickHistory {
+    edits: VecDeque<(String, PickEdit)>,
+}
+
+/// What an undo did: its name, and the pick to show (none when it went).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Undone {
+    pub what: String,
+    pub pick: Option<usize>,
+}
+
+impl PickHistory {
+    /// The name of the edit that Undo would undo.
+    pub fn next_undo(&self) -> Option<&str> {
+        self.edits.back().map(|(name, _)| name.as_str())
+    }
+
+    fn push(&mut self, name: String, edit: PickEdit) {
+        if self.edits.len() == DEPTH {
+            self.edits.pop_front();
+        }
+        self.edits.push_back((name, edit));
+    }
+
+    /// Records that picks `changed` had these former states; nothing when
+    /// none changed.
+    pub fn states(&mut self, name: String, changed: Vec<(usize, PickState)>) {
+        if !changed.is_empty() {
+            self.push(name, PickEdit::States(changed));
+        }
+    }
+
+    /// Records that pick `k` was added by hand.
+    pub fn added(&mut self, k: usize) {
+        self.push(format!("add pick {k}"), PickEdit::Added(k));
+    }
+
+    /// Records that pick `k` was moved from `entry`, which had `result`.
+    pub fn moved(&mut self, k: usize, entry: PickEntry, result: Option<FrameResult>) {
+        self.push(
+            format!("move pick {k}"),
+            PickEdit::Moved { k, entry, result },
+        );
+    }
+
+    /// Records that the picks were replaced (Load picks).
+    pub fn replaced(&mut self, picks: Vec<PickEntry>, results: FitResults) {
+        self.push("load picks".into(), PickEdit::Replaced { picks, results });
+    }
+}
+
+/// Undoes the newest edit of `doc`'s picks; `None` when there is none (or
+/// `doc` is not a field).
+pub fn undo(doc: &mut Document) -> Option<Undone> {
+    let p = doc.particles.as_mut()?;
+    let (what, edit) = p.history.edits.pop_back()?;
+    let mut frames_changed = false;
+    let pick = match edit {
+        PickEdit::States(changed) => {
+            for &(k, state) in &changed {
+                if let Some(e) = p.picks.get_mut(k) {
+                    e.state = state;
+                }
+            }
+            // one pick: show it; many (Accept all): stay where the user is
+            match changed.as_slice() {
+                [(k, _)] => Some(*k),
+                _ => None,
+            }
+        }
+        PickEdit::Added(k) if k + 1 == p.picks.len() => {
+            p.picks.pop();
+            doc.results.pop();
+            frames_changed = true;
+            None
+        }
+        PickEdit::Added(k) => {
+            // candidates found since came after it: keep the numbering
+            if let Some(e) = p.picks.get_mut(k) {
+                e.state = PickState::Removed;
+            }
+            None
+        }
+        PickEdit::Moved { k, entry, result } => {
+            if let Some(e) = p.picks.get_mut(k) {
+                *e = entry;
+                match result {
+                    Some(r) => doc.results.set(k, r),
+                    None => doc.results.clear(k),
+                }
+                frames_changed = true;
+            }
+            Some(k)
+        }
+        PickEdit::Replaced { picks, results } => {
+            p.picks = picks;
+            doc.results = results;
+            frames_changed = true;
+            None
+        }
+    };
+    if frames_changed {
+        doc.frames = Arc::new(p.frame_store());
+        doc.info.frames = doc.frames.len();
+    }
+    doc.unsaved = true;
+    Some(Undone { what, pick })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use super::*;
+    use crate::app::particles::{add_pick, load_table, move_pick, TableLoad};
+    use crate::estimate::particles::DEFAULT_TORUS_NM;
+    use crate::synth::locs::{generate_field, write_field, FieldConfig};
+
+    fn table_doc(dir: &std::path::Path) -> Document {
+        let cfg = FieldConfig {
+            particles: 4,
+            field_px: [40, 40],
+            seed: 5,
+            ..FieldConfig::default()
+        };
+        let f = generate_field(&cfg).unwrap();
+        let path = write_field(&cfg, &f, dir).unwrap().thunderstorm;
+        let load = TableLoad {
+            torus_nm: DEFAULT_TORUS_NM,
+            pixel_size_nm: None,
+        };
+        load_table(&path, &load, &AtomicBool::new(false)).unwrap()
+    }
+
+    fn fitted() -> FrameResult {
+        Err("a stand-in result".into())
+    }
+
+    #[test]
+    fn adds_and_moves_are_undone_with_their_frames_and_fits() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut doc = table_doc(dir.path());
+        assert_eq!(doc.frames.len(), 4);
+        let first = doc.particles.as_ref().unwrap().picks[0];
+        doc.results.set(0, fitted());
+        // moved: its fit is dropped, and comes back with its place
+        move_pick(&mut doc, 0, first.pick.x_nm + 3000.0, first.pick.y_nm).unwrap();
+        assert!(doc.results.get(0).is_none());
+        // added: a fifth frame
+        let k = add_pick(&mut doc, first.pick.x_nm, first.pick.y_nm + 2000.0).unwrap();
+        assert_eq!((k, doc.frames.len()), (4, 5));
+        let p = doc.particles.as_ref().unwrap();
+        assert_eq!(p.history.next_undo(), Some("add pick 4"));
+        let u = undo(&mut doc).unwrap();
+        assert_eq!(
+            u,
+            Undone {
+                what: "add pick 4".into(),
+                pick: None
+            }
+        );
+        assert_eq!(
+            (doc.frames.len(), doc.results.len(), doc.info.frames),
+            (4, 4, 4)
+        );
+        let u = undo(&mut doc).unwrap();
+        assert_eq!(u.pick, Some(0));
+        assert_eq!(doc.particles.as_ref().unwrap().picks[0], first);
+        assert_eq!(
+            doc.results.get(0).cloned().map(Result::unwrap_err),
+            fitted().err()
+        );
+        assert!(undo(&mut doc).is_none());
+    }
+
+    #[test]
+    fn an_added_pick_followed_by_candidates_is_removed_not_renumbered() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut doc = table_doc(dir.path());
+        let k = add_pick(&mut doc, 100.0, 100.0).unwrap();
+        // the detector's candidates arrive after it
+        crate::app::particles::add_candidates(
+            &mut doc,
+            &[crate::io::locs::Pick {
+                x_nm: 4000.0,
+                y_nm: 4000.0,
+                n_locs: 0,
+            }],
+        )
+        .unwrap();
+        let n = doc.frames.len();
+        undo(&mut doc).unwrap();
+        let p = doc.particles.as_ref().unwrap();
+        assert_eq!(doc.frames.len(), n);
+        assert_eq!(p.picks[k].state, PickState::Removed);
+        assert_eq!(p.picks[n - 1].state, PickState::Candidate);
+    }
+
+    #[test]
+    fn loaded_picks_are_undone_whole_and_the_history_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut doc = table_doc(dir.path());
+        let p = doc.particles.as_mut().unwrap();
+        let before = p.picks.clone();
+        doc.results.set(2, fitted());
+        p.history.replaced(p.picks.clone(), doc.results.clone());
+        p.replace_picks(&[before[1].pick]);
+        doc.results = FitResults::new(1);
+        doc.frames = Arc::new(p.frame_store());
+        undo(&mut doc).unwrap();
+        assert_eq!(doc.particles.as_ref().unwrap().picks, before);
+        assert_eq!(doc.frames.len(), 4);
+        assert_eq!(
+            doc.results.get(2).cloned().map(Result::unwrap_err),
+            fitted().err()
+        );
+        let mut h = PickHistory::default();
+        for k in 0..DEPTH + 10 {
+            h.states(format!("remove pick {k}"), vec![(k, PickState::Candidate)]);
+        }
+        assert_eq!(h.edits.len(), DEPTH);
+        assert_eq!(
+            h.next_undo(),
+            Some(format!("remove pick {}", DEPTH + 9).as_str())
+        );
+        h.states("nothing".into(), Vec::new());
+        assert_eq!(h.edits.len(), DEPTH);
+    }
+}
