@@ -969,3 +969,63 @@ fn fit_says_why_frames_failed_and_fails_when_nothing_was_fitted() {
     ok(&o);
     assert!(text(&o.stderr).contains("all_nan.tif frame 0"));
 }
+
+/// A Picasso picked file (h5py: tests/fixtures/locs/make_locs.py): each
+/// group is a particle, at its centroid, unless --ignore-groups.
+#[test]
+fn a_picasso_picked_file_is_fitted_group_by_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = format!(
+        "{}/tests/fixtures/locs/picasso_groups.hdf5",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let csv = dir.path().join("poses.csv");
+    let o = posescope(&["info", &table]);
+    ok(&o);
+    assert!(
+        text(&o.stdout).contains("groups      3"),
+        "{}",
+        text(&o.stdout)
+    );
+    let o = posescope(&[
+        "fit",
+        &table,
+        "--device",
+        "cpu",
+        "--csv",
+        csv.to_str().unwrap(),
+    ]);
+    ok(&o);
+    assert!(
+        text(&o.stderr).contains("particles: the table's 3 groups"),
+        "{}",
+        text(&o.stderr)
+    );
+    let rows = posescope::io::read_pose_csv(&csv).unwrap();
+    // the groups' centres, camera px × 130 nm, in group order
+    let centres = [(12.0, 14.0), (30.0, 16.0), (20.0, 34.0)];
+    assert_eq!(rows.len(), 3);
+    for (r, (cx, cy)) in rows.iter().zip(centres) {
+        assert!(r.get("error").is_some_and(str::is_empty), "{r:?}");
+        let x: f64 = r.get("x_nm").unwrap().parse().unwrap();
+        let y: f64 = r.get("y_nm").unwrap().parse().unwrap();
+        assert!(
+            (x - cx * 130.0).hypot(y - cy * 130.0) < 5.0,
+            "{r:?} vs ({cx}, {cy}) px"
+        );
+        // each torus is tilted 30° from the view (its axis up to ± and the mirror)
+        let tilt = r.pose.q.axis()[2].abs().acos().to_degrees();
+        assert!((tilt - 30.0).abs() < 6.0, "tilt {tilt}° {r:?}");
+    }
+    let o = posescope(&[
+        "fit",
+        &table,
+        "--ignore-groups",
+        "--device",
+        "cpu",
+        "--csv",
+        csv.to_str().unwrap(),
+    ]);
+    ok(&o);
+    assert!(text(&o.stderr).contains("particles: picked automatically"));
+}

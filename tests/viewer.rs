@@ -1185,6 +1185,39 @@ fn pick_edits_are_undone_from_the_keyboard_and_the_edit_menu() {
         .any(|n| n.text == "nothing to undo"));
 }
 
+/// A Picasso picked file (h5py) opens with its groups as the picks,
+/// accepted as the user made them in Picasso, not picked anew.
+#[test]
+fn a_picasso_picked_file_opens_with_its_groups_as_accepted_picks() {
+    use posescope::app::particles::PickState;
+    let table = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/locs/picasso_groups.hdf5");
+    let mut h = harness_with(vec![table], |app| {
+        app.settings_mut().auto_estimate = false;
+        app.settings_mut().autosave = false;
+    });
+    settle(&mut h);
+    assert_eq!(h.state().frame_count(), 3, "{:?}", h.state().notices());
+    for k in 0..3 {
+        assert_eq!(h.state().pick_state(k), Some(PickState::Accepted));
+    }
+    let centres = [(12.0, 14.0), (30.0, 16.0), (20.0, 34.0)];
+    for (k, (cx, cy)) in centres.into_iter().enumerate() {
+        let [x, y] = h.state().pick_nm(k).unwrap();
+        assert!((x - cx * 130.0).abs() < 0.5 && (y - cy * 130.0).abs() < 0.5);
+    }
+    let notices = h.state().notices();
+    assert!(
+        notices
+            .iter()
+            .any(|n| n.text.contains("the table's 3 groups")),
+        "{notices:?}"
+    );
+    assert!(!notices
+        .iter()
+        .any(|n| n.text.contains("candidate particles")));
+}
+
 /// Stacks opened together that are not one sequence open one by one, each
 /// its own document, and the first one given is the one shown.
 #[test]

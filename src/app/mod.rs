@@ -470,7 +470,7 @@ impl PoseScopeApp {
                     self.settings.remember_recent(&doc.path);
                     // a table's particles are fitted with the model in particle-frame pixels
                     let table_spec = doc.particles.as_ref().map(|p| {
-                        let n = p.picks.len();
+                        let n = p.indices(particles::PickState::Candidate).len();
                         (p.spec_px(), n, p.describe())
                     });
                     self.session.add_document(doc);

@@ -21,7 +21,9 @@ use super::frame_store::{FrameSource, FrameStore};
 use super::state::{DocId, Document};
 use crate::estimate::image_particles::{ImageParticleSetup, PICK_EXTRA_COLUMNS};
 use crate::estimate::particles::ParticleSetup;
-use crate::estimate::pick::{pick_table, Grid, ImagePick, Pick, PickConfig, PickError};
+use crate::estimate::pick::{
+    table_picks, Grid, ImagePick, Pick, PickConfig, PickError, PickSource,
+};
 use crate::estimate::pose::pipeline::{short_number, ModelSpec};
 use crate::estimate::pose::results::{FitResults, FrameResult};
 use crate::io::locs::{self, LocTable, PickRow, TableOptions};
@@ -497,9 +499,10 @@ pub fn load_table(
     let [major, tube] = setup.torus_nm;
     // a field too sparse and wide to pick (a few stray localisations far
     // away) still opens, to be looked at and picked by hand
-    let (picks, not_picked) = match pick_table(&table, &PickConfig::for_radius(major + tube)) {
-        Ok(picks) => (picks, None),
-        Err(e @ PickError::TooLarge(_)) => (Vec::new(), Some(e.to_string())),
+    let cfg = PickConfig::for_radius(major + tube);
+    let (picks, source, not_picked) = match table_picks(&table, &cfg, false) {
+        Ok((picks, source)) => (picks, source, None),
+        Err(e @ PickError::TooLarge(_)) => (Vec::new(), PickSource::Detected, Some(e.to_string())),
         Err(e) => {
             return Err(AppError::Table {
                 path: path.to_path_buf(),
@@ -520,6 +523,11 @@ pub fn load_table(
     }
     if let Some(why) = not_picked {
         warnings.push(format!("{why}: click in the field to pick by hand"));
+    } else if let PickSource::Groups(_) = source {
+        warnings.push(format!(
+            "its picks are {}: accepted as they are",
+            source.describe()
+        ));
     } else if picks.is_empty() {
         warnings.push(format!(
             "no particles of R {major} nm, r {tube} nm found automatically: click in the field to pick by hand"
@@ -537,7 +545,11 @@ pub fn load_table(
             .into_iter()
             .map(|pick| PickEntry {
                 pick,
-                state: PickState::Candidate,
+                // picks made in Picasso were the user's own choice
+                state: match source {
+                    PickSource::Groups(_) => PickState::Accepted,
+                    PickSource::Detected => PickState::Candidate,
+                },
                 manual: false,
             })
             .collect(),

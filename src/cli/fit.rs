@@ -26,12 +26,18 @@ pub struct FitArgs {
     #[arg(required = true)]
     files: Vec<PathBuf>,
     /// The particles to fit, as a picks CSV (as `posescope pick` writes).
-    /// With a table: x_nm, y_nm; default: picked automatically. With one
+    /// With a table: x_nm, y_nm; default: the table's groups when it has a
+    /// group column (Picasso's picked files), else picked automatically. With one
     /// image (a whole-field render or a camera frame): x_px, y_px (or x_nm,
     /// y_nm and the pixel size); then every particle is fitted instead of
     /// every frame.
     #[arg(long)]
     picks: Option<PathBuf>,
+    /// With a table that has a group column (Picasso's picked files, a
+    /// clustering tool's output): pick automatically instead of fitting each
+    /// group as one particle.
+    #[arg(long, conflicts_with = "picks")]
+    ignore_groups: bool,
     /// With one image: pick the particles automatically (a scale-matched
     /// detector) and fit each, instead of fitting every frame as one particle.
     /// The particle is then a torus of R 180 nm, r 40 nm (which needs the
@@ -152,6 +158,7 @@ pub fn run(a: FitArgs) -> Result<()> {
             return super::fit_table::run(super::fit_table::TableFit {
                 table,
                 picks: a.picks.as_deref(),
+                ignore_groups: a.ignore_groups,
                 spec,
                 opts,
                 weights: a.weights.as_deref(),

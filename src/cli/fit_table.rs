@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use posescope::estimate::particles::{ParticleSetup, RefineOn};
-use posescope::estimate::pick::{pick_table, PickConfig};
+use posescope::estimate::pick::{table_picks, PickConfig};
 use posescope::estimate::pose::batch::fit_all;
 use posescope::estimate::pose::fit::FitOptions;
 use posescope::estimate::pose::pipeline::{DeviceChoice, Fitter, ModelSpec};
@@ -24,6 +24,8 @@ use super::truth::{axis_errors_report, read_truth};
 pub struct TableFit<'a> {
     pub table: &'a Path,
     pub picks: Option<&'a Path>,
+    /// Pick automatically even when the table has groups.
+    pub ignore_groups: bool,
     pub spec: ModelSpec,
     pub opts: FitOptions,
     pub weights: Option<&'a Path>,
@@ -43,8 +45,13 @@ pub fn run(a: TableFit<'_>) -> Result<()> {
     let [major_nm, tube_nm] = setup.torus_nm;
     let picks = match a.picks {
         Some(p) => locs::read_picks(p)?,
-        None => pick_table(&table, &PickConfig::for_radius(major_nm + tube_nm))
-            .with_context(|| a.table.display().to_string())?,
+        None => {
+            let cfg = PickConfig::for_radius(major_nm + tube_nm);
+            let (picks, source) = table_picks(&table, &cfg, a.ignore_groups)
+                .with_context(|| a.table.display().to_string())?;
+            eprintln!("particles: {}", source.describe());
+            picks
+        }
     };
     // one index of the table serves the particle frames and the localisation fit
     let grid = setup.index(&table);

@@ -139,6 +139,7 @@ fn table_report(
     };
     let t = locs::open_table(path, &opts)?;
     let s = t.summary();
+    let groups = posescope::estimate::pick::picks_from_groups(&t).map(|p| p.len());
     let [x0, y0, x1, y1] = s.extent_nm;
     if !json {
         println!("{}", path.display());
@@ -169,6 +170,9 @@ fn table_report(
         if t.z_nm.is_some() {
             println!("  z           yes");
         }
+        if let Some(n) = groups {
+            println!("  groups      {n}: fit, learn and the viewer take each as a particle");
+        }
         for w in &t.warnings {
             println!("  warning     {w}");
         }
@@ -184,6 +188,7 @@ fn table_report(
         "frames": t.frames.or(s.frames_seen.map(u64::from)),
         "median_precision_nm": s.median_precision_nm,
         "skipped_rows": t.skipped_rows,
+        "groups": groups,
         "warnings": t.warnings,
     }))
 }

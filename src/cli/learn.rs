@@ -22,8 +22,8 @@ pub struct LearnArgs {
     /// each), or one localisation table (its picked particles).
     #[arg(required = true)]
     files: Vec<PathBuf>,
-    /// For a table: the picks CSV (`posescope pick`); default: picked
-    /// automatically.
+    /// For a table: the picks CSV (`posescope pick`); default: the table's
+    /// groups (Picasso's picked files), else picked automatically.
     #[arg(long)]
     picks: Option<PathBuf>,
     /// For a table: the particle's size as a torus R,r in nm (for picking and

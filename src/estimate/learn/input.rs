@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::estimate::particles::ParticleSetup;
-use crate::estimate::pick::{pick_table, PickConfig};
+use crate::estimate::pick::{table_picks, PickConfig};
 use crate::estimate::pose::pipeline::ModelSpec;
 use crate::io::{self, locs, Frame};
 use crate::shapes::Units;
@@ -73,7 +73,8 @@ pub fn read_frames(files: &[PathBuf]) -> Result<FramesRead, LearnError> {
 }
 
 /// The particles of a localisation table as frames to learn from: the
-/// `picks` CSV's, or picked automatically for a particle about the size of
+/// `picks` CSV's, the table's own groups (a Picasso picked file), or picked
+/// automatically for a particle about the size of
 /// a torus `size_nm` = `[R, r]` (which also sets the frames' pixel size, as
 /// `fit TABLE` does). Returns the frames (numbered by pick) and their pixel
 /// size in nm.
@@ -93,8 +94,15 @@ pub fn table_frames(
     let setup = ParticleSetup::new(&table, &spec).map_err(|e| input(e.to_string()))?;
     let picks = match picks {
         Some(p) => locs::read_picks(p).map_err(|e| LearnError::Input(e.to_string()))?,
-        None => pick_table(&table, &PickConfig::for_radius(size_nm[0] + size_nm[1]))
-            .map_err(|e| input(e.to_string()))?,
+        None => {
+            table_picks(
+                &table,
+                &PickConfig::for_radius(size_nm[0] + size_nm[1]),
+                false,
+            )
+            .map_err(|e| input(e.to_string()))?
+            .0
+        }
     };
     if picks.len() < 2 {
         return Err(input(format!(

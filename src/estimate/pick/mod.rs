@@ -1,4 +1,5 @@
-//! Where the particles are: automatic picking of particles of a known size
+//! Where the particles are: a table's own picks (its `group` column,
+//! [`groups`]), automatic picking of particles of a known size
 //! — on a localisation table by localisation density ([`table`]), on an
 //! image by a scale-matched filter ([`image`]) — the particle frame each
 //! pick becomes, and matching picks to a known truth.
@@ -9,9 +10,11 @@
 //! one stays.
 
 mod detect;
+pub mod groups;
 pub mod image;
 pub mod table;
 
+pub use groups::{picks_from_groups, table_picks, PickSource};
 pub use image::{image_particle_frame, pick_image, ImagePick, ImagePickConfig};
 pub use table::{particle_frame, pick_table, Grid, PickConfig};
 
