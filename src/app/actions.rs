@@ -178,7 +178,7 @@ impl PoseScopeApp {
             Action::ShowField(on) => self.ui.show_field = on,
             Action::SelectPick(k) => self.select_pick(k),
             Action::AcceptAllPicks => {
-                if let Some(p) = self.session.particles_mut() {
+                if let Some(p) = self.session.edit_particles() {
                     let before = p.indices(PickState::Candidate);
                     let n = p.accept_all();
                     let changed = before
@@ -309,12 +309,8 @@ impl PoseScopeApp {
             }
             return;
         };
-        if self
-            .session
-            .particles_mut()
-            .and_then(|p| p.picks.get(k))
-            .is_none()
-        {
+        let field = self.session.doc().and_then(|d| d.particles.as_ref());
+        if field.and_then(|p| p.picks.get(k)).is_none() {
             return;
         }
         // no notice: the pick's circle and its row show its new state, and a
@@ -326,7 +322,7 @@ impl PoseScopeApp {
 
     /// Gives pick `k` `state`, recorded for Undo.
     fn set_pick_state(&mut self, k: usize, state: PickState) {
-        let Some(p) = self.session.particles_mut() else {
+        let Some(p) = self.session.edit_particles() else {
             return;
         };
         let Some(e) = p.picks.get_mut(k) else {
@@ -466,6 +462,7 @@ impl PoseScopeApp {
         doc.frames = Arc::new(p.frame_store());
         doc.results = crate::estimate::pose::results::FitResults::new(n);
         doc.info.frames = n;
+        doc.unsaved = true;
         self.ui.field.selected = None;
         self.ui.field.fit_pending = true;
         self.session.go_to_frame(0);

@@ -15,6 +15,8 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::particles::PickEntry;
+use super::pick_store;
 use super::state::{DocId, Document};
 use crate::estimate::pose::results::FitResults;
 use crate::io::{read_pose_csv, write_pose_csv, OutputError, PoseRow};
@@ -22,18 +24,30 @@ use crate::io::{read_pose_csv, write_pose_csv, OutputError, PoseRow};
 /// Least time between two autosaves of a document while results arrive.
 pub const DEBOUNCE: Duration = Duration::from_secs(1);
 
+/// What the results sidecar is named after the data file's name.
+const SUFFIX: &str = "posescope.csv";
+
 /// The sidecar beside the data file.
 pub fn sidecar_path(data: &Path) -> PathBuf {
+    sidecar_named(data, SUFFIX)
+}
+
+/// `data`'s sidecar `NAME.suffix`.
+fn sidecar_named(data: &Path, suffix: &str) -> PathBuf {
     let name = data
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "data".into());
-    data.with_file_name(format!("{name}.posescope.csv"))
+    data.with_file_name(format!("{name}.{suffix}"))
 }
 
 /// Where the results go when the data's folder is read-only: the app's data
 /// folder, under a name made from the data's whole path.
 pub fn fallback_path(data: &Path) -> Option<PathBuf> {
+    fallback_named(data, SUFFIX)
+}
+
+fn fallback_named(data: &Path, suffix: &str) -> Option<PathBuf> {
     let dir = eframe::storage_dir("PoseScope")?.join("autosave");
     let abs = std::path::absolute(data).unwrap_or_else(|_| data.to_path_buf());
     let flat: String = abs
@@ -47,17 +61,27 @@ pub fn fallback_path(data: &Path) -> Option<PathBuf> {
             }
         })
         .collect();
-    Some(dir.join(format!("{flat}.posescope.csv")))
+    Some(dir.join(format!("{flat}.{suffix}")))
 }
 
 /// Writes a data file's result rows: to the sidecar, else to the fallback.
 /// Returns where they went.
 pub fn save_rows(data: &Path, rows: &[PoseRow]) -> Result<PathBuf, OutputError> {
-    let sidecar = sidecar_path(data);
-    match write_pose_csv(&sidecar, rows) {
+    save_beside(data, SUFFIX, |p| write_pose_csv(p, rows))
+}
+
+/// Writes `data`'s sidecar `NAME.suffix` with `write`, or, where its folder
+/// cannot be written, the fallback in the app's data folder.
+fn save_beside(
+    data: &Path,
+    suffix: &str,
+    write: impl Fn(&Path) -> Result<(), OutputError>,
+) -> Result<PathBuf, OutputError> {
+    let sidecar = sidecar_named(data, suffix);
+    match write(&sidecar) {
         Ok(()) => Ok(sidecar),
         Err(first) => {
-            let Some(fallback) = fallback_path(data) else {
+            let Some(fallback) = fallback_named(data, suffix) else {
                 return Err(first);
             };
             if let Some(dir) = fallback.parent() {
@@ -66,9 +90,27 @@ pub fn save_rows(data: &Path, rows: &[PoseRow]) -> Result<PathBuf, OutputError> 
                     cause,
                 })?;
             }
-            write_pose_csv(&fallback, rows).map(|()| fallback)
+            write(&fallback).map(|()| fallback)
         }
     }
+}
+
+/// `data`'s saved sidecar `NAME.suffix` (beside it, else the fallback)
+/// that is not older than the data.
+fn saved_beside(data: &Path, suffix: &str) -> impl Iterator<Item = PathBuf> {
+    let data_time = std::fs::metadata(data).and_then(|m| m.modified()).ok();
+    [
+        Some(sidecar_named(data, suffix)),
+        fallback_named(data, suffix),
+    ]
+    .into_iter()
+    .flatten()
+    .filter(move |p| {
+        let Ok(saved) = std::fs::metadata(p).and_then(|m| m.modified()) else {
+            return false;
+        };
+        data_time.is_none_or(|d| saved >= d)
+    })
 }
 
 /// The results saved for this data file, if a sidecar (or fallback) exists
@@ -83,24 +125,16 @@ pub fn restore(
     default_tube_px: f64,
     files: Option<&[PathBuf]>,
 ) -> Option<(FitResults, PathBuf, usize)> {
-    let data_time = std::fs::metadata(data).and_then(|m| m.modified()).ok();
-    [Some(sidecar_path(data)), fallback_path(data)]
-        .into_iter()
-        .flatten()
-        .find_map(|p| {
-            let saved = std::fs::metadata(&p).and_then(|m| m.modified()).ok()?;
-            if data_time.is_some_and(|d| saved < d) {
-                return None;
-            }
-            let mut rows = read_pose_csv(&p).ok()?;
-            let before = rows.len();
-            if let Some(files) = files {
-                rows = sequence_rows(rows, files);
-            }
-            let (results, skipped) = FitResults::from_rows(frames, &rows, default_tube_px);
-            let skipped = skipped + before - rows.len();
-            (results.done() > 0).then_some((results, p, skipped))
-        })
+    saved_beside(data, SUFFIX).find_map(|p| {
+        let mut rows = read_pose_csv(&p).ok()?;
+        let before = rows.len();
+        if let Some(files) = files {
+            rows = sequence_rows(rows, files);
+        }
+        let (results, skipped) = FitResults::from_rows(frames, &rows, default_tube_px);
+        let skipped = skipped + before - rows.len();
+        (results.done() > 0).then_some((results, p, skipped))
+    })
 }
 
 /// A sequence's rows (file `k`, frame 0) renumbered as frame `k`; rows of
@@ -122,23 +156,53 @@ fn sequence_rows(rows: Vec<PoseRow>, files: &[PathBuf]) -> Vec<PoseRow> {
         .collect()
 }
 
-/// Restores `doc`'s saved results ([`restore`]) into it; returns the
-/// notice to show, or `None` when nothing was saved for it.
+/// Restores `doc`'s saved picks (a field: [`pick_store`]) and results
+/// ([`restore`]) into it; returns the notice to show, or `None` when
+/// nothing was saved for it.
 pub fn restore_into(doc: &mut super::state::Document, default_tube_px: f64) -> Option<String> {
+    let picks = restore_picks(doc);
     let files = doc.sequence.as_ref().map(|s| s.files());
-    let (results, from, skipped) = restore(&doc.path, doc.frames.len(), default_tube_px, files)?;
-    let extra = if skipped > 0 {
-        format!(" ({skipped} rows did not fit this file)")
-    } else {
-        String::new()
-    };
-    let text = format!(
-        "restored {} results from {}{extra}",
-        results.done(),
+    let results = restore(&doc.path, doc.frames.len(), default_tube_px, files);
+    let mut parts = Vec::new();
+    if let Some(n) = picks {
+        parts.push(format!("{n} picks as reviewed"));
+    }
+    let (mut from, mut extra) = (None, String::new());
+    if let Some((results, path, skipped)) = results {
+        parts.push(format!("{} results", results.done()));
+        if skipped > 0 {
+            extra = format!(" ({skipped} rows did not fit this file)");
+        }
+        doc.results = results;
+        from = Some(path);
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    let from = from.unwrap_or_else(|| sidecar_named(&doc.path, pick_store::SUFFIX));
+    Some(format!(
+        "restored {} from {}{extra}",
+        parts.join(" and "),
         from.display()
-    );
-    doc.results = results;
-    Some(text)
+    ))
+}
+
+/// Replaces a field's picks with those saved for it (its frames follow,
+/// with no results yet); returns how many, or `None` when none were saved
+/// (or they cannot be read: the picker's stay).
+fn restore_picks(doc: &mut super::state::Document) -> Option<usize> {
+    let p = doc.particles.as_mut()?;
+    let picks = saved_beside(&doc.path, pick_store::SUFFIX).find_map(|path| {
+        pick_store::read(&path)
+            .map_err(|e| tracing::warn!("{}: {e}", path.display()))
+            .ok()
+    })?;
+    let n = picks.len();
+    p.picks = picks;
+    doc.frames = Arc::new(p.frame_store());
+    doc.results = FitResults::new(n);
+    doc.info.frames = n;
+    Some(n)
 }
 
 /// One save for the writer thread.
@@ -146,6 +210,8 @@ struct SaveJob {
     doc: DocId,
     data: PathBuf,
     rows: Vec<PoseRow>,
+    /// A field's picks, saved beside its results.
+    picks: Option<Vec<PickEntry>>,
 }
 
 /// Debounces saves and hands them to a writer thread.
@@ -175,7 +241,12 @@ impl Default for Autosaver {
                     let mut written = HashSet::new();
                     for job in batch.into_iter().rev() {
                         if written.insert(job.data.clone()) {
-                            if let Err(e) = save_rows(&job.data, &job.rows) {
+                            let picks = job.picks.as_ref().map_or(Ok(PathBuf::new()), |p| {
+                                save_beside(&job.data, pick_store::SUFFIX, |at| {
+                                    pick_store::write(at, p)
+                                })
+                            });
+                            if let Err(e) = picks.and(save_rows(&job.data, &job.rows)) {
                                 let _ = etx.send((job.doc, e));
                             }
                         }
@@ -210,11 +281,18 @@ impl Autosaver {
                     continue;
                 }
                 let rows = d.result_rows();
+                // a field still being picked has only the picks made by hand
+                let picks = d
+                    .particles
+                    .as_ref()
+                    .filter(|p| !p.picking)
+                    .map(|p| p.picks.clone());
                 self.pending.fetch_add(1, Ordering::SeqCst);
                 let job = SaveJob {
                     doc: d.id,
                     data: d.path.clone(),
                     rows,
+                    picks,
                 };
                 if self.tx.send(job).is_err() {
                     self.pending.fetch_sub(1, Ordering::SeqCst);
@@ -270,5 +348,67 @@ mod tests {
             .set_modified(old)
             .unwrap();
         assert!(restore(&data, 3, 5.0, None).is_none());
+    }
+
+    #[test]
+    fn a_fields_review_comes_back_with_its_picks() {
+        use crate::app::particles::{add_pick, load_table, PickState, TableLoad};
+        use crate::estimate::particles::DEFAULT_TORUS_NM;
+        use crate::synth::locs::{generate_field, write_field, FieldConfig};
+        use std::sync::atomic::AtomicBool;
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = FieldConfig {
+            particles: 4,
+            field_px: [40, 40],
+            seed: 5,
+            ..FieldConfig::default()
+        };
+        let path = write_field(&cfg, &generate_field(&cfg).unwrap(), dir.path())
+            .unwrap()
+            .thunderstorm;
+        let load = TableLoad {
+            torus_nm: DEFAULT_TORUS_NM,
+            pixel_size_nm: None,
+        };
+        let open = || load_table(&path, &load, &AtomicBool::new(false)).unwrap();
+        let mut doc = open();
+        let n = doc.frames.len();
+        // a review: one removed, one accepted, one placed by hand and fitted
+        let p = doc.particles.as_mut().unwrap();
+        p.picks[0].state = PickState::Removed;
+        p.picks[1].state = PickState::Accepted;
+        let at = p.picks[1].pick;
+        let k = add_pick(&mut doc, at.x_nm + 3000.0, at.y_nm).unwrap();
+        doc.results.set(k, Err("no signal".into()));
+        let mut saver = Autosaver::default();
+        assert!(saver.tick(std::slice::from_mut(&mut doc), true).is_empty());
+        saver.flush(Duration::from_secs(10));
+        // opened again: the picker's picks, then the review and its result
+        let mut again = open();
+        assert_eq!(again.frames.len(), n);
+        let text = restore_into(&mut again, 5.0).unwrap();
+        assert!(
+            text.starts_with(&format!(
+                "restored {} picks as reviewed and 1 results",
+                n + 1
+            )),
+            "{text}"
+        );
+        assert_eq!((again.frames.len(), again.info.frames), (n + 1, n + 1));
+        let (a, b) = (
+            again.particles.as_ref().unwrap(),
+            doc.particles.as_ref().unwrap(),
+        );
+        assert_eq!(a.picks, b.picks);
+        assert!(again.results.get(k).is_some_and(|r| r.is_err()));
+        // a damaged picks file leaves the picker's picks
+        std::fs::write(
+            sidecar_named(&path, pick_store::SUFFIX),
+            "particle,x_nm\n0,zz\n",
+        )
+        .unwrap();
+        let mut third = open();
+        let _ = restore_into(&mut third, 5.0);
+        assert_eq!(third.frames.len(), n);
     }
 }

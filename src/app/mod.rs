@@ -45,6 +45,7 @@ pub mod orbit;
 mod panels;
 pub mod particles;
 pub mod pick_history;
+pub mod pick_store;
 mod picks_panel;
 pub mod pixel_view;
 pub mod state;

@@ -748,6 +748,7 @@ pub fn add_pick(doc: &mut Document, x_nm: f64, y_nm: f64) -> Option<usize> {
     doc.info.frames = doc.frames.len();
     let k = doc.frames.len() - 1;
     p.history.added(k);
+    doc.unsaved = true;
     Some(k)
 }
 

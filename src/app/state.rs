@@ -296,9 +296,13 @@ impl Session {
         self.docs.get(self.current)
     }
 
-    /// The table and picks of the document on screen, when it is a table.
-    pub fn particles_mut(&mut self) -> Option<&mut super::particles::ParticleDoc> {
-        self.docs.get_mut(self.current)?.particles.as_mut()
+    /// The picks of the field on screen, to edit them: the document is
+    /// marked unsaved, so that its picks are autosaved.
+    pub fn edit_particles(&mut self) -> Option<&mut super::particles::ParticleDoc> {
+        let doc = self.docs.get_mut(self.current)?;
+        let p = doc.particles.as_mut()?;
+        doc.unsaved = true;
+        Some(p)
     }
 
     /// A document by id (it may have been closed or replaced).

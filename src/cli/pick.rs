@@ -75,6 +75,14 @@ pub fn run(a: PickArgs) -> Result<()> {
         min_locs: a.min_locs,
         ..PickConfig::for_radius(major + tube)
     };
+    if let Some(groups) = posescope::estimate::pick::picks_from_groups(&table) {
+        eprintln!(
+            "note: {} has {} groups (picks made in Picasso or by clustering), which fit and the \
+             viewer take as its particles; this picks anew",
+            a.table.display(),
+            groups.len()
+        );
+    }
     let picks = pick_table(&table, &cfg).with_context(|| a.table.display().to_string())?;
     locs::write_picks(&a.out, &picks, table.pixel_size_nm, 2.0 * (major + tube))?;
     println!(
