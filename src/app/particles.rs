@@ -497,8 +497,8 @@ pub fn load_table(
         return Err(AppError::Cancelled);
     }
     let [major, tube] = setup.torus_nm;
-    // a field too sparse and wide to pick (a few stray localisations far
-    // away) still opens, to be looked at and picked by hand
+    // a field too wide to pick (absurd coordinates) still opens, to be
+    // looked at and picked by hand
     let cfg = PickConfig::for_radius(major + tube);
     let (picks, source, not_picked) = match table_picks(&table, &cfg, false) {
         Ok((picks, source)) => (picks, source, None),
@@ -943,8 +943,8 @@ mod tests {
     fn a_table_too_wide_to_pick_still_opens_to_be_picked_by_hand() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("stray.csv");
-        // two localisations 10 mm apart: no density map of the field fits
-        std::fs::write(&path, "x [nm],y [nm]\n0,0\n1e7,1e7\n").unwrap();
+        // coordinates no density map can span (a unit mix-up, a broken export)
+        std::fs::write(&path, "x [nm],y [nm]\n-1e30,0\n1e30,1e7\n").unwrap();
         let doc = load_table(&path, &LOAD, &AtomicBool::new(false)).unwrap();
         let p = doc.particles.as_ref().unwrap();
         assert!(p.picks.is_empty());
