@@ -1061,6 +1061,23 @@ fn a_folder_of_single_images_opens_as_one_sequence_and_keeps_each_files_results(
     }
 }
 
+/// A four-particle field opened for review (no fits while stepping).
+fn small_field_for_review(dir: &std::path::Path) -> Harness<'static, PoseScopeApp> {
+    let (_, files) = small_field(dir, 21);
+    let mut h = harness_with(vec![files.picasso.clone()], |app| {
+        app.settings_mut().auto_estimate = false;
+    });
+    settle(&mut h);
+    assert_eq!(h.state().frame_count(), 4, "{:?}", h.state().notices());
+    h
+}
+
+/// A key pressed and one frame drawn.
+fn press(h: &mut Harness<'_, PoseScopeApp>, key: egui::Key) {
+    h.key_press(key);
+    h.step();
+}
+
 /// A field's candidates reviewed from the keyboard: N selects the next
 /// candidate, A accepts the selected one and Delete removes it, each moving
 /// on; when none is left a notice says so.
@@ -1068,17 +1085,8 @@ fn a_folder_of_single_images_opens_as_one_sequence_and_keeps_each_files_results(
 fn a_fields_candidates_are_reviewed_from_the_keyboard() {
     use posescope::app::particles::PickState;
     let tmp = tempfile::tempdir().unwrap();
-    let (_, files) = small_field(tmp.path(), 21);
-    let mut h = harness_with(vec![files.picasso.clone()], |app| {
-        app.settings_mut().auto_estimate = false;
-    });
-    settle(&mut h);
-    assert_eq!(h.state().frame_count(), 4, "{:?}", h.state().notices());
+    let mut h = small_field_for_review(tmp.path());
     assert_eq!(h.state().selected_pick(), None);
-    let press = |h: &mut Harness<'_, PoseScopeApp>, key: egui::Key| {
-        h.key_press(key);
-        h.step();
-    };
     press(&mut h, egui::Key::N);
     assert_eq!(h.state().selected_pick(), Some(0));
     assert_eq!(h.state().frame_index(), 0);
@@ -1134,16 +1142,7 @@ fn a_fields_candidates_are_reviewed_from_the_keyboard() {
 fn pick_edits_are_undone_from_the_keyboard_and_the_edit_menu() {
     use posescope::app::particles::PickState;
     let tmp = tempfile::tempdir().unwrap();
-    let (_, files) = small_field(tmp.path(), 21);
-    let mut h = harness_with(vec![files.picasso.clone()], |app| {
-        app.settings_mut().auto_estimate = false;
-    });
-    settle(&mut h);
-    assert_eq!(h.state().frame_count(), 4, "{:?}", h.state().notices());
-    let press = |h: &mut Harness<'_, PoseScopeApp>, key: egui::Key| {
-        h.key_press(key);
-        h.step();
-    };
+    let mut h = small_field_for_review(tmp.path());
     let undo = |h: &mut Harness<'_, PoseScopeApp>| {
         h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
         h.step();

@@ -35,6 +35,24 @@ pub struct LocView {
 }
 
 impl LocView {
+    /// The origin and size in pixels (uncapped, so perhaps huge or not
+    /// finite) of [`LocView::covering`]'s view.
+    pub fn covering_size(
+        extent_nm: [f32; 4],
+        pixel_nm: f64,
+        margin_nm: f64,
+    ) -> ([f64; 2], f64, f64) {
+        let x0 = f64::from(extent_nm[0]) - margin_nm;
+        let y0 = f64::from(extent_nm[1]) - margin_nm;
+        let w = ((f64::from(extent_nm[2]) + margin_nm - x0) / pixel_nm)
+            .ceil()
+            .max(1.0);
+        let h = ((f64::from(extent_nm[3]) + margin_nm - y0) / pixel_nm)
+            .ceil()
+            .max(1.0);
+        ([x0, y0], w, h)
+    }
+
     /// The view of `extent_nm` (`[x_min, y_min, x_max, y_max]`) plus
     /// `margin_nm` on every side at `pixel_nm`, or `None` when it would
     /// exceed `max_pixels` (or the pixel size is unusable).
@@ -47,14 +65,7 @@ impl LocView {
         if !(pixel_nm.is_finite() && pixel_nm > 0.0) {
             return None;
         }
-        let x0 = f64::from(extent_nm[0]) - margin_nm;
-        let y0 = f64::from(extent_nm[1]) - margin_nm;
-        let w = ((f64::from(extent_nm[2]) + margin_nm - x0) / pixel_nm)
-            .ceil()
-            .max(1.0);
-        let h = ((f64::from(extent_nm[3]) + margin_nm - y0) / pixel_nm)
-            .ceil()
-            .max(1.0);
+        let ([x0, y0], w, h) = Self::covering_size(extent_nm, pixel_nm, margin_nm);
         if w * h > max_pixels as f64 || !(w * h).is_finite() {
             return None;
         }

@@ -170,17 +170,8 @@ fn tiled_maxima(
     sigma_px: f32,
     window: isize,
 ) -> Option<Vec<[f64; 2]>> {
-    let (x0, y0) = (
-        f64::from(extent_nm[0]) - margin,
-        f64::from(extent_nm[1]) - margin,
-    );
-    // the whole image's size, as LocView::covering has it
-    let w = ((f64::from(extent_nm[2]) + margin - x0) / bin)
-        .ceil()
-        .max(1.0);
-    let h = ((f64::from(extent_nm[3]) + margin - y0) / bin)
-        .ceil()
-        .max(1.0);
+    // the whole image's origin and size
+    let ([x0, y0], w, h) = LocView::covering_size(extent_nm, bin, margin);
     if !(w * h).is_finite() || w > 1e15 || h > 1e15 {
         return None;
     }
