@@ -132,6 +132,37 @@ mod tests {
     }
 
     #[test]
+    fn truncated_and_bit_flipped_files_read_or_fail_cleanly() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.csv");
+        let picks: Vec<PickEntry> = (0..6)
+            .map(|k| entry(100.0 * k as f64, PickState::Accepted, k % 2 == 0))
+            .collect();
+        write(&good, &picks).unwrap();
+        let bytes = std::fs::read(&good).unwrap();
+        let bad = dir.path().join("bad.csv");
+        let check = |b: &[u8]| {
+            std::fs::write(&bad, b).unwrap();
+            if let Ok(back) = read(&bad) {
+                assert!(back.len() <= picks.len());
+                assert!(back
+                    .iter()
+                    .all(|e| e.pick.x_nm.is_finite() && e.pick.y_nm.is_finite()));
+            }
+        };
+        for n in 0..bytes.len() {
+            check(&bytes[..n]);
+        }
+        for i in 0..bytes.len() {
+            for bit in [0x01u8, 0x10, 0x80] {
+                let mut b = bytes.clone();
+                b[i] ^= bit;
+                check(&b);
+            }
+        }
+    }
+
+    #[test]
     fn damaged_files_are_refused_with_the_row() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.csv");

@@ -449,6 +449,41 @@ mod tests {
         assert_eq!(tiled, whole);
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+        /// Clusters anywhere in a field a few tiles wide, near the seams
+        /// or not: the tiles' maxima are the whole image's, bit for bit.
+        #[test]
+        fn tiles_agree_with_the_whole_image_on_random_clusters(
+            seed in 0u64..1_000_000,
+            clusters in 1usize..12,
+            // under 2048 bins a side: one whole image within the smallest cap
+            span_um in 20.0f64..100.0,
+        ) {
+            use rand::{Rng, SeedableRng};
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let (mut x, mut y) = (Vec::new(), Vec::new());
+            for _ in 0..clusters {
+                let cx = rng.random_range(0.0..span_um * 1e3);
+                let cy = rng.random_range(0.0..span_um * 1e3);
+                let spread = rng.random_range(20.0..400.0);
+                for _ in 0..rng.random_range(5..200) {
+                    x.push((cx + rng.random_range(-spread..spread)) as f32);
+                    y.push((cy + rng.random_range(-spread..spread)) as f32);
+                }
+            }
+            let t = LocTable { x_nm: x, y_nm: y, ..LocTable::default() };
+            let cfg = PickConfig::for_radius(220.0);
+            let bin = cfg.radius_nm / 4.0;
+            let extent = t.summary().extent_nm;
+            let whole = density_maxima(&t, extent, &cfg, bin).unwrap();
+            let sigma = (0.6 * cfg.radius_nm / bin) as f32;
+            let window = ((cfg.min_separation_nm / bin).round() as isize).max(1);
+            let tiled = tiled_maxima(&t, extent, 2.0 * cfg.radius_nm, bin, sigma, window).unwrap();
+            proptest::prop_assert_eq!(tiled, whole);
+        }
+    }
+
     #[test]
     fn stray_localisations_millimetres_away_leave_the_picks_as_they_were() {
         let field = generate_field(&FieldConfig {
