@@ -147,7 +147,9 @@ pub fn read_pick_centres_px(path: &Path, pixel_nm: Option<f64>) -> Result<Vec<[f
 
 /// Reads the `need`ed columns (finite numbers in every row) and the
 /// `optional` ones (absent or unparsable: `None`) of a picks CSV, in that
-/// order, into one `T` per row.
+/// order, into one `T` per row. Where the file has a `state` column (the
+/// viewer's picks sidecar, `NAME.posescope-picks.csv`), the picks marked
+/// `removed` are left out.
 fn read_rows<T>(
     path: &Path,
     need: &[&str],
@@ -173,10 +175,17 @@ fn read_rows<T>(
         )));
     };
     let optional_at: Vec<Option<usize>> = optional.iter().map(col).collect();
+    let state_at = col(&"state");
     let mut out = Vec::new();
     let mut values = Vec::with_capacity(need.len() + optional.len());
     for (line, rec) in r.records().enumerate() {
         let rec = rec.map_err(|e| corrupt(format!("row {}: {e}", line + 2)))?;
+        let removed = state_at
+            .and_then(|i| rec.get(i))
+            .is_some_and(|s| s.trim().eq_ignore_ascii_case("removed"));
+        if removed {
+            continue;
+        }
         let num = |i: usize| {
             rec.get(i)
                 .and_then(|v| v.trim().parse::<f64>().ok())
@@ -205,6 +214,26 @@ fn read_rows<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_viewers_picks_sidecar_reads_without_its_removed_picks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("field.hdf5.posescope-picks.csv");
+        std::fs::write(
+            &path,
+            "particle,x_nm,y_nm,n_locs,state,manual\n\
+             0,100,200,31,accepted,false\n\
+             1,300,400,40,removed,false\n\
+             2,500,600,12,candidate,true\n",
+        )
+        .unwrap();
+        let picks = read_picks(&path).unwrap();
+        let xs: Vec<f64> = picks.iter().map(|p| p.x_nm).collect();
+        assert_eq!(xs, [100.0, 500.0]);
+        assert_eq!(picks[1].n_locs, 12);
+        let px = read_pick_centres_px(&path, Some(10.0)).unwrap();
+        assert_eq!(px, [[10.0, 20.0], [50.0, 60.0]]);
+    }
 
     #[test]
     fn picks_round_trip_and_bad_files_name_the_problem() {
