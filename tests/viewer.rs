@@ -1184,6 +1184,53 @@ fn pick_edits_are_undone_from_the_keyboard_and_the_edit_menu() {
         .any(|n| n.text == "nothing to undo"));
 }
 
+/// A review of a field image survives closing the viewer: its picks are
+/// autosaved with their states and come back over the detector's, with the
+/// candidates counted after the restore.
+#[test]
+fn a_field_images_review_comes_back_when_it_is_opened_again() {
+    use posescope::app::particles::PickState;
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, path) = field_image(tmp.path(), 22, 5.0);
+    let picks_file = tmp.path().join("field.tif.posescope-picks.csv");
+    {
+        let mut h = harness_with(vec![path.clone()], |app| {
+            app.settings_mut().auto_estimate = false;
+        });
+        settle(&mut h);
+        assert_eq!(h.state().frame_count(), 4, "{:?}", h.state().notices());
+        press(&mut h, egui::Key::N);
+        press(&mut h, egui::Key::Delete);
+        assert_eq!(h.state().pick_state(0), Some(PickState::Removed));
+        // bounded wait for the autosave (debounced, on its own thread)
+        let saved = (0..1000).any(|_| {
+            h.step();
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            std::fs::read_to_string(&picks_file).is_ok_and(|t| t.contains("removed"))
+        });
+        assert!(saved, "the picks were not autosaved within 10 s");
+    }
+    let mut h = harness_with(vec![path], |app| {
+        app.settings_mut().auto_estimate = false;
+    });
+    settle(&mut h);
+    assert_eq!(h.state().frame_count(), 4);
+    assert_eq!(h.state().pick_state(0), Some(PickState::Removed));
+    let notices = h.state().notices();
+    assert!(
+        notices
+            .iter()
+            .any(|n| n.text.starts_with("restored 4 picks as reviewed")),
+        "{notices:?}"
+    );
+    assert!(
+        notices
+            .iter()
+            .any(|n| n.text.contains("3 candidate particles")),
+        "{notices:?}"
+    );
+}
+
 /// A Picasso picked file (h5py) opens with its groups as the picks,
 /// accepted as the user made them in Picasso, not picked anew.
 #[test]

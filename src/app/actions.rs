@@ -288,7 +288,7 @@ impl PoseScopeApp {
 
     /// Frame `k` of the current document now holds other pixels (a moved
     /// pick): everything made from the old ones is dropped.
-    fn frame_content_changed(&mut self, k: usize) {
+    pub(super) fn frame_content_changed(&mut self, k: usize) {
         if self.session.frame != k {
             return;
         }

@@ -432,18 +432,28 @@ impl PoseScopeApp {
             return;
         };
         let by_hand = doc.frames.len();
-        let Some(added) = particles::add_candidates(doc, picks) else {
+        if particles::add_candidates(doc, picks).is_none() {
             return;
-        };
+        }
         let restored = (autosave && by_hand == 0)
             .then(|| autosave::restore_into(doc, tube))
             .flatten();
         let path = doc.path.clone();
-        let what = doc.particles.as_ref().map(|p| p.describe());
+        // counted after a restore, which may have replaced the detector's picks
+        let what = doc.particles.as_ref().map(|p| {
+            let candidates = p.indices(particles::PickState::Candidate).len();
+            (p.describe(), candidates)
+        });
         if let Some(text) = restored {
             self.session.info(text);
+            // the field on screen: its frames and the frame's fit are new
+            if self.session.doc().is_some_and(|d| d.id == id) {
+                let k = self.session.frame;
+                self.session.go_to_frame(k);
+                self.frame_content_changed(k);
+            }
         }
-        if let Some(text) = what.and_then(|w| candidates_notice(&w, added)) {
+        if let Some(text) = what.and_then(|(w, n)| candidates_notice(&w, n)) {
             self.session.info(text);
         }
         if let Some(note) = note {
