@@ -1028,4 +1028,27 @@ fn a_picasso_picked_file_is_fitted_group_by_group() {
     ]);
     ok(&o);
     assert!(text(&o.stderr).contains("particles: picked automatically"));
+    // learn takes the groups as its particles too
+    let o = posescope(&[
+        "learn",
+        &table,
+        "--out",
+        dir.path().join("learned.ply").to_str().unwrap(),
+        "--poses",
+        dir.path().join("learned.csv").to_str().unwrap(),
+        "--points",
+        "48",
+        "--iterations",
+        "1",
+        "--search",
+        "100",
+        "--steps",
+        "2",
+    ]);
+    ok(&o);
+    assert!(
+        text(&o.stderr).contains("3 picked particles"),
+        "{}",
+        text(&o.stderr)
+    );
 }
