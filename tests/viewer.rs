@@ -1184,6 +1184,49 @@ fn pick_edits_are_undone_from_the_keyboard_and_the_edit_menu() {
         .any(|n| n.text == "nothing to undo"));
 }
 
+/// A fit that replaced another is undone from the Edit menu, which names
+/// it; the frame's former fit comes back to the sliders. A first fit (of
+/// an unfitted frame) replaces nothing and is not offered.
+#[test]
+fn a_fit_that_replaced_another_is_undone_from_the_edit_menu() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (stack, _) = dataset(tmp.path(), 2);
+    let mut h = harness_with(vec![stack], |app| {
+        app.settings_mut().auto_estimate = false;
+        app.settings_mut().autosave = false;
+    });
+    settle(&mut h);
+    h.get_by_label("Estimate").click();
+    settle(&mut h);
+    let first = h.state().result(0).unwrap().as_ref().unwrap().outcome.state;
+    assert_eq!(h.state().session().doc().unwrap().history.next_undo(), None);
+    // Refine from a pose 20° off: a new fit (a hair apart) replaces the first
+    let mut off = h.state().controls();
+    off.euler[1] += 20.0;
+    h.state_mut().set_controls(off);
+    h.step();
+    h.get_by_label("Refine").click();
+    settle(&mut h);
+    let second = h.state().result(0).unwrap().as_ref().unwrap().outcome.state;
+    assert_ne!(second.pose.q, first.pose.q);
+    h.get_by_role_and_label(Role::Button, "Edit").click();
+    h.step();
+    h.step();
+    h.get_by_label("Undo refine frame 0 Ctrl+Z").click();
+    h.step();
+    h.step();
+    // the first fit, bit for bit; the sliders on it (to their display steps)
+    let back = h.state().result(0).unwrap().as_ref().unwrap().outcome.state;
+    assert_eq!(back.pose.q, first.pose.q);
+    let sliders = h.state().controls().state();
+    assert!(sliders.pose.q.angle_to(first.pose.q).to_degrees() < 0.1);
+    assert!(h
+        .state()
+        .notices()
+        .iter()
+        .any(|n| n.text == "undid: refine frame 0"));
+}
+
 /// A review of a field image survives closing the viewer: its picks are
 /// autosaved with their states and come back over the detector's, with the
 /// candidates counted after the restore.

@@ -178,14 +178,14 @@ impl PoseScopeApp {
             Action::ShowField(on) => self.ui.show_field = on,
             Action::SelectPick(k) => self.select_pick(k),
             Action::AcceptAllPicks => {
-                if let Some(p) = self.session.edit_particles() {
+                if let Some((p, history)) = self.session.edit_field() {
                     let before = p.indices(PickState::Candidate);
                     let n = p.accept_all();
                     let changed = before
                         .into_iter()
                         .map(|k| (k, PickState::Candidate))
                         .collect();
-                    p.history.states(format!("accept all ({n} picks)"), changed);
+                    history.states(format!("accept all ({n} picks)"), changed);
                     self.session.info(format!("accepted {n} picks"));
                 }
             }
@@ -322,7 +322,7 @@ impl PoseScopeApp {
 
     /// Gives pick `k` `state`, recorded for Undo.
     fn set_pick_state(&mut self, k: usize, state: PickState) {
-        let Some(p) = self.session.edit_particles() else {
+        let Some((p, history)) = self.session.edit_field() else {
             return;
         };
         let Some(e) = p.picks.get_mut(k) else {
@@ -338,8 +338,7 @@ impl PoseScopeApp {
             PickState::Removed => "remove",
             PickState::Candidate => "reset",
         };
-        p.history
-            .states(format!("{verb} pick {k}"), vec![(k, before)]);
+        history.states(format!("{verb} pick {k}"), vec![(k, before)]);
     }
 
     /// Undoes the newest edit of the field's picks (Ctrl+Z) and shows the
@@ -348,7 +347,12 @@ impl PoseScopeApp {
         let Some(doc) = self.session.docs.get_mut(self.session.current) else {
             return;
         };
-        let Some(undone) = super::pick_history::undo(doc) else {
+        if doc.history.next_is_fit() && self.jobs.fitting() {
+            self.session
+                .info("a fit is running: let it finish (or Cancel it) before undoing one");
+            return;
+        }
+        let Some(undone) = super::history::undo(doc) else {
             self.session.info("nothing to undo");
             return;
         };
@@ -369,10 +373,9 @@ impl PoseScopeApp {
                 if self.ui.field.selected.is_some_and(|k| k >= n) {
                     self.ui.field.selected = None;
                 }
-                if self.session.frame >= n {
-                    self.session.go_to_frame(n.saturating_sub(1));
-                }
-                let k = self.session.frame;
+                // the frame on screen takes its (restored) fit
+                let k = self.session.frame.min(n.saturating_sub(1));
+                self.session.go_to_frame(k);
                 self.frame_content_changed(k);
             }
         }
@@ -458,7 +461,7 @@ impl PoseScopeApp {
         };
         let before = (p.picks.clone(), doc.results.clone());
         let n = p.replace_picks(&picks);
-        p.history.replaced(before.0, before.1);
+        doc.history.replaced(before.0, before.1);
         doc.frames = Arc::new(p.frame_store());
         doc.results = crate::estimate::pose::results::FitResults::new(n);
         doc.info.frames = n;
@@ -665,7 +668,19 @@ impl PoseScopeApp {
         };
         let locs = doc.particles.as_ref().and_then(|p| p.refiner());
         let (id, frames) = (doc.id, doc.frames.clone());
+        let name = match which.as_slice() {
+            [k] if !all => format!("estimate frame {k}"),
+            _ => format!("estimate all ({} frames)", which.len()),
+        };
+        self.record_fits(name, &which);
         self.jobs.estimate(fitter, id, frames, which, !all, locs);
+    }
+
+    /// Records, for Undo, the fits of `frames` that a fit is about to replace.
+    fn record_fits(&mut self, name: String, frames: &[usize]) {
+        if let Some(doc) = self.session.docs.get_mut(self.session.current) {
+            doc.history.fits(name, &doc.results, frames);
+        }
     }
 
     fn refine_current(&mut self) {
@@ -678,8 +693,9 @@ impl PoseScopeApp {
         let locs = doc.particles.as_ref().and_then(|p| p.refiner());
         let (id, frames) = (doc.id, doc.frames.clone());
         let start = self.session.controls.state();
-        self.jobs
-            .refine(fitter, id, self.session.frame, frames, start, locs);
+        let k = self.session.frame;
+        self.record_fits(format!("refine frame {k}"), &[k]);
+        self.jobs.refine(fitter, id, k, frames, start, locs);
     }
 
     fn export_look(&self) -> ExportLook {

@@ -635,6 +635,7 @@ fn sequence_document(seq: ImageSequence) -> Document {
         unsaved: false,
         particles: None,
         sequence: Some(seq),
+        history: Default::default(),
     }
 }
 
@@ -691,6 +692,7 @@ pub fn load_document(
             unsaved: false,
             particles: None,
             sequence: None,
+            history: Default::default(),
         });
     }
     let mut frames = Vec::with_capacity(info.frames);
@@ -715,6 +717,7 @@ pub fn load_document(
         unsaved: false,
         particles: None,
         sequence: None,
+        history: Default::default(),
     })
 }
 

@@ -127,16 +127,14 @@ impl PoseScopeApp {
                 }
             });
             ui.menu_button("Edit", |ui| {
-                let next = self
-                    .session
-                    .doc()
-                    .and_then(|d| d.particles.as_ref())
-                    .and_then(|p| p.history.next_undo());
+                let next = self.session.doc().and_then(|d| d.history.next_undo());
                 let label = next.map_or("Undo".to_string(), |what| format!("Undo {what}"));
                 let undo = egui::Button::new(label).shortcut_text("Ctrl+Z");
                 if ui
                     .add_enabled(next.is_some(), undo)
-                    .on_disabled_hover_text("Undo takes back edits of a field's picks")
+                    .on_disabled_hover_text(
+                        "Undo takes back edits of a field's picks and fits that replaced others",
+                    )
                     .clicked()
                 {
                     out.push(Action::Undo);

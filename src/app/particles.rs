@@ -124,8 +124,6 @@ pub struct ParticleDoc {
     /// The detector is still running on a field image: its candidates are
     /// added when it ends ([`add_candidates`]).
     pub picking: bool,
-    /// The user's edits of the picks, for Undo.
-    pub history: super::pick_history::PickHistory,
 }
 
 /// How tables and field images are opened.
@@ -554,7 +552,6 @@ pub fn load_table(
             })
             .collect(),
         picking: false,
-        history: Default::default(),
     };
     Ok(field_document(
         path,
@@ -595,6 +592,7 @@ fn field_document(
         unsaved: false,
         particles: Some(particles),
         sequence: None,
+        history: Default::default(),
     }
 }
 
@@ -653,7 +651,6 @@ pub fn load_image_field(
         },
         picks: Vec::new(),
         picking: true,
-        history: Default::default(),
     };
     let doc = field_document(path, info.format, particles, frame_pixel, warnings);
     let picking = FieldPicking {
@@ -747,7 +744,7 @@ pub fn add_pick(doc: &mut Document, x_nm: f64, y_nm: f64) -> Option<usize> {
     doc.results.push();
     doc.info.frames = doc.frames.len();
     let k = doc.frames.len() - 1;
-    p.history.added(k);
+    doc.history.added(k);
     doc.unsaved = true;
     Some(k)
 }
@@ -762,7 +759,8 @@ pub fn move_pick(doc: &mut Document, k: usize, x_nm: f64, y_nm: f64) -> Option<u
         return None;
     }
     let n_locs = p.locs_near(x_nm, y_nm);
-    p.history.moved(k, p.picks[k], doc.results.get(k).cloned());
+    doc.history
+        .moved(k, p.picks[k], doc.results.get(k).cloned());
     let e = &mut p.picks[k];
     e.pick = Pick { x_nm, y_nm, n_locs };
     e.manual = true;

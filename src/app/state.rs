@@ -208,6 +208,8 @@ pub struct Document {
     /// For an image sequence (single-frame files of one size opened
     /// together): its files, frame `k` being file `k`.
     pub sequence: Option<Arc<ImageSequence>>,
+    /// The user's edits (picks, fits that replaced others), for Undo.
+    pub history: super::history::EditHistory,
 }
 
 impl Document {
@@ -237,6 +239,7 @@ impl Document {
             unsaved: false,
             particles: None,
             sequence: None,
+            history: Default::default(),
         }
     }
 
@@ -296,13 +299,18 @@ impl Session {
         self.docs.get(self.current)
     }
 
-    /// The picks of the field on screen, to edit them: the document is
-    /// marked unsaved, so that its picks are autosaved.
-    pub fn edit_particles(&mut self) -> Option<&mut super::particles::ParticleDoc> {
+    /// The picks of the field on screen and its edit history, to edit the
+    /// picks: the document is marked unsaved, so that they are autosaved.
+    pub fn edit_field(
+        &mut self,
+    ) -> Option<(
+        &mut super::particles::ParticleDoc,
+        &mut super::history::EditHistory,
+    )> {
         let doc = self.docs.get_mut(self.current)?;
         let p = doc.particles.as_mut()?;
         doc.unsaved = true;
-        Some(p)
+        Some((p, &mut doc.history))
     }
 
     /// A document by id (it may have been closed or replaced).

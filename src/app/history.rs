@@ -1,9 +1,11 @@
-//! Undo for the review of a field's picks (Ctrl+Z, Edit → Undo): every
-//! accept, remove, add, move, Accept all and Load picks is recorded as what
-//! it replaced, so a key pressed by mistake in a review of thousands of
-//! candidates costs nothing. A pick's number is its particle frame's, so
-//! picks are never renumbered: an undone add drops the pick only when it is
-//! still the last one, and is otherwise marked removed.
+//! Undo (Ctrl+Z, Edit → Undo) for what a user does to a document: every
+//! accept, remove, add, move, Accept all and Load picks of a field's
+//! review, and every Estimate, Estimate all or Refine that replaced fits,
+//! is recorded as what it replaced, so a key pressed by mistake in a review
+//! of thousands of candidates, or an Estimate all over hand-refined frames,
+//! costs nothing. A pick's number is its particle frame's, so picks are
+//! never renumbered: an undone add drops the pick only when it is still the
+//! last one, and is otherwise marked removed.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -12,12 +14,12 @@ use super::particles::{PickEntry, PickState};
 use super::state::Document;
 use crate::estimate::pose::results::{FitResults, FrameResult};
 
-/// Edits kept per field.
+/// Edits kept per document.
 pub const DEPTH: usize = 500;
 
 /// One edit, as what it replaced.
 #[derive(Clone, Debug)]
-enum PickEdit {
+enum Edit {
     /// These picks had these states (a review key, a row's buttons, Accept all).
     States(Vec<(usize, PickState)>),
     /// Pick `k` was added by hand.
@@ -33,12 +35,14 @@ enum PickEdit {
         picks: Vec<PickEntry>,
         results: FitResults,
     },
+    /// A fit replaced these frames' results (`None`: not fitted).
+    Fits(Vec<(usize, Option<FrameResult>)>),
 }
 
-/// A field's edits, newest last, each with its name ("remove pick 12").
+/// A document's edits, newest last, each with its name ("remove pick 12").
 #[derive(Clone, Debug, Default)]
-pub struct PickHistory {
-    edits: VecDeque<(String, PickEdit)>,
+pub struct EditHistory {
+    edits: VecDeque<(String, Edit)>,
 }
 
 /// What an undo did: its name, and the pick to show (none when it went).
@@ -48,13 +52,13 @@ pub struct Undone {
     pub pick: Option<usize>,
 }
 
-impl PickHistory {
+impl EditHistory {
     /// The name of the edit that Undo would undo.
     pub fn next_undo(&self) -> Option<&str> {
         self.edits.back().map(|(name, _)| name.as_str())
     }
 
-    fn push(&mut self, name: String, edit: PickEdit) {
+    fn push(&mut self, name: String, edit: Edit) {
         if self.edits.len() == DEPTH {
             self.edits.pop_front();
         }
@@ -65,37 +69,61 @@ impl PickHistory {
     /// none changed.
     pub fn states(&mut self, name: String, changed: Vec<(usize, PickState)>) {
         if !changed.is_empty() {
-            self.push(name, PickEdit::States(changed));
+            self.push(name, Edit::States(changed));
         }
     }
 
     /// Records that pick `k` was added by hand.
     pub fn added(&mut self, k: usize) {
-        self.push(format!("add pick {k}"), PickEdit::Added(k));
+        self.push(format!("add pick {k}"), Edit::Added(k));
     }
 
     /// Records that pick `k` was moved from `entry`, which had `result`.
     pub fn moved(&mut self, k: usize, entry: PickEntry, result: Option<FrameResult>) {
-        self.push(
-            format!("move pick {k}"),
-            PickEdit::Moved { k, entry, result },
-        );
+        self.push(format!("move pick {k}"), Edit::Moved { k, entry, result });
+    }
+
+    /// Records what a fit of `frames` is about to replace, when it replaces
+    /// any fit (a fit of unfitted frames loses nothing and is not kept).
+    pub fn fits(&mut self, name: String, results: &FitResults, frames: &[usize]) {
+        let before: Vec<(usize, Option<FrameResult>)> = frames
+            .iter()
+            .map(|&k| (k, results.get(k).cloned()))
+            .collect();
+        if before.iter().any(|(_, r)| r.is_some()) {
+            self.push(name, Edit::Fits(before));
+        }
+    }
+
+    /// Whether Undo would take back a fit.
+    pub fn next_is_fit(&self) -> bool {
+        matches!(self.edits.back(), Some((_, Edit::Fits(_))))
     }
 
     /// Records that the picks were replaced (Load picks).
     pub fn replaced(&mut self, picks: Vec<PickEntry>, results: FitResults) {
-        self.push("load picks".into(), PickEdit::Replaced { picks, results });
+        self.push("load picks".into(), Edit::Replaced { picks, results });
     }
 }
 
-/// Undoes the newest edit of `doc`'s picks; `None` when there is none (or
-/// `doc` is not a field).
+/// Undoes the newest edit of `doc`; `None` when there is none.
 pub fn undo(doc: &mut Document) -> Option<Undone> {
+    let (what, edit) = doc.history.edits.pop_back()?;
+    doc.unsaved = true;
+    if let Edit::Fits(before) = edit {
+        for (k, r) in before {
+            match r {
+                Some(r) => doc.results.set(k, r),
+                None => doc.results.clear(k),
+            }
+        }
+        return Some(Undone { what, pick: None });
+    }
+    // the other edits are a field's
     let p = doc.particles.as_mut()?;
-    let (what, edit) = p.history.edits.pop_back()?;
     let mut frames_changed = false;
     let pick = match edit {
-        PickEdit::States(changed) => {
+        Edit::States(changed) => {
             for &(k, state) in &changed {
                 if let Some(e) = p.picks.get_mut(k) {
                     e.state = state;
@@ -107,20 +135,20 @@ pub fn undo(doc: &mut Document) -> Option<Undone> {
                 _ => None,
             }
         }
-        PickEdit::Added(k) if k + 1 == p.picks.len() => {
+        Edit::Added(k) if k + 1 == p.picks.len() => {
             p.picks.pop();
             doc.results.pop();
             frames_changed = true;
             None
         }
-        PickEdit::Added(k) => {
+        Edit::Added(k) => {
             // candidates found since came after it: keep the numbering
             if let Some(e) = p.picks.get_mut(k) {
                 e.state = PickState::Removed;
             }
             None
         }
-        PickEdit::Moved { k, entry, result } => {
+        Edit::Moved { k, entry, result } => {
             if let Some(e) = p.picks.get_mut(k) {
                 *e = entry;
                 match result {
@@ -131,12 +159,14 @@ pub fn undo(doc: &mut Document) -> Option<Undone> {
             }
             Some(k)
         }
-        PickEdit::Replaced { picks, results } => {
+        Edit::Replaced { picks, results } => {
             p.picks = picks;
             doc.results = results;
             frames_changed = true;
             None
         }
+        // undone above, for any document
+        Edit::Fits(_) => None,
     };
     if frames_changed {
         doc.frames = Arc::new(p.frame_store());
@@ -188,8 +218,7 @@ mod tests {
         // added: a fifth frame
         let k = add_pick(&mut doc, first.pick.x_nm, first.pick.y_nm + 2000.0).unwrap();
         assert_eq!((k, doc.frames.len()), (4, 5));
-        let p = doc.particles.as_ref().unwrap();
-        assert_eq!(p.history.next_undo(), Some("add pick 4"));
+        assert_eq!(doc.history.next_undo(), Some("add pick 4"));
         let u = undo(&mut doc).unwrap();
         assert_eq!(
             u,
@@ -209,6 +238,38 @@ mod tests {
             doc.results.get(0).cloned().map(Result::unwrap_err),
             fitted().err()
         );
+        assert!(undo(&mut doc).is_none());
+    }
+
+    #[test]
+    fn fits_that_replaced_others_are_undone_and_first_fits_are_not_kept() {
+        let mut doc = Document::in_memory("s.tif", vec![crate::io::Frame::zeros(8, 8); 3]);
+        // a first fit of unfitted frames loses nothing: not kept
+        doc.history
+            .fits("estimate all (3 frames)".into(), &doc.results, &[0, 1, 2]);
+        assert_eq!(doc.history.next_undo(), None);
+        doc.results.set(1, Err("the first fit".into()));
+        // a second fit over frames 0-2 replaces frame 1's
+        doc.history
+            .fits("estimate all (3 frames)".into(), &doc.results, &[0, 1, 2]);
+        assert!(doc.history.next_is_fit());
+        for k in 0..3 {
+            doc.results.set(k, Err("the second fit".into()));
+        }
+        let u = undo(&mut doc).unwrap();
+        assert_eq!(
+            u,
+            Undone {
+                what: "estimate all (3 frames)".into(),
+                pick: None
+            }
+        );
+        assert!(doc.results.get(0).is_none() && doc.results.get(2).is_none());
+        assert_eq!(
+            doc.results.get(1).cloned().map(Result::unwrap_err),
+            Some("the first fit".to_string())
+        );
+        assert!(doc.unsaved);
         assert!(undo(&mut doc).is_none());
     }
 
@@ -242,7 +303,7 @@ mod tests {
         let p = doc.particles.as_mut().unwrap();
         let before = p.picks.clone();
         doc.results.set(2, fitted());
-        p.history.replaced(p.picks.clone(), doc.results.clone());
+        doc.history.replaced(p.picks.clone(), doc.results.clone());
         p.replace_picks(&[before[1].pick]);
         doc.results = FitResults::new(1);
         doc.frames = Arc::new(p.frame_store());
@@ -253,7 +314,7 @@ mod tests {
             doc.results.get(2).cloned().map(Result::unwrap_err),
             fitted().err()
         );
-        let mut h = PickHistory::default();
+        let mut h = EditHistory::default();
         for k in 0..DEPTH + 10 {
             h.states(format!("remove pick {k}"), vec![(k, PickState::Candidate)]);
         }
