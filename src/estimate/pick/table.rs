@@ -427,6 +427,19 @@ mod tests {
         assert!(found.1 * 20 <= found.0, "{found:?}");
     }
 
+    /// The maxima of `t`'s density for a particle of R + r = 220 nm (55 nm
+    /// bins): from the whole image (`t` must fit its cap) and from tiles.
+    fn whole_and_tiled(t: &LocTable) -> (Vec<[f64; 2]>, Vec<[f64; 2]>) {
+        let cfg = PickConfig::for_radius(220.0);
+        let bin = cfg.radius_nm / 4.0;
+        let extent = t.summary().extent_nm;
+        let whole = density_maxima(t, extent, &cfg, bin).unwrap();
+        let sigma = (0.6 * cfg.radius_nm / bin) as f32;
+        let window = ((cfg.min_separation_nm / bin).round() as isize).max(1);
+        let tiled = tiled_maxima(t, extent, 2.0 * cfg.radius_nm, bin, sigma, window).unwrap();
+        (whole, tiled)
+    }
+
     #[test]
     fn tiles_find_the_whole_images_maxima_exactly() {
         let field = generate_field(&FieldConfig {
@@ -435,15 +448,10 @@ mod tests {
         })
         .unwrap();
         let t = table_of(&field);
-        let cfg = PickConfig::for_radius(220.0);
-        let bin = cfg.radius_nm / 4.0;
-        let extent = t.summary().extent_nm;
-        let whole = density_maxima(&t, extent, &cfg, bin).unwrap();
-        let sigma = (0.6 * cfg.radius_nm / bin) as f32;
-        let window = ((cfg.min_separation_nm / bin).round() as isize).max(1);
-        let tiled = tiled_maxima(&t, extent, 2.0 * cfg.radius_nm, bin, sigma, window).unwrap();
+        let (whole, tiled) = whole_and_tiled(&t);
         // the field spans more than one tile, so the seams are crossed
-        let w = (extent[2] - extent[0]) as f64 / bin;
+        let extent = t.summary().extent_nm;
+        let w = (extent[2] - extent[0]) as f64 / 55.0;
         assert!(w > TILE as f64, "{w} bins");
         assert!(whole.len() > 24, "{}", whole.len());
         assert_eq!(tiled, whole);
@@ -473,13 +481,7 @@ mod tests {
                 }
             }
             let t = LocTable { x_nm: x, y_nm: y, ..LocTable::default() };
-            let cfg = PickConfig::for_radius(220.0);
-            let bin = cfg.radius_nm / 4.0;
-            let extent = t.summary().extent_nm;
-            let whole = density_maxima(&t, extent, &cfg, bin).unwrap();
-            let sigma = (0.6 * cfg.radius_nm / bin) as f32;
-            let window = ((cfg.min_separation_nm / bin).round() as isize).max(1);
-            let tiled = tiled_maxima(&t, extent, 2.0 * cfg.radius_nm, bin, sigma, window).unwrap();
+            let (whole, tiled) = whole_and_tiled(&t);
             proptest::prop_assert_eq!(tiled, whole);
         }
     }
