@@ -288,7 +288,7 @@ impl PoseScopeApp {
 
     /// Frame `k` of the current document now holds other pixels (a moved
     /// pick): everything made from the old ones is dropped.
-    pub(super) fn frame_content_changed(&mut self, k: usize) {
+    fn frame_content_changed(&mut self, k: usize) {
         if self.session.frame != k {
             return;
         }
@@ -360,25 +360,42 @@ impl PoseScopeApp {
         match undone.pick {
             Some(k) => {
                 self.frame_content_changed(k);
-                self.select_pick(k);
-                if let Some(p) = self.session.doc().and_then(|d| d.particles.as_ref()) {
-                    let [major, tube] = p.torus();
-                    let e = p.picks[k].pick;
-                    self.ui.field.focus_on(e.x_nm, e.y_nm, major + tube);
-                    self.ui.field.reveal_selected = true;
-                }
+                self.show_pick(k);
             }
             None => {
                 let n = self.session.doc().map_or(0, |d| d.frames.len());
                 if self.ui.field.selected.is_some_and(|k| k >= n) {
                     self.ui.field.selected = None;
                 }
-                // the frame on screen takes its (restored) fit
-                let k = self.session.frame.min(n.saturating_sub(1));
-                self.session.go_to_frame(k);
-                self.frame_content_changed(k);
+                self.reshow_frame();
             }
         }
+    }
+
+    /// The frame on screen again, after its document's frames or fits
+    /// changed underneath it: the sliders take its fit, and everything
+    /// made from its old pixels is dropped.
+    pub(super) fn reshow_frame(&mut self) {
+        let n = self.session.doc().map_or(0, |d| d.frames.len());
+        let k = self.session.frame.min(n.saturating_sub(1));
+        self.session.go_to_frame(k);
+        self.frame_content_changed(k);
+    }
+
+    /// Selects pick `k`, shows its particle and brings it into view in the
+    /// field and in the Picks list.
+    fn show_pick(&mut self, k: usize) {
+        let Some(p) = self.session.doc().and_then(|d| d.particles.as_ref()) else {
+            return;
+        };
+        let Some(e) = p.picks.get(k) else {
+            return;
+        };
+        let [major, tube] = p.torus();
+        let (x, y) = (e.pick.x_nm, e.pick.y_nm);
+        self.select_pick(k);
+        self.ui.field.focus_on(x, y, major + tube);
+        self.ui.field.reveal_selected = true;
     }
 
     /// Selects the candidate after the selected pick (N); when none is
@@ -388,14 +405,7 @@ impl PoseScopeApp {
             return;
         };
         match p.next_candidate(self.ui.field.selected) {
-            Some(k) => {
-                let [major, tube] = p.torus();
-                let e = &p.picks[k].pick;
-                let (x, y) = (e.x_nm, e.y_nm);
-                self.select_pick(k);
-                self.ui.field.focus_on(x, y, major + tube);
-                self.ui.field.reveal_selected = true;
-            }
+            Some(k) => self.show_pick(k),
             None => self
                 .session
                 .info("no candidates left to review: every pick is accepted or removed"),
@@ -462,9 +472,8 @@ impl PoseScopeApp {
         let before = (p.picks.clone(), doc.results.clone());
         let n = p.replace_picks(&picks);
         doc.history.replaced(before.0, before.1);
-        doc.frames = Arc::new(p.frame_store());
         doc.results = crate::estimate::pose::results::FitResults::new(n);
-        doc.info.frames = n;
+        super::particles::refresh_frames(doc);
         doc.unsaved = true;
         self.ui.field.selected = None;
         self.ui.field.fit_pending = true;

@@ -199,9 +199,8 @@ fn restore_picks(doc: &mut super::state::Document) -> Option<usize> {
     })?;
     let n = picks.len();
     p.picks = picks;
-    doc.frames = Arc::new(p.frame_store());
     doc.results = FitResults::new(n);
-    doc.info.frames = n;
+    super::particles::refresh_frames(doc);
     Some(n)
 }
 
@@ -241,11 +240,15 @@ impl Default for Autosaver {
                     let mut written = HashSet::new();
                     for job in batch.into_iter().rev() {
                         if written.insert(job.data.clone()) {
-                            let picks = job.picks.as_ref().map_or(Ok(PathBuf::new()), |p| {
-                                save_beside(&job.data, pick_store::SUFFIX, |at| {
-                                    pick_store::write(at, p)
+                            let picks = job
+                                .picks
+                                .as_ref()
+                                .map(|p| {
+                                    save_beside(&job.data, pick_store::SUFFIX, |at| {
+                                        pick_store::write(at, p)
+                                    })
                                 })
-                            });
+                                .transpose();
                             if let Err(e) = picks.and(save_rows(&job.data, &job.rows)) {
                                 let _ = etx.send((job.doc, e));
                             }

@@ -8,7 +8,6 @@
 //! last one, and is otherwise marked removed.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 
 use super::particles::{PickEntry, PickState};
 use super::state::Document;
@@ -112,10 +111,7 @@ pub fn undo(doc: &mut Document) -> Option<Undone> {
     doc.unsaved = true;
     if let Edit::Fits(before) = edit {
         for (k, r) in before {
-            match r {
-                Some(r) => doc.results.set(k, r),
-                None => doc.results.clear(k),
-            }
+            doc.results.put_back(k, r);
         }
         return Some(Undone { what, pick: None });
     }
@@ -151,10 +147,7 @@ pub fn undo(doc: &mut Document) -> Option<Undone> {
         Edit::Moved { k, entry, result } => {
             if let Some(e) = p.picks.get_mut(k) {
                 *e = entry;
-                match result {
-                    Some(r) => doc.results.set(k, r),
-                    None => doc.results.clear(k),
-                }
+                doc.results.put_back(k, result);
                 frames_changed = true;
             }
             Some(k)
@@ -169,8 +162,7 @@ pub fn undo(doc: &mut Document) -> Option<Undone> {
         Edit::Fits(_) => None,
     };
     if frames_changed {
-        doc.frames = Arc::new(p.frame_store());
-        doc.info.frames = doc.frames.len();
+        super::particles::refresh_frames(doc);
     }
     doc.unsaved = true;
     Some(Undone { what, pick })
@@ -306,7 +298,7 @@ mod tests {
         doc.history.replaced(p.picks.clone(), doc.results.clone());
         p.replace_picks(&[before[1].pick]);
         doc.results = FitResults::new(1);
-        doc.frames = Arc::new(p.frame_store());
+        crate::app::particles::refresh_frames(&mut doc);
         undo(&mut doc).unwrap();
         assert_eq!(doc.particles.as_ref().unwrap().picks, before);
         assert_eq!(doc.frames.len(), 4);

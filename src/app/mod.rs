@@ -448,9 +448,7 @@ impl PoseScopeApp {
             self.session.info(text);
             // the field on screen: its frames and the frame's fit are new
             if self.session.doc().is_some_and(|d| d.id == id) {
-                let k = self.session.frame;
-                self.session.go_to_frame(k);
-                self.frame_content_changed(k);
+                self.reshow_frame();
             }
         }
         if let Some(text) = what.and_then(|(w, n)| candidates_notice(&w, n)) {

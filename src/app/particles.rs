@@ -438,6 +438,16 @@ impl ParticleDoc {
     }
 }
 
+/// Makes a field document's frames again from its picks (one per pick,
+/// after the picks changed); its frame count follows. Its results are the
+/// caller's to keep in step.
+pub fn refresh_frames(doc: &mut Document) {
+    if let Some(p) = &doc.particles {
+        doc.frames = Arc::new(p.frame_store());
+        doc.info.frames = doc.frames.len();
+    }
+}
+
 /// Particle frames kept rendered, bytes.
 const PARTICLE_CACHE_BYTES: usize = 64 << 20;
 
@@ -717,11 +727,10 @@ pub fn add_candidates(doc: &mut Document, found: &[Pick]) -> Option<usize> {
     }
     let added = p.picks.len() - before;
     if added > 0 {
-        doc.frames = Arc::new(p.frame_store());
         for _ in 0..added {
             doc.results.push();
         }
-        doc.info.frames = doc.frames.len();
+        refresh_frames(doc);
     }
     Some(added)
 }
@@ -740,9 +749,8 @@ pub fn add_pick(doc: &mut Document, x_nm: f64, y_nm: f64) -> Option<usize> {
         state: PickState::Accepted,
         manual: true,
     });
-    doc.frames = Arc::new(p.frame_store());
     doc.results.push();
-    doc.info.frames = doc.frames.len();
+    refresh_frames(doc);
     let k = doc.frames.len() - 1;
     doc.history.added(k);
     doc.unsaved = true;
@@ -764,7 +772,7 @@ pub fn move_pick(doc: &mut Document, k: usize, x_nm: f64, y_nm: f64) -> Option<u
     let e = &mut p.picks[k];
     e.pick = Pick { x_nm, y_nm, n_locs };
     e.manual = true;
-    doc.frames = Arc::new(p.frame_store());
+    refresh_frames(doc);
     doc.results.clear(k);
     doc.unsaved = true;
     Some(n_locs)

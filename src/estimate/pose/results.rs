@@ -53,6 +53,14 @@ impl FitResults {
         }
     }
 
+    /// Puts back frame `k`'s earlier result: `result`, or none (not fitted).
+    pub fn put_back(&mut self, k: usize, result: Option<FrameResult>) {
+        match result {
+            Some(r) => self.set(k, r),
+            None => self.clear(k),
+        }
+    }
+
     /// Forgets frame `k`'s result (it is not fitted any more).
     pub fn clear(&mut self, k: usize) {
         if let Some(slot) = self.slots.get_mut(k) {
