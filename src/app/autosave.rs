@@ -192,8 +192,9 @@ pub fn restore_into(doc: &mut super::state::Document, default_tube_px: f64) -> O
 /// (or they cannot be read: the picker's stay).
 fn restore_picks(doc: &mut super::state::Document) -> Option<usize> {
     let p = doc.particles.as_mut()?;
+    let units = p.positions();
     let picks = saved_beside(&doc.path, pick_store::SUFFIX).find_map(|path| {
-        pick_store::read(&path)
+        pick_store::read(&path, units)
             .map_err(|e| tracing::warn!("{}: {e}", path.display()))
             .ok()
     })?;
@@ -209,8 +210,8 @@ struct SaveJob {
     doc: DocId,
     data: PathBuf,
     rows: Vec<PoseRow>,
-    /// A field's picks, saved beside its results.
-    picks: Option<Vec<PickEntry>>,
+    /// A field's picks and their units, saved beside its results.
+    picks: Option<(Vec<PickEntry>, pick_store::Positions)>,
 }
 
 /// Debounces saves and hands them to a writer thread.
@@ -243,9 +244,9 @@ impl Default for Autosaver {
                             let picks = job
                                 .picks
                                 .as_ref()
-                                .map(|p| {
+                                .map(|(p, units)| {
                                     save_beside(&job.data, pick_store::SUFFIX, |at| {
-                                        pick_store::write(at, p)
+                                        pick_store::write(at, p, *units)
                                     })
                                 })
                                 .transpose();
@@ -289,7 +290,7 @@ impl Autosaver {
                     .particles
                     .as_ref()
                     .filter(|p| !p.picking)
-                    .map(|p| p.picks.clone());
+                    .map(|p| (p.picks.clone(), p.positions()));
                 self.pending.fetch_add(1, Ordering::SeqCst);
                 let job = SaveJob {
                     doc: d.id,

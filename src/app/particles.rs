@@ -344,6 +344,18 @@ impl ParticleDoc {
         self.picks.len()
     }
 
+    /// What the picks' positions are in: a table's nm, an image's nm or
+    /// pixels.
+    pub fn positions(&self) -> super::pick_store::Positions {
+        use super::pick_store::Positions;
+        match &self.source {
+            FieldSource::Table { .. } => Positions::Nm,
+            FieldSource::Image { setup, .. } => Positions::Image {
+                pixel_nm: setup.pixel_nm,
+            },
+        }
+    }
+
     /// Localisations within a pick's disc around `(x, y)` nm (0 on an image).
     pub fn locs_near(&self, x_nm: f64, y_nm: f64) -> usize {
         let FieldSource::Table {
