@@ -1,5 +1,6 @@
 //! Localisation tables from other tools: Picasso HDF5 + YAML (written by
-//! h5py) and ThunderSTORM / plain CSV (written by Python's csv module), see
+//! h5py) and ThunderSTORM, Zeiss ZEN, SMAP, SMLM-challenge and plain CSV
+//! (written by Python's csv module), see
 //! tests/fixtures/locs/make_locs.py. Row i: x = 10 + 0.5 i, y = 20 + 0.25 i
 //! camera px at 130 nm/px, precision 13 nm, frame i / 4.
 
@@ -67,7 +68,7 @@ fn picked_picasso_file_chunked_with_group_and_z() {
     let rows: Vec<usize> = (0..40).filter(|&i| i != 5).collect();
     assert_rows(&t, &rows);
     assert_eq!(t.skipped_rows, 1);
-    assert!(t.warnings.iter().any(|w| w.contains("1 rows skipped")));
+    assert!(t.warnings.iter().any(|w| w.contains("1 row skipped")));
     assert_eq!(t.group.as_ref().unwrap()[38], 3);
     // z is in nm in Picasso files, not scaled by the pixel size
     assert!((t.z_nm.as_ref().unwrap()[0] + 50.0).abs() < 1e-4);
@@ -128,6 +129,32 @@ fn thunderstorm_csv_reads_units_and_skips_bad_rows() {
     assert_eq!(t.frame.as_ref().unwrap()[0], 1);
     assert_eq!(t.photons.as_ref().unwrap()[1], 1001.0);
     assert!(t.columns.iter().any(|c| c == "uncertainty_xy [nm]"));
+}
+
+#[test]
+fn zeiss_smap_and_smlm_challenge_tables_read_their_own_columns() {
+    let rows: Vec<usize> = (0..40).filter(|&i| i != 3).collect();
+    for (name, format, precision, z) in [
+        ("elyra.txt", "Zeiss ZEN (Elyra)", Some(13.0), false),
+        ("smap.csv", "SMAP CSV", Some(13.0), true),
+        ("smlm_challenge.csv", "SMLM challenge CSV", None, true),
+    ] {
+        let t = open(name).unwrap();
+        assert_eq!(t.format, format, "{name}");
+        assert_rows(&t, &rows);
+        assert_eq!(t.skipped_rows, 1, "{name}");
+        assert!(
+            !t.warnings.iter().any(|w| w.contains("no unit")),
+            "{name}: every column has its unit: {:?}",
+            t.warnings
+        );
+        assert_eq!(t.precision_nm.as_ref().map(|p| p[0]), precision, "{name}");
+        assert_eq!(t.z_nm.is_some(), z, "{name}");
+        // Elyra's "First Frame", not its "Number Frames"; photons from
+        // "Number Photons", "phot" and "intensity"
+        assert_eq!(t.frame.as_ref().unwrap()[4], 2, "{name}");
+        assert_eq!(t.photons.as_ref().unwrap()[1], 1001.0, "{name}");
+    }
 }
 
 #[test]

@@ -589,8 +589,8 @@ impl PoseScopeApp {
                 ],
             )
             .add_filter(
-                "Localisation tables (Picasso HDF5, ThunderSTORM/plain CSV)",
-                &["hdf5", "h5", "csv", "tsv"],
+                "Localisation tables (Picasso HDF5; ThunderSTORM, SMAP, Zeiss ZEN, plain CSV/TSV)",
+                &["hdf5", "h5", "csv", "tsv", "txt"],
             )
             .add_filter("All files", &["*"]);
         if let Some(dir) = &self.settings.last_dir {

@@ -534,13 +534,8 @@ pub fn load_table(
         return Err(AppError::Cancelled);
     }
     let grid = setup.index(&table);
+    // the reader's warnings already count the rows it skipped
     let mut warnings = table.warnings.clone();
-    if table.skipped_rows > 0 {
-        warnings.push(format!(
-            "{} rows skipped (missing or non-finite values)",
-            table.skipped_rows
-        ));
-    }
     if let Some(why) = not_picked {
         warnings.push(format!("{why}: click in the field to pick by hand"));
     } else if let PickSource::Groups(_) = source {

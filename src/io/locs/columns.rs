@@ -71,6 +71,19 @@ pub(super) fn parse_header(cell: &str) -> Header {
         }
         None => (lower.clone(), Unit::None),
     };
+    // "Position X", "First Frame", "frame-ix": words joined by "_"
+    let name = name
+        .split(|c: char| c.is_whitespace() || c == '-')
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join("_");
+    // names whose unit is part of another word: the SMLM challenge's
+    // "xnano", SMAP's "xnmerr" (its lateral precision)
+    let name = match name.as_str() {
+        "xnano" | "ynano" | "znano" => format!("{}_nm", &name[..1]),
+        "xnmerr" => "locprec_nm".into(),
+        _ => name,
+    };
     // "x_nm", "xnm", "x_px", "locprecnm"
     let mut base = name.as_str();
     if unit == Unit::None {
@@ -89,9 +102,9 @@ pub(super) fn parse_header(cell: &str) -> Header {
         }
     }
     let quantity = match base {
-        "x" | "xc" | "x0" | "pos_x" | "position_x" => Some(Quantity::X),
-        "y" | "yc" | "y0" | "pos_y" | "position_y" => Some(Quantity::Y),
-        "z" | "zc" | "pos_z" | "position_z" => Some(Quantity::Z),
+        "x" | "xc" | "x0" | "pos_x" | "position_x" | "x_position" => Some(Quantity::X),
+        "y" | "yc" | "y0" | "pos_y" | "position_y" | "y_position" => Some(Quantity::Y),
+        "z" | "zc" | "pos_z" | "position_z" | "z_position" => Some(Quantity::Z),
         "uncertainty"
         | "uncertainty_xy"
         | "precision"
@@ -101,8 +114,12 @@ pub(super) fn parse_header(cell: &str) -> Header {
         | "localization_precision"
         | "localisation_precision"
         | "sigma_loc" => Some(Quantity::Precision),
-        "frame" | "frames" | "t" | "frame_idx" | "frame_number" => Some(Quantity::Frame),
-        "intensity" | "photons" | "phot" | "photon_count" => Some(Quantity::Photons),
+        "frame" | "frames" | "t" | "frame_idx" | "frame_ix" | "frame_number" | "first_frame" => {
+            Some(Quantity::Frame)
+        }
+        "intensity" | "photons" | "phot" | "photon_count" | "number_photons" => {
+            Some(Quantity::Photons)
+        }
         "group" | "particle" | "cluster" => Some(Quantity::Group),
         _ => None,
     };
@@ -110,6 +127,24 @@ pub(super) fn parse_header(cell: &str) -> Header {
         raw,
         quantity,
         unit,
+    }
+}
+
+/// The tool a table's headers come from, for `info` and the viewer:
+/// `"ThunderSTORM CSV"`, `"Zeiss ZEN (Elyra)"`, `"SMAP CSV"`, `"SMLM
+/// challenge CSV"`, or `None` for a plain table.
+pub(super) fn dialect(headers: &[Header]) -> Option<&'static str> {
+    let has = |name: &str| headers.iter().any(|h| h.raw.eq_ignore_ascii_case(name));
+    if has("Position X [nm]") && has("First Frame") {
+        Some("Zeiss ZEN (Elyra)")
+    } else if has("xnm") && has("ynm") {
+        Some("SMAP CSV")
+    } else if has("xnano") && has("ynano") {
+        Some("SMLM challenge CSV")
+    } else if headers.iter().any(|h| h.raw.contains('[')) {
+        Some("ThunderSTORM CSV")
+    } else {
+        None
     }
 }
 
@@ -131,6 +166,33 @@ mod tests {
         assert_eq!((h.quantity, h.unit), (Some(Quantity::X), Unit::Px));
         let h = parse_header("locprecnm");
         assert_eq!((h.quantity, h.unit), (Some(Quantity::Precision), Unit::Nm));
+        // Zeiss ZEN (Elyra), SMAP, the SMLM challenge, ONI Nanoimager, DECODE
+        for (cell, q, unit) in [
+            ("Position X [nm]", Quantity::X, Unit::Nm),
+            ("Position Y [nm]", Quantity::Y, Unit::Nm),
+            ("Precision [nm]", Quantity::Precision, Unit::Nm),
+            ("First Frame", Quantity::Frame, Unit::None),
+            ("Number Photons", Quantity::Photons, Unit::None),
+            ("xnmerr", Quantity::Precision, Unit::Nm),
+            ("ynm", Quantity::Y, Unit::Nm),
+            ("xnano", Quantity::X, Unit::Nm),
+            ("znano", Quantity::Z, Unit::Nm),
+            ("x_position", Quantity::X, Unit::None),
+            ("X (nm)", Quantity::X, Unit::Nm),
+            ("frame_ix", Quantity::Frame, Unit::None),
+        ] {
+            let h = parse_header(cell);
+            assert_eq!((h.quantity, h.unit), (Some(q), unit), "{cell}");
+        }
+        for cell in [
+            "Number Frames",
+            "Frames Missing",
+            "ynmerr",
+            "nano",
+            "Z Slice",
+        ] {
+            assert_eq!(parse_header(cell).quantity, None, "{cell}");
+        }
         let h = parse_header("chi2");
         assert_eq!(h.quantity, None);
         assert_eq!(Unit::Px.to_nm(None), None);

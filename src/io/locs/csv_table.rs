@@ -1,11 +1,12 @@
-//! CSV and TSV localisation tables: ThunderSTORM's (`"x [nm]"`, …) and any
-//! plain table whose headers name x and y (see `columns`). Rows with a
+//! CSV and TSV localisation tables: ThunderSTORM's (`"x [nm]"`, …), Zeiss
+//! ZEN's (Elyra: `Position X [nm]`, tab-separated), SMAP's (`xnm`), the SMLM
+//! challenge's (`xnano`), ONI's (`X (nm)`) and any plain table whose headers name x and y (see `columns`). Rows with a
 //! missing, unparsable or non-finite x, y or precision are skipped and
 //! counted; the error for a table without x or y lists the columns found.
 
 use std::path::Path;
 
-use super::columns::{parse_header, Header, Quantity, Unit};
+use super::columns::{dialect, parse_header, Header, Quantity, Unit};
 use super::{too_many_rows, LocTable, TableOptions};
 use crate::io::IoError;
 
@@ -56,16 +57,9 @@ pub(super) fn read(path: &Path, opts: &TableOptions) -> Result<LocTable, IoError
             ),
         ));
     };
-    let thunderstorm = headers.iter().any(|h| h.raw.contains('['));
     let mut table = LocTable {
         path: path.to_path_buf(),
-        format: if thunderstorm {
-            "ThunderSTORM CSV"
-        } else if delimiter == b'\t' {
-            "TSV"
-        } else {
-            "CSV"
-        },
+        format: dialect(&headers).unwrap_or(if delimiter == b'\t' { "TSV" } else { "CSV" }),
         pixel_size_nm: opts.pixel_size_nm,
         columns: headers.iter().map(|h| h.raw.clone()).collect(),
         ..LocTable::default()
@@ -170,9 +164,9 @@ pub(super) fn read(path: &Path, opts: &TableOptions) -> Result<LocTable, IoError
     table.photons = photons;
     table.group = group;
     if table.skipped_rows > 0 {
-        table.warnings.push(format!(
-            "{} rows skipped (missing, unparsable or non-finite x, y or precision)",
-            table.skipped_rows
+        table.warnings.push(super::skipped_note(
+            table.skipped_rows,
+            "missing, unparsable or non-finite x, y or precision",
         ));
     }
     Ok(table)

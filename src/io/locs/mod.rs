@@ -52,7 +52,8 @@ pub struct TableOptions {
 #[derive(Clone, Debug, Default)]
 pub struct LocTable {
     pub path: PathBuf,
-    /// `"Picasso HDF5"`, `"ThunderSTORM CSV"` or `"CSV"`.
+    /// `"Picasso HDF5"`, `"ThunderSTORM CSV"`, `"Zeiss ZEN (Elyra)"`, `"SMAP CSV"`,
+    /// `"SMLM challenge CSV"`, `"TSV"` or `"CSV"`.
     pub format: &'static str,
     pub x_nm: Vec<f32>,
     pub y_nm: Vec<f32>,
@@ -205,6 +206,12 @@ pub fn open_table(path: &Path, opts: &TableOptions) -> Result<LocTable, IoError>
         ));
     }
     Ok(table)
+}
+
+/// "1 row skipped (why)", "3 rows skipped (why)".
+fn skipped_note(n: usize, why: &str) -> String {
+    let rows = if n == 1 { "row" } else { "rows" };
+    format!("{n} {rows} skipped ({why})")
 }
 
 /// The refusal of a table over the row cap.

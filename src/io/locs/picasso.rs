@@ -337,9 +337,9 @@ pub(super) fn read(path: &Path, opts: &TableOptions) -> Result<LocTable, IoError
         start += count;
     }
     if t.skipped_rows > 0 {
-        t.warnings.push(format!(
-            "{} rows skipped (non-finite x, y or precision)",
-            t.skipped_rows
+        t.warnings.push(super::skipped_note(
+            t.skipped_rows,
+            "non-finite x, y or precision",
         ));
     }
     Ok(t)
