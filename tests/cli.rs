@@ -1052,3 +1052,58 @@ fn a_picasso_picked_file_is_fitted_group_by_group() {
         text(&o.stderr)
     );
 }
+
+#[test]
+fn orientations_summarise_the_tilts_of_pose_csvs() {
+    use posescope::geometry::{Pose, Quat};
+    use posescope::io::{write_pose_csv, PoseRow};
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("poses.csv");
+    // tilts 35°, 60° (seen from below: 120°) and 90°, and a failed row
+    let rows: Vec<PoseRow> = [(10.0, 35.0), (-40.0, 120.0), (75.0, 90.0)]
+        .iter()
+        .enumerate()
+        .map(|(k, &(rot, tilt))| {
+            PoseRow::new(
+                k,
+                Pose::new(Quat::from_euler_zyz_deg(rot, tilt, 5.0), [0.0; 2]),
+                1.5,
+            )
+        })
+        .chain([PoseRow::failed(3, "no signal")])
+        .collect();
+    write_pose_csv(&csv, &rows).unwrap();
+    let csv = csv.to_str().unwrap();
+    let o = posescope(&["orientations", csv, "--bins", "3", "--json"]);
+    ok(&o);
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["n"], 3);
+    assert!(
+        (j["median_deg"].as_f64().unwrap() - 60.0).abs() < 1e-9,
+        "{j}"
+    );
+    // 1 − cos: 0.18, 0.5, 1 against the steps 1/3, 2/3, 1: D = 1/3
+    assert!(
+        (j["ks_d"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-9,
+        "{j}"
+    );
+    let counts: Vec<u64> = (0..3)
+        .map(|b| j["bins"][b]["count"].as_u64().unwrap())
+        .collect();
+    assert_eq!(counts, [0, 1, 2]);
+    let o = posescope(&["orientations", csv]);
+    ok(&o);
+    let out = text(&o.stdout);
+    assert!(out.contains("1 failed rows left out"), "{out}");
+    assert!(out.contains("3 particles, median tilt 60.0°"), "{out}");
+    // nothing fitted: an error naming the file
+    let failed = dir.path().join("failed.csv");
+    write_pose_csv(&failed, &[PoseRow::failed(0, "no signal")]).unwrap();
+    let o = posescope(&["orientations", failed.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("failed.csv"),
+        "{}",
+        text(&o.stderr)
+    );
+}

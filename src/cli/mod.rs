@@ -14,6 +14,7 @@ pub mod fit_table;
 pub mod info;
 pub mod learn;
 pub mod merge;
+pub mod orientations;
 pub mod pick;
 pub mod render;
 pub mod synth;
@@ -63,6 +64,9 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Compare predicted poses with the truth (symmetry-aware errors).
     Eval(eval::EvalArgs),
+    /// How the particles of pose CSVs are oriented: the tilt histogram against random
+    /// orientation, and whether the sample is isotropic.
+    Orientations(orientations::OrientationsArgs),
     /// Measure this machine: CNN forward and training throughput, renderer and refinement times.
     Bench(bench::BenchArgs),
     /// Write an annotated PNG (raw, model, overlay, pose text, scale bar) per
@@ -113,6 +117,7 @@ impl Command {
             Command::Fit(a) => fit::run(a),
             Command::Train(a) => train::run(a),
             Command::Eval(a) => eval::run(a),
+            Command::Orientations(a) => orientations::run(a),
             Command::Bench(a) => bench::run(a),
             Command::Export(a) => export::run(a),
             Command::Merge(a) => merge::run(a),

@@ -12,7 +12,10 @@
 //! - [`results`]: per-frame results of a document, their CSV rows and which
 //!   frames can be exported;
 //! - [`train`]: training the pose network on synthetic frames, and its model file;
-//! - [`eval`]: symmetry-aware errors against the truth.
+//! - [`eval`]: symmetry-aware errors against the truth;
+//! - [`orientations`]: how the fitted particles are oriented as a whole —
+//!   the axis an image determines, the tilt histogram against random
+//!   orientation and its Kolmogorov–Smirnov test.
 //!
 //! It uses the CNN engine ([`crate::estimate::nn`]) and the CPU renderer and
 //! scene ([`crate::render::scene`]); it must not import egui or wgpu.
@@ -21,6 +24,7 @@ pub mod batch;
 pub mod estimator;
 pub mod eval;
 pub mod fit;
+pub mod orientations;
 pub mod pipeline;
 pub mod preprocess;
 pub mod refine;

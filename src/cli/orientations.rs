@@ -1,0 +1,67 @@
+//! `posescope orientations`: how the fitted particles of pose CSVs are
+//! oriented as a whole — the tilt histogram against random orientation and
+//! whether the sample is isotropic (the viewer's Results → Orientations).
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+
+use posescope::estimate::pose::orientations::TiltSummary;
+use posescope::io::read_pose_csv;
+
+#[derive(Args)]
+pub struct OrientationsArgs {
+    /// Pose CSVs (from `posescope fit` or the viewer's Save CSV); failed rows are left out.
+    #[arg(required = true, value_name = "POSES")]
+    poses: Vec<PathBuf>,
+    /// Tilt bins over 0–90°.
+    #[arg(long, default_value_t = 9, value_parser = clap::value_parser!(u32).range(1..=90))]
+    bins: u32,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(a: OrientationsArgs) -> Result<()> {
+    let (mut poses, mut failed) = (Vec::new(), 0usize);
+    for path in &a.poses {
+        let rows = read_pose_csv(path).with_context(|| format!("reading {}", path.display()))?;
+        for r in rows {
+            if r.pose.q.is_finite() {
+                poses.push(r.pose.q);
+            } else {
+                failed += 1;
+            }
+        }
+    }
+    let Some(s) = TiltSummary::of_poses(poses, a.bins as usize) else {
+        bail!(
+            "no fitted pose in {} ({failed} failed rows)",
+            a.poses
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+        return Ok(());
+    }
+    if failed > 0 {
+        println!("{failed} failed rows left out");
+    }
+    println!("tilt from the optical axis (0° face-on, 90° edge-on); 'random' is the count expected of randomly oriented particles");
+    let most = s.bins.iter().map(|b| b.count).max().unwrap_or(0).max(1);
+    for b in &s.bins {
+        let bar = "█".repeat((b.count * 40).div_ceil(most));
+        let range = format!("{:.0}–{:.0}°", b.lo_deg, b.hi_deg);
+        println!(
+            "  {range:>7} {:>6}  random {:>7.1}  {bar}",
+            b.count, b.isotropic
+        );
+    }
+    println!("{}", s.verdict());
+    Ok(())
+}
