@@ -1321,3 +1321,43 @@ fn stacks_opened_together_open_one_by_one_showing_the_first() {
     assert_eq!(h.state().current_path(), Some(first.as_path()));
     assert_eq!(h.state().frame_count(), 3);
 }
+
+#[test]
+fn the_results_tab_shows_how_the_frames_are_oriented_and_an_axis_click_goes_to_its_frame() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (stack, _) = dataset(tmp.path(), 3);
+    let mut h = harness(vec![stack]);
+    settle(&mut h);
+    h.get_by_label("Estimate all").click();
+    settle(&mut h);
+    h.get_by_label("Results").click();
+    h.step();
+    h.step();
+    let verdict = h.get_by_label_contains("3 particles, median tilt").rect();
+    let caption = h.get_by_label_contains("axes, equal-area").rect();
+    // the pole figure lies between the verdict and its caption: ±1.08 across
+    let gap = h.ctx.global_style().spacing.item_spacing.y;
+    let side = caption.top() - verdict.bottom() - 2.0 * gap;
+    let origin = egui::pos2(caption.left(), verdict.bottom() + gap);
+    assert!(side > 100.0, "{verdict:?} {caption:?}");
+    let q = h
+        .state()
+        .result(2)
+        .unwrap()
+        .as_ref()
+        .unwrap()
+        .outcome
+        .state
+        .pose
+        .q;
+    let [end, _] = posescope::estimate::pose::orientations::ViewAxis::of(q).equal_area();
+    let at = origin
+        + egui::vec2(
+            ((end[0] + 1.08) / 2.16) as f32 * side,
+            ((1.08 - end[1]) / 2.16) as f32 * side,
+        );
+    assert_eq!(h.state().frame_index(), 0);
+    click_at(&mut h, at);
+    h.step();
+    assert_eq!(h.state().frame_index(), 2, "clicked at {at:?}");
+}

@@ -131,6 +131,9 @@ impl PoseScopeApp {
         let Some(doc) = self.session.doc() else {
             return;
         };
+        egui::CollapsingHeader::new("Orientations")
+            .default_open(true)
+            .show(ui, |ui| self.orientations_section(ui, out));
         let mut go = None;
         egui::Grid::new("results")
             .striped(!self.ui.lean)

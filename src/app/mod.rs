@@ -11,7 +11,8 @@
 //!   applies them once per frame;
 //! - [`jobs`]: background work (load, model, estimate via the library's batch
 //!   fit, refine, sweeps) on threads with progress and cancel;
-//! - `panels`, `controls`, `explorer`: the widgets, which read state and push actions;
+//! - `panels`, `controls`, `explorer`, `orientations_panel`: the widgets, which
+//!   read state and push actions;
 //! - [`view`], [`pixel_view`], [`gpu_view`], [`orbit`], `images`: drawing
 //!   the raw frame and the model (WGSL shaders of [`crate::render::gpu`], or
 //!   the CPU renderer);
@@ -43,6 +44,7 @@ pub mod learning;
 pub mod live;
 mod measure;
 pub mod orbit;
+mod orientations_panel;
 mod panels;
 pub mod particles;
 pub mod pick_store;
