@@ -672,8 +672,9 @@ fn an_image_field_is_picked_and_fitted() {
         // "axis error over 8 matched particles: median 4.1°, …"
         let out = text(&o.stdout);
         let median: f64 = out
-            .split("median ")
+            .split("axis error")
             .nth(1)
+            .and_then(|t| t.split("median ").nth(1))
             .and_then(|t| t.split('°').next())
             .and_then(|t| t.parse().ok())
             .unwrap_or_else(|| panic!("{out}"));

@@ -313,6 +313,7 @@ pub fn run(a: FitArgs) -> Result<()> {
         rayon::current_num_threads(),
         a.csv.display()
     );
+    super::orientations::print_verdict(&rows);
     super::failures::report(&rows, unopened, "frame")
 }
 

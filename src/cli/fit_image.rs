@@ -102,6 +102,7 @@ pub fn run(a: ImageFit<'_>) -> Result<()> {
         t0.elapsed().as_secs_f64(),
         a.csv.display()
     );
+    super::orientations::print_verdict(&rows);
     super::failures::report(&rows, 0, "particle")?;
     if let Some(t) = a.truth {
         let Some(pixel_nm) = setup.pixel_nm else {

@@ -109,6 +109,7 @@ pub fn run(a: TableFit<'_>) -> Result<()> {
         a.refine_on.name(),
         a.csv.display()
     );
+    super::orientations::print_verdict(&rows);
     super::failures::report(&rows, 0, "particle")?;
     if let Some((path, pixel_nm)) = a.overview {
         let particles: Vec<ParticleNm> = rows

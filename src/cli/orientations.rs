@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use posescope::estimate::pose::orientations::TiltSummary;
-use posescope::io::read_pose_csv;
+use posescope::io::{read_pose_csv, PoseRow};
 
 #[derive(Args)]
 pub struct OrientationsArgs {
@@ -64,4 +64,13 @@ pub fn run(a: OrientationsArgs) -> Result<()> {
     }
     println!("{}", s.verdict());
     Ok(())
+}
+
+/// The one-line verdict `fit` prints after its rows: how the fitted
+/// frames or particles are oriented (nothing for fewer than two).
+pub fn print_verdict(rows: &[PoseRow]) {
+    let poses = rows.iter().map(|r| r.pose.q).filter(|q| q.is_finite());
+    if let Some(s) = TiltSummary::of_poses(poses, 9).filter(|s| s.n >= 2) {
+        println!("orientations: {}", s.verdict());
+    }
 }
