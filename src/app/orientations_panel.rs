@@ -215,9 +215,12 @@ impl PoseScopeApp {
                 );
             });
         ui.label(
-            RichText::new("tilt from the optical axis (°): counts, and what random orientation gives (orange)")
-                .small()
-                .weak(),
+            RichText::new(
+                "tilt from the optical axis (°): counts, and what random orientation gives \
+                 (orange); fits of nearly face-on particles drift out of the first bin",
+            )
+            .small()
+            .weak(),
         );
     }
 }
