@@ -1215,11 +1215,13 @@ fn a_fit_that_replaced_another_is_undone_from_the_edit_menu() {
     h.get_by_label("Undo refine frame 0 Ctrl+Z").click();
     h.step();
     h.step();
-    // the first fit, bit for bit; the sliders on it (to their display steps)
+    // the first fit, bit for bit; the sliders on it exactly (not rounded
+    // to their displayed decimals), so the live score is the fit's
     let back = h.state().result(0).unwrap().as_ref().unwrap().outcome.state;
     assert_eq!(back.pose.q, first.pose.q);
     let sliders = h.state().controls().state();
-    assert!(sliders.pose.q.angle_to(first.pose.q).to_degrees() < 0.1);
+    assert!(sliders.pose.q.angle_to(first.pose.q).to_degrees() < 1e-9);
+    assert_eq!((sliders.sigma, sliders.scale), (first.sigma, first.scale));
     assert!(h
         .state()
         .notices()
@@ -1360,4 +1362,43 @@ fn the_results_tab_shows_how_the_frames_are_oriented_and_an_axis_click_goes_to_i
     click_at(&mut h, at);
     h.step();
     assert_eq!(h.state().frame_index(), 2, "clicked at {at:?}");
+}
+
+#[test]
+fn slider_drags_and_symmetry_jumps_are_undone_one_by_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (stack, _) = dataset(tmp.path(), 1);
+    let mut h = harness_with(vec![stack], |app| {
+        app.settings_mut().auto_estimate = false;
+        app.settings_mut().autosave = false;
+    });
+    settle(&mut h);
+    let c0 = h.state().controls();
+    // one drag: many changes, one edit
+    drag_slider(&mut h, "tilt (°)", 20.0);
+    let c1 = h.state().controls();
+    assert!(c1.euler[1] > c0.euler[1] + 5.0, "{c0:?} → {c1:?}");
+    // a jump to the projection mirror (the first enabled Go)
+    h.get_all_by_role_and_label(Role::Button, "Go")
+        .nth(1)
+        .expect("a Go button")
+        .click();
+    h.step();
+    h.step();
+    assert_ne!(h.state().controls(), c1);
+    assert_eq!(
+        h.state().session().doc().unwrap().history.next_undo(),
+        Some("jump to the mirror pose")
+    );
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    h.step();
+    assert_eq!(h.state().controls(), c1);
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    h.step();
+    assert_eq!(h.state().controls(), c0);
+    assert!(h
+        .state()
+        .notices()
+        .iter()
+        .any(|n| n.text == "undid: pose change"));
 }

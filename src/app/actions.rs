@@ -38,6 +38,12 @@ pub enum Action {
     SwitchDocument(usize),
     /// Move the pose sliders.
     SetControls(PoseControls),
+    /// Move the pose sliders as the user did (`what`: "pose change", "jump
+    /// to the mirror pose"), which Undo takes back.
+    EditPose {
+        controls: PoseControls,
+        what: String,
+    },
     /// Use another model (rebuilds the display model and the fitter).
     SetModel(ModelSpec),
     /// Network + refinement on the frame on screen.
@@ -144,6 +150,7 @@ impl PoseScopeApp {
                 self.ui.view.fit_pending = true;
             }
             Action::SetControls(c) => self.session.controls = c,
+            Action::EditPose { controls, what } => self.edit_pose(controls, &what),
             Action::SetModel(spec) => self.set_model(spec),
             Action::EstimateCurrent => self.estimate(false),
             Action::EstimateAll => self.estimate(true),
@@ -341,8 +348,20 @@ impl PoseScopeApp {
         history.states(format!("{verb} pick {k}"), vec![(k, before)]);
     }
 
-    /// Undoes the newest edit of the field's picks (Ctrl+Z) and shows the
-    /// pick it concerned.
+    /// Moves the sliders as the user did, recording where they were.
+    fn edit_pose(&mut self, controls: PoseControls, what: &str) {
+        let (before, frame) = (self.session.controls, self.session.frame);
+        if controls != before {
+            if let Some(doc) = self.session.docs.get_mut(self.session.current) {
+                doc.history
+                    .pose(what, frame, before, std::time::Instant::now());
+            }
+        }
+        self.session.controls = controls;
+    }
+
+    /// Undoes the newest edit of the document (Ctrl+Z) and shows what it
+    /// concerned: the pick, or the frame with its sliders as they were.
     fn undo(&mut self) {
         let Some(doc) = self.session.docs.get_mut(self.session.current) else {
             return;
@@ -357,6 +376,13 @@ impl PoseScopeApp {
             return;
         };
         self.session.info(format!("undid: {}", undone.what));
+        if let Some((frame, controls)) = undone.pose {
+            if frame != self.session.frame {
+                self.session.go_to_frame(frame);
+            }
+            self.session.controls = controls;
+            return;
+        }
         match undone.pick {
             Some(k) => {
                 self.frame_content_changed(k);

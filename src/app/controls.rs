@@ -15,6 +15,13 @@ use crate::io::Frame;
 use crate::render::display::{self, auto_contrast_fraction, Lut};
 use crate::shapes::{ModelKind, Units};
 
+/// A pose slider, clamped and rounded only when the user moves it: a fit's
+/// pose is shown, scored and refined from exactly as fitted (egui's default
+/// clamping would round it to the displayed decimals every frame).
+fn slider(value: &mut f64, range: std::ops::RangeInclusive<f64>) -> egui::Slider<'_> {
+    egui::Slider::new(value, range).clamping(egui::SliderClamping::Edits)
+}
+
 /// The Euler angles' names, in slider order.
 pub(super) const EULER_NAMES: [&str; 3] = ["rot", "tilt", "psi"];
 
@@ -29,34 +36,37 @@ impl PoseScopeApp {
         for (k, name) in EULER_NAMES.iter().enumerate() {
             let range = if k == 1 { 0.0..=180.0 } else { -180.0..=180.0 };
             ui.add(
-                egui::Slider::new(&mut c.euler[k], range)
+                slider(&mut c.euler[k], range)
                     .text(format!("{name} (°)"))
                     .fixed_decimals(1)
                     .drag_value_speed(0.5),
             );
         }
-        ui.add(egui::Slider::new(&mut c.shift[0], -32.0..=32.0).text("shift x (px)"));
-        ui.add(egui::Slider::new(&mut c.shift[1], -32.0..=32.0).text("shift y (px)"));
+        ui.add(slider(&mut c.shift[0], -32.0..=32.0).text("shift x (px)"));
+        ui.add(slider(&mut c.shift[1], -32.0..=32.0).text("shift y (px)"));
         ui.add(
-            egui::Slider::new(&mut c.sigma, 0.5..=5.0)
+            slider(&mut c.sigma, 0.5..=5.0)
                 .text("PSF σ (px)")
                 .fixed_decimals(2),
         );
         ui.add(
-            egui::Slider::new(&mut c.scale, 0.3..=3.0)
+            slider(&mut c.scale, 0.3..=3.0)
                 .text("scale")
                 .fixed_decimals(3),
         );
         if self.settings.model.is_torus() {
             let max_tube = self.settings.model.template_major_px() * c.scale * 0.9;
             ui.add(
-                egui::Slider::new(&mut c.tube_px, 0.0..=max_tube.max(1.0))
+                slider(&mut c.tube_px, 0.0..=max_tube.max(1.0))
                     .text("tube r (px)")
                     .fixed_decimals(2),
             );
         }
         if c != self.session.controls {
-            out.push(Action::SetControls(c));
+            out.push(Action::EditPose {
+                controls: c,
+                what: "pose change".into(),
+            });
         }
         // what the sliders show now (the score is the live view's, for the applied pose)
         let st = c.state();

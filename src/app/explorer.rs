@@ -92,12 +92,7 @@ impl PoseScopeApp {
             .show(ui, |ui| {
                 for (i, e) in eq.iter().enumerate() {
                     let (a, b, c) = e.q.to_euler_zyz_deg();
-                    let tag = match e.kind {
-                        EquivalenceKind::Identity => "this pose",
-                        EquivalenceKind::Group => "symmetry",
-                        EquivalenceKind::ProjectionMirror => "mirror",
-                        EquivalenceKind::GroupAndMirror => "symmetry + mirror",
-                    };
+                    let tag = kind_name(e.kind);
                     ui.label(tag).on_hover_text(&e.description);
                     // rounded as shown, and without a "−0.0"
                     let tidy = |v: f64| (v * 10.0).round() / 10.0 + 0.0;
@@ -117,7 +112,10 @@ impl PoseScopeApp {
             let (a, b, c) = eq[i].q.to_euler_zyz_deg();
             let mut controls = self.session.controls;
             controls.euler = [a, b, c];
-            out.push(Action::SetControls(controls));
+            out.push(Action::EditPose {
+                controls,
+                what: format!("jump to the {} pose", kind_name(eq[i].kind)),
+            });
         }
     }
 
@@ -174,5 +172,15 @@ impl PoseScopeApp {
         if let Some(k) = go {
             out.push(Action::GoToFrame(k));
         }
+    }
+}
+
+/// What an equivalent pose is, as its row and its undo name it.
+fn kind_name(kind: EquivalenceKind) -> &'static str {
+    match kind {
+        EquivalenceKind::Identity => "this pose",
+        EquivalenceKind::Group => "symmetry",
+        EquivalenceKind::ProjectionMirror => "mirror",
+        EquivalenceKind::GroupAndMirror => "symmetry + mirror",
     }
 }

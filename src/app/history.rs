@@ -1,20 +1,27 @@
 //! Undo (Ctrl+Z, Edit → Undo) for what a user does to a document: every
 //! accept, remove, add, move, Accept all and Load picks of a field's
-//! review, and every Estimate, Estimate all or Refine that replaced fits,
-//! is recorded as what it replaced, so a key pressed by mistake in a review
-//! of thousands of candidates, or an Estimate all over hand-refined frames,
+//! review, every Estimate, Estimate all or Refine that replaced fits, and
+//! every change of the pose sliders (a drag is one change) or jump to an
+//! equivalent pose, is recorded as what it replaced, so a key pressed by
+//! mistake in a review of thousands of candidates, an Estimate all over
+//! hand-refined frames, or a slider knocked away from a hand-set pose,
 //! costs nothing. A pick's number is its particle frame's, so picks are
 //! never renumbered: an undone add drops the pick only when it is still the
 //! last one, and is otherwise marked removed.
 
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use super::particles::{PickEntry, PickState};
-use super::state::Document;
+use super::state::{Document, PoseControls};
 use crate::estimate::pose::results::{FitResults, FrameResult};
 
 /// Edits kept per document.
 pub const DEPTH: usize = 500;
+
+/// Slider changes of one frame closer together than this are one edit: a
+/// drag sends one per frame drawn.
+const POSE_GAP: Duration = Duration::from_millis(700);
 
 /// One edit, as what it replaced.
 #[derive(Clone, Debug)]
@@ -36,19 +43,28 @@ enum Edit {
     },
     /// A fit replaced these frames' results (`None`: not fitted).
     Fits(Vec<(usize, Option<FrameResult>)>),
+    /// The sliders of `frame` stood at `controls`.
+    Pose {
+        frame: usize,
+        controls: PoseControls,
+    },
 }
 
 /// A document's edits, newest last, each with its name ("remove pick 12").
 #[derive(Clone, Debug, Default)]
 pub struct EditHistory {
     edits: VecDeque<(String, Edit)>,
+    /// When the newest slider change was recorded or joined to it.
+    last_pose: Option<Instant>,
 }
 
-/// What an undo did: its name, and the pick to show (none when it went).
+/// What an undo did: its name, the pick to show (none when it went), and
+/// the frame and slider values to show again.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Undone {
     pub what: String,
     pub pick: Option<usize>,
+    pub pose: Option<(usize, PoseControls)>,
 }
 
 impl EditHistory {
@@ -99,6 +115,29 @@ impl EditHistory {
         matches!(self.edits.back(), Some((_, Edit::Fits(_))))
     }
 
+    /// Records that the sliders of `frame` stood at `before` when `what`
+    /// ("pose change", "jump to the mirror pose") moved them. Changes of
+    /// one frame by the same means in quick succession (a drag) are one
+    /// edit, undone to where the first one started.
+    pub fn pose(&mut self, what: &str, frame: usize, before: PoseControls, now: Instant) {
+        let joins = matches!(
+            self.edits.back(),
+            Some((name, Edit::Pose { frame: f, .. })) if name == what && *f == frame
+        ) && self
+            .last_pose
+            .is_some_and(|t| now.saturating_duration_since(t) < POSE_GAP);
+        self.last_pose = Some(now);
+        if !joins {
+            self.push(
+                what.into(),
+                Edit::Pose {
+                    frame,
+                    controls: before,
+                },
+            );
+        }
+    }
+
     /// Records that the picks were replaced (Load picks).
     pub fn replaced(&mut self, picks: Vec<PickEntry>, results: FitResults) {
         self.push("load picks".into(), Edit::Replaced { picks, results });
@@ -109,11 +148,26 @@ impl EditHistory {
 pub fn undo(doc: &mut Document) -> Option<Undone> {
     let (what, edit) = doc.history.edits.pop_back()?;
     doc.unsaved = true;
-    if let Edit::Fits(before) = edit {
-        for (k, r) in before {
-            doc.results.put_back(k, r);
+    match edit {
+        Edit::Fits(before) => {
+            for (k, r) in before {
+                doc.results.put_back(k, r);
+            }
+            return Some(Undone {
+                what,
+                pick: None,
+                pose: None,
+            });
         }
-        return Some(Undone { what, pick: None });
+        Edit::Pose { frame, controls } => {
+            doc.history.last_pose = None;
+            return Some(Undone {
+                what,
+                pick: None,
+                pose: Some((frame, controls)),
+            });
+        }
+        _ => {}
     }
     // the other edits are a field's
     let p = doc.particles.as_mut()?;
@@ -159,13 +213,17 @@ pub fn undo(doc: &mut Document) -> Option<Undone> {
             None
         }
         // undone above, for any document
-        Edit::Fits(_) => None,
+        Edit::Fits(_) | Edit::Pose { .. } => None,
     };
     if frames_changed {
         super::particles::refresh_frames(doc);
     }
     doc.unsaved = true;
-    Some(Undone { what, pick })
+    Some(Undone {
+        what,
+        pick,
+        pose: None,
+    })
 }
 
 #[cfg(test)]
@@ -216,7 +274,8 @@ mod tests {
             u,
             Undone {
                 what: "add pick 4".into(),
-                pick: None
+                pick: None,
+                pose: None,
             }
         );
         assert_eq!(
@@ -253,7 +312,8 @@ mod tests {
             u,
             Undone {
                 what: "estimate all (3 frames)".into(),
-                pick: None
+                pick: None,
+                pose: None,
             }
         );
         assert!(doc.results.get(0).is_none() && doc.results.get(2).is_none());
@@ -317,5 +377,42 @@ mod tests {
         );
         h.states("nothing".into(), Vec::new());
         assert_eq!(h.edits.len(), DEPTH);
+    }
+
+    #[test]
+    fn a_drag_is_one_pose_edit_and_separate_changes_are_several() {
+        let mut doc = Document::in_memory("s.tif", vec![crate::io::Frame::zeros(8, 8); 2]);
+        let at = |deg: f64| PoseControls {
+            euler: [0.0, deg, 0.0],
+            ..PoseControls::default()
+        };
+        let t0 = Instant::now();
+        let ms = |m: u64| t0 + Duration::from_millis(m);
+        // a drag from 10° to 13°, one change per frame drawn
+        for (k, m) in [0, 16, 32, 48].into_iter().enumerate() {
+            doc.history
+                .pose("pose change", 0, at(10.0 + k as f64), ms(m));
+        }
+        // a second drag after a pause, and a jump to the mirror pose
+        doc.history.pose("pose change", 0, at(14.0), ms(2000));
+        doc.history.pose("pose change", 0, at(15.0), ms(2016));
+        doc.history
+            .pose("jump to the mirror pose", 0, at(16.0), ms(2030));
+        // the same slider on another frame is another edit
+        doc.history.pose("pose change", 1, at(50.0), ms(2040));
+        let mut undone = Vec::new();
+        while let Some(u) = undo(&mut doc) {
+            let (frame, c) = u.pose.unwrap();
+            undone.push((u.what, frame, c.euler[1]));
+        }
+        assert_eq!(
+            undone,
+            [
+                ("pose change".to_string(), 1, 50.0),
+                ("jump to the mirror pose".to_string(), 0, 16.0),
+                ("pose change".to_string(), 0, 14.0),
+                ("pose change".to_string(), 0, 10.0),
+            ]
+        );
     }
 }

@@ -133,7 +133,7 @@ impl PoseScopeApp {
                 if ui
                     .add_enabled(next.is_some(), undo)
                     .on_disabled_hover_text(
-                        "Undo takes back edits of a field's picks and fits that replaced others",
+                        "Undo takes back pose changes, fits that replaced others and edits of a field's picks",
                     )
                     .clicked()
                 {
