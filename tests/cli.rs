@@ -1092,8 +1092,11 @@ fn orientations_summarise_the_tilts_of_pose_csvs() {
         .map(|b| j["bins"][b]["count"].as_u64().unwrap())
         .collect();
     assert_eq!(counts, [0, 1, 2]);
-    let o = posescope(&["orientations", csv]);
+    let png = dir.path().join("fig.png");
+    let o = posescope(&["orientations", csv, "--png", png.to_str().unwrap()]);
     ok(&o);
+    let fig = image::open(&png).unwrap();
+    assert_eq!((fig.width(), fig.height()), (820, 420));
     let out = text(&o.stdout);
     assert!(out.contains("1 failed rows left out"), "{out}");
     assert!(out.contains("3 particles, median tilt 60.0°"), "{out}");

@@ -1336,11 +1336,13 @@ fn the_results_tab_shows_how_the_frames_are_oriented_and_an_axis_click_goes_to_i
     h.step();
     h.step();
     let verdict = h.get_by_label_contains("3 particles, median tilt").rect();
+    let save = h.get_by_label("Save figure…").rect();
     let caption = h.get_by_label_contains("axes, equal-area").rect();
-    // the pole figure lies between the verdict and its caption: ±1.08 across
+    // the pole figure lies between the verdict's row and its caption: ±1.08 across
     let gap = h.ctx.global_style().spacing.item_spacing.y;
-    let side = caption.top() - verdict.bottom() - 2.0 * gap;
-    let origin = egui::pos2(caption.left(), verdict.bottom() + gap);
+    let above = verdict.bottom().max(save.bottom());
+    let side = caption.top() - above - 2.0 * gap;
+    let origin = egui::pos2(caption.left(), above + gap);
     assert!(side > 100.0, "{verdict:?} {caption:?}");
     let q = h
         .state()
@@ -1362,6 +1364,16 @@ fn the_results_tab_shows_how_the_frames_are_oriented_and_an_axis_click_goes_to_i
     click_at(&mut h, at);
     h.step();
     assert_eq!(h.state().frame_index(), 2, "clicked at {at:?}");
+    // the figure, as Save figure… writes it
+    let png = tmp.path().join("orientations.png");
+    h.state_mut().save_orientation_figure(&png);
+    let img = image::open(&png).unwrap();
+    assert_eq!((img.width(), img.height()), (820, 420));
+    assert!(h
+        .state()
+        .notices()
+        .iter()
+        .any(|n| n.text.starts_with("saved the orientations of 3 fits")));
 }
 
 #[test]

@@ -68,6 +68,8 @@ pub enum Action {
     ChooseExportFolder,
     /// Save the results as a pose CSV (Ctrl+S).
     SaveResultsDialog,
+    /// Ask where to save the orientation figure (Results → Orientations).
+    SaveOrientationFigureDialog,
     /// Dismiss a notice.
     DismissNotice(usize),
     /// Fit the images to the window (Home, double-click).
@@ -178,6 +180,13 @@ impl PoseScopeApp {
                 }
             }
             Action::SaveResultsDialog => self.save_results_dialog(),
+            Action::SaveOrientationFigureDialog => {
+                let dialog =
+                    self.save_dialog("Save orientation figure", "PNG", "orientations", "png");
+                if let Some(path) = dialog {
+                    self.save_orientation_figure(&path);
+                }
+            }
             Action::FitView => {
                 self.ui.view.fit_pending = true;
                 self.ui.field.fit_pending = true;
@@ -460,6 +469,18 @@ impl PoseScopeApp {
     /// The Save dialog for a CSV about the current document, suggesting
     /// `<stem>_<suffix>.csv` beside it; `None` when cancelled.
     fn save_csv_dialog(&mut self, title: &str, filter: &str, suffix: &str) -> Option<PathBuf> {
+        self.save_dialog(title, filter, suffix, "csv")
+    }
+
+    /// The Save dialog for a file about the current document, suggesting
+    /// `<stem>_<suffix>.<ext>` beside it; `None` when cancelled.
+    pub(super) fn save_dialog(
+        &mut self,
+        title: &str,
+        filter: &str,
+        suffix: &str,
+        ext: &str,
+    ) -> Option<PathBuf> {
         let doc = self.session.doc()?;
         let stem = doc
             .path
@@ -468,8 +489,8 @@ impl PoseScopeApp {
             .unwrap_or_else(|| "results".into());
         let mut dialog = rfd::FileDialog::new()
             .set_title(title)
-            .add_filter(filter, &["csv"])
-            .set_file_name(format!("{stem}_{suffix}.csv"));
+            .add_filter(filter, &[ext])
+            .set_file_name(format!("{stem}_{suffix}.{ext}"));
         if let Some(dir) = doc.path.parent() {
             dialog = dialog.set_directory(dir);
         }

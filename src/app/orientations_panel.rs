@@ -12,6 +12,8 @@ use super::actions::Action;
 use super::panels::{coarse_grid, tick_label};
 use super::PoseScopeApp;
 use crate::estimate::pose::orientations::{isotropic_cdf, TiltSummary, ViewAxis};
+use crate::export::annotate::write_png;
+use crate::export::orientations::orientation_figure;
 
 /// Tilt bins of the histogram.
 const BINS: usize = 9;
@@ -27,11 +29,34 @@ struct Axis {
 
 impl PoseScopeApp {
     pub(super) fn orientations_section(&self, ui: &mut egui::Ui, out: &mut Vec<Action>) {
-        let Some(doc) = self.session.doc() else {
+        let axes = self.fitted_axes();
+        let tilts: Vec<f64> = axes.iter().map(|a| a.view.tilt_deg).collect();
+        let Some(summary) = TiltSummary::new(&tilts, BINS) else {
+            ui.label(RichText::new("No fitted frames yet.").weak());
             return;
         };
-        let axes: Vec<Axis> = doc
-            .results
+        ui.horizontal_wrapped(|ui| {
+            ui.label(summary.verdict());
+            if ui
+                .button("Save figure…")
+                .on_hover_text("the disc and the histogram as a PNG, for a paper")
+                .clicked()
+            {
+                out.push(Action::SaveOrientationFigureDialog);
+            }
+        });
+        if let Some(k) = self.pole_figure(ui, &axes) {
+            out.push(Action::GoToFrame(k));
+        }
+        self.tilt_histogram(ui, &summary);
+    }
+
+    /// The axes of the current document's fitted frames.
+    fn fitted_axes(&self) -> Vec<Axis> {
+        let Some(doc) = self.session.doc() else {
+            return Vec::new();
+        };
+        doc.results
             .iter()
             .filter_map(|(frame, r)| {
                 let q = r.as_ref().ok()?.outcome.state.pose.q;
@@ -40,17 +65,27 @@ impl PoseScopeApp {
                     view: ViewAxis::of(q),
                 })
             })
-            .collect();
-        let tilts: Vec<f64> = axes.iter().map(|a| a.view.tilt_deg).collect();
+            .collect()
+    }
+
+    /// Writes the orientation figure of the current document's fits to
+    /// `path` (PNG, atomically), with a notice either way.
+    pub fn save_orientation_figure(&mut self, path: &std::path::Path) {
+        let axes: Vec<ViewAxis> = self.fitted_axes().iter().map(|a| a.view).collect();
+        let tilts: Vec<f64> = axes.iter().map(|a| a.tilt_deg).collect();
         let Some(summary) = TiltSummary::new(&tilts, BINS) else {
-            ui.label(RichText::new("No fitted frames yet.").weak());
+            self.session.info("no fitted frames: nothing to draw");
             return;
         };
-        ui.label(summary.verdict());
-        if let Some(k) = self.pole_figure(ui, &axes) {
-            out.push(Action::GoToFrame(k));
+        let written = orientation_figure(&axes, &summary).and_then(|img| write_png(path, &img));
+        match written {
+            Ok(()) => self.session.info(format!(
+                "saved the orientations of {} fits to {}",
+                summary.n,
+                path.display()
+            )),
+            Err(e) => self.session.error(format!("saving the figure failed: {e}")),
         }
-        self.tilt_histogram(ui, &summary);
     }
 
     /// The equal-area plot of the axes; returns the frame clicked.

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
-use posescope::estimate::pose::orientations::TiltSummary;
+use posescope::estimate::pose::orientations::{TiltSummary, ViewAxis};
+use posescope::export::annotate::write_png;
+use posescope::export::orientations::orientation_figure;
 use posescope::io::{read_pose_csv, PoseRow};
 
 #[derive(Args)]
@@ -21,6 +23,9 @@ pub struct OrientationsArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// Also write the figure (axes on an equal-area disc, tilt histogram) as a PNG.
+    #[arg(long, value_name = "FILE")]
+    png: Option<PathBuf>,
 }
 
 pub fn run(a: OrientationsArgs) -> Result<()> {
@@ -35,7 +40,7 @@ pub fn run(a: OrientationsArgs) -> Result<()> {
             }
         }
     }
-    let Some(s) = TiltSummary::of_poses(poses, a.bins as usize) else {
+    let Some(s) = TiltSummary::of_poses(poses.iter().copied(), a.bins as usize) else {
         bail!(
             "no fitted pose in {} ({failed} failed rows)",
             a.poses
@@ -45,6 +50,12 @@ pub fn run(a: OrientationsArgs) -> Result<()> {
                 .join(", ")
         );
     };
+    if let Some(png) = &a.png {
+        let axes: Vec<ViewAxis> = poses.iter().map(|&q| ViewAxis::of(q)).collect();
+        write_png(png, &orientation_figure(&axes, &s)?)
+            .with_context(|| format!("writing {}", png.display()))?;
+        eprintln!("figure → {}", png.display());
+    }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&s)?);
         return Ok(());
