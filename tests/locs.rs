@@ -233,7 +233,13 @@ fn truncated_and_bit_flipped_tables_fail_cleanly() {
     }));
     let dir = tempfile::tempdir().unwrap();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2026);
-    for name in ["picasso.hdf5", "picasso_picked.hdf5", "thunderstorm.csv"] {
+    for name in [
+        "picasso.hdf5",
+        "picasso_picked.hdf5",
+        "thunderstorm.csv",
+        "elyra.txt",
+        "smap.csv",
+    ] {
         let bytes = std::fs::read(fixture(name)).unwrap();
         let ext = name.rsplit('.').next().unwrap();
         let path = dir.path().join(format!("t.{ext}"));
