@@ -1096,7 +1096,7 @@ fn orientations_summarise_the_tilts_of_pose_csvs() {
     let o = posescope(&["orientations", csv, "--png", png.to_str().unwrap()]);
     ok(&o);
     let fig = image::open(&png).unwrap();
-    assert_eq!((fig.width(), fig.height()), (820, 420));
+    assert_eq!((fig.width(), fig.height()), (820, 446));
     let out = text(&o.stdout);
     assert!(out.contains("1 failed rows left out"), "{out}");
     assert!(out.contains("3 particles, median tilt 60.0°"), "{out}");

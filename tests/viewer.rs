@@ -1340,7 +1340,10 @@ fn the_results_tab_shows_how_the_frames_are_oriented_and_an_axis_click_goes_to_i
     let caption = h.get_by_label_contains("axes, equal-area").rect();
     // the pole figure lies between the verdict's row and its caption: ±1.08 across
     let gap = h.ctx.global_style().spacing.item_spacing.y;
-    let above = verdict.bottom().max(save.bottom());
+    let mut above = verdict.bottom().max(save.bottom());
+    if let Some(line) = h.query_by_label_contains("in the image plane") {
+        above = above.max(line.rect().bottom());
+    }
     let side = caption.top() - above - 2.0 * gap;
     let origin = egui::pos2(caption.left(), above + gap);
     assert!(side > 100.0, "{verdict:?} {caption:?}");
@@ -1368,7 +1371,7 @@ fn the_results_tab_shows_how_the_frames_are_oriented_and_an_axis_click_goes_to_i
     let png = tmp.path().join("orientations.png");
     h.state_mut().save_orientation_figure(&png);
     let img = image::open(&png).unwrap();
-    assert_eq!((img.width(), img.height()), (820, 420));
+    assert_eq!((img.width(), img.height()), (820, 446));
     assert!(h
         .state()
         .notices()

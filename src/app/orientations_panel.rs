@@ -11,7 +11,7 @@ use egui_plot::{Bar, BarChart, HoverPosition, Line, Plot, PlotPoints, Points};
 use super::actions::Action;
 use super::panels::{coarse_grid, tick_label};
 use super::PoseScopeApp;
-use crate::estimate::pose::orientations::{isotropic_cdf, TiltSummary, ViewAxis};
+use crate::estimate::pose::orientations::{isotropic_cdf, InPlane, TiltSummary, ViewAxis};
 use crate::export::annotate::write_png;
 use crate::export::orientations::orientation_figure;
 
@@ -45,6 +45,10 @@ impl PoseScopeApp {
                 out.push(Action::SaveOrientationFigureDialog);
             }
         });
+        let views: Vec<ViewAxis> = axes.iter().map(|a| a.view).collect();
+        if let Some(p) = InPlane::new(&views) {
+            ui.label(p.verdict());
+        }
         if let Some(k) = self.pole_figure(ui, &axes) {
             out.push(Action::GoToFrame(k));
         }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
-use posescope::estimate::pose::orientations::{TiltSummary, ViewAxis};
+use posescope::estimate::pose::orientations::{InPlane, TiltSummary, ViewAxis};
 use posescope::export::annotate::write_png;
 use posescope::export::orientations::orientation_figure;
 use posescope::io::{read_pose_csv, PoseRow};
@@ -50,14 +50,25 @@ pub fn run(a: OrientationsArgs) -> Result<()> {
                 .join(", ")
         );
     };
+    let axes: Vec<ViewAxis> = poses.iter().map(|&q| ViewAxis::of(q)).collect();
+    let in_plane = InPlane::new(&axes);
     if let Some(png) = &a.png {
-        let axes: Vec<ViewAxis> = poses.iter().map(|&q| ViewAxis::of(q)).collect();
         write_png(png, &orientation_figure(&axes, &s)?)
             .with_context(|| format!("writing {}", png.display()))?;
         eprintln!("figure → {}", png.display());
     }
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&s)?);
+        #[derive(serde::Serialize)]
+        struct Report<'a> {
+            #[serde(flatten)]
+            tilts: &'a TiltSummary,
+            in_plane: Option<InPlane>,
+        }
+        let report = Report {
+            tilts: &s,
+            in_plane,
+        };
+        println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
     if failed > 0 {
@@ -74,14 +85,26 @@ pub fn run(a: OrientationsArgs) -> Result<()> {
         );
     }
     println!("{}", s.verdict());
+    if let Some(p) = in_plane {
+        println!("{}", p.verdict());
+    }
     Ok(())
 }
 
 /// The one-line verdict `fit` prints after its rows: how the fitted
 /// frames or particles are oriented (nothing for fewer than two).
 pub fn print_verdict(rows: &[PoseRow]) {
-    let poses = rows.iter().map(|r| r.pose.q).filter(|q| q.is_finite());
-    if let Some(s) = TiltSummary::of_poses(poses, 9).filter(|s| s.n >= 2) {
+    let axes: Vec<ViewAxis> = rows
+        .iter()
+        .map(|r| r.pose.q)
+        .filter(|q| q.is_finite())
+        .map(ViewAxis::of)
+        .collect();
+    let tilts: Vec<f64> = axes.iter().map(|a| a.tilt_deg).collect();
+    if let Some(s) = TiltSummary::new(&tilts, 9).filter(|s| s.n >= 2) {
         println!("orientations: {}", s.verdict());
+    }
+    if let Some(p) = InPlane::new(&axes) {
+        println!("orientations: {}", p.verdict());
     }
 }

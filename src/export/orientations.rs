@@ -9,11 +9,11 @@ use ab_glyph::{Font, FontRef, PxScale, ScaleFont};
 use image::RgbaImage;
 
 use super::annotate::{blend, draw_text, fill_rect, hack, text_width, Clip};
-use crate::estimate::pose::orientations::{isotropic_cdf, TiltSummary, ViewAxis};
+use crate::estimate::pose::orientations::{isotropic_cdf, InPlane, TiltSummary, ViewAxis};
 use crate::io::OutputError;
 
 const WIDTH: u32 = 820;
-const HEIGHT: u32 = 420;
+const HEIGHT: u32 = 446;
 const INK: [u8; 4] = [20, 20, 20, 255];
 const GRID: [u8; 4] = [175, 175, 175, 255];
 const AXES: [u8; 4] = [31, 119, 180, 255];
@@ -21,9 +21,9 @@ const BARS: [u8; 4] = [120, 165, 205, 255];
 const RANDOM: [u8; 4] = [230, 120, 20, 255];
 
 /// The disc: centre and radius, pixels.
-const DISC: (f64, f64, f64) = (200.0, 222.0, 150.0);
+const DISC: (f64, f64, f64) = (200.0, 248.0, 150.0);
 /// The histogram's plot area `[x0, x1] × [y0, y1]`, pixels.
-const PLOT: (f64, f64, f64, f64) = (470.0, 790.0, 80.0, 350.0);
+const PLOT: (f64, f64, f64, f64) = (470.0, 790.0, 120.0, 366.0);
 
 /// The figure of `axes` (one per fitted particle) and their tilt summary.
 pub fn orientation_figure(axes: &[ViewAxis], s: &TiltSummary) -> Result<RgbaImage, OutputError> {
@@ -31,10 +31,16 @@ pub fn orientation_figure(axes: &[ViewAxis], s: &TiltSummary) -> Result<RgbaImag
     let clip = Clip::of(&img);
     let font = hack()?;
     let small = PxScale::from(12.0);
-    // "N particles, median …; consistent with …": one clause a line
-    for (k, line) in s.verdict().splitn(2, "; ").enumerate() {
-        let top = 10.0 + 19.0 * k as f32;
-        put(&mut img, &font, PxScale::from(15.0), (16.0, top), line, INK);
+    // "N particles, median …; consistent with …" and "in the image plane
+    // (…): a preferred direction …", each in two lines
+    let verdict = s.verdict();
+    let in_plane = InPlane::new(axes).map(|p| p.verdict()).unwrap_or_default();
+    let lines = verdict
+        .splitn(2, "; ")
+        .chain(in_plane.splitn(2, ": ").filter(|l| !l.is_empty()));
+    for (k, line) in lines.enumerate() {
+        let top = 8.0 + 17.0 * k as f32;
+        put(&mut img, &font, PxScale::from(14.0), (16.0, top), line, INK);
     }
 
     // the disc: rings at 30° and 60°, the rim edge-on, the axes' ends

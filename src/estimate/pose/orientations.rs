@@ -10,7 +10,8 @@
 //! For randomly oriented particles cos(tilt) is uniform on [0, 1], so
 //! tilts near edge-on are common and face-on ones rare
 //! (P(tilt ≤ θ) = 1 − cos θ). [`TiltSummary`] compares the tilts with that
-//! law: per-bin expected counts and a Kolmogorov–Smirnov test.
+//! law: per-bin expected counts and a Kolmogorov–Smirnov test. [`InPlane`]
+//! asks whether the axes share a direction in the image plane.
 
 use serde::Serialize;
 
@@ -156,11 +157,81 @@ impl TiltSummary {
         };
         let particles = if self.n == 1 { "particle" } else { "particles" };
         format!(
-            "{} {particles}, median tilt {:.1}° (random: 60.0°); {what} (KS D = {:.3}, p = {})",
+            "{} {particles}, median tilt {:.1}° (random: 60.0°); {what} (KS D = {:.3}, {})",
             self.n,
             self.median_deg,
             self.ks_d,
             p_text(self.ks_p)
+        )
+    }
+}
+
+/// Whether the axes' images share a direction in the image plane (particles
+/// aligned along a filament, a flow, a cell edge): the axial mean of the
+/// azimuths (angles doubled, as a line has no arrow) and the Rayleigh test
+/// of uniformity. Only axes tilted at least [`InPlane::MIN_TILT_DEG`] count:
+/// a nearly face-on axis has no direction in the image worth the name.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct InPlane {
+    /// Axes that count.
+    pub n: usize,
+    /// Mean resultant length of the doubled azimuths: 0 uniform, 1 all alike.
+    pub r: f64,
+    /// The mean direction, degrees in [0, 180) as [`ViewAxis::azimuth_deg`].
+    pub mean_deg: f64,
+    /// Rayleigh test: the probability of an `r` at least this large from
+    /// uniform directions.
+    pub p: f64,
+}
+
+impl InPlane {
+    /// Least tilt, degrees, for an axis's direction to count.
+    pub const MIN_TILT_DEG: f64 = 30.0;
+
+    /// Of `axes`; `None` when fewer than two are tilted enough.
+    pub fn new(axes: &[ViewAxis]) -> Option<Self> {
+        let (mut c, mut s, mut n) = (0.0, 0.0, 0usize);
+        for a in axes.iter().filter(|a| a.tilt_deg >= Self::MIN_TILT_DEG) {
+            let t = 2.0 * a.azimuth_deg.to_radians();
+            c += t.cos();
+            s += t.sin();
+            n += 1;
+        }
+        if n < 2 {
+            return None;
+        }
+        let nf = n as f64;
+        let r = c.hypot(s) / nf;
+        let mean_deg = (s.atan2(c).to_degrees() / 2.0).rem_euclid(180.0);
+        // Rayleigh's p with the second-order correction (Mardia & Jupp 6.3.5)
+        let z = nf * r * r;
+        let p = (-z).exp()
+            * (1.0 + (2.0 * z - z * z) / (4.0 * nf)
+                - (24.0 * z - 132.0 * z * z + 76.0 * z.powi(3) - 9.0 * z.powi(4))
+                    / (288.0 * nf * nf));
+        Some(Self {
+            n,
+            r,
+            mean_deg,
+            p: p.clamp(0.0, 1.0),
+        })
+    }
+
+    /// One line for a user.
+    pub fn verdict(&self) -> String {
+        let what = if self.p < 0.01 {
+            format!("a preferred direction, {:.0}° in the image", self.mean_deg)
+        } else if self.p < 0.05 {
+            format!("probably a preferred direction, {:.0}°", self.mean_deg)
+        } else {
+            "no preferred direction".into()
+        };
+        format!(
+            "in the image plane ({} axes tilted ≥ {:.0}°): {what} (R = {:.2}, Rayleigh {})",
+            self.n,
+            Self::MIN_TILT_DEG,
+            self.r,
+            p_text(self.p)
         )
     }
 }
@@ -170,14 +241,14 @@ pub fn isotropic_cdf(tilt_deg: f64) -> f64 {
     1.0 - tilt_deg.clamp(0.0, 90.0).to_radians().cos()
 }
 
-/// A p-value as a person writes it.
+/// A p-value as a person writes it: "p = 0.38", "p < 0.0001".
 fn p_text(p: f64) -> String {
     if p < 1e-4 {
-        "< 0.0001".into()
+        "p < 0.0001".into()
     } else if p < 0.01 {
-        format!("{p:.4}")
+        format!("p = {p:.4}")
     } else {
-        format!("{p:.2}")
+        format!("p = {p:.2}")
     }
 }
 
@@ -283,6 +354,65 @@ mod tests {
             s.verdict()
         );
         assert_eq!(s.bins[7].count + s.bins[8].count, 200);
+    }
+
+    #[test]
+    fn aligned_axes_have_a_preferred_direction_and_random_ones_none() {
+        let random: Vec<ViewAxis> = random_quats(1000, 21)
+            .into_iter()
+            .map(ViewAxis::of)
+            .collect();
+        let p = InPlane::new(&random).unwrap();
+        assert!(p.p > 0.05 && p.r < 0.1, "{p:?}");
+        assert!(
+            p.verdict().contains("no preferred direction"),
+            "{}",
+            p.verdict()
+        );
+        // axes along 170°–10° (across the 0/180 seam): mean 0°, not 90°
+        let mut rng = rand::rngs::StdRng::seed_from_u64(22);
+        let aligned: Vec<ViewAxis> = (0..100)
+            .map(|_| ViewAxis {
+                tilt_deg: rng.random_range(40.0..90.0),
+                azimuth_deg: rng.random_range(-10.0f64..10.0).rem_euclid(180.0),
+            })
+            .collect();
+        let a = InPlane::new(&aligned).unwrap();
+        assert!(a.p < 1e-6 && a.r > 0.9, "{a:?}");
+        assert!(a.mean_deg.min(180.0 - a.mean_deg) < 3.0, "{a:?}");
+        // face-on axes do not count
+        let flat = [ViewAxis {
+            tilt_deg: 5.0,
+            azimuth_deg: 0.0,
+        }; 50];
+        assert!(InPlane::new(&flat).is_none());
+        // two opposite directions of a line are the same line
+        let two = [
+            ViewAxis {
+                tilt_deg: 60.0,
+                azimuth_deg: 45.0,
+            },
+            ViewAxis {
+                tilt_deg: 60.0,
+                azimuth_deg: 45.0 + 1e-9,
+            },
+        ];
+        let t = InPlane::new(&two).unwrap();
+        assert!((t.r - 1.0).abs() < 1e-9 && (t.mean_deg - 45.0).abs() < 1e-6);
+        // five axes at 0° and five at 45°: R = 0.707, and astropy's
+        // rayleightest of the doubled angles gives p = 0.00404861711177687
+        let mixed: Vec<ViewAxis> = [0.0, 45.0]
+            .iter()
+            .flat_map(|&azimuth_deg| {
+                [ViewAxis {
+                    tilt_deg: 80.0,
+                    azimuth_deg,
+                }; 5]
+            })
+            .collect();
+        let m = InPlane::new(&mixed).unwrap();
+        assert!((m.p - 0.004_048_617_111_776_87).abs() < 1e-12, "{m:?}");
+        assert!((m.mean_deg - 22.5).abs() < 1e-9, "{m:?}");
     }
 
     #[test]
