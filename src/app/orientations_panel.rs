@@ -11,7 +11,9 @@ use egui_plot::{Bar, BarChart, HoverPosition, Line, Plot, PlotPoints, Points};
 use super::actions::Action;
 use super::panels::{coarse_grid, tick_label};
 use super::PoseScopeApp;
-use crate::estimate::pose::orientations::{isotropic_cdf, InPlane, TiltSummary, ViewAxis};
+use crate::estimate::pose::orientations::{
+    equal_area_radius, isotropic_cdf, InPlane, TiltSummary, ViewAxis,
+};
 use crate::export::annotate::write_png;
 use crate::export::orientations::orientation_figure;
 
@@ -95,11 +97,7 @@ impl PoseScopeApp {
     /// The equal-area plot of the axes; returns the frame clicked.
     fn pole_figure(&self, ui: &mut egui::Ui, axes: &[Axis]) -> Option<usize> {
         let ring = |tilt: f64| {
-            let r = ViewAxis {
-                tilt_deg: tilt,
-                azimuth_deg: 0.0,
-            }
-            .equal_area()[0][0];
+            let r = equal_area_radius(tilt);
             PlotPoints::from_parametric_callback(
                 move |t| (r * t.cos(), r * t.sin()),
                 0.0..=std::f64::consts::TAU,

@@ -9,7 +9,9 @@ use ab_glyph::{Font, FontRef, PxScale, ScaleFont};
 use image::RgbaImage;
 
 use super::annotate::{blend, draw_text, fill_rect, hack, text_width, Clip};
-use crate::estimate::pose::orientations::{isotropic_cdf, InPlane, TiltSummary, ViewAxis};
+use crate::estimate::pose::orientations::{
+    equal_area_radius, isotropic_cdf, InPlane, TiltSummary, ViewAxis,
+};
 use crate::io::OutputError;
 
 const WIDTH: u32 = 820;
@@ -46,7 +48,12 @@ pub fn orientation_figure(axes: &[ViewAxis], s: &TiltSummary) -> Result<RgbaImag
     // the disc: rings at 30° and 60°, the rim edge-on, the axes' ends
     let (cx, cy, r) = DISC;
     for (tilt, colour) in [(30.0, GRID), (60.0, GRID), (90.0, INK)] {
-        polyline(&mut img, clip, &circle(cx, cy, r * radius(tilt)), colour);
+        polyline(
+            &mut img,
+            clip,
+            &circle(cx, cy, r * equal_area_radius(tilt)),
+            colour,
+        );
     }
     polyline(&mut img, clip, &[[cx - r, cy], [cx + r, cy]], GRID);
     polyline(&mut img, clip, &[[cx, cy - r], [cx, cy + r]], GRID);
@@ -60,7 +67,7 @@ pub fn orientation_figure(axes: &[ViewAxis], s: &TiltSummary) -> Result<RgbaImag
     // the rings' tilts on white patches at their upper right, over the axes
     let line_h = font.as_scaled(small).height();
     for tilt in [30.0, 60.0] {
-        let rr = r * radius(tilt) * std::f64::consts::FRAC_1_SQRT_2;
+        let rr = r * equal_area_radius(tilt) * std::f64::consts::FRAC_1_SQRT_2;
         let (x, y) = ((cx + rr) as f32, (cy - rr) as f32 - line_h);
         let label = format!("{tilt:.0}°");
         let w = text_width(&font, small, &label);
@@ -229,15 +236,6 @@ fn thick(img: &mut RgbaImage, points: &[[f64; 2]], colour: [u8; 4]) {
     }
 }
 
-/// Radius on the equal-area disc of unit rim for `tilt_deg`.
-fn radius(tilt_deg: f64) -> f64 {
-    ViewAxis {
-        tilt_deg,
-        azimuth_deg: 0.0,
-    }
-    .equal_area()[0][0]
-}
-
 /// A round step (1, 2 or 5 × 10ⁿ) at least `raw`.
 fn nice_step(raw: f64) -> f64 {
     let p = 10f64.powf(raw.max(1.0).log10().floor());
@@ -335,7 +333,7 @@ mod tests {
         assert!(is_axis_blue(px(cx + r, cy)) && is_axis_blue(px(cx - r, cy)));
         assert!(is_axis_blue(px(cx, cy)));
         // azimuth 90° is image +y, down on the page: both ends on the vertical
-        let r60 = r * radius(60.0);
+        let r60 = r * equal_area_radius(60.0);
         assert!(is_axis_blue(px(cx, cy + r60)) && is_axis_blue(px(cx, cy - r60)));
         // nothing where no axis is
         assert!(!is_axis_blue(px(cx + r60 * 0.7, cy - r60 * 0.7)));

@@ -50,10 +50,17 @@ impl ViewAxis {
     /// particles cover the disc evenly. The axis's two ends, both returned,
     /// are opposite points.
     pub fn equal_area(self) -> [[f64; 2]; 2] {
-        let r = (self.tilt_deg.to_radians() / 2.0).sin() / std::f64::consts::FRAC_PI_4.sin();
+        let r = equal_area_radius(self.tilt_deg);
         let (s, c) = self.azimuth_deg.to_radians().sin_cos();
         [[r * c, -r * s], [-r * c, r * s]]
     }
+}
+
+/// The distance from the centre of an equal-area plot of unit rim of an
+/// axis tilted `tilt_deg` (0 face-on at the centre, 90 edge-on on the rim):
+/// sin(tilt / 2) / sin 45°.
+pub fn equal_area_radius(tilt_deg: f64) -> f64 {
+    (tilt_deg.to_radians() / 2.0).sin() / std::f64::consts::FRAC_PI_4.sin()
 }
 
 /// One bin of a tilt histogram.
