@@ -133,42 +133,57 @@ impl PoseScopeApp {
             .default_open(true)
             .show(ui, |ui| self.orientations_section(ui, out));
         let mut go = None;
-        egui::Grid::new("results")
-            .striped(!self.ui.lean)
-            .show(ui, |ui| {
-                ui.label("frame");
-                ui.label("score");
-                ui.label("rot");
-                ui.label("tilt");
-                ui.label("psi");
-                ui.end_row();
-                for (k, r) in doc.results.iter() {
-                    let here = k == self.session.frame;
-                    if ui.selectable_label(here, format!("{k}")).clicked() {
-                        go = Some(k);
-                    }
-                    match r {
-                        Ok(fit) => {
-                            let (a, b, c) = fit.outcome.state.pose.q.to_euler_zyz_deg();
-                            ui.colored_label(
-                                score_colour(fit.outcome.score),
-                                format!("{:.3}", fit.outcome.score),
-                            );
-                            ui.monospace(format!("{a:.1}"));
-                            ui.monospace(format!("{b:.1}"));
-                            ui.monospace(format!("{c:.1}"));
-                        }
-                        Err(e) => {
-                            ui.colored_label(Color32::LIGHT_RED, "failed")
-                                .on_hover_text(e);
-                            ui.label("");
-                            ui.label("");
-                            ui.label("");
-                        }
-                    }
-                    ui.end_row();
+        // thousands of rows: only those in view are laid out, the rest are
+        // blank space of the same height, so the panel scrolls as before
+        let rows: Vec<_> = doc.results.iter().collect();
+        let row_h = ui.spacing().interact_size.y;
+        let pitch = row_h + ui.spacing().item_spacing.y;
+        let grid = |id: &str| {
+            egui::Grid::new(id)
+                .striped(!self.ui.lean)
+                .min_col_width(52.0)
+                .min_row_height(row_h)
+        };
+        grid("results head").show(ui, |ui| {
+            for name in ["frame", "score", "rot", "tilt", "psi"] {
+                ui.label(name);
+            }
+            ui.end_row();
+        });
+        let top = ui.cursor().top();
+        let clip = ui.clip_rect();
+        let at = |y: f32| (((y - top) / pitch).max(0.0) as usize).min(rows.len());
+        let (first, last) = (at(clip.top()), at(clip.bottom() + pitch));
+        ui.add_space(first as f32 * pitch);
+        grid("results").show(ui, |ui| {
+            for &(k, r) in &rows[first..last] {
+                let here = k == self.session.frame;
+                if ui.selectable_label(here, format!("{k}")).clicked() {
+                    go = Some(k);
                 }
-            });
+                match r {
+                    Ok(fit) => {
+                        let (a, b, c) = fit.outcome.state.pose.q.to_euler_zyz_deg();
+                        ui.colored_label(
+                            score_colour(fit.outcome.score),
+                            format!("{:.3}", fit.outcome.score),
+                        );
+                        ui.monospace(format!("{a:.1}"));
+                        ui.monospace(format!("{b:.1}"));
+                        ui.monospace(format!("{c:.1}"));
+                    }
+                    Err(e) => {
+                        ui.colored_label(Color32::LIGHT_RED, "failed")
+                            .on_hover_text(e);
+                        ui.label("");
+                        ui.label("");
+                        ui.label("");
+                    }
+                }
+                ui.end_row();
+            }
+        });
+        ui.add_space((rows.len() - last) as f32 * pitch);
         if let Some(k) = go {
             out.push(Action::GoToFrame(k));
         }

@@ -6,7 +6,7 @@
 //! `posescope orientations`). A click on an axis goes to its frame.
 
 use egui::{Color32, RichText};
-use egui_plot::{Bar, BarChart, HoverPosition, Line, Plot, PlotPoints, Points};
+use egui_plot::{Bar, BarChart, HoverPosition, Line, MarkerShape, Plot, PlotPoints, Points};
 
 use super::actions::Action;
 use super::panels::{coarse_grid, tick_label};
@@ -157,19 +157,24 @@ impl PoseScopeApp {
             .include_y(1.08)
             .label_formatter(label)
             .show(ui, |p| {
+                // squares, smaller as they crowd: two triangles each, so
+                // thousands of axes stay cheap on a software rasteriser
+                let crowd = (300.0 / axes.len().max(1) as f32).sqrt();
+                p.points(
+                    Points::new(AXES, others)
+                        .radius((2.5 * crowd).clamp(1.0, 2.5))
+                        .shape(MarkerShape::Square)
+                        .color(Color32::from_rgb(110, 190, 255)),
+                );
+                // the rings over the axes, so they stay visible
                 for tilt in [30.0, 60.0, 90.0] {
-                    let grey = if tilt == 90.0 { 140 } else { 80 };
+                    let grey = if tilt == 90.0 { 170 } else { 110 };
                     p.line(
                         Line::new(format!("tilt {tilt:.0}°"), ring(tilt))
                             .color(Color32::from_gray(grey))
                             .width(1.0),
                     );
                 }
-                p.points(
-                    Points::new(AXES, others)
-                        .radius(2.5)
-                        .color(Color32::from_rgb(110, 190, 255)),
-                );
                 if !current.is_empty() {
                     p.points(
                         Points::new("this frame", current)
