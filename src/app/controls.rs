@@ -133,8 +133,8 @@ impl PoseScopeApp {
         }
         if let Some(r) = self.session.result(self.session.frame) {
             match r {
-                Ok(fit) => ui
-                    .label(format!(
+                Ok(fit) => {
+                    ui.label(format!(
                         "fit: score {:.4}, {} after {} iterations",
                         fit.outcome.score,
                         if fit.outcome.converged {
@@ -147,8 +147,23 @@ impl PoseScopeApp {
                     .on_hover_text(format!(
                         "network {:.1} ms, start {:.1} ms, refinement {:.1} ms",
                         fit.cnn_ms, fit.outcome.start_ms, fit.outcome.refine_ms
-                    )),
-                Err(e) => ui.colored_label(Color32::LIGHT_RED, format!("fit failed: {e}")),
+                    ));
+                    if fit.outcome.axis_sd_deg.is_finite() {
+                        ui.label(format!(
+                            "axis ± {:.2}° from the frame's noise",
+                            fit.outcome.axis_sd_deg
+                        ))
+                        .on_hover_text(
+                            "the axis's standard error from the photon noise of this frame \
+                             (the fit's curvature and residuals); a particle's labelling adds \
+                             error that one frame cannot show, 3–4× this on synthetic tori \
+                             (docs/ACCURACY.md)",
+                        );
+                    }
+                }
+                Err(e) => {
+                    ui.colored_label(Color32::LIGHT_RED, format!("fit failed: {e}"));
+                }
             };
         }
         ui.separator();

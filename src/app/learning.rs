@@ -190,6 +190,7 @@ pub fn as_results(learned: &Learned) -> Vec<(usize, FrameResult)> {
                         score: row.score,
                         converged: true,
                         iterations: 0,
+                        axis_sd_deg: f64::NAN,
                         source: StartSource::Search,
                         start_ms: 0.0,
                         refine_ms: 0.0,

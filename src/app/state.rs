@@ -475,6 +475,7 @@ mod tests {
                 score: 0.8,
                 converged: true,
                 iterations: 3,
+                axis_sd_deg: 0.5,
                 source: StartSource::Network,
                 start_ms: 0.0,
                 refine_ms: 0.0,

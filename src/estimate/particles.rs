@@ -220,6 +220,8 @@ impl ParticleSetup {
                 let (_, _, psi) = f.outcome.state.pose.q.to_euler_zyz();
                 let q = Quat::from_symmetry_axis(fit.axis, psi).unwrap_or(q);
                 f.outcome.state.pose = Pose::new(q, shift);
+                // the image fit's standard error is not that of this pose
+                f.outcome.axis_sd_deg = f64::NAN;
             }
             Err(_) => {
                 // the image fit failed: the localisation fit (from its grid) stands alone
@@ -234,6 +236,7 @@ impl ParticleSetup {
                         score: 0.0,
                         converged: true,
                         iterations: 0,
+                        axis_sd_deg: f64::NAN,
                         source: StartSource::Search,
                         start_ms: 0.0,
                         refine_ms: 0.0,

@@ -5,7 +5,8 @@ use std::time::Instant;
 
 use super::estimator::NetEstimate;
 use super::refine::{
-    check_frame, refine, refine_weighted, RefineConfig, RefineError, RefineResult,
+    check_frame, fit_axis_standard_error, refine, refine_weighted, RefineConfig, RefineError,
+    RefineResult,
 };
 use super::search::{
     candidate_rotations, circular_peaks, coarse_search, image_moments, model_major_var,
@@ -64,6 +65,10 @@ pub struct FitOutcome {
     pub converged: bool,
     /// Refinement iterations of the chosen start.
     pub iterations: usize,
+    /// The axis's standard error from the fit's curvature and residuals,
+    /// degrees ([`super::refine::RefineResult::axis_sd_deg`]); NaN when
+    /// unknown (a fit read back from an older CSV, a fit to localisations).
+    pub axis_sd_deg: f64,
     /// Where the chosen start came from.
     pub source: StartSource,
     /// Milliseconds spent on starting points (search) in this call.
@@ -205,6 +210,13 @@ pub fn fit_frame(
             floor,
         )?;
     }
+    // the weighted pass computes it; a plain fit's needs one more linearisation
+    let axis_sd_deg = match opts.signal_weight_floor {
+        Some(_) => best.axis_sd_deg,
+        None => {
+            fit_axis_standard_error(frame, width, height, model, &best.state, &opts.refine, None)
+        }
+    };
     let refine_ms = t1.elapsed().as_secs_f64() * 1e3;
     let mut state = best.state;
     state.pose.q = canonical_rotation(model, state.pose.q);
@@ -213,6 +225,7 @@ pub fn fit_frame(
         score: best.score,
         converged: best.converged,
         iterations: best.iterations,
+        axis_sd_deg,
         source,
         start_ms,
         refine_ms,

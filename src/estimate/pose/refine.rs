@@ -64,6 +64,9 @@ pub struct RefineResult {
     pub iterations: usize,
     /// Whether the cost stopped decreasing before `max_iters`.
     pub converged: bool,
+    /// The axis's standard error, degrees, where the refinement computes it
+    /// ([`refine_weighted`]; see [`fit_axis_standard_error`]); NaN otherwise.
+    pub axis_sd_deg: f64,
 }
 
 /// Errors from refinement.
@@ -250,6 +253,21 @@ impl CentredFrame {
             total,
             w_total,
             weighted: Some(Weighted { w, wc }),
+        }
+    }
+
+    /// `Σ w²·(b − centred)²` over the frame: the offset's share of the
+    /// sandwich covariance where the model is zero.
+    fn offset_meat(&self, b: f64) -> f64 {
+        let sq = |w: f64, f: f32| (w * (b - f64::from(f))).powi(2);
+        match &self.weighted {
+            Some(k) => {
+                k.w.iter()
+                    .zip(&self.centred)
+                    .map(|(&w, &f)| sq(f64::from(w), f))
+                    .sum()
+            }
+            None => self.centred.iter().map(|&f| sq(1.0, f)).sum(),
         }
     }
 
@@ -568,13 +586,14 @@ pub fn refine(
 ) -> Result<RefineResult, RefineError> {
     check_frame(frame, width, height)?;
     let target = CentredFrame::new(frame, width);
-    let (state, iterations, converged) = levenberg_marquardt(model, start, cfg, &target, height);
+    let (state, iterations, converged, _) = levenberg_marquardt(model, start, cfg, &target, height);
     let mut proj = Projector::new(model, width, height);
     Ok(RefineResult {
         state,
         score: proj.ncc(&state, &target),
         iterations,
         converged,
+        axis_sd_deg: f64::NAN,
     })
 }
 
@@ -598,11 +617,44 @@ pub fn refine_weighted(
     floor: f64,
 ) -> Result<RefineResult, RefineError> {
     check_frame(frame, width, height)?;
+    let Some(w) = signal_weights(frame, width, height, model, start, floor) else {
+        return refine(frame, width, height, model, start, cfg);
+    };
+    let plain = CentredFrame::new(frame, width);
+    let target = CentredFrame::weighted(frame, width, w);
+    let (state, iterations, converged, lin) =
+        levenberg_marquardt(model, start, cfg, &target, height);
+    let mut proj = Projector::new(model, width, height);
+    // the curvature of the last linearisation, a converged step or less
+    // from the end (no second render)
+    let axis_sd_deg = lin
+        .and_then(|l| l.rotation_covariance(&target))
+        .map_or(f64::NAN, |c| axis_standard_error(state.pose.q, &c));
+    Ok(RefineResult {
+        state,
+        score: proj.ncc(&state, &plain),
+        iterations,
+        converged,
+        axis_sd_deg,
+    })
+}
+
+/// The weights of [`refine_weighted`] from `state`'s fitted render: `1 /
+/// (signal + floor·peak)`, scaled so that a background pixel weighs 1;
+/// `None` when the render has no signal or `floor` is not positive.
+fn signal_weights(
+    frame: &[f32],
+    width: usize,
+    height: usize,
+    model: &FitModel,
+    state: &FitState,
+    floor: f64,
+) -> Option<Vec<f32>> {
     let plain = CentredFrame::new(frame, width);
     let mut proj = Projector::new(model, width, height);
-    // the start's fitted signal a·I over the frame (zero outside its crop)
+    // the state's fitted signal a·I over the frame (zero outside its crop)
     let mut signal = vec![0.0f32; width * height];
-    if let Ok(c) = proj.render_crop(start) {
+    if let Ok(c) = proj.render_crop(state) {
         let (a, _, _) = plain.linear_fit(&proj.img, &c);
         for (r, row) in proj.img.chunks_exact(c.w).enumerate() {
             let o = (c.y0 + r) * width + c.x0;
@@ -613,64 +665,86 @@ pub fn refine_weighted(
     }
     let peak = signal.iter().fold(0.0f32, |m, &v| m.max(v));
     if !(peak > 0.0 && floor > 0.0 && floor.is_finite()) {
-        return refine(frame, width, height, model, start, cfg);
+        return None;
     }
     let add = (floor * peak as f64) as f32;
-    // scaled so that a background pixel weighs 1
-    let w: Vec<f32> = signal.iter().map(|&v| add / (v + add)).collect();
-    let target = CentredFrame::weighted(frame, width, w);
-    let (state, iterations, converged) = levenberg_marquardt(model, start, cfg, &target, height);
-    Ok(RefineResult {
-        state,
-        score: proj.ncc(&state, &plain),
-        iterations,
-        converged,
-    })
+    Some(signal.iter().map(|&v| add / (v + add)).collect())
 }
 
-/// Levenberg–Marquardt on the (weighted) least-squares cost against
-/// `target`, from `start`: the final state, the iterations run, and whether
-/// it converged.
-fn levenberg_marquardt(
-    model: &FitModel,
-    start: &FitState,
-    cfg: &RefineConfig,
-    target: &CentredFrame,
-    height: usize,
-) -> (FitState, usize, bool) {
-    let width = target.width;
-    let layout = Layout {
-        shape: cfg.fit_shape && model.mode.is_some(),
-        log_sigma: cfg.fit_sigma,
-        scale: cfg.fit_scale,
-    };
-    let k = layout.geometric();
-    // derivatives for the step need less reach than the exact cost
-    let radius_sigmas = 4.0;
-    let n_img = k + usize::from(layout.log_sigma);
-    let p = n_img + 2; // + gain a and offset b
-    let mut state = *start;
-    let mut proj = Projector::new(model, width, height);
-    let mut cost = proj.cost(&state, target);
-    let mut lambda = 1e-3;
-    let mut image: Vec<f32> = Vec::new();
-    let mut jac: Vec<f32> = Vec::new();
-    let mut frame_crop: Vec<f32> = Vec::new();
-    let mut w_crop: Vec<f32> = Vec::new();
-    let mut converged = false;
-    let mut iterations = 0;
-    let n = model.base.len();
-    let mut dudv = vec![0.0f32; 2 * n * k];
-    for _ in 0..cfg.max_iters {
-        iterations += 1;
-        // per-point positions and sensitivities at the current state
-        proj.project(&state);
+/// The model linearised at a state over the crop where its derivatives
+/// live: the render, the derivative images, the frame and weights there,
+/// and the best gain and offset. Buffers are reused between states.
+struct Linear {
+    layout: Layout,
+    /// Derivative images: the geometric parameters, then ln σ if fitted.
+    n_img: usize,
+    dudv: Vec<f32>,
+    image: Vec<f32>,
+    jac: Vec<f32>,
+    frame_crop: Vec<f32>,
+    w_crop: Vec<f32>,
+    crop: Crop,
+    a: f64,
+    b: f64,
+    /// The step taken from this linearisation, if one was: the residuals
+    /// at its end are the linearisation's moved by it.
+    step: Option<Vec<f64>>,
+}
+
+impl Linear {
+    /// Derivatives reach ±4σ, less than the exact cost needs.
+    const RADIUS_SIGMAS: f32 = 4.0;
+
+    fn new(model: &FitModel, cfg: &RefineConfig) -> Self {
+        let layout = Layout {
+            shape: cfg.fit_shape && model.mode.is_some(),
+            log_sigma: cfg.fit_sigma,
+            scale: cfg.fit_scale,
+        };
+        let k = layout.geometric();
+        Self {
+            n_img: k + usize::from(layout.log_sigma),
+            dudv: vec![0.0; 2 * model.base.len() * k],
+            layout,
+            image: Vec::new(),
+            jac: Vec::new(),
+            frame_crop: Vec::new(),
+            w_crop: Vec::new(),
+            crop: Crop {
+                x0: 0,
+                y0: 0,
+                w: 0,
+                h: 0,
+            },
+            a: 0.0,
+            b: 0.0,
+            step: None,
+        }
+    }
+
+    /// Parameters of the normal equations: the images', gain and offset.
+    fn params(&self) -> usize {
+        self.n_img + 2
+    }
+
+    /// Linearises at `state`; `false` when nothing of the model is in view.
+    fn at(
+        &mut self,
+        proj: &mut Projector<'_>,
+        state: &FitState,
+        target: &CentredFrame,
+        height: usize,
+    ) -> bool {
+        let (model, layout) = (proj.model, &self.layout);
+        let k = layout.geometric();
+        // per-point positions and sensitivities at the state
+        proj.project(state);
         let rot = state.pose.q.to_matrix();
         let s = state.scale;
-        for i in 0..n {
+        for i in 0..model.base.len() {
             let q = proj.pts[i].map(|x| x as f64);
             let c = [0, 1, 2].map(|r| rot[r][0] * q[0] + rot[r][1] * q[1] + rot[r][2] * q[2]);
-            let d = &mut dudv[i * 2 * k..(i + 1) * 2 * k];
+            let d = &mut self.dudv[i * 2 * k..(i + 1) * 2 * k];
             // ∂(u, v)/∂θ: ω_x, ω_y, ω_z (camera-frame rotation), shift x, shift y
             let mut sens = [[0.0f64; 2]; 7];
             sens[..5].copy_from_slice(&[
@@ -697,39 +771,155 @@ fn levenberg_marquardt(
             }
         }
         let sigma = state.sigma as f32;
-        // the derivative images are zero beyond the points' ±4σ reach: work on that crop
-        let margin = radius_sigmas * sigma + 2.0;
-        let Some(crop) = Crop::around(&proj.uv, margin, width, height) else {
-            converged = true; // nothing in view: nothing to fit
-            break;
+        // the derivative images are zero beyond the points' reach: work on that crop
+        let margin = Self::RADIUS_SIGMAS * sigma + 2.0;
+        let Some(crop) = Crop::around(&proj.uv, margin, target.width, height) else {
+            return false;
         };
         crop.shift(&mut proj.uv);
         let cplane = crop.w * crop.h;
-        image.resize(cplane, 0.0);
-        jac.resize(n_img * cplane, 0.0);
+        self.image.resize(cplane, 0.0);
+        self.jac.resize(self.n_img * cplane, 0.0);
         let spec = JacobianSpec {
             width: crop.w,
             height: crop.h,
             sigma,
             params: k,
             log_sigma: layout.log_sigma,
-            radius_sigmas,
+            radius_sigmas: Self::RADIUS_SIGMAS,
         };
-        splat_frame_jacobian(&proj.uv, &dudv, &model.weights, &spec, &mut image, &mut jac);
-        target.crop_into(&crop, &mut frame_crop);
-        let (a, b, _) = target.linear_fit(&image, &crop);
-        target.weights_crop(&crop, &mut w_crop);
-        let (h, g) = normal_equations(
-            &jac,
-            &image,
-            &frame_crop,
-            &w_crop,
+        let (image, jac) = (&mut self.image, &mut self.jac);
+        splat_frame_jacobian(&proj.uv, &self.dudv, &model.weights, &spec, image, jac);
+        target.crop_into(&crop, &mut self.frame_crop);
+        (self.a, self.b, _) = target.linear_fit(&self.image, &crop);
+        target.weights_crop(&crop, &mut self.w_crop);
+        self.crop = crop;
+        true
+    }
+
+    /// The Gauss–Newton normal equations `(H, g)` at the state.
+    fn normal_equations(&self, target: &CentredFrame) -> (Vec<f64>, Vec<f64>) {
+        normal_equations(
+            &self.jac,
+            &self.image,
+            &self.frame_crop,
+            &self.w_crop,
             target.total,
             target.w_total,
-            n_img,
-            a,
-            b,
-        );
+            self.n_img,
+            self.a,
+            self.b,
+        )
+    }
+
+    /// The rotation's covariance by the sandwich `H⁻¹·M·H⁻¹` with
+    /// `M = Σ w²·r²·g·gᵀ` over the pixels (`g` the columns of the fit,
+    /// `r` the residual): each pixel's own squared residual stands for its
+    /// variance, so it holds for Poisson noise, whose variance follows the
+    /// signal, as for a background-limited frame. `None` when `H` is
+    /// singular.
+    fn rotation_covariance(&self, target: &CentredFrame) -> Option<[[f64; 3]; 3]> {
+        let (h, _) = self.normal_equations(target);
+        let p = self.params();
+        let (m, cplane) = (self.n_img, self.image.len());
+        // (w·r)² per pixel of the crop, with r the residual at the end of
+        // the step taken from here (to first order), then M's entries as
+        // weighted dot products of the columns a·J_j, I and 1 (vectorised,
+        // as for H)
+        let moved = |i: usize| {
+            self.step.as_ref().map_or(0.0, |st| {
+                let jac: f64 = (0..m)
+                    .map(|j| self.a * f64::from(self.jac[j * cplane + i]) * st[j])
+                    .sum();
+                jac + f64::from(self.image[i]) * st[m] + st[m + 1]
+            })
+        };
+        let wr2: Vec<f32> = (0..cplane)
+            .map(|i| {
+                let w = self.w_crop.get(i).map_or(1.0, |&w| f64::from(w));
+                let r = self.a * f64::from(self.image[i]) + self.b - f64::from(self.frame_crop[i])
+                    + moved(i);
+                (w * r).powi(2) as f32
+            })
+            .collect();
+        let ones = vec![1.0f32; cplane];
+        let col = |j: usize| -> &[f32] {
+            match j {
+                j if j < m => &self.jac[j * cplane..(j + 1) * cplane],
+                j if j == m => &self.image,
+                _ => &ones,
+            }
+        };
+        let scale = |j: usize| if j < m { self.a } else { 1.0 };
+        let mut meat = vec![0.0f64; p * p];
+        for u in 0..p {
+            for v in 0..=u {
+                meat[u * p + v] = scale(u) * scale(v) * dot3(col(u), col(v), &wr2);
+            }
+        }
+        let crop_offset = sum(&wr2);
+        // outside the crop only the offset's column is non-zero
+        let b = self.b + self.step.as_ref().map_or(0.0, |st| st[m + 1]);
+        meat[p * p - 1] += target.offset_meat(b) - crop_offset;
+        for u in 0..p {
+            for v in 0..u {
+                meat[v * p + u] = meat[u * p + v];
+            }
+        }
+        // X = H⁻¹'s first three columns; the rotation block is Xᵀ·M·X. H is
+        // singular where the image changes only to second order with the
+        // tilt (a torus seen face-on or edge-on, where the tilt's two signs
+        // give mirror images): no linear standard error there
+        let x: Vec<Vec<f64>> = (0..3)
+            .map(|j| {
+                let mut e = vec![0.0; p];
+                e[j] = 1.0;
+                solve_spd(&h, &e, p)
+            })
+            .collect::<Option<_>>()?;
+        let mut cov = [[0.0; 3]; 3];
+        for a in 0..3 {
+            for b in 0..3 {
+                let mut sum = 0.0;
+                for u in 0..p {
+                    let mu: f64 = (0..p).map(|v| meat[u * p + v] * x[b][v]).sum();
+                    sum += x[a][u] * mu;
+                }
+                cov[a][b] = sum;
+            }
+        }
+        cov.iter().flatten().all(|v| v.is_finite()).then_some(cov)
+    }
+}
+
+/// Levenberg–Marquardt on the (weighted) least-squares cost against
+/// `target`, from `start`: the final state, the iterations run, whether it
+/// converged, and the last linearisation (`None` when nothing was in view).
+fn levenberg_marquardt(
+    model: &FitModel,
+    start: &FitState,
+    cfg: &RefineConfig,
+    target: &CentredFrame,
+    height: usize,
+) -> (FitState, usize, bool, Option<Linear>) {
+    let mut lin = Linear::new(model, cfg);
+    let p = lin.params();
+    let mut state = *start;
+    let mut proj = Projector::new(model, target.width, height);
+    let mut cost = proj.cost(&state, target);
+    let mut lambda = 1e-3;
+    let mut converged = false;
+    let mut iterations = 0;
+    let mut linearised = false;
+    for _ in 0..cfg.max_iters {
+        iterations += 1;
+        linearised = lin.at(&mut proj, &state, target, height);
+        lin.step = None;
+        if !linearised {
+            converged = true; // nothing in view: nothing to fit
+            break;
+        }
+        let (h, g) = lin.normal_equations(target);
         // damped steps until one lowers the cost
         let mut improved = false;
         for _ in 0..8 {
@@ -742,11 +932,12 @@ fn levenberg_marquardt(
                 lambda *= 10.0;
                 continue;
             };
-            let cand = apply_step(&state, &step, &layout);
+            let cand = apply_step(&state, &step, &lin.layout);
             let c = proj.cost(&cand, target);
             if c < cost {
                 let rel = (cost - c) / cost.max(1e-300);
                 state = cand;
+                lin.step = Some(step);
                 cost = c;
                 lambda = (lambda / 3.0).max(1e-9);
                 improved = true;
@@ -765,7 +956,51 @@ fn levenberg_marquardt(
             break;
         }
     }
-    (state, iterations, converged)
+    (state, iterations, converged, linearised.then_some(lin))
+}
+
+/// The axis's standard error in degrees for a rotation covariance `cov`
+/// (of a camera-frame increment ω, `R ← exp([ω]×)·R`) at the rotation `q`:
+/// the axis `a` moves by `ω × a`, whose mean square is `tr Σ − aᵀΣa`.
+pub fn axis_standard_error(q: Quat, cov: &[[f64; 3]; 3]) -> f64 {
+    let a = q.axis();
+    let trace = cov[0][0] + cov[1][1] + cov[2][2];
+    let along: f64 = (0..3)
+        .map(|i| (0..3).map(|j| a[i] * cov[i][j] * a[j]).sum::<f64>())
+        .sum();
+    (trace - along).max(0.0).sqrt().to_degrees()
+}
+
+/// The standard error of the axis of a fit at `state` to `frame`, degrees
+/// (NaN when the fit's curvature is singular or nothing is in view): the
+/// sandwich covariance of the least-squares fit that [`refine`] (or, with
+/// `floor`, [`refine_weighted`]) ends at. It is the spread that the
+/// frame's pixel noise alone would give; a particle's labelling (sparse,
+/// uneven sites) adds error that no single frame shows.
+pub fn fit_axis_standard_error(
+    frame: &[f32],
+    width: usize,
+    height: usize,
+    model: &FitModel,
+    state: &FitState,
+    cfg: &RefineConfig,
+    floor: Option<f64>,
+) -> f64 {
+    if check_frame(frame, width, height).is_err() {
+        return f64::NAN;
+    }
+    let weights = floor.and_then(|f| signal_weights(frame, width, height, model, state, f));
+    let target = match weights {
+        Some(w) => CentredFrame::weighted(frame, width, w),
+        None => CentredFrame::new(frame, width),
+    };
+    let mut lin = Linear::new(model, cfg);
+    let mut proj = Projector::new(model, width, height);
+    if !lin.at(&mut proj, state, &target, height) {
+        return f64::NAN;
+    }
+    lin.rotation_covariance(&target)
+        .map_or(f64::NAN, |c| axis_standard_error(state.pose.q, &c))
 }
 
 fn apply_step(state: &FitState, step: &[f64], layout: &Layout) -> FitState {
@@ -872,6 +1107,64 @@ mod tests {
                 && (r.state.pose.shift[1] + 1.5).abs() < 0.02
         );
         assert!(r.converged);
+    }
+
+    #[test]
+    fn the_axis_standard_error_is_the_spread_of_fits_over_noise() {
+        // the exact model under Poisson noise, 60 realisations: the spread of
+        // the fitted axes about the truth against the standard error each
+        // fit reports (a plain fit's and the weighted pass's)
+        use rand::SeedableRng;
+        use rand_distr::{Distribution, Poisson};
+        let model = FitModel::torus(20.0, 5.0, 1.6);
+        let truth = FitState {
+            pose: Pose::new(Quat::from_euler_zyz_deg(25.0, 55.0, 0.0), [1.0, -2.0]),
+            scale: 1.0,
+            sigma: 1.6,
+            shape: 5.0,
+        };
+        let clean: Vec<f32> = render_state(&model, &truth, 80, 80, &mut Scratch::default())
+            .iter()
+            .map(|v| 40.0 * v + 10.0)
+            .collect();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let cfg = RefineConfig::default();
+        for floor in [None, Some(0.05)] {
+            // Σ err², Σ sd² (a separate linearisation at the fit) and, for
+            // the weighted pass, Σ of its own figure squared
+            let (mut sq_err, mut sq_sd, mut sq_own) = (0.0, 0.0, 0.0);
+            let runs = 60;
+            for _ in 0..runs {
+                let noisy: Vec<f32> = clean
+                    .iter()
+                    .map(|&m| Poisson::new(f64::from(m)).unwrap().sample(&mut rng) as f32)
+                    .collect();
+                let r = match floor {
+                    Some(f) => refine_weighted(&noisy, 80, 80, &model, &truth, &cfg, f).unwrap(),
+                    None => refine(&noisy, 80, 80, &model, &truth, &cfg).unwrap(),
+                };
+                let sd = fit_axis_standard_error(&noisy, 80, 80, &model, &r.state, &cfg, floor);
+                let err = Symmetry::TORUS
+                    .axis_error(r.state.pose.q, truth.pose.q)
+                    .to_degrees();
+                sq_err += err * err;
+                sq_sd += sd * sd;
+                sq_own += r.axis_sd_deg * r.axis_sd_deg;
+            }
+            let ratio = (sq_err / sq_sd).sqrt();
+            assert!(
+                (0.8..1.25).contains(&ratio),
+                "{floor:?}: rms error / rms sd = {ratio}"
+            );
+            match floor {
+                // the weighted pass's own figure, from its last linearisation
+                Some(_) => {
+                    let own = (sq_err / sq_own).sqrt();
+                    assert!((0.8..1.25).contains(&own), "rms error / rms own sd = {own}");
+                }
+                None => assert!(sq_own.is_nan(), "a plain refine computes none"),
+            }
+        }
     }
 
     #[test]

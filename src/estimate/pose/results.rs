@@ -142,6 +142,10 @@ pub fn result_from_row(row: &PoseRow, default_tube_px: f64) -> Option<FrameResul
             .get("iterations")
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0),
+        axis_sd_deg: row
+            .get("axis_sd_deg")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(f64::NAN),
         source: if row.get("start") == Some("search") {
             StartSource::Search
         } else {
@@ -187,6 +191,14 @@ pub fn outcome_row(frame: usize, fit: &FrameFit) -> PoseRow {
     row.set("tube_px", format!("{:.4}", o.state.shape * o.state.scale));
     row.set("converged", o.converged);
     row.set("iterations", o.iterations);
+    row.set(
+        "axis_sd_deg",
+        if o.axis_sd_deg.is_finite() {
+            format!("{:.3}", o.axis_sd_deg)
+        } else {
+            String::new()
+        },
+    );
     row.set("start", format!("{:?}", o.source).to_lowercase());
     row.set("cnn_ms", format!("{:.3}", fit.cnn_ms));
     row.set("start_ms", format!("{:.3}", o.start_ms));
@@ -237,6 +249,7 @@ mod tests {
                 score: 0.9,
                 converged: true,
                 iterations: 4,
+                axis_sd_deg: 0.125,
                 source: StartSource::Network,
                 start_ms: 0.0,
                 refine_ms: 1.0,
@@ -266,6 +279,7 @@ mod tests {
                 score,
                 converged: true,
                 iterations: 1,
+                axis_sd_deg: 1.5,
                 source: StartSource::Search,
                 start_ms: 0.0,
                 refine_ms: 0.0,
@@ -301,6 +315,7 @@ mod tests {
                 score: 0.93,
                 converged: true,
                 iterations: 6,
+                axis_sd_deg: 0.25,
                 source: StartSource::Search,
                 start_ms: 2.5,
                 refine_ms: 1.25,
