@@ -42,6 +42,15 @@ fn harness_with(
         })
 }
 
+/// The app on `files` with no automatic Estimate (frames stay unfitted
+/// until the test fits them), and with autosave as `autosave` says.
+fn by_hand(files: Vec<PathBuf>, autosave: bool) -> Harness<'static, PoseScopeApp> {
+    harness_with(files, move |app| {
+        app.settings_mut().auto_estimate = false;
+        app.settings_mut().autosave = autosave;
+    })
+}
+
 /// Steps the UI until background work (loading, model, estimation, sweeps)
 /// is done. Bounded, so a hang fails the test instead of blocking CI.
 fn settle(h: &mut Harness<'_, PoseScopeApp>) {
@@ -712,9 +721,7 @@ fn a_small_image_opens_as_frames_and_is_picked_on_request() {
     let tmp = tempfile::tempdir().unwrap();
     // 520 × 520 px: below the size that opens as a field by itself
     let (_, path) = field_image(tmp.path(), 24, 10.0);
-    let mut h = harness_with(vec![path], |app| {
-        app.settings_mut().auto_estimate = false;
-    });
+    let mut h = by_hand(vec![path], true);
     settle(&mut h);
     assert!(!h.state().showing_field());
     assert_eq!(h.state().frame_count(), 1);
@@ -1064,9 +1071,7 @@ fn a_folder_of_single_images_opens_as_one_sequence_and_keeps_each_files_results(
 /// A four-particle field opened for review (no fits while stepping).
 fn small_field_for_review(dir: &std::path::Path) -> Harness<'static, PoseScopeApp> {
     let (_, files) = small_field(dir, 21);
-    let mut h = harness_with(vec![files.picasso.clone()], |app| {
-        app.settings_mut().auto_estimate = false;
-    });
+    let mut h = by_hand(vec![files.picasso.clone()], true);
     settle(&mut h);
     assert_eq!(h.state().frame_count(), 4, "{:?}", h.state().notices());
     h
@@ -1191,10 +1196,7 @@ fn pick_edits_are_undone_from_the_keyboard_and_the_edit_menu() {
 fn a_fit_that_replaced_another_is_undone_from_the_edit_menu() {
     let tmp = tempfile::tempdir().unwrap();
     let (stack, _) = dataset(tmp.path(), 2);
-    let mut h = harness_with(vec![stack], |app| {
-        app.settings_mut().auto_estimate = false;
-        app.settings_mut().autosave = false;
-    });
+    let mut h = by_hand(vec![stack], false);
     settle(&mut h);
     h.get_by_label("Estimate").click();
     settle(&mut h);
@@ -1239,9 +1241,7 @@ fn a_field_images_review_comes_back_when_it_is_opened_again() {
     let (_, path) = field_image(tmp.path(), 22, 5.0);
     let picks_file = tmp.path().join("field.tif.posescope-picks.csv");
     {
-        let mut h = harness_with(vec![path.clone()], |app| {
-            app.settings_mut().auto_estimate = false;
-        });
+        let mut h = by_hand(vec![path.clone()], true);
         settle(&mut h);
         assert_eq!(h.state().frame_count(), 4, "{:?}", h.state().notices());
         press(&mut h, egui::Key::N);
@@ -1255,9 +1255,7 @@ fn a_field_images_review_comes_back_when_it_is_opened_again() {
         });
         assert!(saved, "the picks were not autosaved within 10 s");
     }
-    let mut h = harness_with(vec![path], |app| {
-        app.settings_mut().auto_estimate = false;
-    });
+    let mut h = by_hand(vec![path], true);
     settle(&mut h);
     assert_eq!(h.state().frame_count(), 4);
     assert_eq!(h.state().pick_state(0), Some(PickState::Removed));
@@ -1383,10 +1381,7 @@ fn the_results_tab_shows_how_the_frames_are_oriented_and_an_axis_click_goes_to_i
 fn slider_drags_and_symmetry_jumps_are_undone_one_by_one() {
     let tmp = tempfile::tempdir().unwrap();
     let (stack, _) = dataset(tmp.path(), 1);
-    let mut h = harness_with(vec![stack], |app| {
-        app.settings_mut().auto_estimate = false;
-        app.settings_mut().autosave = false;
-    });
+    let mut h = by_hand(vec![stack], false);
     settle(&mut h);
     let c0 = h.state().controls();
     // one drag: many changes, one edit
