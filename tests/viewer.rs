@@ -51,6 +51,17 @@ fn by_hand(files: Vec<PathBuf>, autosave: bool) -> Harness<'static, PoseScopeApp
     })
 }
 
+/// The app on a synthetic stack of `frames` frames in `dir`, after a click
+/// on Estimate all has fitted them.
+fn estimated_all(dir: &Path, frames: usize) -> Harness<'static, PoseScopeApp> {
+    let (stack, _) = dataset(dir, frames);
+    let mut h = harness(vec![stack]);
+    settle(&mut h);
+    h.get_by_label("Estimate all").click();
+    settle(&mut h);
+    h
+}
+
 /// Steps the UI until background work (loading, model, estimation, sweeps)
 /// is done. Bounded, so a hang fails the test instead of blocking CI.
 fn settle(h: &mut Harness<'_, PoseScopeApp>) {
@@ -185,11 +196,7 @@ fn open_step_drag_estimate_and_export() {
 #[test]
 fn estimate_all_fills_the_table_and_rows_navigate() {
     let tmp = tempfile::tempdir().unwrap();
-    let (stack, _) = dataset(tmp.path(), 3);
-    let mut h = harness(vec![stack]);
-    settle(&mut h);
-    h.get_by_label("Estimate all").click();
-    settle(&mut h);
+    let mut h = estimated_all(tmp.path(), 3);
     for k in 0..3 {
         assert!(
             matches!(h.state().result(k), Some(Ok(_))),
@@ -1325,11 +1332,7 @@ fn stacks_opened_together_open_one_by_one_showing_the_first() {
 #[test]
 fn the_results_tab_shows_how_the_frames_are_oriented_and_an_axis_click_goes_to_its_frame() {
     let tmp = tempfile::tempdir().unwrap();
-    let (stack, _) = dataset(tmp.path(), 3);
-    let mut h = harness(vec![stack]);
-    settle(&mut h);
-    h.get_by_label("Estimate all").click();
-    settle(&mut h);
+    let mut h = estimated_all(tmp.path(), 3);
     h.get_by_label("Results").click();
     h.step();
     h.step();
