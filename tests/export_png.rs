@@ -39,6 +39,7 @@ fn annotation(pose: Pose, pixel_size_nm: Option<f64>) -> Annotation {
         pose,
         sigma: 1.5,
         score: Some(0.97),
+        axis_sd_deg: None,
         model: "torus".into(),
         pixel_size_nm,
     }

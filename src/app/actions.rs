@@ -796,11 +796,21 @@ impl PoseScopeApp {
         };
         let name = self.settings.model.describe();
         let score = self.live.score;
+        let state = self.session.controls.state();
+        // the fit's standard error, while the sliders stand at the fit
+        let axis_sd_deg = self
+            .session
+            .result(self.session.frame)
+            .and_then(|r| r.as_ref().ok())
+            .filter(|f| f.outcome.state.pose.q.angle_to(state.pose.q) < 1e-6)
+            .map(|f| f.outcome.axis_sd_deg)
+            .filter(|s| s.is_finite());
         let at = FrameAt {
             frame: &frame,
             index: self.session.frame,
-            state: self.session.controls.state(),
+            state,
             score: score.is_finite().then_some(score),
+            axis_sd_deg,
         };
         let written = self
             .export_target(&dir, &name)

@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use super::args::{progress, LookArgs, ModelArgs};
-use posescope::estimate::pose::results::state_from_row;
+use posescope::estimate::pose::results::{state_from_row, FittedState};
 use posescope::export::frames::ExportTarget;
 use posescope::io::{self, read_pose_csv, PoseRow};
 
@@ -71,8 +71,12 @@ pub fn run(a: ExportArgs) -> Result<()> {
             skipped += 1;
             continue;
         }
-        let score = row.score.is_finite().then_some(row.score);
-        states.push((row.frame, state, score));
+        states.push(FittedState {
+            index: row.frame,
+            state,
+            score: row.score.is_finite().then_some(row.score),
+            axis_sd_deg: row.get("axis_sd_deg").and_then(|v| v.trim().parse().ok()),
+        });
     }
     let model_name = spec.describe();
     let target = ExportTarget {

@@ -285,6 +285,7 @@ pub fn run(a: FitArgs) -> Result<()> {
                         index: item.index,
                         state: fit.outcome.state,
                         score: Some(fit.outcome.score),
+                        axis_sd_deg: Some(fit.outcome.axis_sd_deg).filter(|s| s.is_finite()),
                     };
                     if let Err(e) = target.write(&at) {
                         bar.suspend(|| {

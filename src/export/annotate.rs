@@ -58,6 +58,8 @@ pub struct Annotation {
     pub sigma: f64,
     /// Fit score (normalised cross-correlation), if any.
     pub score: Option<f64>,
+    /// The fit's axis standard error from photon noise, degrees, if known.
+    pub axis_sd_deg: Option<f64>,
     /// Model name.
     pub model: String,
     /// Pixel size in nm; draws the scale bar when known.
@@ -130,9 +132,15 @@ pub fn annotation_lines(a: &Annotation) -> Vec<String> {
         ),
         format!("q (w, x, y, z) = {}", tuple(&[q.w, q.x, q.y, q.z], 4)),
         format!(
-            "axis (x, y, z) = {}   tilt from optical axis {}°",
+            "axis (x, y, z) = {}   tilt from optical axis {}°{}",
             tuple(&axis, 4),
-            fixed(axis_tilt_deg(axis), 2)
+            fixed(axis_tilt_deg(axis), 2),
+            a.axis_sd_deg
+                .filter(|s| s.is_finite())
+                .map_or(String::new(), |s| format!(
+                    "   ± {}° (photon noise)",
+                    fixed(s, 2)
+                ))
         ),
         format!(
             "shift (x, y) = {} px   σ = {} px",
@@ -564,6 +572,7 @@ mod tests {
             pose: Pose::new(Quat::from_euler_zyz_deg(30.0, 60.0, -45.0), [1.5, -2.0]),
             sigma: 1.6,
             score: Some(0.93),
+            axis_sd_deg: Some(0.25),
             model: "torus".into(),
             pixel_size_nm: None,
         }
@@ -575,6 +584,7 @@ mod tests {
         let all = lines.join("\n");
         assert_eq!(lines[0], "data/stack.tif");
         assert_eq!(lines[1], "frame 7 / 20");
+        assert!(all.contains("   ± 0.25° (photon noise)"), "{all}");
         assert!(all.contains("ZYZ (RELION rot, tilt, psi)"), "{all}");
         assert!(
             all.contains("rot 30.00°  tilt 60.00°  psi -45.00°"),

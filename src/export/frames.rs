@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::annotate::{annotate, export_dir_name, write_png, AnnotateOptions, Annotation};
+use crate::estimate::pose::results::FittedState;
 use crate::io::Frame;
 use crate::io::OutputError;
 use crate::render::display::{auto_contrast, auto_contrast_fraction, Contrast, Lut};
@@ -66,6 +67,8 @@ pub struct FrameAt<'a> {
     pub state: FitState,
     /// Its score, when known.
     pub score: Option<f64>,
+    /// The fit's axis standard error, degrees, when the state is a fit's.
+    pub axis_sd_deg: Option<f64>,
 }
 
 /// What exporting several frames did.
@@ -112,6 +115,7 @@ impl ExportTarget<'_> {
             pose: at.state.pose,
             sigma: at.state.sigma,
             score: at.score,
+            axis_sd_deg: at.axis_sd_deg,
             model: self.model_name.to_string(),
             pixel_size_nm: self.pixel_size_nm,
         };
@@ -132,23 +136,25 @@ impl ExportTarget<'_> {
         Ok(path)
     }
 
-    /// Writes every `(index, state, score)` in `states`, reading each frame
-    /// through `load`; `progress` is called once per state. A frame that
-    /// cannot be read or written is recorded in the summary and the rest go on.
+    /// Writes every fitted frame in `states`, reading each frame through
+    /// `load`; `progress` is called once per state. A frame that cannot be
+    /// read or written is recorded in the summary and the rest go on.
     pub fn write_all<F: std::borrow::Borrow<Frame>>(
         &self,
-        states: impl IntoIterator<Item = (usize, FitState, Option<f64>)>,
+        states: impl IntoIterator<Item = FittedState>,
         mut load: impl FnMut(usize) -> Result<F, String>,
         mut progress: impl FnMut(),
     ) -> ExportSummary {
         let mut summary = ExportSummary::default();
-        for (index, state, score) in states {
+        for s in states {
+            let index = s.index;
             let written = load(index).and_then(|f| {
                 let at = FrameAt {
                     frame: f.borrow(),
                     index,
-                    state,
-                    score,
+                    state: s.state,
+                    score: s.score,
+                    axis_sd_deg: s.axis_sd_deg,
                 };
                 self.write(&at).map_err(|e| e.to_string())
             });

@@ -625,9 +625,19 @@ pub fn refine_weighted(
     let (state, iterations, converged, lin) =
         levenberg_marquardt(model, start, cfg, &target, height);
     let mut proj = Projector::new(model, width, height);
-    // the curvature of the last linearisation, a converged step or less
-    // from the end (no second render)
-    let axis_sd_deg = lin
+    // the curvature and residuals at the end: the last linearisation, or,
+    // when a step was taken from it, a new one there (one more derivative
+    // render; the step's first-order residuals leave the figure 10–30 %
+    // off from frame to frame)
+    let at_end = lin.and_then(|mut l| {
+        if l.step.is_some() {
+            l.step = None;
+            l.at(&mut proj, &state, &target, height).then_some(l)
+        } else {
+            Some(l)
+        }
+    });
+    let axis_sd_deg = at_end
         .and_then(|l| l.rotation_covariance(&target))
         .map_or(f64::NAN, |c| axis_standard_error(state.pose.q, &c));
     Ok(RefineResult {

@@ -18,6 +18,18 @@ pub struct FitResults {
     slots: Vec<Option<FrameResult>>,
 }
 
+/// A fitted frame as an export shows it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FittedState {
+    /// The frame's index.
+    pub index: usize,
+    pub state: FitState,
+    /// The fit's score, when known.
+    pub score: Option<f64>,
+    /// The axis's standard error, degrees, when known.
+    pub axis_sd_deg: Option<f64>,
+}
+
 impl FitResults {
     /// No results yet for `frames` frames.
     pub fn new(frames: usize) -> Self {
@@ -93,10 +105,15 @@ impl FitResults {
 
     /// The fitted frames' states and scores, in frame order: what
     /// "export every fitted frame" writes.
-    pub fn fitted_states(&self) -> impl Iterator<Item = (usize, FitState, Option<f64>)> + '_ {
-        self.iter().filter_map(|(k, r)| {
+    pub fn fitted_states(&self) -> impl Iterator<Item = FittedState> + '_ {
+        self.iter().filter_map(|(index, r)| {
             let o = &r.as_ref().ok()?.outcome;
-            Some((k, o.state, Some(o.score)))
+            Some(FittedState {
+                index,
+                state: o.state,
+                score: Some(o.score),
+                axis_sd_deg: Some(o.axis_sd_deg).filter(|s| s.is_finite()),
+            })
         })
     }
 
@@ -297,7 +314,7 @@ mod tests {
         assert_eq!(rows.iter().map(|r| r.frame).collect::<Vec<_>>(), [0, 1, 3]);
         assert!(rows.iter().all(|r| r.file.as_deref() == Some("a.tif")));
         assert!(row_failed(&rows[1]) && !row_failed(&rows[0]));
-        let states: Vec<_> = r.fitted_states().map(|(k, _, s)| (k, s)).collect();
+        let states: Vec<_> = r.fitted_states().map(|f| (f.index, f.score)).collect();
         assert_eq!(states, [(0, Some(0.9)), (3, Some(0.5))]);
     }
 
