@@ -617,14 +617,14 @@ pub fn refine_weighted(
     floor: f64,
 ) -> Result<RefineResult, RefineError> {
     check_frame(frame, width, height)?;
-    let Some(w) = signal_weights(frame, width, height, model, start, floor) else {
+    let plain = CentredFrame::new(frame, width);
+    let mut proj = Projector::new(model, width, height);
+    let Some(w) = signal_weights(&plain, &mut proj, start, floor) else {
         return refine(frame, width, height, model, start, cfg);
     };
-    let plain = CentredFrame::new(frame, width);
     let target = CentredFrame::weighted(frame, width, w);
     let (state, iterations, converged, lin) =
         levenberg_marquardt(model, start, cfg, &target, height);
-    let mut proj = Projector::new(model, width, height);
     // the curvature and residuals at the end: the last linearisation, or,
     // when a step was taken from it, a new one there (one more derivative
     // render; the step's first-order residuals leave the figure 10–30 %
@@ -653,17 +653,14 @@ pub fn refine_weighted(
 /// (signal + floor·peak)`, scaled so that a background pixel weighs 1;
 /// `None` when the render has no signal or `floor` is not positive.
 fn signal_weights(
-    frame: &[f32],
-    width: usize,
-    height: usize,
-    model: &FitModel,
+    plain: &CentredFrame,
+    proj: &mut Projector<'_>,
     state: &FitState,
     floor: f64,
 ) -> Option<Vec<f32>> {
-    let plain = CentredFrame::new(frame, width);
-    let mut proj = Projector::new(model, width, height);
+    let width = plain.width;
     // the state's fitted signal a·I over the frame (zero outside its crop)
-    let mut signal = vec![0.0f32; width * height];
+    let mut signal = vec![0.0f32; plain.centred.len()];
     if let Ok(c) = proj.render_crop(state) {
         let (a, _, _) = plain.linear_fit(&proj.img, &c);
         for (r, row) in proj.img.chunks_exact(c.w).enumerate() {
@@ -999,13 +996,13 @@ pub fn fit_axis_standard_error(
     if check_frame(frame, width, height).is_err() {
         return f64::NAN;
     }
-    let weights = floor.and_then(|f| signal_weights(frame, width, height, model, state, f));
-    let target = match weights {
+    let plain = CentredFrame::new(frame, width);
+    let mut proj = Projector::new(model, width, height);
+    let target = match floor.and_then(|f| signal_weights(&plain, &mut proj, state, f)) {
         Some(w) => CentredFrame::weighted(frame, width, w),
-        None => CentredFrame::new(frame, width),
+        None => plain,
     };
     let mut lin = Linear::new(model, cfg);
-    let mut proj = Projector::new(model, width, height);
     if !lin.at(&mut proj, state, &target, height) {
         return f64::NAN;
     }
