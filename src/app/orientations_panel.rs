@@ -32,8 +32,8 @@ struct Axis {
 impl PoseScopeApp {
     pub(super) fn orientations_section(&self, ui: &mut egui::Ui, out: &mut Vec<Action>) {
         let axes = self.fitted_axes();
-        let tilts: Vec<f64> = axes.iter().map(|a| a.view.tilt_deg).collect();
-        let Some(summary) = TiltSummary::new(&tilts, BINS) else {
+        let views: Vec<ViewAxis> = axes.iter().map(|a| a.view).collect();
+        let Some(summary) = TiltSummary::of_axes(&views, BINS) else {
             ui.label(RichText::new("No fitted frames yet.").weak());
             return;
         };
@@ -47,7 +47,6 @@ impl PoseScopeApp {
                 out.push(Action::SaveOrientationFigureDialog);
             }
         });
-        let views: Vec<ViewAxis> = axes.iter().map(|a| a.view).collect();
         if let Some(p) = InPlane::new(&views) {
             ui.label(p.verdict());
         }
@@ -78,8 +77,7 @@ impl PoseScopeApp {
     /// `path` (PNG, atomically), with a notice either way.
     pub fn save_orientation_figure(&mut self, path: &std::path::Path) {
         let axes: Vec<ViewAxis> = self.fitted_axes().iter().map(|a| a.view).collect();
-        let tilts: Vec<f64> = axes.iter().map(|a| a.tilt_deg).collect();
-        let Some(summary) = TiltSummary::new(&tilts, BINS) else {
+        let Some(summary) = TiltSummary::of_axes(&axes, BINS) else {
             self.session.info("no fitted frames: nothing to draw");
             return;
         };

@@ -29,18 +29,18 @@ pub struct OrientationsArgs {
 }
 
 pub fn run(a: OrientationsArgs) -> Result<()> {
-    let (mut poses, mut failed) = (Vec::new(), 0usize);
+    let (mut axes, mut failed) = (Vec::new(), 0usize);
     for path in &a.poses {
         let rows = read_pose_csv(path).with_context(|| format!("reading {}", path.display()))?;
         for r in rows {
             if r.pose.q.is_finite() {
-                poses.push(r.pose.q);
+                axes.push(ViewAxis::of(r.pose.q));
             } else {
                 failed += 1;
             }
         }
     }
-    let Some(s) = TiltSummary::of_poses(poses.iter().copied(), a.bins as usize) else {
+    let Some(s) = TiltSummary::of_axes(&axes, a.bins as usize) else {
         bail!(
             "no fitted pose in {} ({failed} failed rows)",
             a.poses
@@ -50,7 +50,6 @@ pub fn run(a: OrientationsArgs) -> Result<()> {
                 .join(", ")
         );
     };
-    let axes: Vec<ViewAxis> = poses.iter().map(|&q| ViewAxis::of(q)).collect();
     let in_plane = InPlane::new(&axes);
     if let Some(png) = &a.png {
         write_png(png, &orientation_figure(&axes, &s)?)
@@ -100,8 +99,7 @@ pub fn print_verdict(rows: &[PoseRow]) {
         .filter(|q| q.is_finite())
         .map(ViewAxis::of)
         .collect();
-    let tilts: Vec<f64> = axes.iter().map(|a| a.tilt_deg).collect();
-    if let Some(s) = TiltSummary::new(&tilts, 9).filter(|s| s.n >= 2) {
+    if let Some(s) = TiltSummary::of_axes(&axes, 9).filter(|s| s.n >= 2) {
         println!("orientations: {}", s.verdict());
     }
     if let Some(p) = InPlane::new(&axes) {

@@ -322,8 +322,7 @@ mod tests {
                 azimuth_deg: 90.0,
             },
         ];
-        let tilts: Vec<f64> = axes.iter().map(|a| a.tilt_deg).collect();
-        let s = TiltSummary::new(&tilts, 3).unwrap();
+        let s = TiltSummary::of_axes(&axes, 3).unwrap();
         let img = orientation_figure(&axes, &s).unwrap();
         assert_eq!(img.dimensions(), (WIDTH, HEIGHT));
         let px = |x: f64, y: f64| img.get_pixel(x.round() as u32, y.round() as u32).0;

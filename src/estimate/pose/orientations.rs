@@ -143,12 +143,9 @@ impl TiltSummary {
         })
     }
 
-    /// Of the axes posed by `poses`.
-    pub fn of_poses(poses: impl IntoIterator<Item = Quat>, bins: usize) -> Option<Self> {
-        let tilts: Vec<f64> = poses
-            .into_iter()
-            .map(|q| ViewAxis::of(q).tilt_deg)
-            .collect();
+    /// Of the tilts of `axes`.
+    pub fn of_axes(axes: &[ViewAxis], bins: usize) -> Option<Self> {
+        let tilts: Vec<f64> = axes.iter().map(|a| a.tilt_deg).collect();
         Self::new(&tilts, bins)
     }
 
@@ -333,7 +330,11 @@ mod tests {
 
     #[test]
     fn random_orientations_pass_and_flat_ones_fail_the_isotropy_test() {
-        let iso = TiltSummary::of_poses(random_quats(2000, 11), 9).unwrap();
+        let axes: Vec<ViewAxis> = random_quats(2000, 11)
+            .into_iter()
+            .map(ViewAxis::of)
+            .collect();
+        let iso = TiltSummary::of_axes(&axes, 9).unwrap();
         assert_eq!(iso.n, 2000);
         assert_eq!(iso.bins.iter().map(|b| b.count).sum::<usize>(), 2000);
         let expected: f64 = iso.bins.iter().map(|b| b.isotropic).sum();
