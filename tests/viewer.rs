@@ -62,6 +62,11 @@ fn estimated_all(dir: &Path, frames: usize) -> Harness<'static, PoseScopeApp> {
     h
 }
 
+/// Whether a notice on screen passes `test`.
+fn noticed(h: &Harness<'_, PoseScopeApp>, test: impl Fn(&str) -> bool) -> bool {
+    h.state().notices().iter().any(|n| test(&n.text))
+}
+
 /// Steps the UI until background work (loading, model, estimation, sweeps)
 /// is done. Bounded, so a hang fails the test instead of blocking CI.
 fn settle(h: &mut Harness<'_, PoseScopeApp>) {
@@ -628,11 +633,7 @@ fn a_table_is_picked_accepted_fitted_and_exported_as_an_overview() {
     assert_eq!(h.state().frame_count(), 4, "{:?}", h.state().notices());
     assert!(h.state().showing_field());
     assert!(h.state().field_renders() >= 1);
-    assert!(h
-        .state()
-        .notices()
-        .iter()
-        .any(|n| n.text.contains("4 candidate particles")));
+    assert!(noticed(&h, |t| t.contains("4 candidate particles")));
     // nothing is fitted before the picks are accepted
     h.get_by_label("Accept all").click();
     h.step();
@@ -978,10 +979,7 @@ fn a_pick_dragged_in_the_field_moves_and_loses_its_old_fit() {
     // a move, not a pan or a new pick: the other picks stay, nothing is added
     assert_eq!(h.state().frame_count(), 4);
     assert!(
-        h.state()
-            .notices()
-            .iter()
-            .any(|n| n.text.starts_with("moved pick 1 (")),
+        noticed(&h, |t| t.starts_with("moved pick 1 (")),
         "{:?}",
         h.state().notices()
     );
@@ -1130,11 +1128,7 @@ fn a_fields_candidates_are_reviewed_from_the_keyboard() {
     assert_eq!(h.state().selected_pick(), Some(2));
     press(&mut h, egui::Key::A);
     assert_eq!(h.state().pick_state(2), Some(PickState::Accepted));
-    assert!(h
-        .state()
-        .notices()
-        .iter()
-        .any(|n| n.text.contains("no candidates left")));
+    assert!(noticed(&h, |t| t.contains("no candidates left")));
     let states: Vec<_> = (0..4).map(|k| h.state().pick_state(k).unwrap()).collect();
     assert_eq!(
         states,
@@ -1166,11 +1160,7 @@ fn pick_edits_are_undone_from_the_keyboard_and_the_edit_menu() {
     undo(&mut h);
     assert_eq!(h.state().pick_state(0), Some(PickState::Candidate));
     assert_eq!(h.state().selected_pick(), Some(0));
-    assert!(h
-        .state()
-        .notices()
-        .iter()
-        .any(|n| n.text == "undid: remove pick 0"));
+    assert!(noticed(&h, |t| t == "undid: remove pick 0"));
     // Accept all, then one pick removed: undone newest first, from the menu
     h.get_by_label("Accept all").click();
     h.step();
@@ -1189,11 +1179,7 @@ fn pick_edits_are_undone_from_the_keyboard_and_the_edit_menu() {
     assert_eq!(states, [PickState::Candidate; 4]);
     // the first remove was undone already: nothing is left to undo
     undo(&mut h);
-    assert!(h
-        .state()
-        .notices()
-        .iter()
-        .any(|n| n.text == "nothing to undo"));
+    assert!(noticed(&h, |t| t == "nothing to undo"));
 }
 
 /// A fit that replaced another is undone from the Edit menu, which names
@@ -1231,11 +1217,7 @@ fn a_fit_that_replaced_another_is_undone_from_the_edit_menu() {
     let sliders = h.state().controls().state();
     assert!(sliders.pose.q.angle_to(first.pose.q).to_degrees() < 1e-9);
     assert_eq!((sliders.sigma, sliders.scale), (first.sigma, first.scale));
-    assert!(h
-        .state()
-        .notices()
-        .iter()
-        .any(|n| n.text == "undid: refine frame 0"));
+    assert!(noticed(&h, |t| t == "undid: refine frame 0"));
 }
 
 /// A review of a field image survives closing the viewer: its picks are
@@ -1373,11 +1355,7 @@ fn the_results_tab_shows_how_the_frames_are_oriented_and_an_axis_click_goes_to_i
     h.state_mut().save_orientation_figure(&png);
     let img = image::open(&png).unwrap();
     assert_eq!((img.width(), img.height()), (820, 446));
-    assert!(h
-        .state()
-        .notices()
-        .iter()
-        .any(|n| n.text.starts_with("saved the orientations of 3 fits")));
+    assert!(noticed(&h, |t| t.starts_with("saved the orientations of 3 fits")));
 }
 
 #[test]
@@ -1409,9 +1387,5 @@ fn slider_drags_and_symmetry_jumps_are_undone_one_by_one() {
     h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
     h.step();
     assert_eq!(h.state().controls(), c0);
-    assert!(h
-        .state()
-        .notices()
-        .iter()
-        .any(|n| n.text == "undid: pose change"));
+    assert!(noticed(&h, |t| t == "undid: pose change"));
 }
