@@ -62,6 +62,16 @@ fn estimated_all(dir: &Path, frames: usize) -> Harness<'static, PoseScopeApp> {
     h
 }
 
+/// Opens the menu `menu` and clicks its item `item`, as a user would.
+fn menu_click(h: &mut Harness<'_, PoseScopeApp>, menu: &str, item: &str) {
+    h.get_by_role_and_label(Role::Button, menu).click();
+    h.step();
+    h.step();
+    h.get_by_label(item).click();
+    h.step();
+    h.step();
+}
+
 /// Whether a notice on screen passes `test`.
 fn noticed(h: &Harness<'_, PoseScopeApp>, test: impl Fn(&str) -> bool) -> bool {
     h.state().notices().iter().any(|n| test(&n.text))
@@ -408,12 +418,7 @@ fn lean_drawing_follows_the_adapter_and_the_view_menu() {
     let feathered = |h: &Harness<'_, PoseScopeApp>| h.ctx.tessellation_options(|o| o.feathering);
     assert_eq!(feathered(&h), !software);
     // the menu flips it, and with it feathering and rounded corners
-    h.get_by_role_and_label(Role::Button, "View").click();
-    h.step();
-    h.step();
-    h.get_by_label("Lean drawing").click();
-    h.step();
-    h.step();
+    menu_click(&mut h, "View", "Lean drawing");
     assert_eq!(h.state().lean_drawing(), !software);
     assert_eq!(feathered(&h), software);
     let square =
@@ -452,12 +457,7 @@ fn the_gpu_model_view_follows_the_adapter_and_the_view_menu() {
             .count()
     };
     let lit_before = model_view(&mut h);
-    h.get_by_role_and_label(Role::Button, "View").click();
-    h.step();
-    h.step();
-    h.get_by_label("GPU model view").click();
-    h.step();
-    h.step();
+    menu_click(&mut h, "View", "GPU model view");
     assert_eq!(h.state().gpu_model_view(), software);
     assert_eq!(h.state().gpu_active(), software);
     h.key_press(egui::Key::Escape);
@@ -1166,13 +1166,8 @@ fn pick_edits_are_undone_from_the_keyboard_and_the_edit_menu() {
     h.step();
     press(&mut h, egui::Key::Delete);
     assert_eq!(h.state().pick_state(0), Some(PickState::Removed));
-    h.get_by_role_and_label(Role::Button, "Edit").click();
-    h.step();
-    h.step();
     // the menu names the edit (the shortcut is part of the button's label)
-    h.get_by_label("Undo remove pick 0 Ctrl+Z").click();
-    h.step();
-    h.step();
+    menu_click(&mut h, "Edit", "Undo remove pick 0 Ctrl+Z");
     assert_eq!(h.state().pick_state(0), Some(PickState::Accepted));
     undo(&mut h);
     let states: Vec<_> = (0..4).map(|k| h.state().pick_state(k).unwrap()).collect();
@@ -1204,12 +1199,7 @@ fn a_fit_that_replaced_another_is_undone_from_the_edit_menu() {
     settle(&mut h);
     let second = h.state().result(0).unwrap().as_ref().unwrap().outcome.state;
     assert_ne!(second.pose.q, first.pose.q);
-    h.get_by_role_and_label(Role::Button, "Edit").click();
-    h.step();
-    h.step();
-    h.get_by_label("Undo refine frame 0 Ctrl+Z").click();
-    h.step();
-    h.step();
+    menu_click(&mut h, "Edit", "Undo refine frame 0 Ctrl+Z");
     // the first fit, bit for bit; the sliders on it exactly (not rounded
     // to their displayed decimals), so the live score is the fit's
     let back = h.state().result(0).unwrap().as_ref().unwrap().outcome.state;
