@@ -1111,3 +1111,66 @@ fn orientations_summarise_the_tilts_of_pose_csvs() {
         text(&o.stderr)
     );
 }
+
+#[test]
+fn z_of_a_3d_table_tells_each_axis_from_its_mirror() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = format!(
+        "{}/tests/fixtures/locs/thunderstorm_3d.csv",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let o = posescope(&["info", &table]);
+    ok(&o);
+    assert!(
+        text(&o.stdout).contains("axial precision from its column"),
+        "{}",
+        text(&o.stdout)
+    );
+    // make_locs.py's three particles: centre (nm), tilt and azimuth of the axis (°)
+    let truth = [
+        ((2000.0, 2000.0), 40.0f64, 30.0f64),
+        ((4000.0, 2200.0), 55.0, 200.0),
+        ((3000.0, 4200.0), 35.0, 120.0),
+    ];
+    let fit = |extra: &[&str]| {
+        let csv = dir.path().join("poses.csv");
+        let mut args = vec!["fit", &table, "--device", "cpu", "--csv"];
+        args.push(csv.to_str().unwrap());
+        args.extend(extra);
+        let o = posescope(&args);
+        ok(&o);
+        (o, posescope::io::read_pose_csv(&csv).unwrap())
+    };
+    let (o, rows) = fit(&[]);
+    assert!(text(&o.stderr).contains("uses z"), "{}", text(&o.stderr));
+    assert_eq!(rows.len(), 3);
+    for ((cx, cy), tilt, azim) in truth {
+        let r = rows
+            .iter()
+            .find(|r| {
+                let x: f64 = r.get("x_nm").unwrap().parse().unwrap();
+                let y: f64 = r.get("y_nm").unwrap().parse().unwrap();
+                (x - cx).hypot(y - cy) < 10.0
+            })
+            .unwrap_or_else(|| panic!("no particle at ({cx}, {cy}): {rows:?}"));
+        let z_locs: usize = r.get("z_locs").unwrap().parse().unwrap();
+        assert!(z_locs >= 380, "{r:?}");
+        let z: f64 = r.get("z_nm").unwrap().parse().unwrap();
+        assert!((z - 150.0).abs() < 10.0, "z centre {z} {r:?}");
+        let (t, a) = (tilt.to_radians(), azim.to_radians());
+        let n = [t.sin() * a.cos(), t.sin() * a.sin(), t.cos()];
+        let axis = r.pose.q.axis();
+        let cos = |m: [f64; 3]| (axis[0] * m[0] + axis[1] * m[1] + axis[2] * m[2]).abs();
+        // the axis itself (up to ±), not its mirror (x, y, −z), 70–110° away
+        let error = cos(n).min(1.0).acos().to_degrees();
+        assert!(error < 6.0, "axis {axis:?} is {error}° from {n:?}");
+        assert!(cos(n) > cos([n[0], n[1], -n[2]]));
+    }
+    // told to ignore z, the fit is the 2D one and says nothing of z
+    let (o, rows) = fit(&["--ignore-z"]);
+    assert!(!text(&o.stderr).contains("uses z"));
+    assert!(
+        rows.iter().all(|r| r.get("z_locs") == Some("0")),
+        "{rows:?}"
+    );
+}

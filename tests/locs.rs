@@ -158,6 +158,25 @@ fn zeiss_smap_and_smlm_challenge_tables_read_their_own_columns() {
 }
 
 #[test]
+fn a_thunderstorm_3d_table_has_z_and_its_axial_precision() {
+    let t = open("thunderstorm_3d.csv").unwrap();
+    assert_eq!(t.format, "ThunderSTORM CSV");
+    assert_eq!(t.len(), 1260);
+    let z = t.z_nm.as_ref().unwrap();
+    assert!(z.iter().all(|z| (-400.0..600.0).contains(z)));
+    let pz = t.precision_z_nm.as_ref().unwrap();
+    assert_eq!(pz.len(), 1260);
+    assert!(pz.iter().all(|&p| p == 25.0));
+    assert_eq!(t.precision_nm.as_ref().unwrap()[0], 10.0);
+    // an axial precision without a z means nothing and is not kept
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("no_z.csv");
+    std::fs::write(&path, "x [nm],y [nm],uncertainty_z [nm]\n1,2,30\n3,4,30\n").unwrap();
+    let t = open_table(&path, &TableOptions::default()).unwrap();
+    assert!(t.z_nm.is_none() && t.precision_z_nm.is_none());
+}
+
+#[test]
 fn plain_tsv_in_micrometres() {
     let t = open("plain.tsv").unwrap();
     assert_eq!(t.format, "TSV");

@@ -52,6 +52,16 @@ pub struct FitArgs {
     /// the rendered particle image alone.
     #[arg(long, value_enum, default_value = "locs")]
     refine_on: RefineOnArg,
+    /// With a 3D table (a z column): fit in 2D, ignoring z. By default the
+    /// localisation fit uses z, which tells each axis from its mirror in z
+    /// (which way the particle tilts), as no 2D view can.
+    #[arg(long)]
+    ignore_z: bool,
+    /// With a 3D table: the axial precision as a multiple of each
+    /// localisation's lateral precision (tables state none; astigmatic 3D
+    /// gives about 2–3×).
+    #[arg(long, default_value_t = 2.5, value_parser = positive_factor)]
+    z_precision_factor: f64,
     /// With a table from `synth --locs` (or an image of it rendered with its
     /// origin at 0 nm): its truth.csv; prints the symmetry-aware axis error
     /// of the fitted particles.
@@ -166,6 +176,8 @@ pub fn run(a: FitArgs) -> Result<()> {
                 device: a.device.into(),
                 csv: &a.csv,
                 refine_on: a.refine_on.into(),
+                use_z: !a.ignore_z,
+                z_precision_factor: a.z_precision_factor,
                 truth: a.truth.as_deref(),
                 overview: a.overview.as_deref().map(|p| (p, a.overview_pixel_nm)),
             });
@@ -356,6 +368,15 @@ fn parse_shard(s: &str) -> std::result::Result<Shard, String> {
         return Err(bad());
     }
     Ok(Shard { index, count })
+}
+
+/// A finite factor above zero (`--z-precision-factor`).
+fn positive_factor(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 100.0 => Ok(v),
+        Ok(v) => Err(format!("{v} is not a factor in (0, 100]")),
+        Err(e) => Err(format!("{s:?} is not a number: {e}")),
+    }
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use posescope::export::overview::{table_overview, ParticleNm};
 use posescope::io::{locs, write_pose_csv, PoseRow};
 use posescope::render::display::Lut;
 
-use super::truth::{axis_errors_report, read_truth};
+use super::truth::{axis_errors_report, read_truth, tilt_direction_report};
 
 /// What `fit` passes on for a table.
 pub struct TableFit<'a> {
@@ -33,6 +33,10 @@ pub struct TableFit<'a> {
     pub device: DeviceChoice,
     pub csv: &'a Path,
     pub refine_on: RefineOn,
+    /// Use the table's z in the localisation fit (when it has one).
+    pub use_z: bool,
+    /// Axial precision ÷ lateral precision.
+    pub z_precision_factor: f64,
     pub truth: Option<&'a Path>,
     /// The overview PNG and its pixel size, nm.
     pub overview: Option<(&'a Path, f64)>,
@@ -40,8 +44,16 @@ pub struct TableFit<'a> {
 
 pub fn run(a: TableFit<'_>) -> Result<()> {
     let table = locs::open_table(a.table, &locs::TableOptions::default())?;
-    let setup =
+    let mut setup =
         ParticleSetup::new(&table, &a.spec).with_context(|| a.table.display().to_string())?;
+    setup.locfit.use_z = a.use_z;
+    setup.locfit.z_precision_factor = a.z_precision_factor;
+    if table.z_nm.is_some() && a.use_z && a.refine_on == RefineOn::Locs {
+        eprintln!(
+            "3D table: the localisation fit uses z (axial precision {} × lateral) to tell each axis from its mirror",
+            a.z_precision_factor
+        );
+    }
     let [major_nm, tube_nm] = setup.torus_nm;
     let picks = match a.picks {
         Some(p) => locs::read_picks(p)?,
@@ -96,6 +108,15 @@ pub fn run(a: TableFit<'_>) -> Result<()> {
                 "loc_nll",
                 lf.map_or(String::new(), |f| format!("{:.4}", f.nll_per_loc)),
             );
+            if table.z_nm.is_some() {
+                // how many localisations' z told the axis from its mirror
+                row.set("z_locs", lf.map_or(0, |f| f.z_locs));
+                row.set(
+                    "z_nm",
+                    lf.and_then(|f| f.z_centre_nm)
+                        .map_or(String::new(), |z| format!("{z:.2}")),
+                );
+            }
             row
         })
         .collect();
@@ -150,6 +171,9 @@ pub fn run(a: TableFit<'_>) -> Result<()> {
             })
             .collect();
         println!("{}", axis_errors_report(&fitted, &truth, 150.0));
+        if locfits.iter().flatten().any(|f| f.z_locs > 0) {
+            println!("{}", tilt_direction_report(&fitted, &truth, 150.0));
+        }
     }
     Ok(())
 }

@@ -168,7 +168,12 @@ fn table_report(
             None => println!("  precision   no column"),
         }
         if t.z_nm.is_some() {
-            println!("  z           yes");
+            let axial = if t.precision_z_nm.is_some() {
+                "axial precision from its column"
+            } else {
+                "no axial precision: fit takes 2.5 × the lateral"
+            };
+            println!("  z           yes: fit uses it to tell each axis from its mirror ({axial})");
         }
         if let Some(n) = groups {
             println!("  groups      {n}: fit, learn and the viewer take each as a particle");

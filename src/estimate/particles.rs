@@ -180,13 +180,7 @@ impl ParticleSetup {
     ) -> Option<LocFit> {
         let near = grid.indices_near(pick.x_nm, pick.y_nm, self.reach_nm);
         let centre = [pick.x_nm, pick.y_nm];
-        let locs = locfit::gather(
-            table,
-            &near,
-            centre,
-            self.reach_nm,
-            self.locfit.default_precision_nm,
-        );
+        let locs = locfit::gather(table, &near, centre, self.reach_nm, &self.locfit);
         let start = result.as_ref().ok().map(|f| f.outcome.state.pose.q.axis());
         let coarse = Some(&self.locs_coarse);
         match locfit::fit_axis(&self.locs_model, coarse, &locs, centre, start, &self.locfit) {

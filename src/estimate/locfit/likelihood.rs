@@ -1,9 +1,15 @@
 //! The likelihood of a particle's localisations under a posed axial model
 //! (a torus): the model surface as a weighted cloud of points, each
-//! localisation a 2D Gaussian of its own precision (plus the model's blur:
-//! label linkage) around the projected surface, mixed with a uniform
+//! localisation a Gaussian of its own precision (plus the model's blur:
+//! label linkage) around the posed surface, mixed with a uniform
 //! background over the pick's disc — the approach of SMAP's LocMoFit
-//! (Wu et al., Nat. Methods 2023), written for an orthographic 2D view.
+//! (Wu et al., Nat. Methods 2023).
+//!
+//! A localisation with a z (3D SMLM: astigmatism, biplane) is a 3D
+//! Gaussian with its own axial precision around the rotated surface; one
+//! without is the same Gaussian marginalised over z, which is the 2D one.
+//! The z term is what tells an axis from its mirror in z, which no 2D view
+//! can.
 
 use crate::geometry::{Quat, Vec3};
 
@@ -79,31 +85,37 @@ impl AxialModel {
         self.points.is_empty()
     }
 
-    /// The points' x, y after rotating the z axis onto `axis`.
-    fn project(&self, axis: Vec3) -> Option<Vec<[f32; 2]>> {
+    /// The points after rotating the z axis onto `axis`.
+    fn posed(&self, axis: Vec3) -> Option<Vec<[f32; 3]>> {
         let m = Quat::from_symmetry_axis(axis, 0.0)?.to_matrix();
         Some(
             self.points
                 .iter()
                 .map(|p| {
-                    let x = m[0][0] * p[0] + m[0][1] * p[1] + m[0][2] * p[2];
-                    let y = m[1][0] * p[0] + m[1][1] * p[1] + m[1][2] * p[2];
-                    [x as f32, y as f32]
+                    [0, 1, 2].map(|r| (m[r][0] * p[0] + m[r][1] * p[1] + m[r][2] * p[2]) as f32)
                 })
                 .collect(),
         )
     }
 }
 
-/// One particle's localisations, nm, with their lateral precisions.
+/// One particle's localisations, nm, with their precisions.
 #[derive(Clone, Debug, Default)]
 pub struct ParticleLocs {
     pub x: Vec<f64>,
     pub y: Vec<f64>,
+    /// Lateral precision (1σ).
     pub precision: Vec<f64>,
+    /// Axial positions: empty for a 2D table, else one per localisation,
+    /// NaN where a localisation has none.
+    pub z: Vec<f64>,
+    /// Axial precision (1σ) of each localisation with a z (same length as `z`).
+    pub precision_z: Vec<f64>,
     /// Area the localisations were gathered from (the pick's disc), nm²:
     /// the support of the uniform background.
     pub area_nm2: f64,
+    /// Depth the background of localisations with a z spreads over, nm.
+    pub depth_nm: f64,
 }
 
 impl ParticleLocs {
@@ -116,42 +128,93 @@ impl ParticleLocs {
     pub fn is_empty(&self) -> bool {
         self.x.is_empty()
     }
+
+    /// Localisations with a finite z and axial precision.
+    pub fn with_z(&self) -> usize {
+        self.z
+            .iter()
+            .zip(&self.precision_z)
+            .filter(|(z, p)| z.is_finite() && p.is_finite() && **p > 0.0)
+            .count()
+    }
+
+    /// The median z of the localisations with one (`None` without).
+    pub fn median_z(&self) -> Option<f64> {
+        let mut z: Vec<f64> = self.z.iter().copied().filter(|z| z.is_finite()).collect();
+        if z.is_empty() {
+            return None;
+        }
+        let mid = z.len() / 2;
+        z.select_nth_unstable_by(mid, f64::total_cmp);
+        Some(z[mid])
+    }
 }
 
 /// Beyond this many σ a point's contribution is dropped (e^−12.5 ≈ 4·10⁻⁶).
 const CUTOFF_SIGMA: f32 = 5.0;
 
 /// Negative log-likelihood of `locs` under the model with symmetry axis
-/// `axis` centred at `centre` (nm), a fraction `background` of the
-/// localisations being uniform over the disc. `None` for a zero axis.
+/// `axis` centred at `centre` (x, y, z in nm; z matters only for
+/// localisations with a z), a fraction `background` of the localisations
+/// being uniform over the disc (and, with a z, over `depth_nm`). `None`
+/// for a zero axis.
 pub fn negative_log_likelihood(
     model: &AxialModel,
     locs: &ParticleLocs,
     axis: Vec3,
-    centre: [f64; 2],
+    centre: [f64; 3],
     background: f64,
 ) -> Option<f64> {
-    let pts = model.project(axis)?;
+    let pts = model.posed(axis)?;
     let b = background.clamp(1e-6, 1.0 - 1e-6);
-    let floor = b / locs.area_nm2.max(1.0);
+    let floor_2d = b / locs.area_nm2.max(1.0);
+    let floor_3d = floor_2d / locs.depth_nm.max(1.0);
     let blur2 = model.blur_nm * model.blur_nm;
+    let tau = std::f64::consts::TAU;
     let mut nll = 0.0;
     for i in 0..locs.len() {
         let s2 = (locs.precision[i] * locs.precision[i] + blur2).max(1e-6);
         let inv = (0.5 / s2) as f32;
-        let cut = CUTOFF_SIGMA * CUTOFF_SIGMA * s2 as f32;
         let lx = (locs.x[i] - centre[0]) as f32;
         let ly = (locs.y[i] - centre[1]) as f32;
-        let mut sum = 0.0f64;
-        for (p, &w) in pts.iter().zip(&model.weights) {
-            let dx = lx - p[0];
-            let dy = ly - p[1];
-            let d2 = dx * dx + dy * dy;
-            if d2 < cut {
-                sum += w * f64::from((-d2 * inv).exp());
+        let depth = locs
+            .z
+            .get(i)
+            .zip(locs.precision_z.get(i))
+            .filter(|(z, p)| z.is_finite() && p.is_finite() && **p > 0.0);
+        let density = match depth {
+            None => {
+                let cut = CUTOFF_SIGMA * CUTOFF_SIGMA * s2 as f32;
+                let mut sum = 0.0f64;
+                for (p, &w) in pts.iter().zip(&model.weights) {
+                    let dx = lx - p[0];
+                    let dy = ly - p[1];
+                    let d2 = dx * dx + dy * dy;
+                    if d2 < cut {
+                        sum += w * f64::from((-d2 * inv).exp());
+                    }
+                }
+                floor_2d + (1.0 - b) * sum / (tau * s2)
             }
-        }
-        let density = floor + (1.0 - b) * sum / (std::f64::consts::TAU * s2);
+            Some((&z, &pz)) => {
+                // the exponent in units of σ², lateral and axial apart
+                let s2z = (pz * pz + blur2).max(1e-6);
+                let inv_z = (0.5 / s2z) as f32;
+                let lz = (z - centre[2]) as f32;
+                let cut = 0.5 * CUTOFF_SIGMA * CUTOFF_SIGMA;
+                let mut sum = 0.0f64;
+                for (p, &w) in pts.iter().zip(&model.weights) {
+                    let dx = lx - p[0];
+                    let dy = ly - p[1];
+                    let dz = lz - p[2];
+                    let e = (dx * dx + dy * dy) * inv + dz * dz * inv_z;
+                    if e < cut {
+                        sum += w * f64::from((-e).exp());
+                    }
+                }
+                floor_3d + (1.0 - b) * sum / (tau * s2 * (tau * s2z).sqrt())
+            }
+        };
         nll -= density.ln();
     }
     Some(nll)
@@ -199,16 +262,57 @@ mod tests {
             locs.y.push(rot[1][0] * p[0] + rot[1][1] * p[1] - 20.0);
             locs.precision.push(8.0);
         }
-        let at = |a: Vec3, c: [f64; 2]| negative_log_likelihood(&m, &locs, a, c, 0.1).unwrap();
-        let best = at(axis, [30.0, -20.0]);
-        assert!(best < at([0.0, 0.0, 1.0], [30.0, -20.0]));
-        assert!(best < at(axis, [40.0, -20.0]));
+        let at = |l: &ParticleLocs, a: Vec3, c: [f64; 3]| {
+            negative_log_likelihood(&m, l, a, c, 0.1).unwrap()
+        };
+        let c = [30.0, -20.0, 0.0];
+        let best = at(&locs, axis, c);
+        assert!(best < at(&locs, [0.0, 0.0, 1.0], c));
+        assert!(best < at(&locs, axis, [40.0, -20.0, 0.0]));
         // the mirror in z and the opposite axis are the same image
-        let mirror = at([axis[0], axis[1], -axis[2]], [30.0, -20.0]);
+        let mirror_axis = [axis[0], axis[1], -axis[2]];
+        let mirror = at(&locs, mirror_axis, c);
         assert!(
             (mirror - best).abs() < 1e-3 * best.abs(),
             "{mirror} vs {best}"
         );
-        assert!(negative_log_likelihood(&m, &locs, [0.0; 3], [0.0; 2], 0.1).is_none());
+        assert!(negative_log_likelihood(&m, &locs, [0.0; 3], [0.0; 3], 0.1).is_none());
+
+        // with each localisation's z (σz 25 nm, the centre at z 400 nm) the
+        // mirror is far less likely, the opposite axis still the same
+        let mut deep = locs.clone();
+        deep.depth_nm = 800.0;
+        for k in 0..90 {
+            let u = std::f64::consts::TAU * k as f64 / 90.0;
+            deep.z
+                .push(400.0 + rot[2][0] * 180.0 * u.cos() + rot[2][1] * 180.0 * u.sin());
+            deep.precision_z.push(25.0);
+        }
+        assert_eq!(deep.with_z(), 90);
+        let c = [30.0, -20.0, 400.0];
+        let best = at(&deep, axis, c);
+        let mirror = at(&deep, mirror_axis, c);
+        let opposite = at(&deep, axis.map(|v| -v), c);
+        assert!(mirror > best + 100.0, "{mirror} vs {best}");
+        assert!((opposite - best).abs() < 1e-6 * best.abs());
+        assert!(best < at(&deep, axis, [30.0, -20.0, 450.0]));
+        // a localisation without z counts as in 2D: its term is the 2D one
+        let mut one = deep.clone();
+        one.z[0] = f64::NAN;
+        assert_eq!(one.with_z(), 89);
+        let drop0 = |l: &mut ParticleLocs| {
+            l.x.remove(0);
+            l.y.remove(0);
+            l.precision.remove(0);
+        };
+        let (mut rest3, mut first2) = (deep.clone(), locs.clone());
+        drop0(&mut rest3);
+        rest3.z.remove(0);
+        rest3.precision_z.remove(0);
+        first2.x.truncate(1);
+        first2.y.truncate(1);
+        first2.precision.truncate(1);
+        let sum = at(&rest3, axis, c) + at(&first2, axis, c);
+        assert!((at(&one, axis, c) - sum).abs() < 1e-9 * sum.abs());
     }
 }

@@ -11,6 +11,11 @@
 //!    start (the image fit's axis, say), and
 //! 3. a final restart from the best of those.
 //!
+//! When the localisations have a z (3D SMLM), the centre's z is a fifth
+//! parameter and the mirror is no longer equivalent: the grid covers the
+//! half sphere (`n ≡ −n` only), a given start is tried with its mirror,
+//! and the axis comes out with its tilt direction known.
+//!
 //! Deterministic; no randomness, no threads (callers parallelise over
 //! particles).
 
@@ -37,6 +42,11 @@ pub struct LocFitOptions {
     pub max_evals: usize,
     /// Precision assumed for localisations without one, nm.
     pub default_precision_nm: f64,
+    /// Fit the localisations' z, when the table has one.
+    pub use_z: bool,
+    /// Axial precision as a multiple of the lateral one (tables state no
+    /// axial precision; astigmatic 3D gives about 2–3×).
+    pub z_precision_factor: f64,
 }
 
 impl Default for LocFitOptions {
@@ -47,6 +57,8 @@ impl Default for LocFitOptions {
             starts: 2,
             max_evals: 400,
             default_precision_nm: 10.0,
+            use_z: true,
+            z_precision_factor: 2.5,
         }
     }
 }
@@ -54,10 +66,16 @@ impl Default for LocFitOptions {
 /// The fitted pose of one particle.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LocFit {
-    /// Unit symmetry axis, canonical: `z ≥ 0` (the mirror is equivalent).
+    /// Unit symmetry axis, canonical: `z ≥ 0`. Without z the mirror
+    /// `(x, y, −z)` is equivalent; with z ([`z_locs`](Self::z_locs) > 0) it is
+    /// not, and `(x, y)` points the way the axis tilts.
     pub axis: Vec3,
     /// Centre, nm (the table's frame).
     pub centre_nm: [f64; 2],
+    /// The centre's z, nm, when the fit used z.
+    pub z_centre_nm: Option<f64>,
+    /// Localisations whose z entered the fit (0: a 2D fit).
+    pub z_locs: usize,
     /// Negative log-likelihood per localisation at the fit.
     pub nll_per_loc: f64,
     /// Likelihood evaluations spent.
@@ -77,18 +95,23 @@ pub enum LocFitError {
 pub const MIN_LOCS: usize = 8;
 
 /// The localisations of `table` within `radius_nm` of `centre` (nm), with
-/// their precisions (or `default_precision_nm`).
+/// their precisions (or `opts.default_precision_nm`) and, when the table has
+/// z and `opts.use_z`, their z with the table's axial precision or, where it
+/// states none, `opts.z_precision_factor` × the lateral one.
 pub fn gather(
     table: &LocTable,
     indices: &[usize],
     centre: [f64; 2],
     radius_nm: f64,
-    default_precision_nm: f64,
+    opts: &LocFitOptions,
 ) -> ParticleLocs {
     let mut out = ParticleLocs {
         area_nm2: std::f64::consts::PI * radius_nm * radius_nm,
+        depth_nm: 2.0 * radius_nm,
         ..ParticleLocs::default()
     };
+    let z = table.z_nm.as_ref().filter(|_| opts.use_z);
+    let precision_z = table.precision_z_nm.as_ref();
     for &i in indices {
         let (x, y) = (f64::from(table.x_nm[i]), f64::from(table.y_nm[i]));
         if (x - centre[0]).hypot(y - centre[1]) > radius_nm {
@@ -99,10 +122,18 @@ pub fn gather(
             .as_ref()
             .map(|p| f64::from(p[i]))
             .filter(|p| p.is_finite() && *p > 0.0)
-            .unwrap_or(default_precision_nm);
+            .unwrap_or(opts.default_precision_nm);
         out.x.push(x);
         out.y.push(y);
         out.precision.push(p);
+        if let Some(z) = z {
+            out.z.push(f64::from(z[i]));
+            let pz = precision_z
+                .map(|v| f64::from(v[i]))
+                .filter(|p| p.is_finite() && *p > 0.0)
+                .unwrap_or(opts.z_precision_factor * p);
+            out.precision_z.push(pz);
+        }
     }
     out
 }
@@ -132,27 +163,37 @@ pub fn fit_axis(
     if !finite {
         return Err(LocFitError::NonFinite);
     }
-    let nll_of = |m: &AxialModel, axis: Vec3, c: [f64; 2]| {
+    // z enters when enough localisations have one
+    let z_locs = locs.with_z();
+    let depth = (z_locs >= MIN_LOCS).then(|| locs.median_z()).flatten();
+    let c0 = [centre0[0], centre0[1], depth.unwrap_or(0.0)];
+    let nll_of = |m: &AxialModel, axis: Vec3, c: [f64; 3]| {
         negative_log_likelihood(m, locs, axis, c, opts.background).unwrap_or(f64::INFINITY)
     };
     let first = coarse.unwrap_or(model);
-    let nll = |axis: Vec3, c: [f64; 2]| nll_of(first, axis, c);
-    let nll_fine = |axis: Vec3, c: [f64; 2]| nll_of(model, axis, c);
+    let nll = |axis: Vec3, c: [f64; 3]| nll_of(first, axis, c);
+    let nll_fine = |axis: Vec3, c: [f64; 3]| nll_of(model, axis, c);
     // 1. the grid
-    let mut scored: Vec<(f64, Vec3)> = quarter_sphere(opts.grid_axes)
-        .into_iter()
-        .map(|a| (nll(a, centre0), a))
-        .collect();
+    let grid = match depth {
+        None => quarter_sphere(opts.grid_axes),
+        Some(_) => half_sphere(2 * opts.grid_axes),
+    };
+    let mut scored: Vec<(f64, Vec3)> = grid.into_iter().map(|a| (nll(a, c0), a)).collect();
     scored.sort_by(|a, b| a.0.total_cmp(&b.0));
     let mut starts: Vec<Vec3> = scored.iter().take(opts.starts).map(|s| s.1).collect();
     if let Some(s) = start.and_then(normalize) {
         starts.insert(0, s);
+        if depth.is_some() {
+            // an image cannot tell the start from its mirror; z can
+            starts.insert(1, [s[0], s[1], -s[2]]);
+        }
     }
     // 2. a simplex from each start, 3. a restart from the best
+    let fit_depth = depth.is_some();
     let mut evals = scored.len();
-    let mut best: Option<(f64, Vec3, [f64; 2])> = None;
+    let mut best: Option<(f64, Vec3, [f64; 3])> = None;
     for s in starts {
-        let (f, a, c, e) = refine(&nll, s, centre0, opts.max_evals);
+        let (f, a, c, e) = refine(&nll, s, c0, fit_depth, opts.max_evals);
         evals += e;
         if best.is_none_or(|b| f < b.0) {
             best = Some((f, a, c));
@@ -160,44 +201,56 @@ pub fn fit_axis(
     }
     let (_, a0, c0) = best.ok_or(LocFitError::NonFinite)?;
     let f0 = nll_fine(a0, c0);
-    let (f, a, c, e) = refine(&nll_fine, a0, c0, opts.max_evals);
+    let (f, a, c, e) = refine(&nll_fine, a0, c0, fit_depth, opts.max_evals);
     evals += e;
     let (f, a, c) = if f <= f0 { (f, a, c) } else { (f0, a0, c0) };
     if !f.is_finite() {
         return Err(LocFitError::NonFinite);
     }
-    let axis = if a[2] < 0.0 { [a[0], a[1], -a[2]] } else { a };
+    // −n is always the same particle; the mirror only without z
+    let axis = match (a[2] < 0.0, fit_depth) {
+        (false, _) => a,
+        (true, false) => [a[0], a[1], -a[2]],
+        (true, true) => [-a[0], -a[1], -a[2]],
+    };
     Ok(LocFit {
         axis,
-        centre_nm: c,
+        centre_nm: [c[0], c[1]],
+        z_centre_nm: fit_depth.then_some(c[2]),
+        z_locs: if fit_depth { z_locs } else { 0 },
         nll_per_loc: f / locs.len() as f64,
         evals,
     })
 }
 
 /// One simplex run in the tangent plane of `axis`: parameters are two tilts
-/// (radians, roughly) and the centre shift (nm).
+/// (radians, roughly) and the centre shift (nm), laterally and, with
+/// `depth`, in z.
 fn refine(
-    nll: &impl Fn(Vec3, [f64; 2]) -> f64,
+    nll: &impl Fn(Vec3, [f64; 3]) -> f64,
     axis: Vec3,
-    centre: [f64; 2],
+    centre: [f64; 3],
+    depth: bool,
     max_evals: usize,
-) -> (f64, Vec3, [f64; 2], usize) {
+) -> (f64, Vec3, [f64; 3], usize) {
     let (e1, e2) = tangents(axis);
-    let at = |p: &[f64]| -> (Vec3, [f64; 2]) {
+    let at = |p: &[f64]| -> (Vec3, [f64; 3]) {
         let a = [0, 1, 2].map(|i| axis[i] + p[0] * e1[i] + p[1] * e2[i]);
+        let dz = p.get(4).copied().unwrap_or(0.0);
         (
             normalize(a).unwrap_or(axis),
-            [centre[0] + p[2], centre[1] + p[3]],
+            [centre[0] + p[2], centre[1] + p[3], centre[2] + dz],
         )
     };
+    let steps = [0.12, 0.12, 15.0, 15.0, 30.0];
+    let n = if depth { 5 } else { 4 };
     let m = minimise(
         |p| {
             let (a, c) = at(p);
             nll(a, c)
         },
-        &[0.0; 4],
-        &[0.12, 0.12, 15.0, 15.0],
+        &[0.0; 5][..n],
+        &steps[..n],
         SimplexOptions {
             f_tol: 1e-4,
             max_evals,
@@ -223,17 +276,26 @@ fn tangents(a: Vec3) -> (Vec3, Vec3) {
 /// sphere `z ≥ 0, y ≥ 0`: one of each set of directions an orthographic
 /// image of an axial particle cannot tell apart.
 pub fn quarter_sphere(n: usize) -> Vec<Vec3> {
-    let total = 4 * n.max(1);
-    let golden = std::f64::consts::PI * (3.0 - 5f64.sqrt());
-    (0..total)
-        .filter_map(|k| {
-            let z = 1.0 - (k as f64 + 0.5) / total as f64 * 2.0;
-            let r = (1.0 - z * z).max(0.0).sqrt();
-            let phi = golden * k as f64;
-            let v = [r * phi.cos(), r * phi.sin(), z];
-            (v[2] >= 0.0 && v[1] >= 0.0).then_some(v)
-        })
+    fibonacci(4 * n.max(1))
+        .filter(|v| v[2] >= 0.0 && v[1] >= 0.0)
         .collect()
+}
+
+/// About `n` axes spread evenly over the half sphere `z ≥ 0`: one of each
+/// pair `±n`, all a 3D view of an axial particle can tell apart.
+pub fn half_sphere(n: usize) -> Vec<Vec3> {
+    fibonacci(2 * n.max(1)).filter(|v| v[2] >= 0.0).collect()
+}
+
+/// `total` unit vectors on a Fibonacci lattice over the sphere.
+fn fibonacci(total: usize) -> impl Iterator<Item = Vec3> {
+    let golden = std::f64::consts::PI * (3.0 - 5f64.sqrt());
+    (0..total).map(move |k| {
+        let z = 1.0 - (k as f64 + 0.5) / total as f64 * 2.0;
+        let r = (1.0 - z * z).max(0.0).sqrt();
+        let phi = golden * k as f64;
+        [r * phi.cos(), r * phi.sin(), z]
+    })
 }
 
 #[cfg(test)]
@@ -247,12 +309,19 @@ mod tests {
 
     /// Labels on a torus (R 180, r 40 nm), posed, with blinks and precision.
     fn particle(q: Quat, centre: [f64; 2], seed: u64) -> ParticleLocs {
+        particle_3d(q, [centre[0], centre[1], f64::NAN], seed)
+    }
+
+    /// The same with each localisation's z (σz 2.5 × the lateral σ) about
+    /// a centre at depth `centre[2]`; a NaN depth gives a 2D table.
+    fn particle_3d(q: Quat, centre: [f64; 3], seed: u64) -> ParticleLocs {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let rot = q.to_matrix();
         let mut out = ParticleLocs {
             area_nm2: std::f64::consts::PI * 300.0 * 300.0,
             ..ParticleLocs::default()
         };
+        out.depth_nm = 600.0;
         let e = Normal::new(0.0, 1.0).unwrap();
         for _ in 0..70 {
             let u = rng.random_range(0.0..std::f64::consts::TAU);
@@ -262,12 +331,17 @@ mod tests {
                 (180.0 + 40.0 * v.cos()) * u.sin(),
                 40.0 * v.sin(),
             ];
-            let cam = [0, 1].map(|r| rot[r][0] * m[0] + rot[r][1] * m[1] + rot[r][2] * m[2]);
+            let cam = [0, 1, 2].map(|r| rot[r][0] * m[0] + rot[r][1] * m[1] + rot[r][2] * m[2]);
             for _ in 0..4 {
                 let p = rng.random_range(5.0..15.0);
                 out.x.push(centre[0] + cam[0] + p * e.sample(&mut rng));
                 out.y.push(centre[1] + cam[1] + p * e.sample(&mut rng));
                 out.precision.push(p);
+                if centre[2].is_finite() {
+                    out.z
+                        .push(centre[2] + cam[2] + 2.5 * p * e.sample(&mut rng));
+                    out.precision_z.push(2.5 * p);
+                }
             }
         }
         out
@@ -315,6 +389,58 @@ mod tests {
         }
         errors.sort_by(f64::total_cmp);
         assert!(errors[3] < 6.0, "axis errors {errors:?}");
+    }
+
+    #[test]
+    fn z_tells_an_axis_from_its_mirror() {
+        let model = AxialModel::torus(180.0, 40.0, 12.0, 5.0).unwrap();
+        let coarse = AxialModel::torus(180.0, 40.0, 24.0, 5.0).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let (mut right, mut n) = (0, 0);
+        while n < 8 {
+            let q = Quat::random_uniform(&mut rng);
+            let truth = q.axis();
+            // face-on particles have no mirror to tell apart
+            if truth[2].abs() > 0.9 {
+                continue;
+            }
+            n += 1;
+            let locs = particle_3d(q, [500.0, -300.0, 250.0], 200 + n);
+            // the image fit's axis, mirrored: the start an image gives half the time
+            let start = [truth[0], truth[1], -truth[2]];
+            let fit = fit_axis(
+                &model,
+                Some(&coarse),
+                &locs,
+                [510.0, -290.0],
+                Some(start),
+                &LocFitOptions::default(),
+            )
+            .unwrap();
+            assert_eq!(fit.z_locs, locs.len());
+            let z = fit.z_centre_nm.unwrap();
+            assert!((z - 250.0).abs() < 15.0, "z centre {z}");
+            assert!(fit.axis[2] >= 0.0);
+            // the line through the axis, not its mirror
+            let strict = fit.axis.iter().zip(&truth).map(|(a, b)| a * b).sum::<f64>();
+            let mirror = axis_error(fit.axis, truth).to_degrees();
+            let line = strict.abs().min(1.0).acos().to_degrees();
+            assert!(mirror < 8.0, "axis error {mirror}°");
+            right += usize::from(line < 8.0);
+        }
+        assert_eq!(right, 8, "the mirror was chosen");
+        // without z (or told to ignore it) the fit is the 2D one
+        let q = Quat::from_symmetry_axis([0.6, 0.0, 0.8], 0.0).unwrap();
+        let locs = particle_3d(q, [0.0, 0.0, 100.0], 5);
+        let opts = LocFitOptions {
+            use_z: false,
+            ..LocFitOptions::default()
+        };
+        let mut flat = locs.clone();
+        flat.z.clear();
+        flat.precision_z.clear();
+        let fit = fit_axis(&model, Some(&coarse), &flat, [0.0; 2], None, &opts).unwrap();
+        assert_eq!((fit.z_locs, fit.z_centre_nm), (0, None));
     }
 
     #[test]

@@ -10,6 +10,8 @@ pub(super) enum Quantity {
     Z,
     /// Localisation precision (uncertainty), lateral.
     Precision,
+    /// Localisation precision, axial (3D tables).
+    PrecisionZ,
     Frame,
     Photons,
     Group,
@@ -82,6 +84,7 @@ pub(super) fn parse_header(cell: &str) -> Header {
     let name = match name.as_str() {
         "xnano" | "ynano" | "znano" => format!("{}_nm", &name[..1]),
         "xnmerr" => "locprec_nm".into(),
+        "znmerr" => "precision_z_nm".into(),
         _ => name,
     };
     // "x_nm", "xnm", "x_px", "locprecnm"
@@ -114,6 +117,9 @@ pub(super) fn parse_header(cell: &str) -> Header {
         | "localization_precision"
         | "localisation_precision"
         | "sigma_loc" => Some(Quantity::Precision),
+        "uncertainty_z" | "precision_z" | "locprec_z" | "locprecz" | "lpz" | "z_precision" => {
+            Some(Quantity::PrecisionZ)
+        }
         "frame" | "frames" | "t" | "frame_idx" | "frame_ix" | "frame_number" | "first_frame" => {
             Some(Quantity::Frame)
         }
@@ -177,6 +183,8 @@ mod tests {
             ("ynm", Quantity::Y, Unit::Nm),
             ("xnano", Quantity::X, Unit::Nm),
             ("znano", Quantity::Z, Unit::Nm),
+            ("uncertainty_z [nm]", Quantity::PrecisionZ, Unit::Nm),
+            ("znmerr", Quantity::PrecisionZ, Unit::Nm),
             ("x_position", Quantity::X, Unit::None),
             ("X (nm)", Quantity::X, Unit::Nm),
             ("frame_ix", Quantity::Frame, Unit::None),

@@ -93,12 +93,16 @@ pub(super) fn read(path: &Path, opts: &TableOptions) -> Result<LocTable, IoError
     let pi = col(Quantity::Precision);
     let sz = zi.map(|i| scale(i, &mut table)).transpose()?;
     let sp = pi.map(|i| scale(i, &mut table)).transpose()?;
+    // an axial precision only means something beside a z
+    let pzi = col(Quantity::PrecisionZ).filter(|_| zi.is_some());
+    let spz = pzi.map(|i| scale(i, &mut table)).transpose()?;
     let fi = col(Quantity::Frame);
     let phi = col(Quantity::Photons);
     let gi = col(Quantity::Group);
     table.warnings.dedup();
     let mut z = zi.map(|_| Vec::new());
     let mut prec = pi.map(|_| Vec::new());
+    let mut prec_z = pzi.map(|_| Vec::new());
     let mut frame = fi.map(|_| Vec::new());
     let mut photons = phi.map(|_| Vec::new());
     let mut group = gi.map(|_| Vec::new());
@@ -144,6 +148,11 @@ pub(super) fn read(path: &Path, opts: &TableOptions) -> Result<LocTable, IoError
         if let (Some(v), Some(p), Some(s)) = (&mut prec, p.flatten(), sp) {
             v.push(p as f32 * s);
         }
+        if let (Some(v), Some(i), Some(s)) = (&mut prec_z, pzi, spz) {
+            // a bad axial precision is unknown, not a reason to drop the row
+            let p = num(&record, i).filter(|p| p.is_finite() && *p > 0.0);
+            v.push(p.map_or(f32::NAN, |p| p as f32 * s));
+        }
         if let (Some(v), Some(i)) = (&mut frame, fi) {
             v.push(
                 num(&record, i)
@@ -160,6 +169,7 @@ pub(super) fn read(path: &Path, opts: &TableOptions) -> Result<LocTable, IoError
     }
     table.z_nm = z;
     table.precision_nm = prec;
+    table.precision_z_nm = prec_z;
     table.frame = frame;
     table.photons = photons;
     table.group = group;

@@ -60,6 +60,9 @@ pub struct LocTable {
     pub z_nm: Option<Vec<f32>>,
     /// Lateral localisation precision (1σ).
     pub precision_nm: Option<Vec<f32>>,
+    /// Axial localisation precision (1σ), when the table states one beside
+    /// its z; NaN where a row's is unusable.
+    pub precision_z_nm: Option<Vec<f32>>,
     pub frame: Option<Vec<u32>>,
     pub photons: Option<Vec<f32>>,
     /// Pick / cluster id (Picasso's `group`).
@@ -133,6 +136,7 @@ impl LocTable {
             Some(self.y_nm.len()),
             self.z_nm.as_ref().map(Vec::len),
             self.precision_nm.as_ref().map(Vec::len),
+            self.precision_z_nm.as_ref().map(Vec::len),
             self.frame.as_ref().map(Vec::len),
             self.photons.as_ref().map(Vec::len),
             self.group.as_ref().map(Vec::len),
