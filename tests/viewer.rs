@@ -1379,3 +1379,59 @@ fn slider_drags_and_symmetry_jumps_are_undone_one_by_one() {
     assert_eq!(h.state().controls(), c0);
     assert!(noticed(&h, |t| t == "undid: pose change"));
 }
+
+#[test]
+fn a_3d_tables_fits_know_their_tilt_direction_and_the_explorer_rules_out_the_mirror() {
+    let tmp = tempfile::tempdir().unwrap();
+    let table = tmp.path().join("thunderstorm_3d.csv");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/locs/thunderstorm_3d.csv"),
+        &table,
+    )
+    .unwrap();
+    let mut h = harness_with(vec![table], |app| {
+        app.settings_mut().auto_estimate = false;
+    });
+    settle(&mut h);
+    assert_eq!(h.state().frame_count(), 3, "{:?}", h.state().notices());
+    h.get_by_label("Picks").click();
+    h.step();
+    h.get_by_label("Accept all").click();
+    h.step();
+    h.get_by_label("Fit accepted").click();
+    settle(&mut h);
+    let axes: Vec<[f64; 3]> = (0..3)
+        .map(|k| {
+            let fit = h.state().result(k).unwrap().as_ref().unwrap();
+            assert!(fit.outcome.z_locs >= 380, "particle {k}: {:?}", fit.outcome);
+            fit.outcome.state.pose.q.axis()
+        })
+        .collect();
+    // make_locs.py's axes (tilt, azimuth): each is fitted itself (up to ±),
+    // not as its mirror in z, which a 2D fit could not tell apart
+    for (tilt, azim) in [(40.0f64, 30.0f64), (55.0, 200.0), (35.0, 120.0)] {
+        let (t, a) = (tilt.to_radians(), azim.to_radians());
+        let n = [t.sin() * a.cos(), t.sin() * a.sin(), t.cos()];
+        let line = |m: [f64; 3], a: &[f64; 3]| {
+            let c = (a[0] * m[0] + a[1] * m[1] + a[2] * m[2]).abs();
+            c.min(1.0).acos().to_degrees()
+        };
+        let a = axes
+            .iter()
+            .find(|a| line(n, a) < 6.0)
+            .unwrap_or_else(|| panic!("no axis near {n:?}: {axes:?}"));
+        // the mirror is 70–110° from each of these axes
+        assert!(line([n[0], n[1], -n[2]], a) > 60.0);
+    }
+    // the fit's panel says so, and the explorer marks the mirror ruled out
+    assert!(h
+        .query_by_label_contains("tilt direction from the z of")
+        .is_some());
+    h.get_by_label("Symmetry").click();
+    h.step();
+    // the mirror and the mirror of the flip, the two rows that are not this axis
+    assert_eq!(h.query_all_by_label_contains("ruled out by z").count(), 2);
+    assert!(h
+        .query_by_label_contains("the mirror poses are ruled out")
+        .is_some());
+}

@@ -160,6 +160,17 @@ impl PoseScopeApp {
                              (docs/ACCURACY.md)",
                         );
                     }
+                    if fit.outcome.z_locs > 0 {
+                        ui.label(format!(
+                            "tilt direction from the z of {} localisations",
+                            fit.outcome.z_locs
+                        ))
+                        .on_hover_text(
+                            "fitted to the table's 3D localisations: their z tells the axis \
+                             from its mirror in z, which no 2D view can (the explorer marks \
+                             the mirror as ruled out)",
+                        );
+                    }
                 }
                 Err(e) => {
                     ui.colored_label(Color32::LIGHT_RED, format!("fit failed: {e}"));

@@ -65,6 +65,22 @@ impl PoseScopeApp {
             .small(),
         );
         let q = self.session.controls.state().pose.q;
+        // a fit to 3D localisations knows which way the axis tilts
+        let z_locs = self
+            .session
+            .result(self.session.frame)
+            .and_then(|r| r.as_ref().ok())
+            .map_or(0, |f| f.outcome.z_locs);
+        if z_locs > 0 {
+            ui.label(
+                RichText::new(format!(
+                    "This particle's fit used the z of {z_locs} localisations: the mirror \
+                     poses are ruled out (the z of its localisations fits only this tilt)."
+                ))
+                .small()
+                .color(Color32::LIGHT_GREEN),
+            );
+        }
         // A continuous symmetry (the torus spins freely about its axis) is
         // listed once, with the spin stated, instead of as a list of samples.
         let continuous = sym.group.is_continuous();
@@ -93,7 +109,19 @@ impl PoseScopeApp {
                 for (i, e) in eq.iter().enumerate() {
                     let (a, b, c) = e.q.to_euler_zyz_deg();
                     let tag = kind_name(e.kind);
-                    ui.label(tag).on_hover_text(&e.description);
+                    let mirrored = matches!(
+                        e.kind,
+                        EquivalenceKind::ProjectionMirror | EquivalenceKind::GroupAndMirror
+                    );
+                    if z_locs > 0 && mirrored {
+                        ui.label(RichText::new(format!("{tag} (ruled out by z)")).weak())
+                            .on_hover_text(format!(
+                                "{}; the localisations' z fits the pose above, not this one",
+                                e.description
+                            ));
+                    } else {
+                        ui.label(tag).on_hover_text(&e.description);
+                    }
                     // rounded as shown, and without a "−0.0"
                     let tidy = |v: f64| (v * 10.0).round() / 10.0 + 0.0;
                     let (a, b, c) = (tidy(a), tidy(b), tidy(c));

@@ -191,6 +191,7 @@ pub fn as_results(learned: &Learned) -> Vec<(usize, FrameResult)> {
                         converged: true,
                         iterations: 0,
                         axis_sd_deg: f64::NAN,
+                        z_locs: 0,
                         source: StartSource::Search,
                         start_ms: 0.0,
                         refine_ms: 0.0,

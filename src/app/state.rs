@@ -476,6 +476,7 @@ mod tests {
                 converged: true,
                 iterations: 3,
                 axis_sd_deg: 0.5,
+                z_locs: 0,
                 source: StartSource::Network,
                 start_ms: 0.0,
                 refine_ms: 0.0,

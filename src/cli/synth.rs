@@ -101,6 +101,10 @@ pub struct SynthArgs {
     /// Probability that a site is labelled (--locs).
     #[arg(long, default_value_t = 0.5)]
     labelling: f64,
+    /// The localisations' axial error as a multiple of their lateral
+    /// precision (--locs; the ThunderSTORM CSV's z column).
+    #[arg(long, default_value_t = 2.0)]
+    z_error_factor: f64,
 }
 
 /// The particle of a synthetic set.
@@ -128,6 +132,7 @@ fn run_field(a: &SynthArgs) -> Result<()> {
         major_nm,
         tube_nm,
         labelling: a.labelling,
+        z_error_factor: a.z_error_factor,
         blinks: a.blinks,
         pixel_nm: a.pixel_size.unwrap_or(130.0),
         field_px: [

@@ -216,6 +216,7 @@ impl ParticleSetup {
                 f.outcome.state.pose = Pose::new(q, shift);
                 // the image fit's standard error is not that of this pose
                 f.outcome.axis_sd_deg = f64::NAN;
+                f.outcome.z_locs = fit.z_locs;
             }
             Err(_) => {
                 // the image fit failed: the localisation fit (from its grid) stands alone
@@ -231,6 +232,7 @@ impl ParticleSetup {
                         converged: true,
                         iterations: 0,
                         axis_sd_deg: f64::NAN,
+                        z_locs: fit.z_locs,
                         source: StartSource::Search,
                         start_ms: 0.0,
                         refine_ms: 0.0,

@@ -12,7 +12,8 @@
 //!    isotropic Gaussian linkage error of `linkage_nm`;
 //! 4. every label blinks `1 + Poisson(blinks − 1)` times; each blink is a
 //!    localisation at the label plus Gaussian error of its own precision,
-//!    drawn uniformly from `precision_nm` (z gets twice that);
+//!    drawn uniformly from `precision_nm` (z gets `z_error_factor` × that,
+//!    twice by default);
 //! 5. `background` × (the particle localisations) more, uniform over the
 //!    field, with the same precisions;
 //! 6. frames uniform in `0..frames`, photons from the precision
@@ -49,6 +50,9 @@ pub struct FieldConfig {
     pub linkage_nm: f64,
     /// Localisation precision range (1σ, lateral), nm.
     pub precision_nm: [f64; 2],
+    /// Axial error (1σ) as a multiple of each localisation's lateral precision.
+    #[serde(default = "default_z_error_factor")]
+    pub z_error_factor: f64,
     /// Background localisations as a fraction of the particles' ones.
     pub background: f64,
     /// Camera pixel size, nm.
@@ -72,6 +76,7 @@ impl Default for FieldConfig {
             blinks: 4.0,
             linkage_nm: 5.0,
             precision_nm: [5.0, 15.0],
+            z_error_factor: default_z_error_factor(),
             background: 0.1,
             pixel_nm: 130.0,
             field_px: [128, 128],
@@ -80,6 +85,10 @@ impl Default for FieldConfig {
             seed: 1,
         }
     }
+}
+
+fn default_z_error_factor() -> f64 {
+    2.0
 }
 
 /// One localisation of a field.
@@ -127,6 +136,9 @@ pub fn generate_field(cfg: &FieldConfig) -> Result<Field, SynthError> {
         || cfg.frames == 0
     {
         return bad("labelling in [0, 1], background ≥ 0, frames ≥ 1");
+    }
+    if !(cfg.z_error_factor.is_finite() && cfg.z_error_factor >= 0.0) {
+        return bad("the z error factor must be a finite number ≥ 0");
     }
     let size = [
         f64::from(cfg.field_px[0]) * cfg.pixel_nm,
@@ -193,7 +205,7 @@ pub fn generate_field(cfg: &FieldConfig) -> Result<Field, SynthError> {
                 locs.push(FieldLoc {
                     x_nm: (c[0] + cam[0] + e.sample(&mut rng)) as f32,
                     y_nm: (c[1] + cam[1] + e.sample(&mut rng)) as f32,
-                    z_nm: (cam[2] + 2.0 * e.sample(&mut rng)) as f32,
+                    z_nm: (cam[2] + cfg.z_error_factor * e.sample(&mut rng)) as f32,
                     precision_nm: p as f32,
                     frame: rng.random_range(0..cfg.frames),
                     photons: photons(p),

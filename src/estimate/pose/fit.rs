@@ -69,6 +69,10 @@ pub struct FitOutcome {
     /// degrees ([`super::refine::RefineResult::axis_sd_deg`]); NaN when
     /// unknown (a fit read back from an older CSV, a fit to localisations).
     pub axis_sd_deg: f64,
+    /// Localisations whose z entered a fit to a 3D table's localisations
+    /// (0: a fit to an image, or to localisations without z). Above 0 the
+    /// axis's mirror in z is ruled out ([`crate::estimate::locfit::LocFit`]).
+    pub z_locs: usize,
     /// Where the chosen start came from.
     pub source: StartSource,
     /// Milliseconds spent on starting points (search) in this call.
@@ -226,6 +230,7 @@ pub fn fit_frame(
         converged: best.converged,
         iterations: best.iterations,
         axis_sd_deg,
+        z_locs: 0,
         source,
         start_ms,
         refine_ms,

@@ -163,6 +163,10 @@ pub fn result_from_row(row: &PoseRow, default_tube_px: f64) -> Option<FrameResul
             .get("axis_sd_deg")
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(f64::NAN),
+        z_locs: row
+            .get("z_locs")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0),
         source: if row.get("start") == Some("search") {
             StartSource::Search
         } else {
@@ -216,6 +220,10 @@ pub fn outcome_row(frame: usize, fit: &FrameFit) -> PoseRow {
             String::new()
         },
     );
+    if o.z_locs > 0 {
+        // a 3D table's fit: its axis is not its mirror
+        row.set("z_locs", o.z_locs);
+    }
     row.set("start", format!("{:?}", o.source).to_lowercase());
     row.set("cnn_ms", format!("{:.3}", fit.cnn_ms));
     row.set("start_ms", format!("{:.3}", o.start_ms));
@@ -267,6 +275,7 @@ mod tests {
                 converged: true,
                 iterations: 4,
                 axis_sd_deg: 0.125,
+                z_locs: 212,
                 source: StartSource::Network,
                 start_ms: 0.0,
                 refine_ms: 1.0,
@@ -281,6 +290,12 @@ mod tests {
         assert!((st.shape * st.scale - 4.4).abs() < 1e-3);
         assert!((st.sigma - 1.7).abs() < 1e-9);
         assert!(state_from_row(&PoseRow::failed(0, "bad"), 5.0).is_none());
+        // a 3D table's fit keeps how many z it used; a 2D fit writes no column
+        let back = result_from_row(&row, 5.0).unwrap().unwrap();
+        assert_eq!(back.outcome.z_locs, 212);
+        let mut flat = fit;
+        flat.outcome.z_locs = 0;
+        assert_eq!(outcome_row(3, &flat).get("z_locs"), None);
     }
 
     #[test]
@@ -297,6 +312,7 @@ mod tests {
                 converged: true,
                 iterations: 1,
                 axis_sd_deg: 1.5,
+                z_locs: 0,
                 source: StartSource::Search,
                 start_ms: 0.0,
                 refine_ms: 0.0,
@@ -333,6 +349,7 @@ mod tests {
                 converged: true,
                 iterations: 6,
                 axis_sd_deg: 0.25,
+                z_locs: 0,
                 source: StartSource::Search,
                 start_ms: 2.5,
                 refine_ms: 1.25,
