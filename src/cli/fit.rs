@@ -62,6 +62,13 @@ pub struct FitArgs {
     /// gives about 2–3×).
     #[arg(long, default_value_t = 2.5, value_parser = positive_factor)]
     z_precision_factor: f64,
+    /// With a 3D table: multiply its z by this first, to correct for a
+    /// refractive-index mismatch that the localisation software did not
+    /// (about 0.7–0.9 for an oil objective imaging in water). A z off by
+    /// such a factor still tells each axis from its mirror, but biases the
+    /// tilt (docs/ACCURACY.md).
+    #[arg(long, default_value_t = 1.0, value_parser = positive_factor)]
+    z_scale: f64,
     /// With a table from `synth --locs` (or an image of it rendered with its
     /// origin at 0 nm): its truth.csv; prints the symmetry-aware axis error
     /// of the fitted particles.
@@ -178,6 +185,7 @@ pub fn run(a: FitArgs) -> Result<()> {
                 refine_on: a.refine_on.into(),
                 use_z: !a.ignore_z,
                 z_precision_factor: a.z_precision_factor,
+                z_scale: a.z_scale,
                 truth: a.truth.as_deref(),
                 overview: a.overview.as_deref().map(|p| (p, a.overview_pixel_nm)),
             });

@@ -37,6 +37,8 @@ pub struct TableFit<'a> {
     pub use_z: bool,
     /// Axial precision ÷ lateral precision.
     pub z_precision_factor: f64,
+    /// Factor on the table's z.
+    pub z_scale: f64,
     pub truth: Option<&'a Path>,
     /// The overview PNG and its pixel size, nm.
     pub overview: Option<(&'a Path, f64)>,
@@ -48,10 +50,20 @@ pub fn run(a: TableFit<'_>) -> Result<()> {
         ParticleSetup::new(&table, &a.spec).with_context(|| a.table.display().to_string())?;
     setup.locfit.use_z = a.use_z;
     setup.locfit.z_precision_factor = a.z_precision_factor;
+    setup.locfit.z_scale = a.z_scale;
     if table.z_nm.is_some() && a.use_z && a.refine_on == RefineOn::Locs {
+        let axial = if table.precision_z_nm.is_some() {
+            "its axial precision column".to_string()
+        } else {
+            format!("axial precision {} × lateral", a.z_precision_factor)
+        };
+        let scale = if a.z_scale == 1.0 {
+            "z as written".to_string()
+        } else {
+            format!("z × {}", a.z_scale)
+        };
         eprintln!(
-            "3D table: the localisation fit uses z (axial precision {} × lateral) to tell each axis from its mirror",
-            a.z_precision_factor
+            "3D table: the localisation fit uses z ({scale}, {axial}) to tell each axis from its mirror (--ignore-z: fit in 2D)"
         );
     }
     let [major_nm, tube_nm] = setup.torus_nm;

@@ -44,9 +44,14 @@ pub struct LocFitOptions {
     pub default_precision_nm: f64,
     /// Fit the localisations' z, when the table has one.
     pub use_z: bool,
-    /// Axial precision as a multiple of the lateral one (tables state no
-    /// axial precision; astigmatic 3D gives about 2–3×).
+    /// Axial precision as a multiple of the lateral one, where the table
+    /// states none (astigmatic 3D gives about 2–3×).
     pub z_precision_factor: f64,
+    /// Factor applied to the table's z (and its axial precision) first: a
+    /// correction for refractive-index mismatch that the localisation
+    /// software did not apply (about 0.7–0.9 for oil objectives imaging in
+    /// water). 1 takes z as written.
+    pub z_scale: f64,
 }
 
 impl Default for LocFitOptions {
@@ -59,6 +64,7 @@ impl Default for LocFitOptions {
             default_precision_nm: 10.0,
             use_z: true,
             z_precision_factor: 2.5,
+            z_scale: 1.0,
         }
     }
 }
@@ -96,8 +102,9 @@ pub const MIN_LOCS: usize = 8;
 
 /// The localisations of `table` within `radius_nm` of `centre` (nm), with
 /// their precisions (or `opts.default_precision_nm`) and, when the table has
-/// z and `opts.use_z`, their z with the table's axial precision or, where it
-/// states none, `opts.z_precision_factor` × the lateral one.
+/// z and `opts.use_z`, their z (× `opts.z_scale`) with the table's axial
+/// precision (× the same) or, where it states none,
+/// `opts.z_precision_factor` × the lateral one.
 pub fn gather(
     table: &LocTable,
     indices: &[usize],
@@ -127,9 +134,9 @@ pub fn gather(
         out.y.push(y);
         out.precision.push(p);
         if let Some(z) = z {
-            out.z.push(f64::from(z[i]));
+            out.z.push(opts.z_scale * f64::from(z[i]));
             let pz = precision_z
-                .map(|v| f64::from(v[i]))
+                .map(|v| opts.z_scale * f64::from(v[i]))
                 .filter(|p| p.is_finite() && *p > 0.0)
                 .unwrap_or(opts.z_precision_factor * p);
             out.precision_z.push(pz);
