@@ -1166,6 +1166,27 @@ fn z_of_a_3d_table_tells_each_axis_from_its_mirror() {
         assert!(error < 6.0, "axis {axis:?} is {error}° from {n:?}");
         assert!(cos(n) > cos([n[0], n[1], -n[2]]));
     }
+    // three particles are too few to check z's scale against the model
+    assert!(
+        text(&o.stdout).contains("z scale: too few particles"),
+        "{}",
+        text(&o.stdout)
+    );
+    // --z-scale multiplies z first: the centres' z about halves (the
+    // squeezed particles no longer match the torus, so not exactly)
+    let (o, rows) = fit(&["--z-scale", "0.5"]);
+    assert!(text(&o.stderr).contains("z × 0.5"), "{}", text(&o.stderr));
+    for r in &rows {
+        let z: f64 = r.get("z_nm").unwrap().parse().unwrap();
+        assert!((z - 75.0).abs() < 25.0, "z centre {z} {r:?}");
+    }
+    let o = posescope(&["fit", &table, "--z-scale", "0", "--csv", "x.csv"]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("not a factor"),
+        "{}",
+        text(&o.stderr)
+    );
     // told to ignore z, the fit is the 2D one and says nothing of z
     let (o, rows) = fit(&["--ignore-z"]);
     assert!(!text(&o.stderr).contains("uses z"));

@@ -143,6 +143,16 @@ pub fn run(a: TableFit<'_>) -> Result<()> {
         a.csv.display()
     );
     super::orientations::print_verdict(&rows);
+    if locfits.iter().flatten().any(|f| f.z_locs > 0) {
+        let t = std::time::Instant::now();
+        match setup.z_scale(&table, &grid, &picks, &locfits) {
+            Some(z) => println!("{} [{:.2} s]", z.describe(), t.elapsed().as_secs_f64()),
+            None => println!(
+                "z scale: too few particles tilted ≥ {}° to check z against the model",
+                posescope::estimate::locfit::zscale::MIN_TILT_DEG
+            ),
+        }
+    }
     super::failures::report(&rows, 0, "particle")?;
     if let Some((path, pixel_nm)) = a.overview {
         let particles: Vec<ParticleNm> = rows

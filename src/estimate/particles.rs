@@ -9,7 +9,7 @@
 
 use rayon::prelude::*;
 
-use super::locfit::{self, AxialModel, LocFit, LocFitOptions};
+use super::locfit::{self, AxialModel, LocFit, LocFitOptions, ZScale};
 use super::pick::{particle_frame, Grid, Pick};
 use super::pose::fit::{FitOutcome, StartSource};
 use super::pose::pipeline::{FrameFit, ModelSpec};
@@ -20,6 +20,9 @@ use crate::io::locs::LocTable;
 use crate::io::Frame;
 use crate::render::scene::FitState;
 use crate::shapes::Units;
+
+/// Most particles [`ParticleSetup::z_scale`] fits.
+pub const Z_SCALE_PARTICLES: usize = 24;
 
 /// Particle frames are this many pixels square.
 pub const PARTICLE_FRAME_PX: usize = 128;
@@ -165,6 +168,40 @@ impl ParticleSetup {
             .zip(picks.par_iter())
             .map(|(result, pick)| self.refine_one(table, grid, pick, result))
             .collect()
+    }
+
+    /// How well the table's z agrees with the model: the median over up to
+    /// [`Z_SCALE_PARTICLES`] particles (evenly spread over `picks`) of the
+    /// factor on z that makes each one's localisations most likely
+    /// ([`locfit::fit_z_scale`]; on the sparser model). `fits` are the
+    /// picks' localisation fits; `None` when fewer than
+    /// [`ZScale::MIN_PARTICLES`] are 3D fits tilted enough to tell.
+    pub fn z_scale(
+        &self,
+        table: &LocTable,
+        grid: &Grid,
+        picks: &[Pick],
+        fits: &[Option<LocFit>],
+    ) -> Option<ZScale> {
+        let min_cos = locfit::zscale::MIN_TILT_DEG.to_radians().cos();
+        let usable: Vec<(&Pick, &LocFit)> = picks
+            .iter()
+            .zip(fits)
+            .filter_map(|(p, f)| Some((p, f.as_ref()?)))
+            .filter(|(_, f)| f.z_locs > 0 && f.axis[2].abs() <= min_cos)
+            .collect();
+        let step = usable.len().div_ceil(Z_SCALE_PARTICLES).max(1);
+        let factors: Vec<f64> = usable
+            .par_iter()
+            .step_by(step)
+            .filter_map(|(pick, fit)| {
+                let near = grid.indices_near(pick.x_nm, pick.y_nm, self.reach_nm);
+                let centre = [pick.x_nm, pick.y_nm];
+                let locs = locfit::gather(table, &near, centre, self.reach_nm, &self.locfit);
+                locfit::fit_z_scale(&self.locs_coarse, &locs, fit, &self.locfit)
+            })
+            .collect();
+        ZScale::of(&factors)
     }
 
     /// Refines one particle's image fit on its localisations: the axis and

@@ -21,6 +21,7 @@
 
 pub mod likelihood;
 pub mod simplex;
+pub mod zscale;
 
 use crate::geometry::Vec3;
 use crate::geometry::{cross, normalize};
@@ -28,6 +29,7 @@ use crate::io::locs::LocTable;
 
 pub use likelihood::{negative_log_likelihood, AxialModel, ParticleLocs};
 use simplex::{minimise, SimplexOptions};
+pub use zscale::{fit_z_scale, ZScale};
 
 /// Settings of [`fit_axis`].
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -321,7 +323,7 @@ mod tests {
 
     /// The same with each localisation's z (σz 2.5 × the lateral σ) about
     /// a centre at depth `centre[2]`; a NaN depth gives a 2D table.
-    fn particle_3d(q: Quat, centre: [f64; 3], seed: u64) -> ParticleLocs {
+    pub(super) fn particle_3d(q: Quat, centre: [f64; 3], seed: u64) -> ParticleLocs {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let rot = q.to_matrix();
         let mut out = ParticleLocs {
