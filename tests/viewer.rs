@@ -1435,3 +1435,40 @@ fn a_3d_tables_fits_know_their_tilt_direction_and_the_explorer_rules_out_the_mir
         .query_by_label_contains("the mirror poses are ruled out")
         .is_some());
 }
+
+#[test]
+fn a_3d_tables_z_is_checked_against_the_model_and_the_z_factor_setting_applies() {
+    use posescope::synth::locs::{generate_field, write_field, FieldConfig};
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = FieldConfig {
+        particles: 10,
+        field_px: [64, 64],
+        seed: 23,
+        ..FieldConfig::default()
+    };
+    let field = generate_field(&cfg).unwrap();
+    let files = write_field(&cfg, &field, tmp.path()).unwrap();
+    // z read as three quarters of what the file says (the setting, made
+    // before the table is opened): squeezed
+    let mut h = harness_with(vec![], |app| {
+        app.settings_mut().auto_estimate = false;
+        app.settings_mut().table_z_scale = 0.75;
+    });
+    h.state_mut().open_paths(vec![files.thunderstorm.clone()]);
+    settle(&mut h);
+    assert_eq!(h.state().frame_count(), 10, "{:?}", h.state().notices());
+    h.get_by_label("Picks").click();
+    h.step();
+    h.get_by_label("Accept all").click();
+    h.step();
+    h.get_by_label("Fit accepted").click();
+    settle(&mut h);
+    assert!(
+        noticed(&h, |t| t
+            .contains("z scale: the localisations fit best with z × 1.3")
+            && t.contains("squeezed")
+            && t.contains("Opening tables")),
+        "{:?}",
+        h.state().notices()
+    );
+}

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 /// How long a frame stays on screen before "Estimate each new frame" fits it.
 pub const AUTO_ESTIMATE_AFTER: Duration = Duration::from_millis(250);
 
-use super::particles::{add_pick, move_pick, PickState, TableLoad};
+use super::particles::{add_pick, move_pick, PickState};
 use super::state::PoseControls;
 use super::PoseScopeApp;
 use crate::estimate::pose::fit::FitOptions;
@@ -129,11 +129,8 @@ impl PoseScopeApp {
             Action::Open(paths) => self.open_paths(paths),
             Action::OpenAsField => {
                 if let Some(doc) = self.session.doc().filter(|d| d.particles.is_none()) {
-                    let table = TableLoad {
-                        torus_nm: self.settings.particle_torus_nm,
-                        pixel_size_nm: self.settings.table_pixel_nm,
-                    };
-                    self.jobs.load_field(doc.path.clone(), table);
+                    self.jobs
+                        .load_field(doc.path.clone(), self.settings.table_load());
                 }
             }
             Action::OpenDialog => self.open_dialog(),
@@ -295,11 +292,7 @@ impl PoseScopeApp {
                 self.settings.last_dir = Some(dir.to_path_buf());
             }
         }
-        let table = TableLoad {
-            torus_nm: self.settings.particle_torus_nm,
-            pixel_size_nm: self.settings.table_pixel_nm,
-        };
-        self.jobs.load(paths, table);
+        self.jobs.load(paths, self.settings.table_load());
     }
 
     /// Frame `k` of the current document now holds other pixels (a moved

@@ -357,7 +357,6 @@ mod tests {
     #[test]
     fn a_fields_review_comes_back_with_its_picks() {
         use crate::app::particles::{add_pick, load_table, PickState, TableLoad};
-        use crate::estimate::particles::DEFAULT_TORUS_NM;
         use crate::synth::locs::{generate_field, write_field, FieldConfig};
         use std::sync::atomic::AtomicBool;
         let dir = tempfile::tempdir().unwrap();
@@ -370,10 +369,7 @@ mod tests {
         let path = write_field(&cfg, &generate_field(&cfg).unwrap(), dir.path())
             .unwrap()
             .thunderstorm;
-        let load = TableLoad {
-            torus_nm: DEFAULT_TORUS_NM,
-            pixel_size_nm: None,
-        };
+        let load = TableLoad::default();
         let open = || load_table(&path, &load, &AtomicBool::new(false)).unwrap();
         let mut doc = open();
         let n = doc.frames.len();

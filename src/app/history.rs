@@ -232,7 +232,6 @@ mod tests {
 
     use super::*;
     use crate::app::particles::{add_pick, load_table, move_pick, TableLoad};
-    use crate::estimate::particles::DEFAULT_TORUS_NM;
     use crate::synth::locs::{generate_field, write_field, FieldConfig};
 
     fn table_doc(dir: &std::path::Path) -> Document {
@@ -244,10 +243,7 @@ mod tests {
         };
         let f = generate_field(&cfg).unwrap();
         let path = write_field(&cfg, &f, dir).unwrap().thunderstorm;
-        let load = TableLoad {
-            torus_nm: DEFAULT_TORUS_NM,
-            pixel_size_nm: None,
-        };
+        let load = TableLoad::default();
         load_table(&path, &load, &AtomicBool::new(false)).unwrap()
     }
 

@@ -367,10 +367,17 @@ impl Jobs {
                 ..BatchOptions::default()
             };
             let load = |k: usize| frames.frame(k);
+            // the particles' 3D localisation fits, to check z against the model
+            let depth_fits = std::sync::Mutex::new(Vec::new());
             let run = job_pool().install(|| {
                 fit_frames(&fitter, &which, load, opts, |mut item| {
                     if let Some(r) = &locs {
-                        r.refine(item.index, &mut item.result);
+                        let fit = r.refine(item.index, &mut item.result);
+                        if let Some(f) = fit.filter(|f| f.z_locs > 0) {
+                            if let Ok(mut v) = depth_fits.lock() {
+                                v.push((item.index, f));
+                            }
+                        }
                     }
                     ctx.send(Message::Fitted {
                         doc,
@@ -386,7 +393,13 @@ impl Jobs {
                     "estimation cancelled after {} frames",
                     s.done()
                 ))),
-                Ok(_) => None,
+                Ok(_) => {
+                    let fits = depth_fits.into_inner().unwrap_or_default();
+                    let z = locs
+                        .filter(|_| fits.len() > 1)
+                        .and_then(|r| job_pool().install(|| r.z_scale(&fits)));
+                    z.map(|z| Note::Info(z_scale_note(&z)))
+                }
                 Err(e) => Some(Note::Error(AppError::Estimate(e))),
             }
         });
@@ -445,6 +458,16 @@ impl Jobs {
             None
         });
     }
+}
+
+/// The viewer's words for a 3D table's z check, with where to correct it.
+fn z_scale_note(z: &crate::estimate::locfit::ZScale) -> String {
+    let fix = if z.suggests_correction() {
+        " (Picks → Opening tables → z ×, then open the table again)"
+    } else {
+        ""
+    };
+    format!("{}: {}{fix}", z.describe(), z.verdict())
 }
 
 impl Jobs {

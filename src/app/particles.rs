@@ -20,6 +20,7 @@ use super::error::AppError;
 use super::frame_store::{FrameSource, FrameStore};
 use super::state::{DocId, Document};
 use crate::estimate::image_particles::{ImageParticleSetup, PICK_EXTRA_COLUMNS};
+use crate::estimate::locfit::{LocFit, ZScale};
 use crate::estimate::particles::ParticleSetup;
 use crate::estimate::pick::{
     table_picks, Grid, ImagePick, Pick, PickConfig, PickError, PickSource,
@@ -134,6 +135,21 @@ pub struct TableLoad {
     /// Camera pixel size for tables (and field images) that do not state
     /// it (Picasso without its `.yaml`).
     pub pixel_size_nm: Option<f64>,
+    /// Fit a 3D table's z ([`LocFitOptions::use_z`](crate::estimate::locfit::LocFitOptions)).
+    pub use_z: bool,
+    /// Factor on a 3D table's z ([`LocFitOptions::z_scale`](crate::estimate::locfit::LocFitOptions)).
+    pub z_scale: f64,
+}
+
+impl Default for TableLoad {
+    fn default() -> Self {
+        Self {
+            torus_nm: crate::estimate::particles::DEFAULT_TORUS_NM,
+            pixel_size_nm: None,
+            use_z: true,
+            z_scale: 1.0,
+        }
+    }
 }
 
 impl ParticleDoc {
@@ -474,11 +490,20 @@ pub struct LocRefiner {
 
 impl LocRefiner {
     /// Refines particle `k`'s result on its localisations (unchanged if it
-    /// has no pick or the fit fails).
-    pub fn refine(&self, k: usize, result: &mut FrameResult) {
-        if let Some(p) = self.picks.get(k) {
-            self.setup.refine_one(&self.table, &self.grid, p, result);
-        }
+    /// has no pick or the fit fails); the localisation fit, if any.
+    pub fn refine(&self, k: usize, result: &mut FrameResult) -> Option<LocFit> {
+        let p = self.picks.get(k)?;
+        self.setup.refine_one(&self.table, &self.grid, p, result)
+    }
+
+    /// The check of a 3D table's z against the model
+    /// ([`ParticleSetup::z_scale`]) over the particles `fits` (index, fit).
+    pub fn z_scale(&self, fits: &[(usize, LocFit)]) -> Option<ZScale> {
+        let (picks, fits): (Vec<Pick>, Vec<Option<LocFit>>) = fits
+            .iter()
+            .filter_map(|(k, f)| Some((*self.picks.get(*k)?, Some(*f))))
+            .unzip();
+        self.setup.z_scale(&self.table, &self.grid, &picks, &fits)
     }
 }
 
@@ -508,11 +533,13 @@ pub fn load_table(
     if table.is_empty() {
         return Err(AppError::Empty(path.to_path_buf()));
     }
-    let setup =
+    let mut setup =
         ParticleSetup::new(&table, &particle_spec(opts.torus_nm)).map_err(|e| AppError::Table {
             path: path.to_path_buf(),
             detail: e.to_string(),
         })?;
+    setup.locfit.use_z = opts.use_z;
+    setup.locfit.z_scale = opts.z_scale;
     if cancel.load(Ordering::Relaxed) {
         return Err(AppError::Cancelled);
     }
@@ -809,6 +836,8 @@ mod tests {
     const LOAD: TableLoad = TableLoad {
         torus_nm: [180.0, 40.0],
         pixel_size_nm: None,
+        use_z: true,
+        z_scale: 1.0,
     };
 
     #[test]

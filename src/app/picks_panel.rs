@@ -176,6 +176,25 @@ impl PoseScopeApp {
                 .response
                 .on_hover_text("For tables in camera pixels that do not state the pixel size (a Picasso .hdf5 without its .yaml)");
                 self.settings.table_pixel_nm = known.then_some(px);
+                ui.horizontal(|ui| {
+                    ui.checkbox(&mut self.settings.table_use_z, "fit z")
+                        .on_hover_text(
+                            "3D tables: fit each particle's localisations with their z, which \
+                             tells its axis from its mirror in z (no 2D view can)",
+                        );
+                    ui.add_enabled(
+                        self.settings.table_use_z,
+                        egui::DragValue::new(&mut self.settings.table_z_scale)
+                            .range(0.1..=10.0)
+                            .speed(0.01)
+                            .prefix("z × "),
+                    )
+                    .on_hover_text(
+                        "a factor on z for tables not corrected for refractive-index mismatch \
+                         (about 0.7–0.9 for oil objectives in water); fit TABLE prints the factor \
+                         the particles suggest",
+                    );
+                });
                 ui.label(RichText::new("Applies to tables opened from now on.").small());
             });
     }

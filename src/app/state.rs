@@ -10,6 +10,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::frame_store::FrameStore;
+use super::particles::TableLoad;
 use crate::estimate::particles::DEFAULT_TORUS_NM;
 use crate::estimate::pose::pipeline::ModelSpec;
 use crate::estimate::pose::results::{FitResults, FrameResult};
@@ -46,6 +47,22 @@ pub struct Settings {
     /// Camera pixel size for tables that do not state it (a Picasso file
     /// without its `.yaml`), nm.
     pub table_pixel_nm: Option<f64>,
+    /// Fit the z of 3D tables (which tells each axis from its mirror).
+    pub table_use_z: bool,
+    /// Factor on 3D tables' z (a refractive-index correction).
+    pub table_z_scale: f64,
+}
+
+impl Settings {
+    /// How the next table is opened.
+    pub fn table_load(&self) -> TableLoad {
+        TableLoad {
+            torus_nm: self.particle_torus_nm,
+            pixel_size_nm: self.table_pixel_nm,
+            use_z: self.table_use_z,
+            z_scale: self.table_z_scale,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -62,6 +79,8 @@ impl Default for Settings {
             autosave: true,
             particle_torus_nm: DEFAULT_TORUS_NM,
             table_pixel_nm: None,
+            table_use_z: true,
+            table_z_scale: 1.0,
         }
     }
 }

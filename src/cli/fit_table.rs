@@ -7,6 +7,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
+use posescope::estimate::locfit::ZScale;
 use posescope::estimate::particles::{ParticleSetup, RefineOn};
 use posescope::estimate::pick::{table_picks, PickConfig};
 use posescope::estimate::pose::batch::fit_all;
@@ -145,13 +146,14 @@ pub fn run(a: TableFit<'_>) -> Result<()> {
     super::orientations::print_verdict(&rows);
     if locfits.iter().flatten().any(|f| f.z_locs > 0) {
         let t = std::time::Instant::now();
-        match setup.z_scale(&table, &grid, &picks, &locfits) {
-            Some(z) => println!("{} [{:.2} s]", z.describe(), t.elapsed().as_secs_f64()),
-            None => println!(
-                "z scale: too few particles tilted ≥ {}° to check z against the model",
-                posescope::estimate::locfit::zscale::MIN_TILT_DEG
-            ),
-        }
+        let z = setup.z_scale(&table, &grid, &picks, &locfits);
+        let axial_column = table.precision_z_nm.is_some();
+        print_z_check(
+            z,
+            t.elapsed().as_secs_f64(),
+            axial_column,
+            a.z_precision_factor,
+        );
     }
     super::failures::report(&rows, 0, "particle")?;
     if let Some((path, pixel_nm)) = a.overview {
@@ -198,4 +200,43 @@ pub fn run(a: TableFit<'_>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The check of a 3D table's z against the model, with the flags that
+/// would correct what looks off.
+fn print_z_check(z: Option<ZScale>, secs: f64, axial_column: bool, precision_factor: f64) {
+    let Some(z) = z else {
+        println!(
+            "z scale: too few particles tilted ≥ {}° to check z against the model",
+            posescope::estimate::locfit::zscale::MIN_TILT_DEG
+        );
+        return;
+    };
+    let fix = if z.suggests_correction() {
+        format!(" (--z-scale {:.2})", z.median)
+    } else {
+        String::new()
+    };
+    println!("{} [{secs:.2} s]: {}{fix}", z.describe(), z.verdict());
+    if !z.precision_off() {
+        return;
+    }
+    if axial_column {
+        println!(
+            "axial precision: the table's column looks {:.2} × what fits the particles",
+            z.precision.recip()
+        );
+    } else {
+        // the factor is in the fit's frame, after the z scale
+        let scaled = if z.suggests_correction() {
+            " with that --z-scale"
+        } else {
+            ""
+        };
+        println!(
+            "axial precision: {:.2} × the assumed ({precision_factor} × lateral) fits better: --z-precision-factor {:.1}{scaled}",
+            z.precision,
+            z.precision * precision_factor * z.median
+        );
+    }
 }

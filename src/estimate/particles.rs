@@ -191,7 +191,7 @@ impl ParticleSetup {
             .filter(|(_, f)| f.z_locs > 0 && f.axis[2].abs() <= min_cos)
             .collect();
         let step = usable.len().div_ceil(Z_SCALE_PARTICLES).max(1);
-        let factors: Vec<f64> = usable
+        let factors: Vec<_> = usable
             .par_iter()
             .step_by(step)
             .filter_map(|(pick, fit)| {

@@ -29,7 +29,7 @@ use crate::io::locs::LocTable;
 
 pub use likelihood::{negative_log_likelihood, AxialModel, ParticleLocs};
 use simplex::{minimise, SimplexOptions};
-pub use zscale::{fit_z_scale, ZScale};
+pub use zscale::{fit_z_scale, ZFit, ZScale};
 
 /// Settings of [`fit_axis`].
 #[derive(Clone, Copy, Debug, PartialEq)]
