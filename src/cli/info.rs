@@ -171,7 +171,7 @@ fn table_report(
             let axial = if t.precision_z_nm.is_some() {
                 "axial precision from its column"
             } else {
-                "no axial precision: fit takes 2.5 × the lateral"
+                "no axial precision column: fit assumes 2.5 × the lateral, --z-precision-factor"
             };
             println!("  z           yes: fit uses it to tell each axis from its mirror ({axial})");
         }
