@@ -561,14 +561,8 @@ fn a_frame_with_non_finite_pixels_opens_scores_and_fits() {
 
 #[test]
 fn a_palette_tiff_opens_in_its_own_colours() {
-    // a copy: the viewer autosaves results beside the image it opened
     let tmp = tempfile::tempdir().unwrap();
-    let path = tmp.path().join("palette8.tif");
-    std::fs::copy(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiff/palette8.tif"),
-        &path,
-    )
-    .unwrap();
+    let path = fixture_copy(tmp.path(), "tiff/palette8.tif");
     let mut h = harness(vec![path]);
     settle(&mut h);
     assert_eq!(h.state().frame_count(), 1, "{:?}", h.state().notices());
@@ -597,6 +591,27 @@ fn click_at(h: &mut Harness<'_, PoseScopeApp>, pos: egui::Pos2) {
 
 /// A synthetic field of four particles in 40×40 camera pixels, written as
 /// Picasso HDF5 and ThunderSTORM CSV into `dir`.
+/// A copy of the fixture `rel` (under tests/fixtures) in `dir`: the viewer
+/// autosaves beside what it opens.
+fn fixture_copy(dir: &Path, rel: &str) -> PathBuf {
+    let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel);
+    let to = dir.join(from.file_name().unwrap());
+    std::fs::copy(&from, &to).unwrap();
+    to
+}
+
+/// Picks tab → Accept all → Fit accepted, until the fits are in.
+fn accept_and_fit(h: &mut Harness<'_, PoseScopeApp>) {
+    h.get_by_label("Picks").click();
+    h.step();
+    h.get_by_label("Accept all").click();
+    h.step();
+    h.get_by_label("Fit accepted").click();
+    settle(h);
+}
+
 fn small_field(
     dir: &std::path::Path,
     seed: u64,
@@ -635,10 +650,7 @@ fn a_table_is_picked_accepted_fitted_and_exported_as_an_overview() {
     assert!(h.state().field_renders() >= 1);
     assert!(noticed(&h, |t| t.contains("4 candidate particles")));
     // nothing is fitted before the picks are accepted
-    h.get_by_label("Accept all").click();
-    h.step();
-    h.get_by_label("Fit accepted").click();
-    settle(&mut h);
+    accept_and_fit(&mut h);
     for (k, t) in field.truth.iter().enumerate() {
         let _ = t;
         assert!(matches!(h.state().result(k), Some(Ok(_))), "pick {k}");
@@ -810,10 +822,7 @@ fn a_whole_field_image_is_picked_fitted_and_exported_as_an_overview() {
     assert!(h.state().notices().iter().any(|n| n
         .text
         .contains("1040 × 1040 px image, 4 candidate particles")));
-    h.get_by_label("Accept all").click();
-    h.step();
-    h.get_by_label("Fit accepted").click();
-    settle(&mut h);
+    accept_and_fit(&mut h);
     // every particle fitted, its axis within 15° of a true one
     for k in 0..4 {
         let fit = h
@@ -941,10 +950,7 @@ fn a_pick_dragged_in_the_field_moves_and_loses_its_old_fit() {
     });
     settle(&mut h);
     assert_eq!(h.state().frame_count(), 4, "{:?}", h.state().notices());
-    h.get_by_label("Accept all").click();
-    h.step();
-    h.get_by_label("Fit accepted").click();
-    settle(&mut h);
+    accept_and_fit(&mut h);
     assert!(
         matches!(h.state().result(1), Some(Ok(_))),
         "pick 1 is fitted"
@@ -1383,23 +1389,13 @@ fn slider_drags_and_symmetry_jumps_are_undone_one_by_one() {
 #[test]
 fn a_3d_tables_fits_know_their_tilt_direction_and_the_explorer_rules_out_the_mirror() {
     let tmp = tempfile::tempdir().unwrap();
-    let table = tmp.path().join("thunderstorm_3d.csv");
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/locs/thunderstorm_3d.csv"),
-        &table,
-    )
-    .unwrap();
+    let table = fixture_copy(tmp.path(), "locs/thunderstorm_3d.csv");
     let mut h = harness_with(vec![table], |app| {
         app.settings_mut().auto_estimate = false;
     });
     settle(&mut h);
     assert_eq!(h.state().frame_count(), 3, "{:?}", h.state().notices());
-    h.get_by_label("Picks").click();
-    h.step();
-    h.get_by_label("Accept all").click();
-    h.step();
-    h.get_by_label("Fit accepted").click();
-    settle(&mut h);
+    accept_and_fit(&mut h);
     let axes: Vec<[f64; 3]> = (0..3)
         .map(|k| {
             let fit = h.state().result(k).unwrap().as_ref().unwrap();
@@ -1457,12 +1453,7 @@ fn a_3d_tables_z_is_checked_against_the_model_and_the_z_factor_setting_applies()
     h.state_mut().open_paths(vec![files.thunderstorm.clone()]);
     settle(&mut h);
     assert_eq!(h.state().frame_count(), 10, "{:?}", h.state().notices());
-    h.get_by_label("Picks").click();
-    h.step();
-    h.get_by_label("Accept all").click();
-    h.step();
-    h.get_by_label("Fit accepted").click();
-    settle(&mut h);
+    accept_and_fit(&mut h);
     assert!(
         noticed(&h, |t| t
             .contains("z scale: the localisations fit best with z × 1.3")
