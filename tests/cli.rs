@@ -1157,6 +1157,9 @@ fn z_of_a_3d_table_tells_each_axis_from_its_mirror() {
         assert!(z_locs >= 380, "{r:?}");
         let z: f64 = r.get("z_nm").unwrap().parse().unwrap();
         assert!((z - 150.0).abs() < 10.0, "z centre {z} {r:?}");
+        // the localisation fit's axis standard error (the likelihood's sandwich)
+        let sd: f64 = r.get("axis_sd_deg").unwrap().parse().unwrap();
+        assert!(sd > 0.1 && sd < 5.0, "axis sd {sd}° {r:?}");
         let (t, a) = (tilt.to_radians(), azim.to_radians());
         let n = [t.sin() * a.cos(), t.sin() * a.sin(), t.cos()];
         let axis = r.pose.q.axis();

@@ -1423,6 +1423,10 @@ fn a_3d_tables_fits_know_their_tilt_direction_and_the_explorer_rules_out_the_mir
     assert!(h
         .query_by_label_contains("tilt direction from the z of")
         .is_some());
+    // and its axis's standard error comes from the localisations
+    assert!(h
+        .query_by_label_contains("from its localisations")
+        .is_some());
     h.get_by_label("Symmetry").click();
     h.step();
     // the mirror and the mirror of the flip, the two rows that are not this axis

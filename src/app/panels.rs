@@ -308,7 +308,7 @@ impl PoseScopeApp {
             }
             if self.session.docs.len() > 1 {
                 let mut cur = self.session.current;
-                egui::ComboBox::from_id_salt("documents")
+                egui::ComboBox::from_label("open files")
                     .selected_text("switch file")
                     .show_ui(ui, |ui| {
                         for (i, d) in self.session.docs.iter().enumerate() {

@@ -222,7 +222,8 @@ impl ParticleSetup {
         let coarse = Some(&self.locs_coarse);
         match locfit::fit_axis(&self.locs_model, coarse, &locs, centre, start, &self.locfit) {
             Ok(fit) => {
-                self.apply(result, pick, &fit);
+                let sd = locfit::axis_standard_error(&self.locs_model, &locs, &fit, &self.locfit);
+                self.apply(result, pick, &fit, sd);
                 Some(fit)
             }
             Err(e) => {
@@ -236,8 +237,9 @@ impl ParticleSetup {
         }
     }
 
-    /// Writes a localisation fit into a particle's frame result.
-    fn apply(&self, result: &mut FrameResult, pick: &Pick, fit: &LocFit) {
+    /// Writes a localisation fit, with its axis's standard error `sd`
+    /// (degrees), into a particle's frame result.
+    fn apply(&self, result: &mut FrameResult, pick: &Pick, fit: &LocFit, sd: f64) {
         let Some(q) = Quat::from_symmetry_axis(fit.axis, 0.0) else {
             return;
         };
@@ -251,8 +253,7 @@ impl ParticleSetup {
                 let (_, _, psi) = f.outcome.state.pose.q.to_euler_zyz();
                 let q = Quat::from_symmetry_axis(fit.axis, psi).unwrap_or(q);
                 f.outcome.state.pose = Pose::new(q, shift);
-                // the image fit's standard error is not that of this pose
-                f.outcome.axis_sd_deg = f64::NAN;
+                f.outcome.axis_sd_deg = sd;
                 f.outcome.z_locs = fit.z_locs;
             }
             Err(_) => {
@@ -268,7 +269,7 @@ impl ParticleSetup {
                         score: 0.0,
                         converged: true,
                         iterations: 0,
-                        axis_sd_deg: f64::NAN,
+                        axis_sd_deg: sd,
                         z_locs: fit.z_locs,
                         source: StartSource::Search,
                         start_ms: 0.0,

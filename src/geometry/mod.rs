@@ -50,7 +50,7 @@ pub mod symmetry;
 
 pub use linalg::{
     add, angle_between, cross, det, dot, mat_identity, mat_mul, mat_transpose, mat_vec, mirror_z,
-    norm, normalize, scale, sub, sym_eigen3,
+    norm, normalize, scale, solve_spd, sub, sym_eigen3,
 };
 pub use quat::Quat;
 pub use symmetry::{

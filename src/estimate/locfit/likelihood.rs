@@ -180,13 +180,42 @@ pub fn negative_log_likelihood(
     centre: [f64; 3],
     background: f64,
 ) -> Option<f64> {
+    let mut nll = 0.0;
+    densities(model, locs, axis, centre, background, |_, d| nll -= d.ln())?;
+    Some(nll)
+}
+
+/// Each localisation's log density under the same model as
+/// [`negative_log_likelihood`] (which is minus their sum).
+pub fn log_densities(
+    model: &AxialModel,
+    locs: &ParticleLocs,
+    axis: Vec3,
+    centre: [f64; 3],
+    background: f64,
+) -> Option<Vec<f64>> {
+    let mut out = vec![0.0; locs.len()];
+    densities(model, locs, axis, centre, background, |i, d| {
+        out[i] = d.ln()
+    })?;
+    Some(out)
+}
+
+/// Calls `each(i, density)` for every localisation.
+fn densities(
+    model: &AxialModel,
+    locs: &ParticleLocs,
+    axis: Vec3,
+    centre: [f64; 3],
+    background: f64,
+    mut each: impl FnMut(usize, f64),
+) -> Option<()> {
     let pts = model.posed(axis)?;
     let b = background.clamp(1e-6, 1.0 - 1e-6);
     let floor_2d = b / locs.area_nm2.max(1.0);
     let floor_3d = floor_2d / locs.depth_nm.max(1.0);
     let blur2 = model.blur_nm * model.blur_nm;
     let tau = std::f64::consts::TAU;
-    let mut nll = 0.0;
     for i in 0..locs.len() {
         let s2 = (locs.precision[i] * locs.precision[i] + blur2).max(1e-6);
         let inv = (0.5 / s2) as f32;
@@ -230,9 +259,9 @@ pub fn negative_log_likelihood(
                 floor_3d + (1.0 - b) * sum / (tau * s2 * (tau * s2z).sqrt())
             }
         };
-        nll -= density.ln();
+        each(i, density);
     }
-    Some(nll)
+    Some(())
 }
 
 #[cfg(test)]

@@ -21,14 +21,16 @@
 
 pub mod likelihood;
 pub mod simplex;
+pub mod uncertainty;
 pub mod zscale;
 
 use crate::geometry::Vec3;
 use crate::geometry::{cross, normalize};
 use crate::io::locs::LocTable;
 
-pub use likelihood::{negative_log_likelihood, AxialModel, ParticleLocs};
+pub use likelihood::{log_densities, negative_log_likelihood, AxialModel, ParticleLocs};
 use simplex::{minimise, SimplexOptions};
+pub use uncertainty::axis_standard_error;
 pub use zscale::{fit_z_scale, ZFit, ZScale};
 
 /// Settings of [`fit_axis`].
@@ -325,7 +327,7 @@ mod tests {
     use rand_distr::{Distribution, Normal};
 
     /// Labels on a torus (R 180, r 40 nm), posed, with blinks and precision.
-    fn particle(q: Quat, centre: [f64; 2], seed: u64) -> ParticleLocs {
+    pub(super) fn particle(q: Quat, centre: [f64; 2], seed: u64) -> ParticleLocs {
         particle_3d(q, [centre[0], centre[1], f64::NAN], seed)
     }
 
