@@ -13,7 +13,9 @@
 //!   to a truth.
 //! - [`locfit`]: pose refinement on the localisations themselves — the
 //!   likelihood of each localisation under the posed model (SMAP LocMoFit
-//!   style), as the second path beside render-and-compare.
+//!   style, in 3D when the table has z), as the second path beside
+//!   render-and-compare, with the axis's standard error and the check of a
+//!   table's z against the model.
 //! - [`learn`]: the 3D structure learned from many particles with no model
 //!   given — pose assignment and structure descent in turn, checkpoints,
 //!   and the comparison of a learned cloud with a known one.

@@ -16,6 +16,10 @@
 //! half sphere (`n ≡ −n` only), a given start is tried with its mirror,
 //! and the axis comes out with its tilt direction known.
 //!
+//! Around a fit: the axis's standard error from the likelihood
+//! ([`uncertainty`]) and, for 3D tables, how well z agrees with the model
+//! (a refractive-index factor, [`zscale`]).
+//!
 //! Deterministic; no randomness, no threads (callers parallelise over
 //! particles).
 
