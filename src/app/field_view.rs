@@ -10,7 +10,7 @@
 //! dragging a pick moves it.
 //!
 //! A table is rendered on the GPU where the viewer has a hardware one
-//! ([`field_gpu`](super::field_gpu)), else by the CPU reference.
+//! (`field_gpu`), else by the CPU reference.
 //!
 //! While the view moves, the last render is drawn stretched (a texture
 //! draw, so panning and zooming cost no rendering); when it settles, the

@@ -3,7 +3,7 @@
 //! blocks the UI thread: each job runs on its own thread, reports progress
 //! through atomics and results through a channel, and checks a cancel flag.
 //! Estimation runs the library's batch fit
-//! ([`fit_frames`](crate::estimate::pose::batch::fit_frames)), the same loop
+//! ([`crate::estimate::pose::batch::fit_frames`]), the same loop
 //! as `posescope fit`.
 
 use std::path::PathBuf;

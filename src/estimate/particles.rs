@@ -5,7 +5,7 @@
 //! frame at the pixel size that puts the torus at the bundled network's
 //! trained size ([`ParticleSetup::frame`]); the frames go through the usual
 //! batch fit (network + render-and-compare). Then, by default, each pose is
-//! refined on the localisations themselves ([`locfit`](super::locfit)).
+//! refined on the localisations themselves ([`super::locfit`]).
 
 use rayon::prelude::*;
 
@@ -30,7 +30,7 @@ pub const PARTICLE_FRAME_PX: usize = 128;
 /// Which data the final pose is fitted to.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum RefineOn {
-    /// The localisations' likelihood ([`locfit`](super::locfit)), started
+    /// The localisations' likelihood ([`super::locfit`]), started
     /// from the image fit.
     #[default]
     Locs,

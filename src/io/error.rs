@@ -53,7 +53,7 @@ pub enum IoError {
         /// Which feature is missing.
         detail: String,
     },
-    /// A declared size exceeds [`Limits`] (or the decoder's own allocation limits).
+    /// A declared size exceeds [`Limits`](crate::io::Limits) (or the decoder's own allocation limits).
     #[error("{}: exceeds limit: {detail}", path.display())]
     LimitExceeded {
         /// The file concerned.
@@ -61,7 +61,7 @@ pub enum IoError {
         /// Which size and which limit.
         detail: String,
     },
-    /// [`Stack::frame`] was asked for a frame the stack does not have.
+    /// [`Stack::frame`](crate::io::Stack::frame) was asked for a frame the stack does not have.
     #[error("{}: frame index {index} out of range (the stack has {frames} frames)", path.display())]
     FrameOutOfRange {
         /// The file concerned.

@@ -18,7 +18,7 @@
 //!
 //! so each point contributes (very nearly) its weight in total intensity.
 //! [`cpu`] evaluates this with candle (batched and differentiable);
-//! [`reference`] evaluates it pixel by pixel in f64 for tests.
+//! [`mod@reference`] evaluates it pixel by pixel in f64 for tests.
 
 pub mod cpu;
 pub mod display;

@@ -10,7 +10,7 @@
 //! 1. blurs the frames to the iteration's resolution (the curriculum: an
 //!    extra Gaussian blur of 0.2·radius at the start, none from 70 % of the
 //!    iterations on) and renders with the PSF widened to match;
-//! 2. fits a pose to every frame against the current cloud ([`assign`]):
+//! 2. fits a pose to every frame against the current cloud ([`mod@assign`]):
 //!    a template search over an even grid of rotations as one matrix product
 //!    of binned frames and binned templates, then Levenberg–Marquardt from
 //!    the best few and from the frame's previous pose;

@@ -2,7 +2,7 @@
 //! from a `VarBuilder`), its convolution layer ([`conv`]) and CPU kernels
 //! (`conv_geometry`, `conv_cpu`, `conv_c1`, `conv_wino`), the autograd-free
 //! training step and inference buffers ([`trainer`]), fused AdamW ([`optim`])
-//! the throughput benchmark ([`bench`], CPU or GPU) and device naming
+//! the throughput benchmark ([`mod@bench`], CPU or GPU) and device naming
 //! ([`device`]).
 //!
 //! It owns tensors and layers, not poses: it must not import

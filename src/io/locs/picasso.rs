@@ -345,7 +345,7 @@ pub(super) fn read(path: &Path, opts: &TableOptions) -> Result<LocTable, IoError
     Ok(t)
 }
 
-/// A localisation in Picasso's units, for [`write`].
+/// A localisation in Picasso's units, for [`write()`].
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct PicassoLoc {
     pub frame: u32,
@@ -374,7 +374,7 @@ pub fn write(
     write_grouped(path, locs, None, meta, generator)
 }
 
-/// [`write`] with Picasso's `group` column (i4) when `groups` is given: the
+/// [`write()`] with Picasso's `group` column (i4) when `groups` is given: the
 /// format of Picasso's "picked" files, one group per pick.
 pub fn write_grouped(
     path: &Path,
