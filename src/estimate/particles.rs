@@ -183,12 +183,11 @@ impl ParticleSetup {
         picks: &[Pick],
         fits: &[Option<LocFit>],
     ) -> Option<ZScale> {
-        let min_cos = locfit::zscale::MIN_TILT_DEG.to_radians().cos();
         let usable: Vec<(&Pick, &LocFit)> = picks
             .iter()
             .zip(fits)
             .filter_map(|(p, f)| Some((p, f.as_ref()?)))
-            .filter(|(_, f)| f.z_locs > 0 && f.axis[2].abs() <= min_cos)
+            .filter(|(_, f)| locfit::zscale::tells_scale(f))
             .collect();
         let step = usable.len().div_ceil(Z_SCALE_PARTICLES).max(1);
         let factors: Vec<_> = usable

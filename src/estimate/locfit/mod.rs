@@ -256,12 +256,11 @@ fn refine(
     depth: bool,
     max_evals: usize,
 ) -> (f64, Vec3, [f64; 3], usize) {
-    let (e1, e2) = tangents(axis);
+    let plane = TangentPlane::new(axis);
     let at = |p: &[f64]| -> (Vec3, [f64; 3]) {
-        let a = [0, 1, 2].map(|i| axis[i] + p[0] * e1[i] + p[1] * e2[i]);
         let dz = p.get(4).copied().unwrap_or(0.0);
         (
-            normalize(a).unwrap_or(axis),
+            plane.tilted(p[0], p[1]).unwrap_or(axis),
             [centre[0] + p[2], centre[1] + p[3], centre[2] + dz],
         )
     };
@@ -283,16 +282,32 @@ fn refine(
     (m.f, a, c, m.evals)
 }
 
-/// Two unit vectors perpendicular to `a` and to each other.
-fn tangents(a: Vec3) -> (Vec3, Vec3) {
-    let helper = if a[0].abs() < 0.9 {
-        [1.0, 0.0, 0.0]
-    } else {
-        [0.0, 1.0, 0.0]
-    };
-    let e1 = normalize(cross(a, helper)).unwrap_or([0.0, 1.0, 0.0]);
-    let e2 = normalize(cross(a, e1)).unwrap_or([0.0, 0.0, 1.0]);
-    (e1, e2)
+/// The plane tangent to an axis, in which the fits move it: an axis tilted
+/// by `(t1, t2)` (radians, roughly) is `axis + t1·e1 + t2·e2`, normalised.
+struct TangentPlane {
+    axis: Vec3,
+    e1: Vec3,
+    e2: Vec3,
+}
+
+impl TangentPlane {
+    /// Two unit vectors perpendicular to `axis` and to each other.
+    fn new(axis: Vec3) -> Self {
+        let helper = if axis[0].abs() < 0.9 {
+            [1.0, 0.0, 0.0]
+        } else {
+            [0.0, 1.0, 0.0]
+        };
+        let e1 = normalize(cross(axis, helper)).unwrap_or([0.0, 1.0, 0.0]);
+        let e2 = normalize(cross(axis, e1)).unwrap_or([0.0, 0.0, 1.0]);
+        Self { axis, e1, e2 }
+    }
+
+    /// The axis tilted by `t1` along `e1` and `t2` along `e2` (`None` for a
+    /// zero vector).
+    fn tilted(&self, t1: f64, t2: f64) -> Option<Vec3> {
+        normalize([0, 1, 2].map(|i| self.axis[i] + t1 * self.e1[i] + t2 * self.e2[i]))
+    }
 }
 
 /// About `n` axes spread evenly (a Fibonacci lattice) over the quarter

@@ -12,8 +12,8 @@
 //! labels rather than blinks. Derivatives are central differences.
 
 use super::likelihood::{log_densities, negative_log_likelihood, AxialModel, ParticleLocs};
-use super::{tangents, LocFit, LocFitOptions};
-use crate::geometry::{normalize, solve_spd, Vec3};
+use super::{LocFit, LocFitOptions, TangentPlane};
+use crate::geometry::{solve_spd, Vec3};
 
 /// Finite-difference steps: axis tilts (rad), centre x, y, z (nm).
 const STEPS: [f64; 5] = [0.01, 0.01, 1.0, 1.0, 2.0];
@@ -26,15 +26,13 @@ pub const CLUSTER_PRECISIONS: f64 = 2.5;
 /// tangent plane of the fitted axis and the centre (with z for 3D fits).
 struct Params<'a> {
     fit: &'a LocFit,
-    e: (Vec3, Vec3),
+    plane: TangentPlane,
     n: usize,
 }
 
 impl Params<'_> {
     fn at(&self, p: &[f64]) -> Option<(Vec3, [f64; 3])> {
-        let a = self.fit.axis;
-        let (e1, e2) = self.e;
-        let axis = normalize([0, 1, 2].map(|i| a[i] + p[0] * e1[i] + p[1] * e2[i]))?;
+        let axis = self.plane.tilted(p[0], p[1])?;
         let z = self.fit.z_centre_nm.unwrap_or(0.0) + p.get(4).copied().unwrap_or(0.0);
         let [x, y] = self.fit.centre_nm;
         Some((axis, [x + p[2], y + p[3], z]))
@@ -63,7 +61,7 @@ pub fn axis_standard_error(
     let n = if fit.z_centre_nm.is_some() { 5 } else { 4 };
     let par = Params {
         fit,
-        e: tangents(fit.axis),
+        plane: TangentPlane::new(fit.axis),
         n,
     };
     let nll = |p: &[f64]| {

@@ -19,11 +19,17 @@
 
 use super::likelihood::{negative_log_likelihood, AxialModel, ParticleLocs};
 use super::simplex::{minimise, SimplexOptions};
-use super::{tangents, LocFit, LocFitOptions};
-use crate::geometry::normalize;
+use super::{LocFit, LocFitOptions, TangentPlane};
 
 /// Particles tilted less than this tell little about the z factor.
 pub const MIN_TILT_DEG: f64 = 25.0;
+
+/// Whether `fit` can tell the z factor: a 3D fit tilted at least
+/// [`MIN_TILT_DEG`].
+pub fn tells_scale(fit: &LocFit) -> bool {
+    let tilt = fit.axis[2].abs().min(1.0).acos().to_degrees();
+    fit.z_locs > 0 && fit.z_centre_nm.is_some() && tilt >= MIN_TILT_DEG
+}
 
 /// What one particle says of its table's z.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -45,18 +51,16 @@ pub fn fit_z_scale(
     fit: &LocFit,
     opts: &LocFitOptions,
 ) -> Option<ZFit> {
-    let z0 = fit.z_centre_nm.filter(|_| fit.z_locs > 0)?;
-    let tilt = fit.axis[2].abs().min(1.0).acos().to_degrees();
-    if tilt < MIN_TILT_DEG {
+    if !tells_scale(fit) {
         return None;
     }
-    let (e1, e2) = tangents(fit.axis);
+    let z0 = fit.z_centre_nm?;
+    let plane = TangentPlane::new(fit.axis);
     let [cx, cy] = fit.centre_nm;
     let n_z = locs.with_z() as f64;
     let nll = |p: &[f64]| {
         let s = p[5].exp();
-        let a = [0, 1, 2].map(|i| fit.axis[i] + p[0] * e1[i] + p[1] * e2[i]);
-        let Some(a) = normalize(a) else {
+        let Some(a) = plane.tilted(p[0], p[1]) else {
             return f64::INFINITY;
         };
         // the centre's z scales with the table's
