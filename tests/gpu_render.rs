@@ -11,6 +11,8 @@
 //! rounding per blend, sub-ulp contributions lost):
 //! `5e-2·max(cpu) + 1e-3`, totals within 5e-2.
 
+use std::sync::OnceLock;
+
 use posescope::geometry::Quat;
 use posescope::render::cpu::render_frame;
 use posescope::render::gpu::{
@@ -21,19 +23,26 @@ use posescope::shapes::{Model, TorusSpec, Units};
 
 type Gpu = (wgpu::Device, wgpu::Queue, wgpu::AdapterInfo);
 
-/// A headless device, `None` (skip) only when `POSESCOPE_SKIP_GPU=1`.
+/// The headless device, made once per test process and shared by the
+/// tests (a wgpu device is safe to share between threads): `None` (skip)
+/// only when `POSESCOPE_SKIP_GPU=1`. One device per test meant lavapipe
+/// devices created and destroyed on several threads at once, and a CI run
+/// died of a SIGSEGV inside the driver doing that.
 fn gpu() -> Option<Gpu> {
-    match headless_device() {
-        Ok(g) => {
-            eprintln!(
-                "adapter: {} ({:?}, {:?}), FLOAT32_BLENDABLE: {}",
-                g.2.name,
-                g.2.backend,
-                g.2.device_type,
-                g.0.features().contains(wgpu::Features::FLOAT32_BLENDABLE)
-            );
-            Some(g)
-        }
+    static SHARED: OnceLock<Result<Gpu, String>> = OnceLock::new();
+    let shared = SHARED.get_or_init(|| {
+        let g = headless_device().map_err(|e| e.to_string())?;
+        eprintln!(
+            "adapter: {} ({:?}, {:?}), FLOAT32_BLENDABLE: {}",
+            g.2.name,
+            g.2.backend,
+            g.2.device_type,
+            g.0.features().contains(wgpu::Features::FLOAT32_BLENDABLE)
+        );
+        Ok(g)
+    });
+    match shared {
+        Ok(g) => Some(g.clone()),
         Err(e) if std::env::var("POSESCOPE_SKIP_GPU").as_deref() == Ok("1") => {
             eprintln!("SKIPPED: no GPU adapter ({e}); POSESCOPE_SKIP_GPU=1 is set");
             None

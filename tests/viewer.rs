@@ -2,6 +2,7 @@
 //! drags on a headless wgpu renderer (lavapipe on CI).
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use egui::accesskit::Role;
 use egui_kittest::kittest::Queryable;
@@ -11,6 +12,28 @@ use posescope::app::PoseScopeApp;
 use posescope::io::read_pose_csv;
 use posescope::io::WriteSample;
 use posescope::synth::{write_dataset, SynthConfig};
+
+/// The app's own wgpu setup, made once per test process and shared by
+/// every harness. One device per harness meant lavapipe devices created and
+/// destroyed on several test threads at once, and a CI run died of a
+/// SIGSEGV inside the driver doing that (in tests/gpu_render.rs); a wgpu
+/// device is itself safe to share between threads.
+fn shared_wgpu() -> egui_wgpu::WgpuSetup {
+    static SHARED: OnceLock<egui_wgpu::WgpuSetupExisting> = OnceLock::new();
+    let existing = SHARED.get_or_init(|| {
+        let state = egui_kittest::wgpu::create_render_state(
+            posescope::app::gpu_view::wgpu_setup(),
+            egui_wgpu::RendererOptions::PREDICTABLE,
+        );
+        egui_wgpu::WgpuSetupExisting {
+            instance: state.instance,
+            adapter: state.adapter,
+            device: state.device,
+            queue: state.queue,
+        }
+    });
+    egui_wgpu::WgpuSetup::Existing(existing.clone())
+}
 
 /// A synthetic thin-torus stack with its truth.
 fn dataset(dir: &Path, frames: usize) -> (PathBuf, PathBuf) {
@@ -32,7 +55,7 @@ fn harness_with(
 ) -> Harness<'static, PoseScopeApp> {
     Harness::builder()
         .with_size(egui::vec2(1400.0, 900.0))
-        .wgpu_setup(posescope::app::gpu_view::wgpu_setup())
+        .wgpu_setup(shared_wgpu())
         .build_eframe(move |cc| {
             let mut app = PoseScopeApp::new(cc, files);
             // the harness clears to transparent, not to eframe's clear colour
@@ -760,7 +783,7 @@ fn a_table_field_renders_on_the_gpu_when_asked_and_zooming_renders_again() {
     let (_, files) = small_field(tmp.path(), 23);
     let mut h = Harness::builder()
         .with_size(egui::vec2(1400.0, 900.0))
-        .wgpu_setup(posescope::app::gpu_view::wgpu_setup())
+        .wgpu_setup(shared_wgpu())
         .build_eframe(move |cc| {
             let mut app = PoseScopeApp::new(cc, vec![files.picasso.clone()]);
             app.set_paint_background(true);
