@@ -70,8 +70,29 @@ fn picked_picasso_file_chunked_with_group_and_z() {
     assert_eq!(t.skipped_rows, 1);
     assert!(t.warnings.iter().any(|w| w.contains("1 row skipped")));
     assert_eq!(t.group.as_ref().unwrap()[38], 3);
-    // z is in nm in Picasso files, not scaled by the pixel size
+    // z and lpz are in nm in Picasso files, not scaled by the pixel size
     assert!((t.z_nm.as_ref().unwrap()[0] + 50.0).abs() < 1e-4);
+    let lpz = t.precision_z_nm.as_ref().expect("lpz is read");
+    assert_eq!(lpz.len(), rows.len());
+    for (k, &i) in rows.iter().enumerate() {
+        if i == 7 {
+            assert!(lpz[k].is_nan(), "a NaN lpz stays unknown: {}", lpz[k]);
+        } else {
+            assert_eq!(lpz[k], (20 + i % 7) as f32, "row {i}");
+        }
+    }
+}
+
+#[test]
+fn the_summary_counts_frames_up_to_the_largest_index() {
+    // found by cargo-fuzz: a frame index of u32::MAX overflowed `max + 1`
+    let t = LocTable {
+        x_nm: vec![0.0, 1.0],
+        y_nm: vec![0.0, 1.0],
+        frame: Some(vec![3, u32::MAX]),
+        ..LocTable::default()
+    };
+    assert_eq!(t.summary().frames_seen, Some(1 << 32));
 }
 
 #[test]

@@ -190,7 +190,7 @@ fn table_report(
         "pixel_size_nm": t.pixel_size_nm,
         "extent_nm": s.extent_nm,
         "camera_px": t.camera_px,
-        "frames": t.frames.or(s.frames_seen.map(u64::from)),
+        "frames": t.frames.or(s.frames_seen),
         "median_precision_nm": s.median_precision_nm,
         "skipped_rows": t.skipped_rows,
         "groups": groups,

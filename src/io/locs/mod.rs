@@ -88,7 +88,8 @@ pub struct TableSummary {
     /// `[x_min, y_min, x_max, y_max]` in nm.
     pub extent_nm: [f32; 4],
     pub median_precision_nm: Option<f32>,
-    pub frames_seen: Option<u32>,
+    /// Highest frame index + 1 (u64: the index may be `u32::MAX`).
+    pub frames_seen: Option<u64>,
 }
 
 impl LocTable {
@@ -120,7 +121,7 @@ impl LocTable {
         let frames_seen = self
             .frame
             .as_ref()
-            .and_then(|f| f.iter().max().map(|m| m + 1));
+            .and_then(|f| f.iter().max().map(|&m| u64::from(m) + 1));
         TableSummary {
             rows: self.len(),
             extent_nm: e,

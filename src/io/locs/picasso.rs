@@ -265,8 +265,10 @@ pub(super) fn read(path: &Path, opts: &TableOptions) -> Result<LocTable, IoError
             });
         }
     };
-    let (fz, flpx, flpy, fframe, fphot, fgroup) = (
-        field("z"),
+    let fz = field("z");
+    let (flpz, flpx, flpy, fframe, fphot, fgroup) = (
+        // an axial precision only means something beside a z
+        field("lpz").filter(|_| fz.is_some()),
         field("lpx"),
         field("lpy"),
         field("frame"),
@@ -281,6 +283,7 @@ pub(super) fn read(path: &Path, opts: &TableOptions) -> Result<LocTable, IoError
         frames: meta.frames,
         columns: names,
         z_nm: fz.map(|_| Vec::new()),
+        precision_z_nm: flpz.map(|_| Vec::new()),
         precision_nm: flpx.map(|_| Vec::new()),
         frame: fframe.map(|_| Vec::new()),
         photons: fphot.map(|_| Vec::new()),
@@ -320,6 +323,15 @@ pub(super) fn read(path: &Path, opts: &TableOptions) -> Result<LocTable, IoError
             t.y_nm.push(y as f32 * pxf);
             if let (Some(v), Some(f)) = (&mut t.z_nm, fz) {
                 v.push(f.get(r) as f32); // Picasso's z is in nm already
+            }
+            if let (Some(v), Some(f)) = (&mut t.precision_z_nm, flpz) {
+                // in nm like z; a bad one is unknown, not a reason to drop the row
+                let p = f.get(r);
+                v.push(if p.is_finite() && p > 0.0 {
+                    p as f32
+                } else {
+                    f32::NAN
+                });
             }
             if let (Some(v), Some(lp)) = (&mut t.precision_nm, lp) {
                 v.push(lp as f32 * pxf);
