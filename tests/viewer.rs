@@ -908,6 +908,20 @@ fn learning_runs_in_the_learn_tab_and_its_model_is_taken_for_fitting() {
         l.config.steps = 4;
     });
     settle(&mut h);
+    // fits with the torus first: the learned poses will replace them
+    h.get_by_label("Estimate all").click();
+    settle(&mut h);
+    let torus_pose = |h: &Harness<'_, PoseScopeApp>, k: usize| {
+        h.state()
+            .result(k)
+            .and_then(|r| r.as_ref().ok())
+            .map(|f| f.outcome.state.pose.q)
+    };
+    let fitted: Vec<_> = (0..12).map(|k| torus_pose(&h, k)).collect();
+    assert!(
+        fitted.iter().all(Option::is_some),
+        "Estimate all fitted every frame"
+    );
     h.get_by_label("Learn").click();
     h.step();
     h.get_by_label("Start learning").click();
@@ -962,6 +976,25 @@ fn learning_runs_in_the_learn_tab_and_its_model_is_taken_for_fitting() {
         h.state().fitter_ready(),
         "the learned model builds a fitter"
     );
+    // the notice names the model it replaced, and Undo brings the torus
+    // fits back
+    assert!(
+        h.state()
+            .notices()
+            .iter()
+            .any(|n| n.text.contains("(it was torus R")),
+        "{:?}",
+        h.state().notices()
+    );
+    assert_ne!(
+        torus_pose(&h, 0),
+        fitted[0],
+        "the learned pose replaced the fit"
+    );
+    menu_click(&mut h, "Edit", "Undo use the learned model Ctrl+Z");
+    h.step();
+    let undone: Vec<_> = (0..12).map(|k| torus_pose(&h, k)).collect();
+    assert_eq!(undone, fitted);
 }
 
 #[test]

@@ -299,7 +299,14 @@ impl super::PoseScopeApp {
             )));
             return;
         };
-        for (k, result) in as_results(learned) {
+        let results = as_results(learned);
+        // the fits the learned poses replace come back with Undo
+        if let Some(doc) = self.session.doc_by_id_mut(doc_id) {
+            let frames: Vec<usize> = results.iter().map(|(k, _)| *k).collect();
+            doc.history
+                .fits("use the learned model".into(), &doc.results, &frames);
+        }
+        for (k, result) in results {
             self.session.record_result(doc_id, k, result, false);
         }
         let spec = crate::estimate::pose::pipeline::ModelSpec {
@@ -308,8 +315,12 @@ impl super::PoseScopeApp {
             symmetry: Some(learned.model.symmetry),
             ..crate::estimate::pose::pipeline::ModelSpec::default()
         };
-        self.session
-            .info(format!("fitting with the learned model {}", path.display()));
+        self.session.info(format!(
+            "fitting with the learned model {} (it was {}: the Model tab switches back; \
+             Undo restores the fits it replaced)",
+            path.display(),
+            self.settings.model.describe()
+        ));
         self.ui.model_edit = spec.clone();
         self.set_model(spec);
     }
