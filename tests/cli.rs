@@ -1190,6 +1190,31 @@ fn z_of_a_3d_table_tells_each_axis_from_its_mirror() {
         "{}",
         text(&o.stderr)
     );
+    // --flip-z negates z first: every particle takes its mirror, and the
+    // centres' z changes sign
+    let (o, rows) = fit(&["--flip-z"]);
+    assert!(text(&o.stderr).contains("z negated"), "{}", text(&o.stderr));
+    for ((cx, cy), tilt, azim) in truth {
+        let r = rows
+            .iter()
+            .find(|r| {
+                let x: f64 = r.get("x_nm").unwrap().parse().unwrap();
+                let y: f64 = r.get("y_nm").unwrap().parse().unwrap();
+                (x - cx).hypot(y - cy) < 10.0
+            })
+            .unwrap_or_else(|| panic!("no particle at ({cx}, {cy}): {rows:?}"));
+        let z: f64 = r.get("z_nm").unwrap().parse().unwrap();
+        assert!((z + 150.0).abs() < 10.0, "z centre {z} {r:?}");
+        let (t, a) = (tilt.to_radians(), azim.to_radians());
+        let mirror = [t.sin() * a.cos(), t.sin() * a.sin(), -t.cos()];
+        let axis = r.pose.q.axis();
+        let cos = (axis[0] * mirror[0] + axis[1] * mirror[1] + axis[2] * mirror[2]).abs();
+        let error = cos.min(1.0).acos().to_degrees();
+        assert!(
+            error < 6.0,
+            "axis {axis:?} is {error}° from the mirror {mirror:?}"
+        );
+    }
     // told to ignore z, the fit is the 2D one and says nothing of z
     let (o, rows) = fit(&["--ignore-z"]);
     assert!(!text(&o.stderr).contains("uses z"));

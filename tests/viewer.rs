@@ -1493,6 +1493,42 @@ fn a_3d_tables_fits_know_their_tilt_direction_and_the_explorer_rules_out_the_mir
 }
 
 #[test]
+fn flip_z_in_opening_tables_mirrors_every_tilt_direction() {
+    let tmp = tempfile::tempdir().unwrap();
+    let table = fixture_copy(tmp.path(), "locs/thunderstorm_3d.csv");
+    let mut h = harness_with(vec![], |app| {
+        app.settings_mut().auto_estimate = false;
+    });
+    h.get_by_label("Picks").click();
+    h.step();
+    h.get_by_label("Opening tables").click();
+    h.step();
+    h.get_by_label("flip z").click();
+    h.step();
+    assert!(h.state().settings().table_flip_z);
+    h.state_mut().open_paths(vec![table]);
+    settle(&mut h);
+    assert_eq!(h.state().frame_count(), 3, "{:?}", h.state().notices());
+    accept_and_fit(&mut h);
+    let axes: Vec<[f64; 3]> = (0..3)
+        .map(|k| {
+            let fit = h.state().result(k).unwrap().as_ref().unwrap();
+            fit.outcome.state.pose.q.axis()
+        })
+        .collect();
+    // with z negated, each particle takes the mirror of make_locs.py's axis
+    for (tilt, azim) in [(40.0f64, 30.0f64), (55.0, 200.0), (35.0, 120.0)] {
+        let (t, a) = (tilt.to_radians(), azim.to_radians());
+        let mirror = [t.sin() * a.cos(), t.sin() * a.sin(), -t.cos()];
+        let near = axes.iter().any(|a| {
+            let c = (a[0] * mirror[0] + a[1] * mirror[1] + a[2] * mirror[2]).abs();
+            c.min(1.0).acos().to_degrees() < 6.0
+        });
+        assert!(near, "no axis near the mirror {mirror:?}: {axes:?}");
+    }
+}
+
+#[test]
 fn a_3d_tables_z_is_checked_against_the_model_and_the_z_factor_setting_applies() {
     use posescope::synth::locs::{generate_field, write_field, FieldConfig};
     let tmp = tempfile::tempdir().unwrap();

@@ -139,6 +139,8 @@ pub struct TableLoad {
     pub use_z: bool,
     /// Factor on a 3D table's z ([`LocFitOptions::z_scale`](crate::estimate::locfit::LocFitOptions)).
     pub z_scale: f64,
+    /// Negate a 3D table's z ([`LocFitOptions::flip_z`](crate::estimate::locfit::LocFitOptions)).
+    pub flip_z: bool,
 }
 
 impl Default for TableLoad {
@@ -148,6 +150,7 @@ impl Default for TableLoad {
             pixel_size_nm: None,
             use_z: true,
             z_scale: 1.0,
+            flip_z: false,
         }
     }
 }
@@ -540,6 +543,7 @@ pub fn load_table(
         })?;
     setup.locfit.use_z = opts.use_z;
     setup.locfit.z_scale = opts.z_scale;
+    setup.locfit.flip_z = opts.flip_z;
     if cancel.load(Ordering::Relaxed) {
         return Err(AppError::Cancelled);
     }
@@ -838,6 +842,7 @@ mod tests {
         pixel_size_nm: None,
         use_z: true,
         z_scale: 1.0,
+        flip_z: false,
     };
 
     #[test]

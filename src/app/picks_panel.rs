@@ -194,6 +194,15 @@ impl PoseScopeApp {
                          (about 0.7–0.9 for oil objectives in water); fit TABLE prints the factor \
                          the particles suggest",
                     );
+                    ui.add_enabled(
+                        self.settings.table_use_z,
+                        egui::Checkbox::new(&mut self.settings.table_flip_z, "flip z"),
+                    )
+                    .on_hover_text(
+                        "for software whose z grows toward the viewer: PoseScope's z points \
+                         into the image (x right, y down). A flipped z mirrors every tilt \
+                         direction, and the data cannot tell",
+                    );
                 });
                 ui.label(RichText::new("Applies to tables opened from now on.").small());
             });

@@ -51,6 +51,8 @@ pub struct Settings {
     pub table_use_z: bool,
     /// Factor on 3D tables' z (a refractive-index correction).
     pub table_z_scale: f64,
+    /// Negate 3D tables' z (for software whose z grows toward the viewer).
+    pub table_flip_z: bool,
 }
 
 impl Settings {
@@ -61,6 +63,7 @@ impl Settings {
             pixel_size_nm: self.table_pixel_nm,
             use_z: self.table_use_z,
             z_scale: self.table_z_scale,
+            flip_z: self.table_flip_z,
         }
     }
 }
@@ -81,6 +84,7 @@ impl Default for Settings {
             table_pixel_nm: None,
             table_use_z: true,
             table_z_scale: 1.0,
+            table_flip_z: false,
         }
     }
 }

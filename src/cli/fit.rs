@@ -69,6 +69,12 @@ pub struct FitArgs {
     /// tilt (docs/ACCURACY.md).
     #[arg(long, default_value_t = 1.0, value_parser = positive_factor)]
     z_scale: f64,
+    /// With a 3D table: negate its z first, for software whose z grows
+    /// toward the viewer. PoseScope's z points into the image (x right,
+    /// y down, z = x × y); a flipped z mirrors every tilt direction, and the
+    /// data cannot tell. The z_nm column is then negated too.
+    #[arg(long)]
+    flip_z: bool,
     /// With a table from `synth --locs` (or an image of it rendered with its
     /// origin at 0 nm): its truth.csv; prints the symmetry-aware axis error
     /// of the fitted particles.
@@ -186,6 +192,7 @@ pub fn run(a: FitArgs) -> Result<()> {
                 use_z: !a.ignore_z,
                 z_precision_factor: a.z_precision_factor,
                 z_scale: a.z_scale,
+                flip_z: a.flip_z,
                 truth: a.truth.as_deref(),
                 overview: a.overview.as_deref().map(|p| (p, a.overview_pixel_nm)),
             });

@@ -40,6 +40,8 @@ pub struct TableFit<'a> {
     pub z_precision_factor: f64,
     /// Factor on the table's z.
     pub z_scale: f64,
+    /// Negate the table's z first.
+    pub flip_z: bool,
     pub truth: Option<&'a Path>,
     /// The overview PNG and its pixel size, nm.
     pub overview: Option<(&'a Path, f64)>,
@@ -52,16 +54,18 @@ pub fn run(a: TableFit<'_>) -> Result<()> {
     setup.locfit.use_z = a.use_z;
     setup.locfit.z_precision_factor = a.z_precision_factor;
     setup.locfit.z_scale = a.z_scale;
+    setup.locfit.flip_z = a.flip_z;
     if table.z_nm.is_some() && a.use_z && a.refine_on == RefineOn::Locs {
         let axial = if table.precision_z_nm.is_some() {
             "its axial precision column".to_string()
         } else {
             format!("axial precision {} × lateral", a.z_precision_factor)
         };
-        let scale = if a.z_scale == 1.0 {
-            "z as written".to_string()
-        } else {
-            format!("z × {}", a.z_scale)
+        let scale = match (a.z_scale == 1.0, a.flip_z) {
+            (true, false) => "z as written".to_string(),
+            (true, true) => "z negated".to_string(),
+            (false, false) => format!("z × {}", a.z_scale),
+            (false, true) => format!("z × −{}", a.z_scale),
         };
         eprintln!(
             "3D table: the localisation fit uses z ({scale}, {axial}) to tell each axis from its mirror (--ignore-z: fit in 2D)"

@@ -60,6 +60,23 @@ pub struct LocFitOptions {
     /// software did not apply (about 0.7–0.9 for oil objectives imaging in
     /// water). 1 takes z as written.
     pub z_scale: f64,
+    /// Negate the table's z first: for tables whose z grows toward the
+    /// viewer. PoseScope's z points into the image (x right, y down,
+    /// z = x × y); a flipped z mirrors every tilt direction, and nothing in
+    /// the data can tell (a mirrored particle fits a flipped z exactly).
+    pub flip_z: bool,
+}
+
+impl LocFitOptions {
+    /// What the table's z is multiplied by before the fit:
+    /// [`z_scale`](Self::z_scale), negated with [`flip_z`](Self::flip_z).
+    pub fn z_factor(&self) -> f64 {
+        if self.flip_z {
+            -self.z_scale
+        } else {
+            self.z_scale
+        }
+    }
 }
 
 impl Default for LocFitOptions {
@@ -73,6 +90,7 @@ impl Default for LocFitOptions {
             use_z: true,
             z_precision_factor: 2.5,
             z_scale: 1.0,
+            flip_z: false,
         }
     }
 }
@@ -86,7 +104,8 @@ pub struct LocFit {
     pub axis: Vec3,
     /// Centre, nm (the table's frame).
     pub centre_nm: [f64; 2],
-    /// The centre's z, nm, when the fit used z.
+    /// The centre's z, nm, when the fit used z: in the fit's frame, the
+    /// table's z × [`LocFitOptions::z_factor`].
     pub z_centre_nm: Option<f64>,
     /// Localisations whose z entered the fit (0: a 2D fit).
     pub z_locs: usize,
@@ -110,7 +129,7 @@ pub const MIN_LOCS: usize = 8;
 
 /// The localisations of `table` within `radius_nm` of `centre` (nm), with
 /// their precisions (or `opts.default_precision_nm`) and, when the table has
-/// z and `opts.use_z`, their z (× `opts.z_scale`) with the table's axial
+/// z and `opts.use_z`, their z (× [`LocFitOptions::z_factor`]) with the table's axial
 /// precision (× the same) or, where it states none,
 /// `opts.z_precision_factor` × the lateral one.
 pub fn gather(
@@ -142,9 +161,9 @@ pub fn gather(
         out.y.push(y);
         out.precision.push(p);
         if let Some(z) = z {
-            out.z.push(opts.z_scale * f64::from(z[i]));
+            out.z.push(opts.z_factor() * f64::from(z[i]));
             let pz = precision_z
-                .map(|v| opts.z_scale * f64::from(v[i]))
+                .map(|v| opts.z_scale.abs() * f64::from(v[i]))
                 .filter(|p| p.is_finite() && *p > 0.0)
                 .unwrap_or(opts.z_precision_factor * p);
             out.precision_z.push(pz);
@@ -427,6 +446,31 @@ mod tests {
         }
         errors.sort_by(f64::total_cmp);
         assert!(errors[3] < 6.0, "axis errors {errors:?}");
+    }
+
+    #[test]
+    fn gather_scales_and_flips_z_but_not_its_precision_sign() {
+        let table = LocTable {
+            x_nm: vec![0.0, 10.0, 20.0, 900.0],
+            y_nm: vec![0.0; 4],
+            z_nm: Some(vec![10.0, -20.0, f32::NAN, 5.0]),
+            precision_nm: Some(vec![4.0; 4]),
+            precision_z_nm: Some(vec![30.0, f32::NAN, 6.0, 1.0]),
+            ..LocTable::default()
+        };
+        let opts = LocFitOptions {
+            z_scale: 2.0,
+            flip_z: true,
+            ..LocFitOptions::default()
+        };
+        assert_eq!(opts.z_factor(), -2.0);
+        let locs = gather(&table, &[0, 1, 2, 3], [0.0, 0.0], 100.0, &opts);
+        // the fourth is outside the radius
+        assert_eq!(locs.x, [0.0, 10.0, 20.0]);
+        assert_eq!(&locs.z[..2], [-20.0, 40.0]);
+        assert!(locs.z[2].is_nan(), "a missing z stays missing");
+        // precisions scale by |factor|; a missing one is 2.5 × lateral
+        assert_eq!(locs.precision_z, [60.0, 10.0, 12.0]);
     }
 
     #[test]
