@@ -1100,6 +1100,45 @@ fn orientations_summarise_the_tilts_of_pose_csvs() {
     let out = text(&o.stdout);
     assert!(out.contains("1 failed rows left out"), "{out}");
     assert!(out.contains("3 particles, median tilt 60.0°"), "{out}");
+    // a 3D table's fits (z_locs > 0) know which way each axis tilts: far
+    // ends (+z) toward 50–70° say so; the same axes as lines cannot
+    let leaning = |z_locs: usize| -> Vec<PoseRow> {
+        (0..12)
+            .map(|k| {
+                let (t, a) = (
+                    (40.0 + 2.5 * k as f64).to_radians(),
+                    (50.0 + 1.7 * k as f64).to_radians(),
+                );
+                let axis = [t.sin() * a.cos(), t.sin() * a.sin(), t.cos()];
+                // the sign of the axis is free: half of them stored as −axis
+                let axis = if k % 2 == 0 { axis } else { axis.map(|v| -v) };
+                let q = Quat::from_symmetry_axis(axis, 0.1 * k as f64).unwrap();
+                let mut row = PoseRow::new(k, Pose::new(q, [0.0; 2]), 1.5);
+                row.set("z_locs", z_locs);
+                row
+            })
+            .collect()
+    };
+    let z_csv = dir.path().join("z.csv");
+    write_pose_csv(&z_csv, &leaning(300)).unwrap();
+    let o = posescope(&["orientations", z_csv.to_str().unwrap()]);
+    ok(&o);
+    let out = text(&o.stdout);
+    assert!(
+        out.contains("tilt directions from z (12 axes tilted ≥ 30°): tilt toward 59°"),
+        "{out}"
+    );
+    let o = posescope(&["orientations", z_csv.to_str().unwrap(), "--json"]);
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["in_plane"]["tilt_direction"]["n"], 12, "{j}");
+    write_pose_csv(&z_csv, &leaning(0)).unwrap();
+    let o = posescope(&["orientations", z_csv.to_str().unwrap()]);
+    ok(&o);
+    assert!(
+        !text(&o.stdout).contains("tilt directions"),
+        "{}",
+        text(&o.stdout)
+    );
     // nothing fitted: an error naming the file
     let failed = dir.path().join("failed.csv");
     write_pose_csv(&failed, &[PoseRow::failed(0, "no signal")]).unwrap();

@@ -1392,7 +1392,10 @@ fn the_results_tab_shows_how_the_frames_are_oriented_and_an_axis_click_goes_to_i
         .state
         .pose
         .q;
-    let [end, _] = posescope::estimate::pose::orientations::ViewAxis::of(q).equal_area();
+    let end = posescope::estimate::pose::orientations::ViewAxis::of(q)
+        .equal_area()
+        .next()
+        .unwrap();
     let at = origin
         + egui::vec2(
             ((end[0] + 1.08) / 2.16) as f32 * side,
@@ -1489,6 +1492,17 @@ fn a_3d_tables_fits_know_their_tilt_direction_and_the_explorer_rules_out_the_mir
     assert_eq!(h.query_all_by_label_contains("ruled out by z").count(), 2);
     assert!(h
         .query_by_label_contains("the mirror poses are ruled out")
+        .is_some());
+    // Results → Orientations tests which way the axes tilt, and the pole
+    // figure shows each axis by its far end alone
+    h.get_by_label("Results").click();
+    h.step();
+    h.step();
+    assert!(h
+        .query_by_label_contains("tilt directions from z (3 axes tilted ≥ 30°)")
+        .is_some());
+    assert!(h
+        .query_by_label_contains("only its far end (the way it tilts)")
         .is_some());
 }
 

@@ -1,6 +1,7 @@
 //! Results → Orientations: how the fitted frames or particles are oriented
 //! as a whole. An equal-area plot of the axes (both ends of each, since one
-//! image cannot tell them apart; the centre is face-on, the rim edge-on),
+//! image cannot tell them apart, or the far end alone where a 3D table's z
+//! did; the centre is face-on, the rim edge-on),
 //! the tilt histogram against what randomly oriented particles would give,
 //! and the isotropy test ([`crate::estimate::pose::orientations`], as
 //! `posescope orientations`). A click on an axis goes to its frame.
@@ -49,6 +50,9 @@ impl PoseScopeApp {
         });
         if let Some(p) = InPlane::new(&views) {
             ui.label(p.verdict());
+            if let Some(d) = p.tilt_direction {
+                ui.label(d.verdict());
+            }
         }
         if let Some(k) = self.pole_figure(ui, &axes) {
             out.push(Action::GoToFrame(k));
@@ -64,10 +68,10 @@ impl PoseScopeApp {
         doc.results
             .iter()
             .filter_map(|(frame, r)| {
-                let q = r.as_ref().ok()?.outcome.state.pose.q;
+                let outcome = &r.as_ref().ok()?.outcome;
                 Some(Axis {
                     frame,
-                    view: ViewAxis::of(q),
+                    view: ViewAxis::of_fit(outcome.state.pose.q, outcome.z_locs > 0),
                 })
             })
             .collect()
@@ -103,20 +107,21 @@ impl PoseScopeApp {
             )
         };
         let here = self.session.frame;
+        // the points of each series, with the axis each belongs to (a line
+        // gives two points, a directed axis one)
         let (mut others, mut current) = (Vec::new(), Vec::new());
+        let (mut others_of, mut current_of) = (Vec::new(), Vec::new());
         for a in axes {
-            let [p, m] = a.view.equal_area();
-            let to = if a.frame == here {
-                &mut current
+            let (to, of) = if a.frame == here {
+                (&mut current, &mut current_of)
             } else {
-                &mut others
+                (&mut others, &mut others_of)
             };
-            to.extend([p, m]);
+            for p in a.view.equal_area() {
+                to.push(p);
+                of.push(a);
+            }
         }
-        // hover: the frame nearest the pointer (two points per axis, in order)
-        let mut order: Vec<&Axis> = axes.iter().filter(|a| a.frame != here).collect();
-        order.extend(axes.iter().filter(|a| a.frame == here));
-        let n_others = others.len();
         let label = |pos: &HoverPosition| -> Option<String> {
             let HoverPosition::NearDataPoint {
                 plot_name, index, ..
@@ -124,14 +129,18 @@ impl PoseScopeApp {
             else {
                 return None;
             };
-            let i = match *plot_name {
-                AXES => index / 2,
-                "this frame" => (n_others + index) / 2,
+            let a: &Axis = match *plot_name {
+                AXES => others_of.get(*index)?,
+                "this frame" => current_of.get(*index)?,
                 _ => return None,
             };
-            let a = order.get(i)?;
+            let toward = if a.view.directed {
+                " (the way it tilts, from z)"
+            } else {
+                ""
+            };
             Some(format!(
-                "frame {} · tilt {:.1}°, azimuth {:.1}°",
+                "frame {} · tilt {:.1}°, azimuth {:.1}°{toward}",
                 a.frame, a.view.tilt_deg, a.view.azimuth_deg
             ))
         };
@@ -185,7 +194,8 @@ impl PoseScopeApp {
         ui.label(
             RichText::new(
                 "axes, equal-area: centre face-on, rim edge-on, rings at 30° and 60°; \
-                 x right, y down as in the image; each axis shows both its ends",
+                 x right, y down as in the image; each axis shows both its ends, or, where \
+                 z told it from its mirror, only its far end (the way it tilts)",
             )
             .small()
             .weak(),
@@ -199,7 +209,6 @@ impl PoseScopeApp {
                 let d = a
                     .view
                     .equal_area()
-                    .iter()
                     .map(|p| (p[0] - at.x).hypot(p[1] - at.y))
                     .fold(f64::INFINITY, f64::min);
                 (a.frame, d)

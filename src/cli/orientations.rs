@@ -1,6 +1,8 @@
 //! `posescope orientations`: how the fitted particles of pose CSVs are
 //! oriented as a whole — the tilt histogram against random orientation and
-//! whether the sample is isotropic (the viewer's Results → Orientations).
+//! whether the sample is isotropic (the viewer's Results → Orientations);
+//! rows fitted with a 3D table's z (`z_locs` > 0) also say which way their
+//! axes tilt.
 
 use std::path::PathBuf;
 
@@ -34,7 +36,7 @@ pub fn run(a: OrientationsArgs) -> Result<()> {
         let rows = read_pose_csv(path).with_context(|| format!("reading {}", path.display()))?;
         for r in rows {
             if r.pose.q.is_finite() {
-                axes.push(ViewAxis::of(r.pose.q));
+                axes.push(view_axis(&r));
             } else {
                 failed += 1;
             }
@@ -86,8 +88,21 @@ pub fn run(a: OrientationsArgs) -> Result<()> {
     println!("{}", s.verdict());
     if let Some(p) = in_plane {
         println!("{}", p.verdict());
+        if let Some(d) = p.tilt_direction {
+            println!("{}", d.verdict());
+        }
     }
     Ok(())
+}
+
+/// The view axis of a fitted row: directed where its `z_locs` column says
+/// the localisations' z entered the fit.
+fn view_axis(r: &PoseRow) -> ViewAxis {
+    let with_z = r
+        .get("z_locs")
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .is_some_and(|n| n > 0);
+    ViewAxis::of_fit(r.pose.q, with_z)
 }
 
 /// The one-line verdict `fit` prints after its rows: how the fitted
@@ -95,14 +110,16 @@ pub fn run(a: OrientationsArgs) -> Result<()> {
 pub fn print_verdict(rows: &[PoseRow]) {
     let axes: Vec<ViewAxis> = rows
         .iter()
-        .map(|r| r.pose.q)
-        .filter(|q| q.is_finite())
-        .map(ViewAxis::of)
+        .filter(|r| r.pose.q.is_finite())
+        .map(view_axis)
         .collect();
     if let Some(s) = TiltSummary::of_axes(&axes, 9).filter(|s| s.n >= 2) {
         println!("orientations: {}", s.verdict());
     }
     if let Some(p) = InPlane::new(&axes) {
         println!("orientations: {}", p.verdict());
+        if let Some(d) = p.tilt_direction {
+            println!("orientations: {}", d.verdict());
+        }
     }
 }

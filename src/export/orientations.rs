@@ -1,6 +1,6 @@
 //! The orientation figure, for a paper or a lab notebook: the fitted axes
 //! on an equal-area disc (each as both its ends: one image cannot tell them
-//! apart) beside the tilt histogram with what random orientation gives,
+//! apart; or its far end alone where a 3D table's z did) beside the tilt histogram with what random orientation gives,
 //! and the isotropy verdict as its title. White ground, as journals print.
 //! `posescope orientations --png` and the viewer's Results → Orientations →
 //! Save figure both write through [`orientation_figure`].
@@ -27,28 +27,64 @@ const DISC: (f64, f64, f64) = (200.0, 248.0, 150.0);
 /// The histogram's plot area `[x0, x1] × [y0, y1]`, pixels.
 const PLOT: (f64, f64, f64, f64) = (470.0, 790.0, 120.0, 366.0);
 
+/// Header lines the layout leaves room for; more push the plots down.
+const HEADER_LINES: usize = 4;
+/// Height of a header line, pixels.
+const LINE: f64 = 17.0;
+
+/// The header: "N particles, median …" / "consistent with …", "in the
+/// image plane (…)" / "a preferred direction …" and, where 3D fits tell
+/// which way their axes tilt, the same two lines of that.
+fn header(axes: &[ViewAxis], s: &TiltSummary) -> Vec<String> {
+    let mut lines: Vec<String> = s.verdict().splitn(2, "; ").map(str::to_owned).collect();
+    if let Some(p) = InPlane::new(axes) {
+        lines.extend(p.verdict().splitn(2, ": ").map(str::to_owned));
+        if let Some(d) = p.tilt_direction {
+            lines.extend(d.verdict().splitn(2, ": ").map(str::to_owned));
+        }
+    }
+    lines
+}
+
+/// The lines under the disc: a third where 3D fits show one end.
+fn captions(axes: &[ViewAxis]) -> Vec<&'static str> {
+    let mut lines = vec!["axes, equal-area: centre face-on, rim edge-on"];
+    if axes.iter().any(|a| a.directed) {
+        lines.push("x right, y down as in the image; both ends of each axis,");
+        lines.push("but of a 3D fit its far end: the way it tilts");
+    } else {
+        lines.push("x right, y down as in the image; both ends of each axis");
+    }
+    lines
+}
+
+/// Height of a caption line, pixels.
+const CAPTION_LINE: u32 = 16;
+
+/// How far `header` pushes the plots down, pixels.
+fn drop_of(header: &[String]) -> f64 {
+    header.len().saturating_sub(HEADER_LINES) as f64 * LINE
+}
+
 /// The figure of `axes` (one per fitted particle) and their tilt summary.
 pub fn orientation_figure(axes: &[ViewAxis], s: &TiltSummary) -> Result<RgbaImage, OutputError> {
-    let mut img = RgbaImage::from_pixel(WIDTH, HEIGHT, image::Rgba([255; 4]));
+    let lines = header(axes, s);
+    let drop = drop_of(&lines);
+    let extra_captions = captions(axes).len() as u32 - 2;
+    let height = HEIGHT + drop as u32 + CAPTION_LINE * extra_captions;
+    let mut img = RgbaImage::from_pixel(WIDTH, height, image::Rgba([255; 4]));
     let clip = Clip::of(&img);
     let font = hack()?;
     let small = PxScale::from(12.0);
-    // "N particles, median …; consistent with …" and "in the image plane
-    // (…): a preferred direction …", each in two lines
-    let verdict = s.verdict();
-    let in_plane = InPlane::new(axes).map(|p| p.verdict()).unwrap_or_default();
-    let lines = verdict
-        .splitn(2, "; ")
-        .chain(in_plane.splitn(2, ": ").filter(|l| !l.is_empty()));
-    for (k, line) in lines.enumerate() {
-        let top = 8.0 + 17.0 * k as f32;
+    for (k, line) in lines.iter().enumerate() {
+        let top = 8.0 + LINE as f32 * k as f32;
         put(&mut img, &font, PxScale::from(14.0), (16.0, top), line, INK);
     }
 
     // the disc: the axes' ends, smaller and fainter as they crowd so that
     // dense regions still read, under the rings at 30° and 60°, the rim
     // (edge-on) and the image axes
-    let (cx, cy, r) = DISC;
+    let (cx, cy, r) = (DISC.0, DISC.1 + drop, DISC.2);
     let n = axes.len().max(1) as f64;
     let dot_r = (2.6 * (300.0 / n).sqrt()).clamp(0.9, 2.6);
     let alpha = (0.9 - 0.12 * (n as f32).log10()).clamp(0.45, 0.9);
@@ -80,23 +116,17 @@ pub fn orientation_figure(axes: &[ViewAxis], s: &TiltSummary) -> Result<RgbaImag
         put(&mut img, &font, small, (x, y), &label, INK);
     }
     let below = (cy + r) as f32;
-    for (k, caption) in [
-        "axes, equal-area: centre face-on, rim edge-on",
-        "x right, y down as in the image; both ends of each axis",
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    for (k, caption) in captions(axes).into_iter().enumerate() {
         centred(
             &mut img,
             &font,
             small,
-            (cx as f32, below + 8.0 + 16.0 * k as f32),
+            (cx as f32, below + 8.0 + CAPTION_LINE as f32 * k as f32),
             caption,
         );
     }
 
-    histogram(&mut img, &font, s);
+    histogram(&mut img, &font, s, drop);
     Ok(img)
 }
 
@@ -124,10 +154,11 @@ fn centred(
     put(img, font, scale, (x - w / 2.0, top), text, INK);
 }
 
-/// The tilt histogram with the random-orientation curve and its axes.
-fn histogram(img: &mut RgbaImage, font: &FontRef<'_>, s: &TiltSummary) {
+/// The tilt histogram with the random-orientation curve and its axes,
+/// `drop` pixels below its place in [`PLOT`].
+fn histogram(img: &mut RgbaImage, font: &FontRef<'_>, s: &TiltSummary, drop: f64) {
     let clip = Clip::of(img);
-    let (x0, x1, y0, y1) = PLOT;
+    let (x0, x1, y0, y1) = (PLOT.0, PLOT.1, PLOT.2 + drop, PLOT.3 + drop);
     let small = PxScale::from(12.0);
     let line_h = font.as_scaled(small).height();
     let width = s.bins.first().map_or(10.0, |b| b.hi_deg - b.lo_deg);
@@ -302,29 +333,46 @@ mod tests {
     }
 
     #[test]
-    fn the_figure_puts_each_axis_at_both_its_ends_and_bars_to_their_counts() {
+    fn the_figure_puts_each_axis_at_its_ends_and_bars_to_their_counts() {
         // one particle edge-on along image +x, one face-on, two at 60°
         let axes = [
             ViewAxis {
                 tilt_deg: 90.0,
                 azimuth_deg: 0.0,
+                directed: false,
             },
             ViewAxis {
                 tilt_deg: 0.0,
                 azimuth_deg: 0.0,
+                directed: false,
             },
             ViewAxis {
                 tilt_deg: 60.0,
                 azimuth_deg: 90.0,
+                directed: false,
             },
             ViewAxis {
                 tilt_deg: 60.0,
                 azimuth_deg: 90.0,
+                directed: true,
+            },
+            // a 3D fit's axis, its far end toward 45° (down-right on the page)
+            ViewAxis {
+                tilt_deg: 60.0,
+                azimuth_deg: 45.0,
+                directed: true,
             },
         ];
         let s = TiltSummary::of_axes(&axes, 3).unwrap();
         let img = orientation_figure(&axes, &s).unwrap();
-        assert_eq!(img.dimensions(), (WIDTH, HEIGHT));
+        // the directed axes' tilt directions add two header lines
+        assert_eq!(header(&axes, &s).len(), HEADER_LINES + 2);
+        let drop = 2.0 * LINE;
+        // and one caption line
+        assert_eq!(
+            img.dimensions(),
+            (WIDTH, HEIGHT + drop as u32 + CAPTION_LINE)
+        );
         let px = |x: f64, y: f64| img.get_pixel(x.round() as u32, y.round() as u32).0;
         // an axis drawn about (x, y): blue within two pixels (rings and the
         // image axes are drawn over the dots)
@@ -332,28 +380,32 @@ mod tests {
             (-2..=2)
                 .any(|dx| (-2..=2).any(|dy| is_axis_blue(px(x + f64::from(dx), y + f64::from(dy)))))
         };
-        let (cx, cy, r) = DISC;
+        let (cx, cy, r) = (DISC.0, DISC.1 + drop, DISC.2);
         // edge-on along x: both ends on the rim at left and right; face-on: the centre
         assert!(near(cx + r, cy) && near(cx - r, cy));
         assert!(near(cx, cy));
         // azimuth 90° is image +y, down on the page: both ends on the vertical
         let r60 = r * equal_area_radius(60.0);
         assert!(near(cx, cy + r60) && near(cx, cy - r60));
+        // the directed axis at its far end only
+        let d = r60 * std::f64::consts::FRAC_1_SQRT_2;
+        assert!(near(cx + d, cy + d));
+        assert!(!near(cx - d, cy - d));
         // nothing where no axis is
         assert!(!near(cx + r60 * 0.7, cy - r60 * 0.7));
         assert!(!near(cx + r60, cy));
-        // bars: 0–30° holds 1, 30–60° 0 (60° falls in the last bin), 60–90° 3
-        let (x0, x1, _, y1) = PLOT;
+        // bars: 0–30° holds 1, 30–60° 0 (60° falls in the last bin), 60–90° 4
+        let (x0, x1, y1) = (PLOT.0, PLOT.1, PLOT.3 + drop);
         let bar_top = |bin: f64| {
             let x = x0 + (x1 - x0) * (bin * 30.0 + 15.0) / 90.0;
-            (0..HEIGHT)
+            (0..img.height())
                 .find(|&y| img.get_pixel(x as u32, y).0 == BARS)
                 .map(|y| y1 - f64::from(y))
         };
-        let (one, none, three) = (bar_top(0.0), bar_top(1.0), bar_top(2.0));
+        let (one, none, four) = (bar_top(0.0), bar_top(1.0), bar_top(2.0));
         assert!(none.is_none(), "{none:?}");
-        let (one, three) = (one.unwrap(), three.unwrap());
-        assert!((three / one - 3.0).abs() < 0.05, "{one} {three}");
+        let (one, four) = (one.unwrap(), four.unwrap());
+        assert!((four / one - 4.0).abs() < 0.05, "{one} {four}");
     }
 
     #[test]

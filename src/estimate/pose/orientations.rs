@@ -6,6 +6,10 @@
 //! a fit determines is the [`ViewAxis`]: the tilt from the optical axis in
 //! [0°, 90°] and the azimuth of the axis's image, a line, in [0°, 180°).
 //! Every summary here is of that, never of a sign the data cannot give.
+//! A fit to a 3D localisation table did tell the axis from its mirror, so
+//! its view axis is *directed*: the azimuth, in [0°, 360°), is the way its
+//! far end (+z, into the image) points, the way the particle tilts; for
+//! those [`InPlane`] also tests the tilt directions ([`TiltDirection`]).
 //!
 //! For randomly oriented particles cos(tilt) is uniform on [0, 1], so
 //! tilts near edge-on are common and face-on ones rare
@@ -17,42 +21,74 @@ use serde::Serialize;
 
 use crate::geometry::Quat;
 
-/// The part of a particle's axis that one orthographic image determines.
+/// The part of a particle's axis that its fit determines.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ViewAxis {
     /// Angle between the axis and the optical axis, degrees in [0, 90]:
     /// 0 face-on, 90 edge-on.
     pub tilt_deg: f64,
-    /// Direction of the axis's image, degrees in [0, 180), from image +x
-    /// (right) towards +y (down), as RELION's `rot`.
+    /// Direction of the axis's image, degrees from image +x (right)
+    /// towards +y (down), as RELION's `rot`: in [0, 180) for a line; in
+    /// [0, 360) when [`directed`](Self::directed), the direction of the
+    /// axis's far end (+z).
     pub azimuth_deg: f64,
+    /// The fit told the axis from its mirror in z (a 3D localisation fit).
+    pub directed: bool,
 }
 
 impl ViewAxis {
     /// The view axis of the model z axis posed by `q` (the symmetry axis of
-    /// a torus or ring).
+    /// a torus or ring), as one image shows it: a line.
     pub fn of(q: Quat) -> Self {
         let a = q.axis();
         let tilt_deg = a[2].abs().clamp(0.0, 1.0).acos().to_degrees();
-        let mut azimuth_deg = a[1].atan2(a[0]).to_degrees().rem_euclid(180.0);
-        if azimuth_deg >= 180.0 {
-            azimuth_deg = 0.0;
-        }
         Self {
             tilt_deg,
-            azimuth_deg,
+            azimuth_deg: azimuth(a, 180.0),
+            directed: false,
         }
     }
 
-    /// The point of an equal-area (Lambert, Schmidt-net) plot of the axis
+    /// The directed view axis of `q`, for a fit that told the axis from its
+    /// mirror in z: the azimuth is that of the axis's end with z ≥ 0.
+    pub fn directed(q: Quat) -> Self {
+        let a = q.axis();
+        let far = if a[2] < 0.0 { a.map(|v| -v) } else { a };
+        Self {
+            tilt_deg: far[2].clamp(0.0, 1.0).acos().to_degrees(),
+            azimuth_deg: azimuth(far, 360.0),
+            directed: true,
+        }
+    }
+
+    /// [`directed`](Self::directed) when `directed`, else [`of`](Self::of).
+    pub fn of_fit(q: Quat, directed: bool) -> Self {
+        if directed {
+            Self::directed(q)
+        } else {
+            Self::of(q)
+        }
+    }
+
+    /// The points of an equal-area (Lambert, Schmidt-net) plot of the axis
     /// on the unit disc, with plot y up so that it matches the image on
     /// screen: the centre is face-on, the rim edge-on, and randomly oriented
-    /// particles cover the disc evenly. The axis's two ends, both returned,
-    /// are opposite points.
-    pub fn equal_area(self) -> [[f64; 2]; 2] {
+    /// particles cover the disc evenly. A line gives both its ends
+    /// (opposite points); a directed axis only its far end.
+    pub fn equal_area(self) -> impl Iterator<Item = [f64; 2]> {
         let r = equal_area_radius(self.tilt_deg);
         let (s, c) = self.azimuth_deg.to_radians().sin_cos();
-        [[r * c, -r * s], [-r * c, r * s]]
+        std::iter::once([r * c, -r * s]).chain((!self.directed).then_some([-r * c, r * s]))
+    }
+}
+
+/// The azimuth of `a`'s image in [0, `period`).
+fn azimuth(a: [f64; 3], period: f64) -> f64 {
+    let d = a[1].atan2(a[0]).to_degrees().rem_euclid(period);
+    if d >= period {
+        0.0
+    } else {
+        d
     }
 }
 
@@ -186,6 +222,66 @@ pub struct InPlane {
     /// Rayleigh test: the probability of an `r` at least this large from
     /// uniform directions.
     pub p: f64,
+    /// Of the directed axes among them, when at least two: which way they
+    /// tilt.
+    pub tilt_direction: Option<TiltDirection>,
+}
+
+/// Whether directed axes ([`ViewAxis::directed`]) tilt the same way (a
+/// tilted coverslip, particles leaning toward a cell's centre): the mean of
+/// their azimuths as directions, not doubled, and its Rayleigh test.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct TiltDirection {
+    /// Directed axes that count (tilted at least [`InPlane::MIN_TILT_DEG`]).
+    pub n: usize,
+    /// Mean resultant length: 0 uniform, 1 all alike.
+    pub r: f64,
+    /// The mean tilt direction, degrees in [0, 360).
+    pub mean_deg: f64,
+    /// Rayleigh test of uniform tilt directions.
+    pub p: f64,
+}
+
+impl TiltDirection {
+    /// One line for a user.
+    pub fn verdict(&self) -> String {
+        let what = if self.p < 0.01 {
+            format!("tilt toward {:.0}°", self.mean_deg)
+        } else if self.p < 0.05 {
+            format!("probably tilt toward {:.0}°", self.mean_deg)
+        } else {
+            "no preferred tilt direction".into()
+        };
+        format!(
+            "tilt directions from z ({} axes tilted ≥ {:.0}°): {what} (R = {:.2}, Rayleigh {})",
+            self.n,
+            InPlane::MIN_TILT_DEG,
+            self.r,
+            p_text(self.p)
+        )
+    }
+}
+
+/// Mean resultant length, mean angle (radians) and Rayleigh p of `angles`
+/// (radians); `None` for fewer than two.
+fn rayleigh(angles: impl Iterator<Item = f64>) -> Option<(usize, f64, f64, f64)> {
+    let (mut c, mut s, mut n) = (0.0, 0.0, 0usize);
+    for t in angles {
+        c += t.cos();
+        s += t.sin();
+        n += 1;
+    }
+    if n < 2 {
+        return None;
+    }
+    let nf = n as f64;
+    let r = c.hypot(s) / nf;
+    // Rayleigh's p with the second-order correction (Mardia & Jupp 6.3.5)
+    let z = nf * r * r;
+    let p = (-z).exp()
+        * (1.0 + (2.0 * z - z * z) / (4.0 * nf)
+            - (24.0 * z - 132.0 * z * z + 76.0 * z.powi(3) - 9.0 * z.powi(4)) / (288.0 * nf * nf));
+    Some((n, r, s.atan2(c), p.clamp(0.0, 1.0)))
 }
 
 impl InPlane {
@@ -194,30 +290,26 @@ impl InPlane {
 
     /// Of `axes`; `None` when fewer than two are tilted enough.
     pub fn new(axes: &[ViewAxis]) -> Option<Self> {
-        let (mut c, mut s, mut n) = (0.0, 0.0, 0usize);
-        for a in axes.iter().filter(|a| a.tilt_deg >= Self::MIN_TILT_DEG) {
-            let t = 2.0 * a.azimuth_deg.to_radians();
-            c += t.cos();
-            s += t.sin();
-            n += 1;
-        }
-        if n < 2 {
-            return None;
-        }
-        let nf = n as f64;
-        let r = c.hypot(s) / nf;
-        let mean_deg = (s.atan2(c).to_degrees() / 2.0).rem_euclid(180.0);
-        // Rayleigh's p with the second-order correction (Mardia & Jupp 6.3.5)
-        let z = nf * r * r;
-        let p = (-z).exp()
-            * (1.0 + (2.0 * z - z * z) / (4.0 * nf)
-                - (24.0 * z - 132.0 * z * z + 76.0 * z.powi(3) - 9.0 * z.powi(4))
-                    / (288.0 * nf * nf));
+        let tilted = || axes.iter().filter(|a| a.tilt_deg >= Self::MIN_TILT_DEG);
+        // as lines: a directed azimuth doubled is its line's doubled
+        let (n, r, mean, p) = rayleigh(tilted().map(|a| 2.0 * a.azimuth_deg.to_radians()))?;
+        let tilt_direction = rayleigh(
+            tilted()
+                .filter(|a| a.directed)
+                .map(|a| a.azimuth_deg.to_radians()),
+        )
+        .map(|(n, r, mean, p)| TiltDirection {
+            n,
+            r,
+            mean_deg: mean.to_degrees().rem_euclid(360.0),
+            p,
+        });
         Some(Self {
             n,
             r,
-            mean_deg,
-            p: p.clamp(0.0, 1.0),
+            mean_deg: (mean.to_degrees() / 2.0).rem_euclid(180.0),
+            p,
+            tilt_direction,
         })
     }
 
@@ -318,14 +410,88 @@ mod tests {
         let v = ViewAxis::of(Quat::from_euler_zyz_deg(-150.0, 130.0, 0.0));
         assert!((v.tilt_deg - 50.0).abs() < 1e-9 && (v.azimuth_deg - 30.0).abs() < 1e-9);
         // the equal-area point: edge-on on the rim, azimuth 30° below +x on screen
-        let [p, m] = ViewAxis {
+        let v = ViewAxis {
             tilt_deg: 90.0,
             azimuth_deg: 30.0,
-        }
-        .equal_area();
+            directed: false,
+        };
+        let [p, m] = v.equal_area().collect::<Vec<_>>()[..] else {
+            panic!("a line has two ends")
+        };
         assert!((p[0] - 30f64.to_radians().cos()).abs() < 1e-12);
         assert!((p[1] + 0.5).abs() < 1e-12);
         assert_eq!(m, [-p[0], -p[1]]);
+        // a directed axis: its far end only
+        let d = ViewAxis {
+            directed: true,
+            ..v
+        };
+        assert_eq!(d.equal_area().collect::<Vec<_>>(), [p]);
+    }
+
+    #[test]
+    fn a_directed_view_axis_tells_an_axis_from_its_mirror() {
+        // tilted 40° with its far end (+z) toward 200°
+        let (t, a) = (40f64.to_radians(), 200f64.to_radians());
+        let n = [t.sin() * a.cos(), t.sin() * a.sin(), t.cos()];
+        let mirror = [n[0], n[1], -n[2]];
+        for (axis, toward) in [(n, 200.0), (n.map(|v| -v), 200.0), (mirror, 20.0)] {
+            let q = Quat::from_symmetry_axis(axis, 0.3).unwrap();
+            let v = ViewAxis::directed(q);
+            assert!(v.directed && (v.tilt_deg - 40.0).abs() < 1e-9, "{v:?}");
+            assert!((v.azimuth_deg - toward).abs() < 1e-9, "{axis:?}: {v:?}");
+            // a line forgets which end: both are 20° mod 180
+            let line = ViewAxis::of_fit(q, false);
+            assert!(!line.directed && (line.azimuth_deg - 20.0).abs() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn directed_axes_that_tilt_one_way_have_a_tilt_direction() {
+        // tilted toward 300°–340° (across nothing): one direction; as lines
+        // the same axes are also aligned
+        let mut rng = rand::rngs::StdRng::seed_from_u64(31);
+        let leaning: Vec<ViewAxis> = (0..60)
+            .map(|_| ViewAxis {
+                tilt_deg: rng.random_range(35.0..80.0),
+                azimuth_deg: rng.random_range(300.0..340.0),
+                directed: true,
+            })
+            .collect();
+        let p = InPlane::new(&leaning).unwrap();
+        let d = p.tilt_direction.expect("directed axes");
+        assert_eq!(d.n, 60);
+        assert!(d.p < 1e-6 && (d.mean_deg - 320.0).abs() < 5.0, "{d:?}");
+        assert!(d.verdict().contains("tilt toward 3"), "{}", d.verdict());
+        assert!((p.mean_deg - 140.0).abs() < 5.0, "{p:?}");
+        // half of them tilted the opposite way: one line, no one direction
+        let split: Vec<ViewAxis> = leaning
+            .iter()
+            .enumerate()
+            .map(|(k, v)| ViewAxis {
+                azimuth_deg: if k % 2 == 0 {
+                    v.azimuth_deg
+                } else {
+                    (v.azimuth_deg + 180.0) % 360.0
+                },
+                ..*v
+            })
+            .collect();
+        let p = InPlane::new(&split).unwrap();
+        assert!(p.p < 1e-6, "still aligned as lines: {p:?}");
+        let d = p.tilt_direction.unwrap();
+        assert!(d.p > 0.05, "{d:?}");
+        assert!(d.verdict().contains("no preferred tilt direction"));
+        // lines alone say nothing of a tilt direction
+        let lines: Vec<ViewAxis> = leaning
+            .iter()
+            .map(|v| ViewAxis {
+                directed: false,
+                azimuth_deg: v.azimuth_deg % 180.0,
+                ..*v
+            })
+            .collect();
+        assert!(InPlane::new(&lines).unwrap().tilt_direction.is_none());
     }
 
     #[test]
@@ -383,6 +549,7 @@ mod tests {
             .map(|_| ViewAxis {
                 tilt_deg: rng.random_range(40.0..90.0),
                 azimuth_deg: rng.random_range(-10.0f64..10.0).rem_euclid(180.0),
+                directed: false,
             })
             .collect();
         let a = InPlane::new(&aligned).unwrap();
@@ -392,6 +559,7 @@ mod tests {
         let flat = [ViewAxis {
             tilt_deg: 5.0,
             azimuth_deg: 0.0,
+            directed: false,
         }; 50];
         assert!(InPlane::new(&flat).is_none());
         // two opposite directions of a line are the same line
@@ -399,10 +567,12 @@ mod tests {
             ViewAxis {
                 tilt_deg: 60.0,
                 azimuth_deg: 45.0,
+                directed: false,
             },
             ViewAxis {
                 tilt_deg: 60.0,
                 azimuth_deg: 45.0 + 1e-9,
+                directed: false,
             },
         ];
         let t = InPlane::new(&two).unwrap();
@@ -415,6 +585,7 @@ mod tests {
                 [ViewAxis {
                     tilt_deg: 80.0,
                     azimuth_deg,
+                    directed: false,
                 }; 5]
             })
             .collect();
