@@ -14,6 +14,7 @@ pub mod geometry;
 pub mod io;
 pub mod render;
 pub mod shapes;
+pub mod simd;
 pub mod synth;
 
 /// Helpers shared by the library's unit tests.

@@ -20,9 +20,13 @@
 //! ([`uncertainty`]) and, for 3D tables, how well z agrees with the model
 //! (a refractive-index factor, [`zscale`]).
 //!
+//! Each localisation visits only the surface points within its cut-off
+//! radius, found through a lateral grid of the posed points (`grid`).
+//!
 //! Deterministic; no randomness, no threads (callers parallelise over
 //! particles).
 
+mod grid;
 pub mod likelihood;
 pub mod simplex;
 pub mod uncertainty;

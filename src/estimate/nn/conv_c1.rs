@@ -15,48 +15,13 @@
 
 use super::conv_geometry::{ConvGeometry, NhwcView, Patch, Patches};
 
-/// Calls `$body(args)` through a copy compiled with AVX-512 or AVX2 + FMA
-/// when the CPU has them.
-macro_rules! multiversion {
-    ($(#[$doc:meta])* fn $name:ident => $body:ident ($($arg:ident : $ty:ty),* $(,)?)) => {
-        $(#[$doc])*
-        #[allow(clippy::too_many_arguments)]
-        pub(crate) fn $name($($arg: $ty),*) {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[allow(clippy::too_many_arguments)]
-                #[target_feature(enable = "avx512f")]
-                unsafe fn avx512($($arg: $ty),*) {
-                    $body($($arg),*)
-                }
-                #[allow(clippy::too_many_arguments)]
-                #[target_feature(enable = "avx2,fma")]
-                unsafe fn avx2($($arg: $ty),*) {
-                    $body($($arg),*)
-                }
-                if std::arch::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: the CPU supports the features the copy is compiled for.
-                    return unsafe { avx512($($arg),*) };
-                }
-                if std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                {
-                    // SAFETY: as above.
-                    return unsafe { avx2($($arg),*) };
-                }
-            }
-            $body($($arg),*)
-        }
-    };
-}
+use crate::simd::simd_dispatch;
 
-pub(crate) use multiversion;
-
-multiversion! {
+simd_dispatch! {
     /// Output rows `row0 .. row0 + y.len() / O` of a `C = 1` convolution:
     /// `y = leaky(bias + Σ_taps x · wt[tap])`, `wt` the `(taps, O)` weight
     /// (`weight_hwio`), `bias` `O` entries.
-    fn forward_rows => forward_rows_impl(
+    pub(crate) fn forward_rows(
         x: &NhwcView<'_>,
         g: &ConvGeometry,
         wt: &[f32],
@@ -64,15 +29,15 @@ multiversion! {
         leaky: Option<f32>,
         row0: usize,
         y: &mut [f32],
-    )
+    ) => forward_rows_impl
 }
 
-multiversion! {
+simd_dispatch! {
     /// Accumulates the weight gradient (`dwt`, `(taps, O)`) and the bias
     /// gradient (`db`, `O`) of output rows `r0 .. r1` of a `C = 1`
     /// convolution; `y` and `dy` are the whole contiguous NHWC output and its
     /// gradient, `dz` is scratch of `O` floats.
-    fn weight_grad_rows => weight_grad_rows_impl(
+    pub(crate) fn weight_grad_rows(
         x: &NhwcView<'_>,
         g: &ConvGeometry,
         y: &[f32],
@@ -82,7 +47,7 @@ multiversion! {
         dwt: &mut [f32],
         db: &mut [f32],
         dz: &mut [f32],
-    )
+    ) => weight_grad_rows_impl
 }
 
 /// Output pixels computed together by the forward kernel's fast path: each

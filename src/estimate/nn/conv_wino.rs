@@ -30,9 +30,9 @@
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::conv_c1::multiversion;
 use super::conv_cpu::{activate, gemm_into, Mat, MatMut, Scratch};
 use super::conv_geometry::{ConvGeometry, NhwcView};
+use crate::simd::simd_dispatch;
 
 /// Positions of the 4×4 transform grid.
 const POS: usize = 16;
@@ -196,29 +196,29 @@ pub(crate) fn forward_into(
         });
 }
 
-multiversion! {
+simd_dispatch! {
     /// `V = Bᵀ d B` of the tiles of tile rows `r0 .. r1` into `v`
     /// (`(tiles, 16, C)`); `d` is scratch of `16·C` floats.
-    fn input_tiles => input_tiles_impl(
+    pub(crate) fn input_tiles(
         x: &NhwcView<'_>,
         g: &ConvGeometry,
         rows: (usize, usize),
         d: &mut [f32],
         v: &mut [f32],
-    )
+    ) => input_tiles_impl
 }
 
-multiversion! {
+simd_dispatch! {
     /// `Y = leaky(Aᵀ M A + bias)` of the tiles of tile rows `r0 .. r1` from
     /// `m` (`(tiles, 16, O)`) into `yb`, the outputs of those rows.
-    fn output_tiles => output_tiles_impl(
+    pub(crate) fn output_tiles(
         m: &[f32],
         g: &ConvGeometry,
         rows: (usize, usize),
         bias: Option<&[f32]>,
         leaky: Option<f32>,
         yb: &mut [f32],
-    )
+    ) => output_tiles_impl
 }
 
 #[inline(always)]
