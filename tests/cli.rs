@@ -1151,6 +1151,17 @@ fn orientations_summarise_the_tilts_of_pose_csvs() {
     );
 }
 
+/// The row of the particle fitted within 10 nm of (`cx`, `cy`).
+fn row_at(rows: &[posescope::io::PoseRow], cx: f64, cy: f64) -> &posescope::io::PoseRow {
+    rows.iter()
+        .find(|r| {
+            let x: f64 = r.get("x_nm").unwrap().parse().unwrap();
+            let y: f64 = r.get("y_nm").unwrap().parse().unwrap();
+            (x - cx).hypot(y - cy) < 10.0
+        })
+        .unwrap_or_else(|| panic!("no particle at ({cx}, {cy}): {rows:?}"))
+}
+
 #[test]
 fn z_of_a_3d_table_tells_each_axis_from_its_mirror() {
     let dir = tempfile::tempdir().unwrap();
@@ -1184,14 +1195,7 @@ fn z_of_a_3d_table_tells_each_axis_from_its_mirror() {
     assert!(text(&o.stderr).contains("uses z"), "{}", text(&o.stderr));
     assert_eq!(rows.len(), 3);
     for ((cx, cy), tilt, azim) in truth {
-        let r = rows
-            .iter()
-            .find(|r| {
-                let x: f64 = r.get("x_nm").unwrap().parse().unwrap();
-                let y: f64 = r.get("y_nm").unwrap().parse().unwrap();
-                (x - cx).hypot(y - cy) < 10.0
-            })
-            .unwrap_or_else(|| panic!("no particle at ({cx}, {cy}): {rows:?}"));
+        let r = row_at(&rows, cx, cy);
         let z_locs: usize = r.get("z_locs").unwrap().parse().unwrap();
         assert!(z_locs >= 380, "{r:?}");
         let z: f64 = r.get("z_nm").unwrap().parse().unwrap();
@@ -1234,14 +1238,7 @@ fn z_of_a_3d_table_tells_each_axis_from_its_mirror() {
     let (o, rows) = fit(&["--flip-z"]);
     assert!(text(&o.stderr).contains("z negated"), "{}", text(&o.stderr));
     for ((cx, cy), tilt, azim) in truth {
-        let r = rows
-            .iter()
-            .find(|r| {
-                let x: f64 = r.get("x_nm").unwrap().parse().unwrap();
-                let y: f64 = r.get("y_nm").unwrap().parse().unwrap();
-                (x - cx).hypot(y - cy) < 10.0
-            })
-            .unwrap_or_else(|| panic!("no particle at ({cx}, {cy}): {rows:?}"));
+        let r = row_at(&rows, cx, cy);
         let z: f64 = r.get("z_nm").unwrap().parse().unwrap();
         assert!((z + 150.0).abs() < 10.0, "z centre {z} {r:?}");
         let (t, a) = (tilt.to_radians(), azim.to_radians());

@@ -115,6 +115,21 @@ fn settle(h: &mut Harness<'_, PoseScopeApp>) {
     panic!("the viewer was still busy after 60 s");
 }
 
+/// The fitted axes of the first `n` frames (each must have a fit).
+fn fitted_axes(h: &Harness<'_, PoseScopeApp>, n: usize) -> Vec<[f64; 3]> {
+    (0..n)
+        .map(|k| {
+            let fit = h.state().result(k).unwrap().as_ref().unwrap();
+            fit.outcome.state.pose.q.axis()
+        })
+        .collect()
+}
+
+/// Whether a widget whose label contains `text` is shown.
+fn shows(h: &Harness<'_, PoseScopeApp>, text: &str) -> bool {
+    h.query_by_label_contains(text).is_some()
+}
+
 /// Scrolls the last widget with this role and label into view and clicks it.
 fn click_last(h: &mut Harness<'_, PoseScopeApp>, role: Role, label: &str) {
     h.get_all_by_role_and_label(role, label)
@@ -1455,13 +1470,11 @@ fn a_3d_tables_fits_know_their_tilt_direction_and_the_explorer_rules_out_the_mir
     settle(&mut h);
     assert_eq!(h.state().frame_count(), 3, "{:?}", h.state().notices());
     accept_and_fit(&mut h);
-    let axes: Vec<[f64; 3]> = (0..3)
-        .map(|k| {
-            let fit = h.state().result(k).unwrap().as_ref().unwrap();
-            assert!(fit.outcome.z_locs >= 380, "particle {k}: {:?}", fit.outcome);
-            fit.outcome.state.pose.q.axis()
-        })
-        .collect();
+    let axes = fitted_axes(&h, 3);
+    for k in 0..3 {
+        let fit = h.state().result(k).unwrap().as_ref().unwrap();
+        assert!(fit.outcome.z_locs >= 380, "particle {k}: {:?}", fit.outcome);
+    }
     // make_locs.py's axes (tilt, azimuth): each is fitted itself (up to ±),
     // not as its mirror in z, which a 2D fit could not tell apart
     for (tilt, azim) in [(40.0f64, 30.0f64), (55.0, 200.0), (35.0, 120.0)] {
@@ -1479,31 +1492,21 @@ fn a_3d_tables_fits_know_their_tilt_direction_and_the_explorer_rules_out_the_mir
         assert!(line([n[0], n[1], -n[2]], a) > 60.0);
     }
     // the fit's panel says so, and the explorer marks the mirror ruled out
-    assert!(h
-        .query_by_label_contains("tilt direction from the z of")
-        .is_some());
+    assert!(shows(&h, "tilt direction from the z of"));
     // and its axis's standard error comes from the localisations
-    assert!(h
-        .query_by_label_contains("from its localisations")
-        .is_some());
+    assert!(shows(&h, "from its localisations"));
     h.get_by_label("Symmetry").click();
     h.step();
     // the mirror and the mirror of the flip, the two rows that are not this axis
     assert_eq!(h.query_all_by_label_contains("ruled out by z").count(), 2);
-    assert!(h
-        .query_by_label_contains("the mirror poses are ruled out")
-        .is_some());
+    assert!(shows(&h, "the mirror poses are ruled out"));
     // Results → Orientations tests which way the axes tilt, and the pole
     // figure shows each axis by its far end alone
     h.get_by_label("Results").click();
     h.step();
     h.step();
-    assert!(h
-        .query_by_label_contains("tilt directions from z (3 axes tilted ≥ 30°)")
-        .is_some());
-    assert!(h
-        .query_by_label_contains("only its far end (the way it tilts)")
-        .is_some());
+    assert!(shows(&h, "tilt directions from z (3 axes tilted ≥ 30°)"));
+    assert!(shows(&h, "only its far end (the way it tilts)"));
 }
 
 #[test]
@@ -1524,12 +1527,7 @@ fn flip_z_in_opening_tables_mirrors_every_tilt_direction() {
     settle(&mut h);
     assert_eq!(h.state().frame_count(), 3, "{:?}", h.state().notices());
     accept_and_fit(&mut h);
-    let axes: Vec<[f64; 3]> = (0..3)
-        .map(|k| {
-            let fit = h.state().result(k).unwrap().as_ref().unwrap();
-            fit.outcome.state.pose.q.axis()
-        })
-        .collect();
+    let axes = fitted_axes(&h, 3);
     // with z negated, each particle takes the mirror of make_locs.py's axis
     for (tilt, azim) in [(40.0f64, 30.0f64), (55.0, 200.0), (35.0, 120.0)] {
         let (t, a) = (tilt.to_radians(), azim.to_radians());

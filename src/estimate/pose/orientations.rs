@@ -252,14 +252,17 @@ impl TiltDirection {
         } else {
             "no preferred tilt direction".into()
         };
-        format!(
-            "tilt directions from z ({} axes tilted ≥ {:.0}°): {what} (R = {:.2}, Rayleigh {})",
-            self.n,
-            InPlane::MIN_TILT_DEG,
-            self.r,
-            p_text(self.p)
-        )
+        rayleigh_line("tilt directions from z", self.n, self.r, self.p, &what)
     }
+}
+
+/// "`what` (`n` axes tilted ≥ 30°): `finding` (R = …, Rayleigh p = …)".
+fn rayleigh_line(what: &str, n: usize, r: f64, p: f64, finding: &str) -> String {
+    format!(
+        "{what} ({n} axes tilted ≥ {:.0}°): {finding} (R = {r:.2}, Rayleigh {})",
+        InPlane::MIN_TILT_DEG,
+        p_text(p)
+    )
 }
 
 /// Mean resultant length, mean angle (radians) and Rayleigh p of `angles`
@@ -322,13 +325,7 @@ impl InPlane {
         } else {
             "no preferred direction".into()
         };
-        format!(
-            "in the image plane ({} axes tilted ≥ {:.0}°): {what} (R = {:.2}, Rayleigh {})",
-            self.n,
-            Self::MIN_TILT_DEG,
-            self.r,
-            p_text(self.p)
-        )
+        rayleigh_line("in the image plane", self.n, self.r, self.p, &what)
     }
 }
 
