@@ -1202,6 +1202,10 @@ fn z_of_a_3d_table_tells_each_axis_from_its_mirror() {
         assert!((z - 150.0).abs() < 10.0, "z centre {z} {r:?}");
         // the localisation fit's axis standard error (the likelihood's sandwich)
         let sd: f64 = r.get("axis_sd_deg").unwrap().parse().unwrap();
+        // the way the axis tilts, in its own column
+        let toward: f64 = r.get("tilt_toward_deg").unwrap().parse().unwrap();
+        let off = (toward - azim).rem_euclid(360.0);
+        assert!(off.min(360.0 - off) < 10.0, "tilts toward {toward}° {r:?}");
         assert!(sd > 0.1 && sd < 5.0, "axis sd {sd}° {r:?}");
         let (t, a) = (tilt.to_radians(), azim.to_radians());
         let n = [t.sin() * a.cos(), t.sin() * a.sin(), t.cos()];

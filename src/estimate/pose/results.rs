@@ -221,8 +221,13 @@ pub fn outcome_row(frame: usize, fit: &FrameFit) -> PoseRow {
         },
     );
     if o.z_locs > 0 {
-        // a 3D table's fit: its axis is not its mirror
+        // a 3D table's fit: its axis is not its mirror, so it has a tilt
+        // direction (the azimuth of its far end, +z; 0–360° from image +x
+        // towards +y), which the axis columns leave to the reader's sign
         row.set("z_locs", o.z_locs);
+        let view = super::orientations::ViewAxis::directed(o.state.pose.q);
+        row.set("tilt_deg", format!("{:.3}", view.tilt_deg));
+        row.set("tilt_toward_deg", format!("{:.3}", view.azimuth_deg));
     }
     row.set("start", format!("{:?}", o.source).to_lowercase());
     row.set("cnn_ms", format!("{:.3}", fit.cnn_ms));
@@ -293,9 +298,16 @@ mod tests {
         // a 3D table's fit keeps how many z it used; a 2D fit writes no column
         let back = result_from_row(&row, 5.0).unwrap().unwrap();
         assert_eq!(back.outcome.z_locs, 212);
+        // and the way its axis tilts
+        let view = super::super::orientations::ViewAxis::directed(q);
+        let col = |name: &str| row.get(name).unwrap().parse::<f64>().unwrap();
+        assert!((col("tilt_deg") - view.tilt_deg).abs() < 1e-3);
+        assert!((col("tilt_toward_deg") - view.azimuth_deg).abs() < 1e-3);
         let mut flat = fit;
         flat.outcome.z_locs = 0;
-        assert_eq!(outcome_row(3, &flat).get("z_locs"), None);
+        let flat = outcome_row(3, &flat);
+        assert_eq!(flat.get("z_locs"), None);
+        assert_eq!(flat.get("tilt_toward_deg"), None);
     }
 
     #[test]
