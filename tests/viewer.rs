@@ -1495,6 +1495,15 @@ fn a_3d_tables_fits_know_their_tilt_direction_and_the_explorer_rules_out_the_mir
     assert!(shows(&h, "tilt direction from the z of"));
     // and its axis's standard error comes from the localisations
     assert!(shows(&h, "from its localisations"));
+    // the 3D view draws the particle's localisations beside the posed model
+    h.get_by_label("Particle").click();
+    h.step();
+    h.get_by_label("3D").click();
+    h.step();
+    h.step();
+    assert!(shows(&h, "localisations in 3D (orange"));
+    let locs = h.state().particle_locs_3d([0.0; 2]).expect("a 3D table");
+    assert!(locs.len() >= 380, "{}", locs.len());
     h.get_by_label("Symmetry").click();
     h.step();
     // the mirror and the mirror of the flip, the two rows that are not this axis

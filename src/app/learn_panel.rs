@@ -118,6 +118,7 @@ impl PoseScopeApp {
                 Quat::IDENTITY,
                 1.0,
                 egui::vec2(w, w),
+                &[],
             );
         }
         if l.learned.is_some()

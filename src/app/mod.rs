@@ -398,6 +398,13 @@ impl PoseScopeApp {
         self.ui.pixel_views
     }
 
+    /// The shown particle's localisations with a z, about its centre at
+    /// `shift` (px), for the 3D view ([`particles::ParticleDoc::locs_3d`]).
+    pub fn particle_locs_3d(&self, shift: [f64; 2]) -> Option<Vec<[f32; 3]>> {
+        let doc = self.session.doc()?;
+        doc.particles.as_ref()?.locs_3d(self.session.frame, shift)
+    }
+
     /// Whether the model view is drawn by the GPU (false: the CPU renderer,
     /// by choice or as a fallback).
     pub fn gpu_active(&self) -> bool {

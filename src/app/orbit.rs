@@ -48,6 +48,7 @@ pub fn orbit_view(
     q: Quat,
     scale: f64,
     size: Vec2,
+    locs: &[[f32; 3]],
 ) {
     let (rect, response) = ui.allocate_exact_size(size, Sense::click_and_drag());
     if response.dragged() {
@@ -92,6 +93,17 @@ pub fn orbit_view(
             Color32::from_rgb(g, g, (g as f32 * 1.05).min(255.0) as u8),
         );
     }
+    // a 3D table's localisations, already in the camera frame: over the
+    // model, so that a fit and its mirror look as different as they are
+    let loc_radius = (radius * 0.7).max(1.2);
+    for p in locs {
+        let v = orbit.view([p[0], p[1], p[2]].map(f64::from));
+        painter.circle_filled(
+            to_screen(v),
+            loc_radius,
+            Color32::from_rgba_unmultiplied(255, 140, 40, 200),
+        );
+    }
     // symmetry axis R·(0,0,±1) and the optical axis (camera z)
     let axis = cam([0.0, 0.0, 1.0]).map(|v| v / scale.max(1e-9));
     let len = 1.3 * extent;
@@ -111,7 +123,11 @@ pub fn orbit_view(
     painter.text(
         rect.left_top() + Vec2::new(6.0, 4.0),
         egui::Align2::LEFT_TOP,
-        "drag to orbit · yellow: model axis · blue: optical axis (into the image)",
+        if locs.is_empty() {
+            "drag to orbit · yellow: model axis · blue: optical axis (into the image)"
+        } else {
+            "drag to orbit · yellow: model axis · blue: optical axis · orange: localisations"
+        },
         egui::FontId::proportional(12.0),
         Color32::from_gray(170),
     );

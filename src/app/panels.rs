@@ -358,6 +358,13 @@ impl PoseScopeApp {
                 });
                 if self.settings.layout == Layout::Orbit3d {
                     let st = self.session.controls.state();
+                    let locs = self.particle_locs_3d(st.pose.shift).unwrap_or_default();
+                    if !locs.is_empty() {
+                        ui.label(format!(
+                            "with the particle's {} localisations in 3D (orange; z about their median)",
+                            locs.len()
+                        ));
+                    }
                     super::orbit::orbit_view(
                         ui,
                         &mut self.ui.orbit,
@@ -365,6 +372,7 @@ impl PoseScopeApp {
                         st.pose.q,
                         st.scale,
                         half,
+                        &locs,
                     );
                 } else if let Some(img) = model_img {
                     let out = image_view(ui, img, size, &mut self.ui.view, half);

@@ -327,6 +327,30 @@ impl ParticleDoc {
         Arc::new(self.picks.iter().map(|p| p.pick).collect())
     }
 
+    /// Particle `k`'s localisations that have a z (as its fit takes them),
+    /// in particle-frame pixels about its centre (`shift_px` from the pick,
+    /// the pose's shift) and their median z: what the 3D view draws beside
+    /// the posed model. `None` for an image field, a 2D table or one fitted
+    /// without its z.
+    pub fn locs_3d(&self, k: usize, shift_px: [f64; 2]) -> Option<Vec<[f32; 3]>> {
+        let FieldSource::Table { table, setup, grid } = &self.source else {
+            return None;
+        };
+        let pick = self.picks.get(k)?.pick;
+        let locs = setup.particle_locs(table, grid, &pick);
+        let zc = locs.median_z()?;
+        let px = setup.pixel_nm;
+        let (cx, cy) = (pick.x_nm + shift_px[0] * px, pick.y_nm + shift_px[1] * px);
+        Some(
+            (0..locs.len())
+                .filter(|&i| locs.z[i].is_finite())
+                .map(|i| {
+                    [locs.x[i] - cx, locs.y[i] - cy, locs.z[i] - zc].map(|v| (v / px) as f32)
+                })
+                .collect(),
+        )
+    }
+
     /// Whether the field is a localisation table (its picks count localisations).
     pub fn is_table(&self) -> bool {
         matches!(self.source, FieldSource::Table { .. })

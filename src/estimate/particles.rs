@@ -9,6 +9,7 @@
 
 use rayon::prelude::*;
 
+use super::locfit::likelihood::ParticleLocs;
 use super::locfit::{self, AxialModel, LocFit, LocFitOptions, ZScale};
 use super::pick::{particle_frame, Grid, Pick};
 use super::pose::fit::{FitOutcome, StartSource};
@@ -194,13 +195,20 @@ impl ParticleSetup {
             .par_iter()
             .step_by(step)
             .filter_map(|(pick, fit)| {
-                let near = grid.indices_near(pick.x_nm, pick.y_nm, self.reach_nm);
-                let centre = [pick.x_nm, pick.y_nm];
-                let locs = locfit::gather(table, &near, centre, self.reach_nm, &self.locfit);
+                let locs = self.particle_locs(table, grid, pick);
                 locfit::fit_z_scale(&self.locs_coarse, &locs, fit, &self.locfit)
             })
             .collect();
         ZScale::of(&factors)
+    }
+
+    /// The localisations the fit of `pick` uses: those within reach of its
+    /// centre, nm, with their precisions and (for a 3D table fitted in 3D)
+    /// their z as the fit takes it ([`locfit::gather`]).
+    pub fn particle_locs(&self, table: &LocTable, grid: &Grid, pick: &Pick) -> ParticleLocs {
+        let near = grid.indices_near(pick.x_nm, pick.y_nm, self.reach_nm);
+        let centre = [pick.x_nm, pick.y_nm];
+        locfit::gather(table, &near, centre, self.reach_nm, &self.locfit)
     }
 
     /// Refines one particle's image fit on its localisations: the axis and
@@ -214,9 +222,8 @@ impl ParticleSetup {
         pick: &Pick,
         result: &mut FrameResult,
     ) -> Option<LocFit> {
-        let near = grid.indices_near(pick.x_nm, pick.y_nm, self.reach_nm);
         let centre = [pick.x_nm, pick.y_nm];
-        let locs = locfit::gather(table, &near, centre, self.reach_nm, &self.locfit);
+        let locs = self.particle_locs(table, grid, pick);
         let start = result.as_ref().ok().map(|f| f.outcome.state.pose.q.axis());
         let coarse = Some(&self.locs_coarse);
         match locfit::fit_axis(&self.locs_model, coarse, &locs, centre, start, &self.locfit) {
