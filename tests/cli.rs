@@ -1163,6 +1163,51 @@ fn row_at(rows: &[posescope::io::PoseRow], cx: f64, cy: f64) -> &posescope::io::
 }
 
 #[test]
+fn a_picasso_3d_table_is_fitted_with_its_z_and_lpz() {
+    // make_locs.py's three tilted tori as Picasso writes them (h5py): x, y
+    // in camera pixels, z and lpz in nm
+    let dir = tempfile::tempdir().unwrap();
+    let table = format!(
+        "{}/tests/fixtures/locs/picasso_3d.hdf5",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let csv = dir.path().join("poses.csv");
+    let o = posescope(&[
+        "fit",
+        &table,
+        "--device",
+        "cpu",
+        "--csv",
+        csv.to_str().unwrap(),
+    ]);
+    ok(&o);
+    assert!(
+        text(&o.stderr).contains("its axial precision column"),
+        "{}",
+        text(&o.stderr)
+    );
+    let rows = posescope::io::read_pose_csv(&csv).unwrap();
+    assert_eq!(rows.len(), 3);
+    for ((cx, cy), tilt, azim) in [
+        ((2000.0, 2000.0), 40.0f64, 30.0f64),
+        ((4000.0, 2200.0), 55.0, 200.0),
+        ((3000.0, 4200.0), 35.0, 120.0),
+    ] {
+        let r = row_at(&rows, cx, cy);
+        let euler = r.pose.q.to_euler_zyz_deg().1;
+        let got = euler.min(180.0 - euler);
+        let toward: f64 = r.get("tilt_toward_deg").unwrap().parse().unwrap();
+        let off = (toward - azim).rem_euclid(360.0);
+        assert!(
+            (got - tilt).abs() < 6.0 && off.min(360.0 - off) < 10.0,
+            "tilt {got}° toward {toward}°, not {tilt}° toward {azim}°: {r:?}"
+        );
+        let z: f64 = r.get("z_nm").unwrap().parse().unwrap();
+        assert!((z - 150.0).abs() < 10.0, "z centre {z} {r:?}");
+    }
+}
+
+#[test]
 fn z_of_a_3d_table_tells_each_axis_from_its_mirror() {
     let dir = tempfile::tempdir().unwrap();
     let table = format!(

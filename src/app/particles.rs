@@ -344,9 +344,7 @@ impl ParticleDoc {
         Some(
             (0..locs.len())
                 .filter(|&i| locs.z[i].is_finite())
-                .map(|i| {
-                    [locs.x[i] - cx, locs.y[i] - cy, locs.z[i] - zc].map(|v| (v / px) as f32)
-                })
+                .map(|i| [locs.x[i] - cx, locs.y[i] - cy, locs.z[i] - zc].map(|v| (v / px) as f32))
                 .collect(),
         )
     }

@@ -72,6 +72,10 @@ impl PoseRow {
 
     /// Adds (or replaces) an extra column.
     pub fn set(&mut self, name: &str, value: impl ToString) {
+        debug_assert!(
+            name != "file" && !POSE_COLUMNS.contains(&name),
+            "'{name}' is a standard column, not an extra"
+        );
         match self.extra.iter_mut().find(|(k, _)| k == name) {
             Some((_, v)) => *v = value.to_string(),
             None => self.extra.push((name.to_string(), value.to_string())),

@@ -224,9 +224,9 @@ pub fn outcome_row(frame: usize, fit: &FrameFit) -> PoseRow {
         // a 3D table's fit: its axis is not its mirror, so it has a tilt
         // direction (the azimuth of its far end, +z; 0–360° from image +x
         // towards +y), which the axis columns leave to the reader's sign
+        // (the tilt itself is tilt_deg, or 180° − it, of the Euler angles)
         row.set("z_locs", o.z_locs);
         let view = super::orientations::ViewAxis::directed(o.state.pose.q);
-        row.set("tilt_deg", format!("{:.3}", view.tilt_deg));
         row.set("tilt_toward_deg", format!("{:.3}", view.azimuth_deg));
     }
     row.set("start", format!("{:?}", o.source).to_lowercase());
@@ -301,8 +301,10 @@ mod tests {
         // and the way its axis tilts
         let view = super::super::orientations::ViewAxis::directed(q);
         let col = |name: &str| row.get(name).unwrap().parse::<f64>().unwrap();
-        assert!((col("tilt_deg") - view.tilt_deg).abs() < 1e-3);
         assert!((col("tilt_toward_deg") - view.azimuth_deg).abs() < 1e-3);
+        // the one tilt column is the Euler angles'
+        let tilt = row.pose.q.to_euler_zyz_deg().1;
+        assert!((tilt.min(180.0 - tilt) - view.tilt_deg).abs() < 1e-6);
         let mut flat = fit;
         flat.outcome.z_locs = 0;
         let flat = outcome_row(3, &flat);
