@@ -988,21 +988,12 @@ fn a_picasso_picked_file_is_fitted_group_by_group() {
         "{}",
         text(&o.stdout)
     );
-    let o = posescope(&[
-        "fit",
-        &table,
-        "--device",
-        "cpu",
-        "--csv",
-        csv.to_str().unwrap(),
-    ]);
-    ok(&o);
+    let (o, rows) = fit_rows(&table, &csv, &[]);
     assert!(
         text(&o.stderr).contains("particles: the table's 3 groups"),
         "{}",
         text(&o.stderr)
     );
-    let rows = posescope::io::read_pose_csv(&csv).unwrap();
     // the groups' centres, camera px × 130 nm, in group order
     let centres = [(12.0, 14.0), (30.0, 16.0), (20.0, 34.0)];
     assert_eq!(rows.len(), 3);
@@ -1151,6 +1142,21 @@ fn orientations_summarise_the_tilts_of_pose_csvs() {
     );
 }
 
+/// `posescope fit TABLE --device cpu --csv CSV EXTRA…`, which must succeed,
+/// and the rows it wrote.
+fn fit_rows(
+    table: &str,
+    csv: &std::path::Path,
+    extra: &[&str],
+) -> (std::process::Output, Vec<posescope::io::PoseRow>) {
+    let mut args = vec!["fit", table, "--device", "cpu", "--csv"];
+    args.push(csv.to_str().unwrap());
+    args.extend(extra);
+    let o = posescope(&args);
+    ok(&o);
+    (o, posescope::io::read_pose_csv(csv).unwrap())
+}
+
 /// The row of the particle fitted within 10 nm of (`cx`, `cy`).
 fn row_at(rows: &[posescope::io::PoseRow], cx: f64, cy: f64) -> &posescope::io::PoseRow {
     rows.iter()
@@ -1171,22 +1177,12 @@ fn a_picasso_3d_table_is_fitted_with_its_z_and_lpz() {
         "{}/tests/fixtures/locs/picasso_3d.hdf5",
         env!("CARGO_MANIFEST_DIR")
     );
-    let csv = dir.path().join("poses.csv");
-    let o = posescope(&[
-        "fit",
-        &table,
-        "--device",
-        "cpu",
-        "--csv",
-        csv.to_str().unwrap(),
-    ]);
-    ok(&o);
+    let (o, rows) = fit_rows(&table, &dir.path().join("poses.csv"), &[]);
     assert!(
         text(&o.stderr).contains("its axial precision column"),
         "{}",
         text(&o.stderr)
     );
-    let rows = posescope::io::read_pose_csv(&csv).unwrap();
     assert_eq!(rows.len(), 3);
     for ((cx, cy), tilt, azim) in [
         ((2000.0, 2000.0), 40.0f64, 30.0f64),
@@ -1227,15 +1223,7 @@ fn z_of_a_3d_table_tells_each_axis_from_its_mirror() {
         ((4000.0, 2200.0), 55.0, 200.0),
         ((3000.0, 4200.0), 35.0, 120.0),
     ];
-    let fit = |extra: &[&str]| {
-        let csv = dir.path().join("poses.csv");
-        let mut args = vec!["fit", &table, "--device", "cpu", "--csv"];
-        args.push(csv.to_str().unwrap());
-        args.extend(extra);
-        let o = posescope(&args);
-        ok(&o);
-        (o, posescope::io::read_pose_csv(&csv).unwrap())
-    };
+    let fit = |extra: &[&str]| fit_rows(&table, &dir.path().join("poses.csv"), extra);
     let (o, rows) = fit(&[]);
     assert!(text(&o.stderr).contains("uses z"), "{}", text(&o.stderr));
     assert_eq!(rows.len(), 3);
