@@ -48,11 +48,8 @@ impl PoseScopeApp {
                 out.push(Action::SaveOrientationFigureDialog);
             }
         });
-        if let Some(p) = InPlane::new(&views) {
-            ui.label(p.verdict());
-            if let Some(d) = p.tilt_direction {
-                ui.label(d.verdict());
-            }
+        for line in InPlane::new(&views).iter().flat_map(InPlane::verdicts) {
+            ui.label(line);
         }
         if let Some(k) = self.pole_figure(ui, &axes) {
             out.push(Action::GoToFrame(k));

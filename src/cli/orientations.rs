@@ -86,11 +86,8 @@ pub fn run(a: OrientationsArgs) -> Result<()> {
         );
     }
     println!("{}", s.verdict());
-    if let Some(p) = in_plane {
-        println!("{}", p.verdict());
-        if let Some(d) = p.tilt_direction {
-            println!("{}", d.verdict());
-        }
+    for line in in_plane.iter().flat_map(InPlane::verdicts) {
+        println!("{line}");
     }
     Ok(())
 }
@@ -116,10 +113,7 @@ pub fn print_verdict(rows: &[PoseRow]) {
     if let Some(s) = TiltSummary::of_axes(&axes, 9).filter(|s| s.n >= 2) {
         println!("orientations: {}", s.verdict());
     }
-    if let Some(p) = InPlane::new(&axes) {
-        println!("orientations: {}", p.verdict());
-        if let Some(d) = p.tilt_direction {
-            println!("orientations: {}", d.verdict());
-        }
+    for line in InPlane::new(&axes).iter().flat_map(InPlane::verdicts) {
+        println!("orientations: {line}");
     }
 }

@@ -37,11 +37,8 @@ const LINE: f64 = 17.0;
 /// which way their axes tilt, the same two lines of that.
 fn header(axes: &[ViewAxis], s: &TiltSummary) -> Vec<String> {
     let mut lines: Vec<String> = s.verdict().splitn(2, "; ").map(str::to_owned).collect();
-    if let Some(p) = InPlane::new(axes) {
-        lines.extend(p.verdict().splitn(2, ": ").map(str::to_owned));
-        if let Some(d) = p.tilt_direction {
-            lines.extend(d.verdict().splitn(2, ": ").map(str::to_owned));
-        }
+    for verdict in InPlane::new(axes).iter().flat_map(InPlane::verdicts) {
+        lines.extend(verdict.splitn(2, ": ").map(str::to_owned));
     }
     lines
 }

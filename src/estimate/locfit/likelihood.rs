@@ -213,27 +213,23 @@ fn gaussian_sum_kernel(run: RunSlice<'_>, p: Probe, acc: &mut f32) {
         }
     };
     let mut lanes = [0.0f32; LANES];
-    let chunks = run
-        .xs
-        .chunks_exact(LANES)
-        .zip(run.ys.chunks_exact(LANES))
-        .zip(run.zs.chunks_exact(LANES).zip(run.ws.chunks_exact(LANES)));
-    for ((x, y), (z, w)) in chunks {
+    let (xs, ys) = (run.xs.chunks_exact(LANES), run.ys.chunks_exact(LANES));
+    let (zs, ws) = (run.zs.chunks_exact(LANES), run.ws.chunks_exact(LANES));
+    let tails = [
+        xs.remainder(),
+        ys.remainder(),
+        zs.remainder(),
+        ws.remainder(),
+    ];
+    for ((x, y), (z, w)) in xs.zip(ys).zip(zs.zip(ws)) {
         for l in 0..LANES {
             lanes[l] += term(x[l], y[l], z[l], w[l]);
         }
     }
-    let done = run.xs.len() / LANES * LANES;
-    let mut rest = 0.0f32;
-    for k in done..run
-        .xs
-        .len()
-        .min(run.ys.len())
-        .min(run.zs.len())
-        .min(run.ws.len())
-    {
-        rest += term(run.xs[k], run.ys[k], run.zs[k], run.ws[k]);
-    }
+    let [x, y, z, w] = tails;
+    let rest: f32 = (0..x.len().min(y.len()).min(z.len()).min(w.len()))
+        .map(|k| term(x[k], y[k], z[k], w[k]))
+        .sum();
     *acc += lanes.iter().sum::<f32>() + rest;
 }
 

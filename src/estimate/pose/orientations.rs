@@ -55,9 +55,9 @@ impl ViewAxis {
         let a = q.axis();
         let far = if a[2] < 0.0 { a.map(|v| -v) } else { a };
         Self {
-            tilt_deg: far[2].clamp(0.0, 1.0).acos().to_degrees(),
             azimuth_deg: azimuth(far, 360.0),
             directed: true,
+            ..Self::of(q)
         }
     }
 
@@ -314,6 +314,12 @@ impl InPlane {
             p,
             tilt_direction,
         })
+    }
+
+    /// [`verdict`](Self::verdict), then that of the tilt directions where
+    /// there are directed axes.
+    pub fn verdicts(&self) -> impl Iterator<Item = String> {
+        std::iter::once(self.verdict()).chain(self.tilt_direction.map(|d| d.verdict()))
     }
 
     /// One line for a user.
