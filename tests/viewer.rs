@@ -260,6 +260,8 @@ fn estimate_all_fills_the_table_and_rows_navigate() {
     // clicking a row of the results table goes to that frame
     h.get_by_label("Results").click();
     h.step();
+    // image fits cannot tell which way an axis tilts: no such column
+    assert!(h.query_by_label("toward").is_none());
     click_last(&mut h, Role::Button, "2");
     assert_eq!(h.state().frame_index(), 2);
     // and shows that frame's fit on the sliders
@@ -1516,6 +1518,14 @@ fn a_3d_tables_fits_know_their_tilt_direction_and_the_explorer_rules_out_the_mir
     h.step();
     assert!(shows(&h, "tilt directions from z (3 axes tilted ≥ 30°)"));
     assert!(shows(&h, "only its far end (the way it tilts)"));
+    // and the results table has a column of tilt directions, one per fit
+    assert!(h.query_by_label("toward").is_some());
+    for k in 0..3 {
+        let q = h.state().result(k).unwrap().as_ref().unwrap().outcome.state.pose.q;
+        let toward = posescope::estimate::pose::orientations::ViewAxis::directed(q);
+        let cell = format!("{:.0}°", toward.azimuth_deg);
+        assert!(h.query_by_label(&cell).is_some(), "no cell {cell}");
+    }
 }
 
 #[test]

@@ -10,6 +10,7 @@ use super::controls::EULER_NAMES;
 use super::jobs::JobKind;
 use super::panels::{coarse_grid, score_colour, tick_label};
 use super::PoseScopeApp;
+use crate::estimate::pose::orientations::ViewAxis;
 use crate::geometry::symmetry::EquivalenceKind;
 
 impl PoseScopeApp {
@@ -172,9 +173,20 @@ impl PoseScopeApp {
                 .min_col_width(52.0)
                 .min_row_height(row_h)
         };
+        // fits of a 3D table know which way their axis tilts: a column more
+        let directed = rows
+            .iter()
+            .any(|(_, r)| r.as_ref().is_ok_and(|f| f.outcome.z_locs > 0));
+        let blanks = if directed { 4 } else { 3 };
         grid("results head").show(ui, |ui| {
             for name in ["frame", "score", "rot", "tilt", "psi"] {
                 ui.label(name);
+            }
+            if directed {
+                ui.label("toward").on_hover_text(
+                    "Direction of the axis's far end (+z, into the sample), degrees from \
+                     image +x toward +y: known only for fits that used the localisations' z",
+                );
             }
             ui.end_row();
         });
@@ -199,13 +211,21 @@ impl PoseScopeApp {
                         ui.monospace(format!("{a:.1}"));
                         ui.monospace(format!("{b:.1}"));
                         ui.monospace(format!("{c:.1}"));
+                        if directed {
+                            let q = fit.outcome.state.pose.q;
+                            ui.monospace(if fit.outcome.z_locs > 0 {
+                                format!("{:.0}°", ViewAxis::directed(q).azimuth_deg)
+                            } else {
+                                "–".to_owned()
+                            });
+                        }
                     }
                     Err(e) => {
                         ui.colored_label(Color32::LIGHT_RED, "failed")
                             .on_hover_text(e);
-                        ui.label("");
-                        ui.label("");
-                        ui.label("");
+                        for _ in 0..blanks {
+                            ui.label("");
+                        }
                     }
                 }
                 ui.end_row();
