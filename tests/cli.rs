@@ -505,6 +505,33 @@ fn a_localisation_field_is_picked_and_fitted() {
     groups.dedup();
     assert_eq!(groups, (0..8).collect::<Vec<i32>>());
     assert_eq!(picked.pixel_size_nm, Some(130.0));
+    // synth's Picasso file is 3D (z and lpz, nm), and the picked file keeps
+    // each localisation's z and axial precision
+    let field = posescope::io::locs::open_table(
+        &d.join("f/field.hdf5"),
+        &posescope::io::locs::TableOptions::default(),
+    )
+    .unwrap();
+    let (fz, flpz) = (field.z_nm.unwrap(), field.precision_z_nm.unwrap());
+    let fprec = field.precision_nm.unwrap();
+    // synth's axial error is twice the lateral precision
+    assert!((0..field.x_nm.len()).all(|i| (flpz[i] - 2.0 * fprec[i]).abs() < 1e-3));
+    assert!(fz.iter().any(|&z| z.abs() > 100.0));
+    let (pz, plpz) = (picked.z_nm.unwrap(), picked.precision_z_nm.unwrap());
+    assert_eq!(pz.len(), picked.x_nm.len());
+    for i in 0..pz.len() {
+        let same = (0..fz.len()).any(|j| {
+            fz[j] == pz[i]
+                && flpz[j] == plpz[i]
+                && (field.x_nm[j] - picked.x_nm[i]).abs() < 1e-3
+                && (field.y_nm[j] - picked.y_nm[i]).abs() < 1e-3
+        });
+        assert!(
+            same,
+            "picked localisation {i} (z {}) is not in the field",
+            pz[i]
+        );
+    }
     // the default particle (named on stderr), and the same torus given explicitly
     for extra in [vec![], vec!["--picks".to_string(), s("picks.csv")]] {
         let mut args = vec!["fit".to_string(), s("f/field.hdf5")];

@@ -232,6 +232,7 @@ fn picasso_writer_round_trips_through_the_reader() {
             bg: 3.0,
             lpx: 0.05,
             lpy: 0.15,
+            z: None,
         })
         .collect();
     let meta = picasso::Sidecar {
@@ -250,6 +251,45 @@ fn picasso_writer_round_trips_through_the_reader() {
     assert_eq!(
         picasso::read_sidecar(&picasso::sidecar(&path)).unwrap(),
         meta
+    );
+}
+
+#[test]
+fn picasso_writer_writes_z_and_lpz_in_nm_for_3d_localisations() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w3.hdf5");
+    let loc = |i: u32, lpz: f32| picasso::PicassoLoc {
+        frame: i,
+        x: 5.0,
+        y: 7.0,
+        photons: 900.0,
+        lpx: 0.1,
+        lpy: 0.1,
+        z: Some(picasso::AxialLoc {
+            z: -250.0 + i as f32,
+            lpz,
+        }),
+        ..Default::default()
+    };
+    // an unknown axial precision (NaN) reads back as unknown
+    let locs = vec![loc(0, 30.0), loc(1, f32::NAN), loc(2, 22.5)];
+    let meta = picasso::Sidecar {
+        pixel_size_nm: Some(100.0),
+        ..Default::default()
+    };
+    picasso::write(&path, &locs, &meta, "PoseScope test").unwrap();
+    let t = open_table(&path, &TableOptions::default()).unwrap();
+    assert!(t.columns.iter().any(|c| c == "z") && t.columns.iter().any(|c| c == "lpz"));
+    assert_eq!(t.z_nm.as_deref(), Some(&[-250.0f32, -249.0, -248.0][..]));
+    let lpz = t.precision_z_nm.unwrap();
+    assert_eq!((lpz[0], lpz[2]), (30.0, 22.5));
+    assert!(lpz[1].is_nan());
+    // a table is 3D or not: a mix is refused, naming the file
+    let mixed = vec![loc(0, 30.0), picasso::PicassoLoc::default()];
+    let e = picasso::write(&path, &mixed, &meta, "PoseScope test").unwrap_err();
+    assert!(
+        e.to_string().contains("w3.hdf5") && e.to_string().contains("a z"),
+        "{e}"
     );
 }
 

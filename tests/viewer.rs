@@ -1521,7 +1521,16 @@ fn a_3d_tables_fits_know_their_tilt_direction_and_the_explorer_rules_out_the_mir
     // and the results table has a column of tilt directions, one per fit
     assert!(h.query_by_label("toward").is_some());
     for k in 0..3 {
-        let q = h.state().result(k).unwrap().as_ref().unwrap().outcome.state.pose.q;
+        let q = h
+            .state()
+            .result(k)
+            .unwrap()
+            .as_ref()
+            .unwrap()
+            .outcome
+            .state
+            .pose
+            .q;
         let toward = posescope::estimate::pose::orientations::ViewAxis::directed(q);
         let cell = format!("{:.0}°", toward.azimuth_deg);
         assert!(h.query_by_label(&cell).is_some(), "no cell {cell}");

@@ -178,7 +178,7 @@ fn write_picked(
     picks: &[Pick],
     radius_nm: f64,
 ) -> Result<usize> {
-    use posescope::io::locs::picasso::{write_grouped, PicassoLoc, Sidecar};
+    use posescope::io::locs::picasso::{write_grouped, AxialLoc, PicassoLoc, Sidecar};
     let px = table.pixel_size_nm.with_context(|| {
         format!(
             "{}: Picasso stores camera pixels and this table states no pixel size; give --pixel-size",
@@ -204,6 +204,11 @@ fn write_picked(
                 bg: 0.0,
                 lpx: lp,
                 lpy: lp,
+                // a 3D table keeps its z (and axial precision, where stated)
+                z: table.z_nm.as_ref().map(|z| AxialLoc {
+                    z: z[i],
+                    lpz: table.precision_z_nm.as_ref().map_or(f32::NAN, |v| v[i]),
+                }),
             });
             groups.push(g as i32);
         }

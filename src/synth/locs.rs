@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use super::SynthError;
 use crate::geometry::Quat;
-use crate::io::locs::picasso::{self, PicassoLoc, Sidecar};
+use crate::io::locs::picasso::{self, AxialLoc, PicassoLoc, Sidecar};
 use crate::io::{self, OutputError};
 use crate::shapes::{Model, TorusSpec, Units};
 
@@ -279,6 +279,10 @@ pub fn write_field(cfg: &FieldConfig, field: &Field, dir: &Path) -> Result<Field
             bg: 10.0,
             lpx: l.precision_nm / px,
             lpy: l.precision_nm / px,
+            z: Some(AxialLoc {
+                z: l.z_nm,
+                lpz: (cfg.z_error_factor * f64::from(l.precision_nm)) as f32,
+            }),
         })
         .collect();
     let meta = Sidecar {

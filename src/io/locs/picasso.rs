@@ -372,11 +372,24 @@ pub struct PicassoLoc {
     /// Precision (camera px).
     pub lpx: f32,
     pub lpy: f32,
+    /// z and its precision, for a 3D table: written as Picasso's 3D files
+    /// hold them, `z` and `lpz` in nm.
+    pub z: Option<AxialLoc>,
+}
+
+/// The axial part of a [`PicassoLoc`], nm.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct AxialLoc {
+    pub z: f32,
+    /// Axial precision (1σ); NaN where unknown (read back as unknown).
+    pub lpz: f32,
 }
 
 /// Writes `locs` as Picasso does: `/locs` with Picasso's field names and
-/// types (`frame` u4, then f4), and the YAML sidecar with `Width`, `Height`,
-/// `Frames` and `Pixelsize`. Both atomically.
+/// types (`frame` u4, then f4; `z` and `lpz` when the localisations have a
+/// z), and the YAML sidecar with `Width`, `Height`, `Frames` and
+/// `Pixelsize`. Both atomically. The localisations must all have a z or
+/// all have none.
 pub fn write(
     path: &Path,
     locs: &[PicassoLoc],
@@ -401,6 +414,13 @@ pub fn write_grouped(
             path.display()
         )));
     }
+    let with_z = locs.first().is_some_and(|l| l.z.is_some());
+    if locs.iter().any(|l| l.z.is_some() != with_z) {
+        return Err(crate::io::OutputError::Invalid(format!(
+            "{}: some localisations have a z and some do not",
+            path.display()
+        )));
+    }
     let mut builder = CompoundTypeBuilder::new()
         .u32_field("frame")
         .f32_field("x")
@@ -411,6 +431,9 @@ pub fn write_grouped(
         .f32_field("bg")
         .f32_field("lpx")
         .f32_field("lpy");
+    if with_z {
+        builder = builder.f32_field("z").f32_field("lpz");
+    }
     if groups.is_some() {
         builder = builder.i32_field("group");
     }
@@ -418,11 +441,15 @@ pub fn write_grouped(
         path: path.to_path_buf(),
         cause: std::io::Error::other(e.to_string()),
     })?;
-    let mut raw = Vec::with_capacity(locs.len() * 40);
+    let mut raw = Vec::with_capacity(locs.len() * 48);
     for (k, l) in locs.iter().enumerate() {
         raw.extend(l.frame.to_le_bytes());
         for v in [l.x, l.y, l.photons, l.sx, l.sy, l.bg, l.lpx, l.lpy] {
             raw.extend(v.to_le_bytes());
+        }
+        if let Some(a) = l.z {
+            raw.extend(a.z.to_le_bytes());
+            raw.extend(a.lpz.to_le_bytes());
         }
         if let Some(g) = groups {
             raw.extend(g[k].to_le_bytes());
