@@ -584,11 +584,15 @@ fn a_localisation_field_is_picked_and_fitted() {
         "3",
     ]);
     ok(&o);
+    let err = text(&o.stderr);
     assert!(
-        String::from_utf8_lossy(&o.stderr)
-            .contains("8 picked particles, rendered at 9.00 nm per pixel"),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
+        err.contains("8 picked particles, rendered at 9.00 nm per pixel"),
+        "{err}"
+    );
+    // the table is 3D: the user is told that learning leaves its z unused
+    assert!(
+        err.contains("warning: ") && err.contains("the localisations' z is not used"),
+        "{err}"
     );
     let rows = posescope::io::read_pose_csv(&d.join("learned.csv")).unwrap();
     assert_eq!(

@@ -912,6 +912,33 @@ fn a_whole_field_image_is_picked_fitted_and_exported_as_an_overview() {
 }
 
 #[test]
+fn learning_from_a_3d_table_says_that_its_z_goes_unused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let table = fixture_copy(tmp.path(), "locs/thunderstorm_3d.csv");
+    let mut h = harness_with(vec![table], |app| {
+        app.settings_mut().auto_estimate = false;
+        let l = app.learning_mut();
+        l.config.points = 16;
+        l.config.iterations = 1;
+        l.config.search = 100;
+        l.config.steps = 1;
+    });
+    settle(&mut h);
+    assert_eq!(h.state().frame_count(), 3, "{:?}", h.state().notices());
+    h.get_by_label("Learn").click();
+    h.step();
+    h.get_by_label("Start learning").click();
+    h.step();
+    assert!(
+        noticed(&h, |t| t.contains("thunderstorm_3d.csv")
+            && t.contains("the localisations' z is not used")),
+        "{:?}",
+        h.state().notices()
+    );
+    settle(&mut h);
+}
+
+#[test]
 fn learning_runs_in_the_learn_tab_and_its_model_is_taken_for_fitting() {
     let tmp = tempfile::tempdir().unwrap();
     let (stack, _) = dataset(tmp.path(), 12);

@@ -250,7 +250,16 @@ impl super::PoseScopeApp {
             )));
             return;
         }
+        let z_note = match doc.particles.as_ref().map(|p| &p.source) {
+            Some(super::particles::FieldSource::Table { table, .. }) => {
+                crate::estimate::learn::input::unused_z_note(table)
+            }
+            _ => None,
+        };
         let (id, frames) = (doc.id, doc.frames.clone());
+        if let Some(note) = z_note {
+            self.session.info(note);
+        }
         let l = &mut self.learning;
         l.doc = Some(id);
         l.running = true;

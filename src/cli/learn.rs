@@ -78,13 +78,14 @@ pub fn run(a: LearnArgs) -> Result<()> {
     let (frames, warnings) = match a.files.as_slice() {
         [table] if is_table(table) && table.is_file() => {
             let size = parse_floats::<2>(&a.particle_nm, "--particle-nm")?;
-            let (frames, pixel_nm) = table_frames(table, a.picks.as_deref(), size)?;
+            let t = table_frames(table, a.picks.as_deref(), size)?;
             eprintln!(
-                "{}: {} picked particles, rendered at {pixel_nm:.2} nm per pixel (the learned cloud is in these pixels)",
+                "{}: {} picked particles, rendered at {:.2} nm per pixel (the learned cloud is in these pixels)",
                 table.display(),
-                frames.len()
+                t.frames.len(),
+                t.pixel_nm
             );
-            (frames, Vec::new())
+            (t.frames, t.warnings)
         }
         _ => read_frames(&a.files)?,
     };

@@ -72,7 +72,19 @@ pub fn read_frames(files: &[PathBuf]) -> Result<FramesRead, LearnError> {
     Ok((frames, warnings))
 }
 
-/// The particles of a localisation table as frames to learn from: the
+/// What a user learning from `table` should know when it is a 3D table:
+/// learning compares images of the particles, so their z goes unused.
+pub fn unused_z_note(table: &locs::LocTable) -> Option<String> {
+    table.z_nm.as_ref()?;
+    Some(format!(
+        "{}: the localisations' z is not used: learning compares the particles' images \
+         (their projections); fitting poses with the learned model uses z again",
+        table.path.display()
+    ))
+}
+
+/// The particles of a localisation table as frames to learn from, and a
+/// warning when the table's z goes unused ([`unused_z_note`]): the
 /// `picks` CSV's, the table's own groups (a Picasso picked file), or picked
 /// automatically for a particle about the size of
 /// a torus `size_nm` = `[R, r]` (which also sets the frames' pixel size, as
@@ -82,7 +94,7 @@ pub fn table_frames(
     table_path: &Path,
     picks: Option<&Path>,
     size_nm: [f64; 2],
-) -> Result<(Vec<(FrameId, Frame)>, f64), LearnError> {
+) -> Result<TableFrames, LearnError> {
     let input = |e: String| LearnError::Input(format!("{}: {e}", table_path.display()));
     let table = locs::open_table(table_path, &locs::TableOptions::default())
         .map_err(|e| LearnError::Input(e.to_string()))?;
@@ -122,5 +134,19 @@ pub fn table_frames(
             (id, setup.frame(&table, &grid, p))
         })
         .collect();
-    Ok((frames, setup.pixel_nm))
+    Ok(TableFrames {
+        frames,
+        pixel_nm: setup.pixel_nm,
+        warnings: unused_z_note(&table).into_iter().collect(),
+    })
+}
+
+/// The frames [`table_frames`] renders.
+pub struct TableFrames {
+    /// One frame per pick, numbered by pick.
+    pub frames: Vec<(FrameId, Frame)>,
+    /// Their pixel size, nm.
+    pub pixel_nm: f64,
+    /// What the user should know about the table.
+    pub warnings: Vec<String>,
 }
