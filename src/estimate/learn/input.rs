@@ -78,7 +78,7 @@ pub fn unused_z_note(table: &locs::LocTable) -> Option<String> {
     table.z_nm.as_ref()?;
     Some(format!(
         "{}: the localisations' z is not used: learning compares the particles' images \
-         (their projections); fitting poses with the learned model uses z again",
+         (their projections); the torus fit of the table (Estimate, `fit`) uses it",
         table.path.display()
     ))
 }
