@@ -451,6 +451,89 @@ fn fit_a_folder_in_shards_then_merge() {
 }
 
 /// From a synthetic SMLM field to a pose per particle: synth --locs, info,
+/// `fit TABLE --fit-size` learns the torus's size from the particles:
+/// started 17 % small it finds synth's R 180, r 40 nm, writes each
+/// particle's own size, and a start too far off is refused clearly.
+#[test]
+fn the_torus_size_is_fitted_to_a_tables_particles() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = |p: &str| d.join(p).display().to_string();
+    ok(&posescope(&[
+        "synth",
+        "--locs",
+        "--size",
+        "96",
+        "--particles",
+        "8",
+        "--seed",
+        "31",
+        "--out",
+        &s("f"),
+    ]));
+    let fit = |torus: &str| {
+        posescope(&[
+            "fit",
+            &s("f/field.hdf5"),
+            "--torus",
+            torus,
+            "--units",
+            "nm",
+            "--device",
+            "cpu",
+            "--fit-size",
+            "--csv",
+            &s("sized.csv"),
+        ])
+    };
+    let o = fit("150,30");
+    ok(&o);
+    let out = text(&o.stdout);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("torus size from 8 particles: R "))
+        .unwrap_or_else(|| panic!("{out}"));
+    let number_after = |key: &str| -> f64 {
+        let rest = &line[line.find(key).unwrap() + key.len()..];
+        rest.split_whitespace().next().unwrap().parse().unwrap()
+    };
+    let (major, tube) = (number_after(": R "), number_after(", r "));
+    assert!((major - 180.0).abs() < 3.0, "{line}");
+    assert!((tube - 40.0).abs() < 3.0, "{line}");
+    assert!(line.contains("from R 150, r 30") && !line.contains("not settled"), "{line}");
+    assert!(text(&o.stderr).contains("size round 2: R "), "{}", text(&o.stderr));
+    let rows = posescope::io::read_pose_csv(&d.join("sized.csv")).unwrap();
+    assert_eq!(rows.len(), 8);
+    for r in &rows {
+        let own: f64 = r.get("major_nm").unwrap().parse().unwrap();
+        assert!((own - 180.0).abs() < 10.0, "{r:?}");
+        assert!(r.get("tube_nm").is_some_and(|t| !t.is_empty()));
+    }
+    // without --fit-size there are no size columns
+    ok(&posescope(&[
+        "fit",
+        &s("f/field.hdf5"),
+        "--torus",
+        "180,40",
+        "--units",
+        "nm",
+        "--device",
+        "cpu",
+        "--csv",
+        &s("plain.csv"),
+    ]));
+    let plain = posescope::io::read_pose_csv(&d.join("plain.csv")).unwrap();
+    assert_eq!(plain[0].get("major_nm"), None);
+    // a start 45 % small: refused, naming the file and what to do
+    let o = fit("100,20");
+    assert!(!o.status.success());
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("field.hdf5") && err.contains("--fit-size") && err.contains("start nearer"),
+        "{err}"
+    );
+}
+
 /// pick (against the truth), fit TABLE (auto-picked and from the picks CSV).
 #[test]
 fn a_localisation_field_is_picked_and_fitted() {

@@ -75,6 +75,13 @@ pub struct FitArgs {
     /// data cannot tell. The z_nm column is then negated too.
     #[arg(long)]
     flip_z: bool,
+    /// With a table: also fit the torus's own size (R, r) to the particles,
+    /// alternating with their poses from --torus (which must be within
+    /// about 1.5× of it). Prints the size with standard errors and the
+    /// spread of each particle's own; the CSV gets the poses fitted with it
+    /// and each particle's major_nm and tube_nm.
+    #[arg(long)]
+    fit_size: bool,
     /// With a table from `synth --locs` (or an image of it rendered with its
     /// origin at 0 nm): its truth.csv; prints the symmetry-aware axis error
     /// of the fitted particles.
@@ -193,6 +200,7 @@ pub fn run(a: FitArgs) -> Result<()> {
                 z_precision_factor: a.z_precision_factor,
                 z_scale: a.z_scale,
                 flip_z: a.flip_z,
+                fit_size: a.fit_size,
                 truth: a.truth.as_deref(),
                 overview: a.overview.as_deref().map(|p| (p, a.overview_pixel_nm)),
             });

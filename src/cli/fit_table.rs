@@ -14,6 +14,7 @@ use posescope::estimate::pose::batch::fit_all;
 use posescope::estimate::pose::fit::FitOptions;
 use posescope::estimate::pose::pipeline::{DeviceChoice, Fitter, ModelSpec};
 use posescope::estimate::pose::results::result_row;
+use posescope::estimate::torus_size;
 use posescope::export::annotate::write_png;
 use posescope::export::overview::{table_overview, ParticleNm};
 use posescope::io::{locs, write_pose_csv, PoseRow};
@@ -42,6 +43,8 @@ pub struct TableFit<'a> {
     pub z_scale: f64,
     /// Negate the table's z first.
     pub flip_z: bool,
+    /// Fit the torus's size to the particles too.
+    pub fit_size: bool,
     pub truth: Option<&'a Path>,
     /// The overview PNG and its pixel size, nm.
     pub overview: Option<(&'a Path, f64)>,
@@ -93,9 +96,30 @@ pub fn run(a: TableFit<'_>) -> Result<()> {
     let t0 = std::time::Instant::now();
     let mut results = fit_all(&fitter, &frames)?;
     let t_image = t0.elapsed().as_secs_f64();
-    let locfits = match a.refine_on {
+    let mut locfits = match a.refine_on {
         RefineOn::Locs => setup.refine_on_locs(&table, &grid, &picks, &mut results),
         RefineOn::Image => vec![None; picks.len()],
+    };
+    let sizes = if a.fit_size {
+        if a.refine_on == RefineOn::Image {
+            anyhow::bail!("--fit-size fits the localisations: it needs --refine-on locs");
+        }
+        let t = std::time::Instant::now();
+        let round = |k: usize, f: &posescope::estimate::locfit::size::SizeFit| {
+            eprintln!(
+                "size round {}: R {:.1} nm, r {:.1} nm",
+                k + 1,
+                f.major_nm,
+                f.tube_nm
+            );
+        };
+        let report = torus_size::fit_size(&mut setup, &table, &grid, &picks, &mut results, round)
+            .with_context(|| format!("{}: --fit-size", a.table.display()))?;
+        println!("{} [{:.2} s]", report.describe(), t.elapsed().as_secs_f64());
+        locfits = report.fits.clone();
+        Some(report.per_particle)
+    } else {
+        None
     };
     let px = |v: f64| {
         table
@@ -125,6 +149,17 @@ pub fn run(a: TableFit<'_>) -> Result<()> {
                 "loc_nll",
                 lf.map_or(String::new(), |f| format!("{:.4}", f.nll_per_loc)),
             );
+            if let Some(sizes) = &sizes {
+                let size = sizes[k];
+                row.set(
+                    "major_nm",
+                    size.map_or(String::new(), |s| format!("{:.2}", s[0])),
+                );
+                row.set(
+                    "tube_nm",
+                    size.map_or(String::new(), |s| format!("{:.2}", s[1])),
+                );
+            }
             if table.z_nm.is_some() {
                 // how many localisations' z told the axis from its mirror
                 row.set("z_locs", lf.map_or(0, |f| f.z_locs));
@@ -176,7 +211,7 @@ pub fn run(a: TableFit<'_>) -> Result<()> {
                 })
             })
             .collect();
-        let img = table_overview(&table, pixel_nm, major_nm, &particles, Lut::Hot)
+        let img = table_overview(&table, pixel_nm, setup.torus_nm[0], &particles, Lut::Hot)
             .with_context(|| path.display().to_string())?;
         write_png(path, &img)?;
         println!(

@@ -33,28 +33,33 @@ impl AxialModel {
     /// sizes (non-finite, R ≤ 0, r < 0, r ≥ R, spacing ≤ 0) or more than
     /// 10⁵ points.
     pub fn torus(major_nm: f64, tube_nm: f64, spacing_nm: f64, blur_nm: f64) -> Option<Self> {
+        let [nu, nv] = torus_samples(major_nm, tube_nm, spacing_nm)?;
+        Self::torus_sampled(major_nm, tube_nm, [nu, nv], blur_nm)
+    }
+
+    /// The same torus with `nu` points around the ring and `nv` around the
+    /// tube, whatever its size: a likelihood smooth in `R` and `r` (no
+    /// jumps where the point count would change), for fitting the size.
+    /// `None` for unusable sizes or more than 10⁵ points.
+    pub fn torus_sampled(
+        major_nm: f64,
+        tube_nm: f64,
+        [nu, nv]: [usize; 2],
+        blur_nm: f64,
+    ) -> Option<Self> {
         let ok = major_nm.is_finite()
             && tube_nm.is_finite()
-            && spacing_nm.is_finite()
             && blur_nm.is_finite()
             && major_nm > 0.0
             && tube_nm >= 0.0
             && tube_nm < major_nm
-            && spacing_nm > 0.0
-            && blur_nm >= 0.0;
-        if !ok {
+            && blur_nm >= 0.0
+            && nu >= 1
+            && nv >= 1;
+        if !ok || nu.saturating_mul(nv) > 100_000 {
             return None;
         }
         let tau = std::f64::consts::TAU;
-        let nu = ((tau * (major_nm + tube_nm) / spacing_nm).ceil() as usize).max(8);
-        let nv = if tube_nm > 0.0 {
-            ((tau * tube_nm / spacing_nm).ceil() as usize).max(4)
-        } else {
-            1
-        };
-        if nu.saturating_mul(nv) > 100_000 {
-            return None;
-        }
         let mut points = Vec::with_capacity(nu * nv);
         let mut weights = Vec::with_capacity(nu * nv);
         for l in 0..nv {
@@ -99,6 +104,30 @@ impl AxialModel {
                 .collect(),
         )
     }
+}
+
+/// Points `[around the ring, around the tube]` of a torus sampled about
+/// every `spacing_nm` along both circles (at least 8 and 4; one around a
+/// tube of radius 0). `None` for non-finite or non-positive sizes.
+pub fn torus_samples(major_nm: f64, tube_nm: f64, spacing_nm: f64) -> Option<[usize; 2]> {
+    let ok = [major_nm, tube_nm, spacing_nm]
+        .iter()
+        .all(|v| v.is_finite())
+        && major_nm > 0.0
+        && tube_nm >= 0.0
+        && spacing_nm > 0.0;
+    if !ok {
+        return None;
+    }
+    let tau = std::f64::consts::TAU;
+    let cap = 1e6; // far beyond the 10⁵ points a model may have
+    let nu = (tau * (major_nm + tube_nm) / spacing_nm).ceil().min(cap) as usize;
+    let nv = if tube_nm > 0.0 {
+        ((tau * tube_nm / spacing_nm).ceil().min(cap) as usize).max(4)
+    } else {
+        1
+    };
+    Some([nu.max(8), nv])
 }
 
 /// One particle's localisations, nm, with their precisions.

@@ -18,7 +18,8 @@
 //!
 //! Around a fit: the axis's standard error from the likelihood
 //! ([`uncertainty`]) and, for 3D tables, how well z agrees with the model
-//! (a refractive-index factor, [`zscale`]).
+//! (a refractive-index factor, [`zscale`]); over many particles, the
+//! torus's own size ([`size`]).
 //!
 //! Each localisation visits only the surface points within its cut-off
 //! radius, found through a lateral grid of the posed points (`grid`).
@@ -29,6 +30,7 @@
 mod grid;
 pub mod likelihood;
 pub mod simplex;
+pub mod size;
 pub mod uncertainty;
 pub mod zscale;
 
