@@ -291,7 +291,7 @@ mod tests {
     /// depth) 2D, each fitted with a torus of the wrong size.
     fn fitted(n: usize, depth: f64, wrong: [f64; 2]) -> Vec<(ParticleLocs, LocFit)> {
         let mut rng = ChaCha8Rng::seed_from_u64(5);
-        let model = AxialModel::torus(wrong[0], wrong[1], 12.0, 5.0).unwrap();
+        let model = AxialModel::torus(wrong[0], wrong[1], POSE_SPACING_NM, 5.0).unwrap();
         let opts = LocFitOptions::default();
         (0..n)
             .map(|k| {
@@ -307,8 +307,12 @@ mod tests {
         v.iter().map(|(locs, fit)| Posed { locs, fit }).collect()
     }
 
+    /// The poses are fitted on a sparser surface than the size (cheaper;
+    /// the size fit sees every 16 nm).
+    const POSE_SPACING_NM: f64 = 20.0;
+
     const OPTS: SizeOptions = SizeOptions {
-        spacing_nm: 12.0,
+        spacing_nm: 16.0,
         blur_nm: 5.0,
         background: 0.1,
     };
@@ -316,14 +320,20 @@ mod tests {
     #[test]
     fn the_size_is_found_from_a_wrong_start_in_3d_and_in_2d() {
         for depth in [250.0, f64::NAN] {
-            let mut particles = fitted(16, depth, [150.0, 25.0]);
+            let mut particles = fitted(8, depth, [150.0, 25.0]);
             let run = alternate(
                 [150.0, 25.0],
                 8,
                 &OPTS,
                 |size, _| {
-                    let model = AxialModel::torus(size[0], size[1], 12.0, 5.0).unwrap();
-                    let opts = LocFitOptions::default();
+                    let model = AxialModel::torus(size[0], size[1], POSE_SPACING_NM, 5.0).unwrap();
+                    // from each particle's last axis: a small grid will do
+                    let opts = LocFitOptions {
+                        grid_axes: 10,
+                        starts: 1,
+                        max_evals: 250,
+                        ..LocFitOptions::default()
+                    };
                     for (locs, f) in &mut particles {
                         *f =
                             fit_axis(&model, None, locs, f.centre_nm, Some(f.axis), &opts).unwrap();
@@ -335,7 +345,7 @@ mod tests {
             .unwrap();
             let fit = run.fit;
             assert!(run.settled && run.rounds <= 6, "depth {depth}: {run:?}");
-            assert_eq!(fit.particles, 16);
+            assert_eq!(fit.particles, 8);
             assert!((fit.major_nm - 180.0).abs() < 3.0, "depth {depth}: {fit:?}");
             assert!((fit.tube_nm - 40.0).abs() < 4.0, "depth {depth}: {fit:?}");
             // the standard errors are of the size a few hundred labels give
@@ -348,7 +358,7 @@ mod tests {
                 .filter_map(|p| particle_size(p, [fit.major_nm, fit.tube_nm], &OPTS))
                 .map(|s| s[0])
                 .collect();
-            assert!(own.len() >= 14, "{own:?}");
+            assert!(own.len() >= 7, "{own:?}");
             let [lo, mid, hi] = quartiles(own).unwrap();
             assert!(
                 (mid - 180.0).abs() < 4.0 && lo < mid && mid < hi,
@@ -361,7 +371,7 @@ mod tests {
     fn a_larger_ring_gives_a_larger_size() {
         // particles of R 180 fitted as the same torus scaled by 1.2: the fit
         // follows the localisations, not the start
-        let particles = fitted(8, 250.0, [180.0, 40.0]);
+        let particles = fitted(6, 250.0, [180.0, 40.0]);
         let scaled: Vec<(ParticleLocs, LocFit)> = particles
             .into_iter()
             .map(|(mut l, mut f)| {
