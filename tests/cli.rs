@@ -500,8 +500,15 @@ fn the_torus_size_is_fitted_to_a_tables_particles() {
     let (major, tube) = (number_after(": R "), number_after(", r "));
     assert!((major - 180.0).abs() < 3.0, "{line}");
     assert!((tube - 40.0).abs() < 3.0, "{line}");
-    assert!(line.contains("from R 150, r 30") && !line.contains("not settled"), "{line}");
-    assert!(text(&o.stderr).contains("size round 2: R "), "{}", text(&o.stderr));
+    assert!(
+        line.contains("from R 150, r 30") && !line.contains("not settled"),
+        "{line}"
+    );
+    assert!(
+        text(&o.stderr).contains("size round 2: R "),
+        "{}",
+        text(&o.stderr)
+    );
     let rows = posescope::io::read_pose_csv(&d.join("sized.csv")).unwrap();
     assert_eq!(rows.len(), 8);
     for r in &rows {

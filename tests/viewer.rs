@@ -739,6 +739,51 @@ fn a_table_is_picked_accepted_fitted_and_exported_as_an_overview() {
     );
 }
 
+#[test]
+fn fit_size_learns_the_tables_torus_and_undo_brings_the_fits_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, files) = small_field(tmp.path(), 21);
+    // the torus guessed 17 % small
+    let mut h = harness_with(vec![files.picasso.clone()], |app| {
+        app.settings_mut().auto_estimate = false;
+        app.settings_mut().particle_torus_nm = [150.0, 30.0];
+    });
+    settle(&mut h);
+    assert_eq!(h.state().frame_count(), 4, "{:?}", h.state().notices());
+    accept_and_fit(&mut h);
+    let before = fitted_axes(&h, 4);
+    h.get_by_label("Fit size").click();
+    h.step();
+    settle(&mut h);
+    let note = h
+        .state()
+        .notices()
+        .iter()
+        .map(|n| n.text.clone())
+        .find(|t| t.starts_with("torus size from 4 particles: R "))
+        .unwrap_or_else(|| panic!("{:?}", h.state().notices()));
+    let major: f64 = note["torus size from 4 particles: R ".len()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((major - 180.0).abs() < 6.0, "{note}");
+    // the table's fits use the size from now on
+    let doc = h.state().session().doc().unwrap();
+    let torus = doc.particles.as_ref().unwrap().table_torus_nm().unwrap();
+    assert!((torus[0] - major).abs() < 0.06, "{torus:?} vs {note}");
+    // the poses were fitted again with it; Undo brings the old fits back
+    let after = fitted_axes(&h, 4);
+    assert_ne!(before, after);
+    menu_click(
+        &mut h,
+        "Edit",
+        "Undo fit the torus size (4 particles) Ctrl+Z",
+    );
+    assert_eq!(fitted_axes(&h, 4), before);
+}
+
 /// A whole-field image (not a table): the field of `small_field` (5.2 µm
 /// square) rendered at `pixel_nm` (5 nm: 1040 × 1040 px; origin at 0 nm),
 /// written as a float TIFF that states its pixel size.

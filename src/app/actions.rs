@@ -50,6 +50,8 @@ pub enum Action {
     EstimateCurrent,
     /// Network + refinement on every frame of the document.
     EstimateAll,
+    /// Fit a table's torus size to its accepted picks (and their poses).
+    FitTorusSize,
     /// Refinement from the slider pose.
     RefineCurrent,
     /// Stop every running job.
@@ -153,6 +155,7 @@ impl PoseScopeApp {
             Action::SetModel(spec) => self.set_model(spec),
             Action::EstimateCurrent => self.estimate(false),
             Action::EstimateAll => self.estimate(true),
+            Action::FitTorusSize => self.fit_torus_size(),
             Action::RefineCurrent => self.refine_current(),
             Action::CancelJobs => self.jobs.cancel_all(),
             Action::SetContrast(c) => self.session.display.contrast = Some(c),
@@ -723,6 +726,49 @@ impl PoseScopeApp {
         };
         self.record_fits(name, &which);
         self.jobs.estimate(fitter, id, frames, which, !all, locs);
+    }
+
+    /// Fits the table's torus size to its accepted picks, alternating with
+    /// their poses (their fits as starts); the picks' fits are replaced, so
+    /// Undo can bring them back.
+    fn fit_torus_size(&mut self) {
+        if self.jobs.fitting() {
+            self.session
+                .info("a fit is running: fit the torus size when it has finished");
+            return;
+        }
+        let Some(doc) = self.session.doc() else {
+            return;
+        };
+        let Some((p, locs)) = doc.particles.as_ref().and_then(|p| Some((p, p.refiner()?))) else {
+            self.session
+                .info("the torus size is fitted to a localisation table's particles: open a table");
+            return;
+        };
+        let which = p.accepted();
+        let min = crate::estimate::torus_size::MIN_PARTICLES;
+        if which.len() < min {
+            self.session.info(format!(
+                "{} accepted picks: fitting the torus size needs at least {min} (Accept all, then Fit accepted)",
+                which.len()
+            ));
+            return;
+        }
+        let results: Vec<_> = which
+            .iter()
+            .map(|&k| {
+                doc.results
+                    .get(k)
+                    .cloned()
+                    .unwrap_or_else(|| Err("not fitted yet".into()))
+            })
+            .collect();
+        let id = doc.id;
+        self.record_fits(
+            format!("fit the torus size ({} particles)", which.len()),
+            &which,
+        );
+        self.jobs.fit_size(id, locs, which, results);
     }
 
     /// Records, for Undo, the fits of `frames` that a fit is about to replace.

@@ -19,6 +19,7 @@ use super::particles::{load_image_field, load_table, FieldPicking, LocRefiner, T
 use super::state::{DocId, Document, PoseControls};
 use crate::estimate::image_particles::is_whole_field;
 use crate::estimate::learn::{LearnConfig, Learned};
+use crate::estimate::particles::ParticleSetup;
 use crate::estimate::pick::Pick;
 use crate::estimate::pose::batch::{fit_frames, BatchOptions};
 use crate::estimate::pose::fit::FitOptions;
@@ -59,12 +60,14 @@ pub enum JobKind {
     Sweep,
     /// Learning the structure from a document's frames.
     Learn,
+    /// Fitting a table's torus size to its particles (with their poses).
+    FitSize,
 }
 
 impl JobKind {
-    /// Jobs that fit frames (Estimate and Refine wait for each other).
+    /// Jobs that fit frames (Estimate, Refine and FitSize wait for each other).
     pub fn fits(self) -> bool {
-        matches!(self, JobKind::Estimate | JobKind::Refine)
+        matches!(self, JobKind::Estimate | JobKind::Refine | JobKind::FitSize)
     }
 }
 
@@ -104,6 +107,13 @@ pub enum Message {
     LearnProgress(DocId, LearnProgress),
     /// A learning run finished (`None`: cancelled or failed; the note says which).
     Learned(DocId, Option<Box<Learned>>),
+    /// A table's torus size was fitted to its particles: its setup now.
+    Resized {
+        /// The document.
+        doc: DocId,
+        /// The setup with the fitted torus.
+        setup: Arc<ParticleSetup>,
+    },
     /// A job ended (finished or cancelled); `note` is shown to the user.
     Finished {
         /// Job id.
@@ -401,6 +411,59 @@ impl Jobs {
                     z.map(|z| Note::Info(z_scale_note(&z)))
                 }
                 Err(e) => Some(Note::Error(AppError::Estimate(e))),
+            }
+        });
+    }
+
+    /// Fits the table's torus size to the particles `which` (their
+    /// `results` as starts), as `fit TABLE --fit-size` does; their poses
+    /// follow, and the document's setup takes the size.
+    pub fn fit_size(
+        &mut self,
+        doc: DocId,
+        locs: LocRefiner,
+        which: Vec<usize>,
+        results: Vec<FrameResult>,
+    ) {
+        let label = format!("Fitting the torus size to {} particles", which.len());
+        let total = crate::estimate::torus_size::MAX_ROUNDS;
+        let path = locs.table_path();
+        self.spawn(JobKind::FitSize, label, total, move |ctx| {
+            let round = |k: usize, f: &crate::estimate::locfit::size::SizeFit| {
+                if let Ok(mut l) = ctx.label.lock() {
+                    *l = format!(
+                        "Fitting the torus size: round {}, R {:.1} nm, r {:.1} nm",
+                        k + 1,
+                        f.major_nm,
+                        f.tube_nm
+                    );
+                }
+                ctx.done.store(k + 1, Ordering::Relaxed);
+            };
+            let run = job_pool().install(|| locs.fit_size(&which, results, round));
+            match run {
+                Ok((setup, report, results)) => {
+                    for (k, result) in which.into_iter().zip(results) {
+                        ctx.send(Message::Fitted {
+                            doc,
+                            frame: k,
+                            result,
+                            apply: false,
+                        });
+                    }
+                    ctx.send(Message::Resized {
+                        doc,
+                        setup: Arc::new(setup),
+                    });
+                    Some(Note::Info(format!(
+                        "{}; this table's fits now use it (Opening tables sets the torus for tables opened later)",
+                        report.describe()
+                    )))
+                }
+                Err(e) => Some(Note::Error(AppError::Table {
+                    path,
+                    detail: format!("fitting the torus size: {e}"),
+                })),
             }
         });
     }

@@ -541,6 +541,12 @@ impl PoseScopeApp {
                     apply,
                 } => self.session.record_result(doc, frame, result, apply),
                 Message::Swept(s) => self.live.sweeps = Some(s),
+                Message::Resized { doc, setup } => {
+                    let table = self.session.docs.iter_mut().find(|d| d.id == doc);
+                    if let Some(p) = table.and_then(|d| d.particles.as_mut()) {
+                        p.set_setup(setup);
+                    }
+                }
                 Message::LearnProgress(doc, p) => {
                     if self.learning.doc == Some(doc) {
                         self.learning.progress = p;

@@ -27,6 +27,7 @@ use crate::estimate::pick::{
 };
 use crate::estimate::pose::pipeline::{short_number, ModelSpec};
 use crate::estimate::pose::results::{FitResults, FrameResult};
+use crate::estimate::torus_size::{self, SizeError, SizeReport};
 use crate::io::locs::{self, LocTable, PickRow, TableOptions};
 use crate::io::{Frame, SampleType, StackInfo};
 use crate::render::locs::{render_locs, LocMode, LocView};
@@ -349,6 +350,22 @@ impl ParticleDoc {
         )
     }
 
+    /// Makes `setup` the table's (a torus size fitted to its particles);
+    /// nothing for an image field.
+    pub fn set_setup(&mut self, setup: Arc<ParticleSetup>) {
+        if let FieldSource::Table { setup: s, .. } = &mut self.source {
+            *s = setup;
+        }
+    }
+
+    /// The table's torus `[R, r]`, nm (`None` for an image field).
+    pub fn table_torus_nm(&self) -> Option<[f64; 2]> {
+        match &self.source {
+            FieldSource::Table { setup, .. } => Some(setup.torus_nm),
+            FieldSource::Image { .. } => None,
+        }
+    }
+
     /// Whether the field is a localisation table (its picks count localisations).
     pub fn is_table(&self) -> bool {
         matches!(self.source, FieldSource::Table { .. })
@@ -514,6 +531,40 @@ pub struct LocRefiner {
 }
 
 impl LocRefiner {
+    /// The table's file.
+    pub fn table_path(&self) -> std::path::PathBuf {
+        self.table.path.clone()
+    }
+
+    /// The torus's size fitted to the particles `which`, from `results`
+    /// (theirs, in the same order) as starts ([`torus_size::fit_size`]):
+    /// the setup with that size, what was found and the particles' results
+    /// fitted with it. `on_round` hears each round.
+    pub fn fit_size(
+        &self,
+        which: &[usize],
+        mut results: Vec<FrameResult>,
+        on_round: impl FnMut(usize, &crate::estimate::locfit::size::SizeFit),
+    ) -> Result<(ParticleSetup, SizeReport, Vec<FrameResult>), SizeError> {
+        let picks: Vec<Pick> = which
+            .iter()
+            .filter_map(|&k| self.picks.get(k).copied())
+            .collect();
+        if picks.len() != results.len() {
+            return Err(SizeError::TooFew(picks.len().min(results.len())));
+        }
+        let mut setup = (*self.setup).clone();
+        let report = torus_size::fit_size(
+            &mut setup,
+            &self.table,
+            &self.grid,
+            &picks,
+            &mut results,
+            on_round,
+        )?;
+        Ok((setup, report, results))
+    }
+
     /// Refines particle `k`'s result on its localisations (unchanged if it
     /// has no pick or the fit fails); the localisation fit, if any.
     pub fn refine(&self, k: usize, result: &mut FrameResult) -> Option<LocFit> {

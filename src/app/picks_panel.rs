@@ -58,6 +58,20 @@ impl PoseScopeApp {
             {
                 out.push(Action::EstimateAll);
             }
+            if p.is_table()
+                && ui
+                    .add_enabled(
+                        acc >= crate::estimate::torus_size::MIN_PARTICLES,
+                        egui::Button::new("Fit size"),
+                    )
+                    .on_hover_text(
+                        "Fit the torus's own R and r to the accepted picks' localisations, \
+                         alternating with their poses (from their fits and the torus in Opening tables)",
+                    )
+                    .clicked()
+            {
+                out.push(Action::FitTorusSize);
+            }
             if ui.button("Save picks…").clicked() {
                 out.push(Action::SavePicksDialog);
             }
