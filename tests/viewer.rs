@@ -773,6 +773,11 @@ fn fit_size_learns_the_tables_torus_and_undo_brings_the_fits_back() {
     let doc = h.state().session().doc().unwrap();
     let torus = doc.particles.as_ref().unwrap().table_torus_nm().unwrap();
     assert!((torus[0] - major).abs() < 0.06, "{torus:?} vs {note}");
+    assert!(h
+        .state()
+        .notices()
+        .iter()
+        .all(|n| !n.text.contains("failed")));
     // the poses were fitted again with it; Undo brings the old fits back
     let after = fitted_axes(&h, 4);
     assert_ne!(before, after);

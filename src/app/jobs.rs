@@ -426,19 +426,20 @@ impl Jobs {
         results: Vec<FrameResult>,
     ) {
         let label = format!("Fitting the torus size to {} particles", which.len());
-        let total = crate::estimate::torus_size::MAX_ROUNDS;
+        let total = crate::estimate::torus_size::TYPICAL_ROUNDS;
         let path = locs.table_path();
         self.spawn(JobKind::FitSize, label, total, move |ctx| {
-            let round = |k: usize, f: &crate::estimate::locfit::size::SizeFit| {
+            let round = |k: usize, p: &crate::estimate::locfit::size::ProfilePoint| {
                 if let Ok(mut l) = ctx.label.lock() {
                     *l = format!(
-                        "Fitting the torus size: round {}, R {:.1} nm, r {:.1} nm",
+                        "Fitting the torus size: round {}, R {:.1} nm (r {:.1} nm)",
                         k + 1,
-                        f.major_nm,
-                        f.tube_nm
+                        p.major_nm,
+                        p.tube.tube_nm
                     );
                 }
-                ctx.done.store(k + 1, Ordering::Relaxed);
+                // a moving window takes more rounds than the bar's length
+                ctx.done.store((k + 1).min(total - 1), Ordering::Relaxed);
             };
             let run = job_pool().install(|| locs.fit_size(&which, results, round));
             match run {

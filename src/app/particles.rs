@@ -544,7 +544,7 @@ impl LocRefiner {
         &self,
         which: &[usize],
         mut results: Vec<FrameResult>,
-        on_round: impl FnMut(usize, &crate::estimate::locfit::size::SizeFit),
+        on_round: impl FnMut(usize, &crate::estimate::locfit::size::ProfilePoint),
     ) -> Result<(ParticleSetup, SizeReport, Vec<FrameResult>), SizeError> {
         let picks: Vec<Pick> = which
             .iter()

@@ -105,12 +105,13 @@ pub fn run(a: TableFit<'_>) -> Result<()> {
             anyhow::bail!("--fit-size fits the localisations: it needs --refine-on locs");
         }
         let t = std::time::Instant::now();
-        let round = |k: usize, f: &posescope::estimate::locfit::size::SizeFit| {
+        let round = |k: usize, p: &posescope::estimate::locfit::size::ProfilePoint| {
             eprintln!(
-                "size round {}: R {:.1} nm, r {:.1} nm",
+                "size round {}: R {:.1} nm: r {:.1} nm, −log L {:.1}",
                 k + 1,
-                f.major_nm,
-                f.tube_nm
+                p.major_nm,
+                p.tube.tube_nm,
+                p.total()
             );
         };
         let report = torus_size::fit_size(&mut setup, &table, &grid, &picks, &mut results, round)
@@ -150,15 +151,9 @@ pub fn run(a: TableFit<'_>) -> Result<()> {
                 lf.map_or(String::new(), |f| format!("{:.4}", f.nll_per_loc)),
             );
             if let Some(sizes) = &sizes {
-                let size = sizes[k];
-                row.set(
-                    "major_nm",
-                    size.map_or(String::new(), |s| format!("{:.2}", s[0])),
-                );
-                row.set(
-                    "tube_nm",
-                    size.map_or(String::new(), |s| format!("{:.2}", s[1])),
-                );
+                // the particle's own R, from its own profile
+                let own = sizes[k].map_or(String::new(), |r| format!("{r:.2}"));
+                row.set("major_nm", own);
             }
             if table.z_nm.is_some() {
                 // how many localisations' z told the axis from its mirror

@@ -54,6 +54,12 @@ impl RefineOn {
 /// settings, `pick` and `fit TABLE` / `fit IMAGE --pick` start from it.
 pub const DEFAULT_TORUS_NM: [f64; 2] = [180.0, 40.0];
 
+/// [`ParticleSetup::reach_nm`] for a torus `[R, r]` (nm) and a median
+/// precision (nm).
+pub fn reach_nm(torus_nm: [f64; 2], precision_nm: f64) -> f64 {
+    1.25 * (torus_nm[0] + torus_nm[1]) + 2.0 * precision_nm
+}
+
 /// Errors of setting up particle fits.
 #[derive(Debug, thiserror::Error)]
 pub enum ParticleError {
@@ -119,7 +125,7 @@ impl ParticleSetup {
         Ok(Self {
             torus_nm: spec.torus,
             pixel_nm,
-            reach_nm: 1.25 * (major_nm + tube_nm) + 2.0 * precision,
+            reach_nm: reach_nm([major_nm, tube_nm], precision),
             count_nm: major_nm + tube_nm + 2.0 * precision,
             extent_nm: summary.extent_nm,
             spec_px: ModelSpec {

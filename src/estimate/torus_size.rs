@@ -1,56 +1,64 @@
-//! The torus's size learned from a table's particles: alternate every
-//! particle's localisation fit with the fit of `R` and `r` to all of them
-//! ([`locfit::size`]), then measure each particle's own size at its final
-//! pose. Shared by `fit TABLE --fit-size` and the viewer.
+//! The torus's size learned from a table's particles: the profile
+//! likelihood of `R` ([`locfit::size::profile`]), every particle's
+//! localisation fit run afresh at each size, then a last round at the
+//! fitted size for the poses. Shared by `fit TABLE --fit-size` and the
+//! viewer.
 //!
 //! The particle frames (images) stay as they were rendered; only the
 //! localisation fits, and with them the results' poses and centres, follow
 //! the size.
+//!
+//! [`locfit::size::profile`]: super::locfit::size::profile
 
 use rayon::prelude::*;
 
-use super::locfit::size::{self, Alternation, Posed, SizeOptions};
+use super::locfit::size::{self, ProfileError, ProfilePoint, SizeOptions};
 use super::locfit::LocFit;
-use super::particles::{ParticleError, ParticleSetup};
+use super::particles::{reach_nm, ParticleError, ParticleSetup};
 use super::pick::{Grid, Pick};
 use super::pose::pipeline::ModelSpec;
 use super::pose::results::FrameResult;
 use crate::io::locs::LocTable;
 use crate::shapes::Units;
 
-/// Most rounds of pose fits the size fit runs.
-pub const MAX_ROUNDS: usize = 8;
-
-/// The fitted size may move from the start by at most this factor (either
-/// way); beyond, the start was too far off for the picks and the discs it
-/// set, and the user is asked for a better one.
+/// The profile's window may move from the start by at most this factor
+/// (either way); beyond, the start was too far off for the picks and the
+/// discs it set, and the user is asked for a better one.
 pub const MAX_FACTOR: f64 = 1.6;
 
 /// Fewest particles a size is fitted to.
 pub const MIN_PARTICLES: usize = 3;
 
+/// Rounds of pose fits a size fit usually takes: a window of five and the
+/// last round (more when the window moves); for progress bars.
+pub const TYPICAL_ROUNDS: usize = 6;
+
 /// What [`fit_size`] found.
 #[derive(Clone, Debug)]
 pub struct SizeReport {
-    /// The size at the last round, with its standard errors.
-    pub fit: size::SizeFit,
-    /// Rounds run, and whether the size settled before they ran out.
+    /// `R` and `r`, nm.
+    pub torus_nm: [f64; 2],
+    /// Their standard errors, nm: for `R` the larger of the profile's and
+    /// the one the spread of the particles' own `R` gives; for `r` the
+    /// sandwich estimate over particles.
+    pub se_nm: [f64; 2],
+    /// Particles fitted at every size of the profile.
+    pub particles: usize,
+    /// Rounds of pose fits run.
     pub rounds: usize,
-    pub settled: bool,
     /// The size the fit started from, nm.
     pub start_nm: [f64; 2],
-    /// Each pick's own `[R, r]` at its final pose (`None` where it has no
-    /// localisation fit or its size fit failed).
-    pub per_particle: Vec<Option<[f64; 2]>>,
+    /// Each pick's own `R`, nm (`None` where its own profile has no
+    /// minimum inside the window).
+    pub per_particle: Vec<Option<f64>>,
     /// Each pick's final localisation fit, with the fitted size.
     pub fits: Vec<Option<LocFit>>,
 }
 
 impl SizeReport {
     /// One line for a user: the size, its standard errors, the spread of
-    /// the particles' own and how it was reached.
+    /// the particles' own `R` and where it started.
     pub fn describe(&self) -> String {
-        let f = &self.fit;
         let se = |v: f64| {
             if v.is_finite() {
                 format!(" ± {v:.1}")
@@ -58,7 +66,7 @@ impl SizeReport {
                 String::new()
             }
         };
-        let spread = size::quartiles(self.per_particle.iter().flatten().map(|s| s[0])).map_or(
+        let spread = size::quartiles(self.per_particle.iter().flatten().copied()).map_or(
             String::new(),
             |[lo, mid, hi]| {
                 format!("; each particle's own R: median {mid:.1}, quartiles {lo:.1}–{hi:.1} nm")
@@ -67,17 +75,41 @@ impl SizeReport {
         let [r0, t0] = self.start_nm;
         format!(
             "torus size from {} particles: R {:.1}{} nm, r {:.1}{} nm (standard errors){spread}; \
-             from R {r0}, r {t0} in {} round(s){}",
-            f.particles,
-            f.major_nm,
-            se(f.se_nm[0]),
-            f.tube_nm,
-            se(f.se_nm[1]),
+             from R {r0}, r {t0} in {} rounds",
+            self.particles,
+            self.torus_nm[0],
+            se(self.se_nm[0]),
+            self.torus_nm[1],
+            se(self.se_nm[1]),
             self.rounds,
-            if self.settled { "" } else { ", not settled" }
         )
     }
 }
+
+/// The standard error of the median of `values` from their spread:
+/// 1.4826 × the median absolute deviation × 1.2533 ÷ √n (NaN for fewer
+/// than [`MIN_PARTICLES`]).
+fn robust_se(values: impl Iterator<Item = f64>) -> f64 {
+    let v: Vec<f64> = values.filter(|v| v.is_finite()).collect();
+    if v.len() < MIN_PARTICLES {
+        return f64::NAN;
+    }
+    let median = |mut x: Vec<f64>| {
+        x.sort_by(f64::total_cmp);
+        let n = x.len();
+        if n % 2 == 1 {
+            x[n / 2]
+        } else {
+            0.5 * (x[n / 2 - 1] + x[n / 2])
+        }
+    };
+    let m = median(v.clone());
+    let mad = median(v.iter().map(|x| (x - m).abs()).collect());
+    1.4826 * mad * 1.2533 / (v.len() as f64).sqrt()
+}
+
+/// Each pick's localisations and fit (`None` where the fit failed).
+type Particles = Vec<Option<(crate::estimate::locfit::ParticleLocs, LocFit)>>;
 
 /// Errors of the size fit.
 #[derive(Debug, thiserror::Error)]
@@ -85,12 +117,9 @@ pub enum SizeError {
     #[error("only {0} particles have a localisation fit: the size needs at least {MIN_PARTICLES}")]
     TooFew(usize),
     #[error(
-        "the torus size went from R {0:.0}, r {1:.0} nm to R {2:.0}, r {3:.0} nm: start nearer \
-         (the particle's size sets the picks and the discs their localisations come from)"
+        "{0} (the particle's size sets the picks and the discs their localisations come from)"
     )]
-    RanAway(f64, f64, f64, f64),
-    #[error("no torus size could be fitted to these particles")]
-    Failed,
+    Profile(#[from] ProfileError),
     #[error(transparent)]
     Setup(#[from] ParticleError),
 }
@@ -115,89 +144,96 @@ pub fn resized(
     Ok(out)
 }
 
-/// Fits the torus's size to the picks' localisations, alternating with
-/// their poses (up to [`MAX_ROUNDS`]), starting from `setup`'s torus. On
-/// success `setup` has the fitted torus and `results` the poses fitted with
-/// it; on failure both are as they were. `on_round` hears each round's
-/// size (for progress).
+/// Fits the torus's size to the picks' localisations, starting from
+/// `setup`'s torus. On success `setup` has the fitted torus and `results`
+/// the poses fitted with it; on failure both are as they were. `on_round`
+/// hears each point of the profile (for progress).
 pub fn fit_size(
     setup: &mut ParticleSetup,
     table: &LocTable,
     grid: &Grid,
     picks: &[Pick],
     results: &mut [FrameResult],
-    on_round: impl FnMut(usize, &size::SizeFit),
+    mut on_round: impl FnMut(usize, &ProfilePoint),
 ) -> Result<SizeReport, SizeError> {
     let start = setup.torus_nm;
+    let precision = setup.locfit.default_precision_nm;
     let opts = SizeOptions {
         spacing_nm: 12.0,
         blur_nm: setup.locs_model.blur_nm,
         background: setup.locfit.background,
     };
     let mut trial: Vec<FrameResult> = results.to_vec();
-    let mut current = setup.clone();
-    let mut fits: Vec<Option<LocFit>> = vec![None; picks.len()];
+    // every pick's poses fitted with `size`, its localisations gathered
+    // within the disc of a torus `reach`
+    let fit_round = |size: [f64; 2],
+                     reach: [f64; 2],
+                     trial: &mut [FrameResult]|
+     -> Result<(Particles, Vec<Option<LocFit>>), SizeError> {
+        let mut s = resized(setup, table, size)?;
+        s.reach_nm = reach_nm(reach, precision);
+        let fits = s.refine_on_locs(table, grid, picks, trial);
+        let usable = fits.iter().flatten().count();
+        if usable < MIN_PARTICLES {
+            return Err(SizeError::TooFew(usable));
+        }
+        let particles = picks
+            .par_iter()
+            .zip(&fits)
+            .map(|(p, f)| Some((s.particle_locs(table, grid, p), (*f)?)))
+            .collect();
+        Ok((particles, fits))
+    };
     let mut failure: Option<SizeError> = None;
-    let run: Option<Alternation> = size::alternate(
+    let profile = size::profile(
         start,
-        MAX_ROUNDS,
+        MAX_FACTOR,
         &opts,
-        |size, _| {
+        |size, reach| {
             if failure.is_some() {
                 return Vec::new();
             }
-            if (size[0] / start[0]).max(start[0] / size[0]) > MAX_FACTOR {
-                failure = Some(SizeError::RanAway(start[0], start[1], size[0], size[1]));
-                return Vec::new();
-            }
-            match resized(&current, table, size) {
-                Ok(s) => current = s,
+            match fit_round(size, reach, &mut trial) {
+                Ok((particles, _)) => particles,
                 Err(e) => {
-                    failure = Some(e.into());
-                    return Vec::new();
+                    failure = Some(e);
+                    Vec::new()
                 }
             }
-            fits = current.refine_on_locs(table, grid, picks, &mut trial);
-            let usable = fits.iter().flatten().count();
-            if usable < MIN_PARTICLES {
-                failure = Some(SizeError::TooFew(usable));
-                return Vec::new();
-            }
-            picks
-                .par_iter()
-                .zip(&fits)
-                .filter_map(|(p, f)| Some((current.particle_locs(table, grid, p), (*f)?)))
-                .collect()
         },
-        on_round,
+        &mut on_round,
     );
     if let Some(e) = failure {
         return Err(e);
     }
-    let run = run.ok_or(SizeError::Failed)?;
-    let sized = [run.fit.major_nm, run.fit.tube_nm];
-    if (sized[0] / start[0]).max(start[0] / sized[0]) > MAX_FACTOR {
-        return Err(SizeError::RanAway(start[0], start[1], sized[0], sized[1]));
-    }
-    // the setup of the last round's poses; the final size differs from it
-    // by less than a round's move
-    let per_particle: Vec<Option<[f64; 2]>> = picks
-        .par_iter()
-        .zip(&fits)
-        .map(|(p, f)| {
-            let fit = f.as_ref()?;
-            let locs = current.particle_locs(table, grid, p);
-            size::particle_size(Posed { locs: &locs, fit }, sized, &opts)
+    let profile = profile?;
+    let sized = [profile.major_nm, profile.tube_nm];
+    // the last round: the poses at the fitted size, on their usual discs
+    let (_, fits) = fit_round(sized, sized, &mut trial)?;
+    // the particles fitted at every point of the window
+    let particles = (0..picks.len())
+        .filter(|&i| {
+            profile
+                .window
+                .iter()
+                .all(|p| p.tube.terms.get(i).is_some_and(|v| v.is_finite()))
         })
-        .collect();
-    *setup = resized(&current, table, sized)?;
+        .count();
+    let spread = robust_se(profile.per_particle.iter().flatten().copied());
+    let major_se = match (profile.major_se_nm.is_finite(), spread.is_finite()) {
+        (true, true) => profile.major_se_nm.max(spread),
+        (true, false) => profile.major_se_nm,
+        _ => spread,
+    };
+    *setup = resized(setup, table, sized)?;
     results.clone_from_slice(&trial);
     Ok(SizeReport {
-        fit: run.fit,
-        rounds: run.rounds,
-        settled: run.settled,
+        torus_nm: sized,
+        se_nm: [major_se, profile.tube_se_nm],
+        particles,
+        rounds: profile.rounds + 1,
         start_nm: start,
-        per_particle,
+        per_particle: profile.per_particle,
         fits,
     })
 }
