@@ -37,6 +37,10 @@ const SPACING: f64 = 0.05;
 /// Most windows [`profile`] moves through.
 const MAX_WINDOWS: usize = 4;
 
+/// Fewest particles with their own minimum inside the window for the
+/// vertex to sum only those.
+const MIN_INSIDE: usize = 3;
+
 /// Step of the finite differences for the tube's standard error, nm.
 const H_NM: f64 = 0.5;
 
@@ -278,12 +282,7 @@ pub fn profile(
             continue;
         }
         let h = centre * SPACING;
-        let (major_nm, curv) = vertex(
-            rs[best],
-            h,
-            [totals[best - 1], totals[best], totals[best + 1]],
-        );
-        let per_particle = (0..keep.len())
+        let per_particle: Vec<Option<f64>> = (0..keep.len())
             .map(|i| {
                 let t: Vec<f64> = window.iter().map(|p| p.tube.terms[i]).collect();
                 if !keep[i] || !t.iter().all(|v| v.is_finite()) {
@@ -293,6 +292,29 @@ pub fn profile(
                 (k > 0 && k < WINDOW - 1).then(|| vertex(rs[k], h, [t[k - 1], t[k], t[k + 1]]).0)
             })
             .collect();
+        // a particle whose own profile falls to the window's edge (a fit
+        // that jumped to another pose or took in a neighbour) would pull the
+        // sum about: the vertex sums the others when enough are left
+        let inside: Vec<bool> = per_particle.iter().map(Option::is_some).collect();
+        let robust: Vec<f64> = window
+            .iter()
+            .map(|p| {
+                p.tube
+                    .terms
+                    .iter()
+                    .zip(&inside)
+                    .filter(|(_, k)| **k)
+                    .map(|(v, _)| v)
+                    .sum()
+            })
+            .collect();
+        let robust_best = (0..WINDOW).min_by(|&a, &b| robust[a].total_cmp(&robust[b]));
+        let enough = inside.iter().filter(|k| **k).count() >= MIN_INSIDE;
+        let (sums, best) = match robust_best {
+            Some(b) if enough && b > 0 && b < WINDOW - 1 => (&robust, b),
+            _ => (&totals, best),
+        };
+        let (major_nm, curv) = vertex(rs[best], h, [sums[best - 1], sums[best], sums[best + 1]]);
         let p = &window[best];
         return Ok(Profile {
             major_nm,
