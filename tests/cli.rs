@@ -451,14 +451,9 @@ fn fit_a_folder_in_shards_then_merge() {
 }
 
 /// From a synthetic SMLM field to a pose per particle: synth --locs, info,
-/// `fit TABLE --fit-size` learns the torus's size from the particles:
-/// started 17 % small it finds synth's R 180, r 40 nm, writes each
-/// particle's own R (a start too far off is refused: the unit tests).
-#[test]
-fn the_torus_size_is_fitted_to_a_tables_particles() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let s = |p: &str| d.join(p).display().to_string();
+/// `synth --locs` writes a field of 8 particles (seed 31, 96 px) into `d/f`.
+fn synth_field(d: &std::path::Path) {
+    let out = d.join("f").display().to_string();
     ok(&posescope(&[
         "synth",
         "--locs",
@@ -469,8 +464,19 @@ fn the_torus_size_is_fitted_to_a_tables_particles() {
         "--seed",
         "31",
         "--out",
-        &s("f"),
+        &out,
     ]));
+}
+
+/// `fit TABLE --fit-size` learns the torus's size from the particles:
+/// started 17 % small it finds synth's R 180, r 40 nm, writes each
+/// particle's own R (a start too far off is refused: the unit tests).
+#[test]
+fn the_torus_size_is_fitted_to_a_tables_particles() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = |p: &str| d.join(p).display().to_string();
+    synth_field(d);
     let fit = |torus: &str| {
         posescope(&[
             "fit",
@@ -538,18 +544,7 @@ fn a_localisation_field_is_picked_and_fitted() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let s = |p: &str| d.join(p).display().to_string();
-    ok(&posescope(&[
-        "synth",
-        "--locs",
-        "--size",
-        "96",
-        "--particles",
-        "8",
-        "--seed",
-        "31",
-        "--out",
-        &s("f"),
-    ]));
+    synth_field(d);
     let o = posescope(&["info", &s("f/field.hdf5")]);
     ok(&o);
     assert!(String::from_utf8_lossy(&o.stdout).contains("Picasso HDF5"));

@@ -961,18 +961,22 @@ fn a_whole_field_image_is_picked_fitted_and_exported_as_an_overview() {
     }
 }
 
+/// No estimation on opening, and a short learning run: `[points,
+/// iterations, search, steps]` (the Learn tab's fields).
+fn short_learning(app: &mut PoseScopeApp, [points, iterations, search, steps]: [usize; 4]) {
+    app.settings_mut().auto_estimate = false;
+    let l = app.learning_mut();
+    l.config.points = points;
+    l.config.iterations = iterations;
+    l.config.search = search;
+    l.config.steps = steps;
+}
+
 #[test]
 fn learning_from_a_3d_table_says_that_its_z_goes_unused() {
     let tmp = tempfile::tempdir().unwrap();
     let table = fixture_copy(tmp.path(), "locs/thunderstorm_3d.csv");
-    let mut h = harness_with(vec![table], |app| {
-        app.settings_mut().auto_estimate = false;
-        let l = app.learning_mut();
-        l.config.points = 16;
-        l.config.iterations = 1;
-        l.config.search = 100;
-        l.config.steps = 1;
-    });
+    let mut h = harness_with(vec![table], |app| short_learning(app, [16, 1, 100, 1]));
     settle(&mut h);
     assert_eq!(h.state().frame_count(), 3, "{:?}", h.state().notices());
     h.get_by_label("Learn").click();
@@ -993,13 +997,7 @@ fn learning_runs_in_the_learn_tab_and_its_model_is_taken_for_fitting() {
     let tmp = tempfile::tempdir().unwrap();
     let (stack, _) = dataset(tmp.path(), 12);
     let mut h = harness_with(vec![stack.clone()], |app| {
-        app.settings_mut().auto_estimate = false;
-        // a short run: few points and iterations (the tab's fields)
-        let l = app.learning_mut();
-        l.config.points = 64;
-        l.config.iterations = 3;
-        l.config.search = 400;
-        l.config.steps = 4;
+        short_learning(app, [64, 3, 400, 4])
     });
     settle(&mut h);
     // fits with the torus first: the learned poses will replace them
