@@ -740,16 +740,20 @@ fn a_table_is_picked_accepted_fitted_and_exported_as_an_overview() {
 }
 
 #[test]
-fn fit_size_learns_the_tables_torus_and_undo_brings_the_fits_back() {
+fn fit_size_learns_the_tables_torus_and_undo_brings_the_fits_and_torus_back() {
     let tmp = tempfile::tempdir().unwrap();
     let (_, files) = small_field(tmp.path(), 21);
-    // the torus guessed 17 % small
-    let mut h = harness_with(vec![files.picasso.clone()], |app| {
+    // the torus guessed 17 % small (the setting, made before the table opens)
+    let mut h = harness_with(vec![], |app| {
         app.settings_mut().auto_estimate = false;
         app.settings_mut().particle_torus_nm = [150.0, 30.0];
     });
+    h.state_mut().open_paths(vec![files.picasso.clone()]);
     settle(&mut h);
     assert_eq!(h.state().frame_count(), 4, "{:?}", h.state().notices());
+    let doc = h.state().session().doc().unwrap();
+    let torus = doc.particles.as_ref().unwrap().table_torus_nm().unwrap();
+    assert_eq!(torus, [150.0, 30.0]);
     accept_and_fit(&mut h);
     let before = fitted_axes(&h, 4);
     h.get_by_label("Fit size").click();
@@ -768,7 +772,10 @@ fn fit_size_learns_the_tables_torus_and_undo_brings_the_fits_back() {
         .unwrap()
         .parse()
         .unwrap();
-    assert!((major - 180.0).abs() < 6.0, "{note}");
+    assert!(
+        (major - 180.0).abs() < 6.0 && note.contains("from R 150, r 30"),
+        "{note}"
+    );
     // the table's fits use the size from now on
     let doc = h.state().session().doc().unwrap();
     let torus = doc.particles.as_ref().unwrap().table_torus_nm().unwrap();
@@ -787,6 +794,10 @@ fn fit_size_learns_the_tables_torus_and_undo_brings_the_fits_back() {
         "Undo fit the torus size (4 particles) Ctrl+Z",
     );
     assert_eq!(fitted_axes(&h, 4), before);
+    // and the torus they were fitted with
+    let doc = h.state().session().doc().unwrap();
+    let torus = doc.particles.as_ref().unwrap().table_torus_nm().unwrap();
+    assert_eq!(torus, [150.0, 30.0]);
 }
 
 /// A whole-field image (not a table): the field of `small_field` (5.2 µm

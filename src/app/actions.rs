@@ -763,11 +763,11 @@ impl PoseScopeApp {
                     .unwrap_or_else(|| Err("not fitted yet".into()))
             })
             .collect();
-        let id = doc.id;
-        self.record_fits(
-            format!("fit the torus size ({} particles)", which.len()),
-            &which,
-        );
+        let (id, setup) = (doc.id, p.table_setup());
+        if let (Some(doc), Some(setup)) = (self.session.docs.get_mut(self.session.current), setup) {
+            let name = format!("fit the torus size ({} particles)", which.len());
+            doc.history.resized(name, &doc.results, &which, setup);
+        }
         self.jobs.fit_size(id, locs, which, results);
     }
 

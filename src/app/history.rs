@@ -10,10 +10,12 @@
 //! last one, and is otherwise marked removed.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::particles::{PickEntry, PickState};
 use super::state::{Document, PoseControls};
+use crate::estimate::particles::ParticleSetup;
 use crate::estimate::pose::results::{FitResults, FrameResult};
 
 /// Edits kept per document.
@@ -43,6 +45,11 @@ enum Edit {
     },
     /// A fit replaced these frames' results (`None`: not fitted).
     Fits(Vec<(usize, Option<FrameResult>)>),
+    /// A size fit replaced these frames' results and the table's setup.
+    Resized {
+        fits: Vec<(usize, Option<FrameResult>)>,
+        setup: Arc<ParticleSetup>,
+    },
     /// The sliders of `frame` stood at `controls`.
     Pose {
         frame: usize,
@@ -110,9 +117,28 @@ impl EditHistory {
         }
     }
 
+    /// Records what a fit of the table's torus size is about to replace:
+    /// the fits of `frames` and the table's `setup`.
+    pub fn resized(
+        &mut self,
+        name: String,
+        results: &FitResults,
+        frames: &[usize],
+        setup: Arc<ParticleSetup>,
+    ) {
+        let fits = frames
+            .iter()
+            .map(|&k| (k, results.get(k).cloned()))
+            .collect();
+        self.push(name, Edit::Resized { fits, setup });
+    }
+
     /// Whether Undo would take back a fit.
     pub fn next_is_fit(&self) -> bool {
-        matches!(self.edits.back(), Some((_, Edit::Fits(_))))
+        matches!(
+            self.edits.back(),
+            Some((_, Edit::Fits(_) | Edit::Resized { .. }))
+        )
     }
 
     /// Records that the sliders of `frame` stood at `before` when `what`
@@ -152,6 +178,19 @@ pub fn undo(doc: &mut Document) -> Option<Undone> {
         Edit::Fits(before) => {
             for (k, r) in before {
                 doc.results.put_back(k, r);
+            }
+            return Some(Undone {
+                what,
+                pick: None,
+                pose: None,
+            });
+        }
+        Edit::Resized { fits, setup } => {
+            for (k, r) in fits {
+                doc.results.put_back(k, r);
+            }
+            if let Some(p) = doc.particles.as_mut() {
+                p.set_setup(setup);
             }
             return Some(Undone {
                 what,
@@ -213,7 +252,7 @@ pub fn undo(doc: &mut Document) -> Option<Undone> {
             None
         }
         // undone above, for any document
-        Edit::Fits(_) | Edit::Pose { .. } => None,
+        Edit::Fits(_) | Edit::Resized { .. } | Edit::Pose { .. } => None,
     };
     if frames_changed {
         super::particles::refresh_frames(doc);

@@ -358,6 +358,14 @@ impl ParticleDoc {
         }
     }
 
+    /// The table's setup (`None` for an image field).
+    pub fn table_setup(&self) -> Option<Arc<ParticleSetup>> {
+        match &self.source {
+            FieldSource::Table { setup, .. } => Some(setup.clone()),
+            FieldSource::Image { .. } => None,
+        }
+    }
+
     /// The table's torus `[R, r]`, nm (`None` for an image field).
     pub fn table_torus_nm(&self) -> Option<[f64; 2]> {
         match &self.source {
