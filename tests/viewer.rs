@@ -115,14 +115,15 @@ fn settle(h: &mut Harness<'_, PoseScopeApp>) {
     panic!("the viewer was still busy after 60 s");
 }
 
+/// The fitted orientation of frame `k` (which must have a fit).
+fn fitted_q(h: &Harness<'_, PoseScopeApp>, k: usize) -> posescope::geometry::Quat {
+    let fit = h.state().result(k).unwrap().as_ref().unwrap();
+    fit.outcome.state.pose.q
+}
+
 /// The fitted axes of the first `n` frames (each must have a fit).
 fn fitted_axes(h: &Harness<'_, PoseScopeApp>, n: usize) -> Vec<[f64; 3]> {
-    (0..n)
-        .map(|k| {
-            let fit = h.state().result(k).unwrap().as_ref().unwrap();
-            fit.outcome.state.pose.q.axis()
-        })
-        .collect()
+    (0..n).map(|k| fitted_q(h, k).axis()).collect()
 }
 
 /// Whether a widget whose label contains `text` is shown.
@@ -1485,16 +1486,7 @@ fn the_results_tab_shows_how_the_frames_are_oriented_and_an_axis_click_goes_to_i
     let side = caption.top() - above - 2.0 * gap;
     let origin = egui::pos2(caption.left(), above + gap);
     assert!(side > 100.0, "{verdict:?} {caption:?}");
-    let q = h
-        .state()
-        .result(2)
-        .unwrap()
-        .as_ref()
-        .unwrap()
-        .outcome
-        .state
-        .pose
-        .q;
+    let q = fitted_q(&h, 2);
     let end = posescope::estimate::pose::orientations::ViewAxis::of(q)
         .equal_area()
         .next()
@@ -1607,16 +1599,7 @@ fn a_3d_tables_fits_know_their_tilt_direction_and_the_explorer_rules_out_the_mir
     // and the results table has a column of tilt directions, one per fit
     assert!(h.query_by_label("toward").is_some());
     for k in 0..3 {
-        let q = h
-            .state()
-            .result(k)
-            .unwrap()
-            .as_ref()
-            .unwrap()
-            .outcome
-            .state
-            .pose
-            .q;
+        let q = fitted_q(&h, k);
         let toward = posescope::estimate::pose::orientations::ViewAxis::directed(q);
         let cell = format!("{:.0}°", toward.azimuth_deg);
         assert!(h.query_by_label(&cell).is_some(), "no cell {cell}");
