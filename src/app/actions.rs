@@ -728,9 +728,9 @@ impl PoseScopeApp {
         self.jobs.estimate(fitter, id, frames, which, !all, locs);
     }
 
-    /// Fits the table's torus size to its accepted picks, alternating with
-    /// their poses (their fits as starts); the picks' fits are replaced, so
-    /// Undo can bring them back.
+    /// Fits the table's torus size to its accepted picks (their fits as
+    /// starts); the picks' fits and the table's torus are replaced, so Undo
+    /// can bring them back.
     fn fit_torus_size(&mut self) {
         if self.jobs.fitting() {
             self.session

@@ -108,10 +108,7 @@ impl EditHistory {
     /// Records what a fit of `frames` is about to replace, when it replaces
     /// any fit (a fit of unfitted frames loses nothing and is not kept).
     pub fn fits(&mut self, name: String, results: &FitResults, frames: &[usize]) {
-        let before: Vec<(usize, Option<FrameResult>)> = frames
-            .iter()
-            .map(|&k| (k, results.get(k).cloned()))
-            .collect();
+        let before = fits_of(results, frames);
         if before.iter().any(|(_, r)| r.is_some()) {
             self.push(name, Edit::Fits(before));
         }
@@ -126,10 +123,7 @@ impl EditHistory {
         frames: &[usize],
         setup: Arc<ParticleSetup>,
     ) {
-        let fits = frames
-            .iter()
-            .map(|&k| (k, results.get(k).cloned()))
-            .collect();
+        let fits = fits_of(results, frames);
         self.push(name, Edit::Resized { fits, setup });
     }
 
@@ -170,33 +164,42 @@ impl EditHistory {
     }
 }
 
+/// The results of `frames` (`None`: not fitted), as a fit replaces them.
+fn fits_of(results: &FitResults, frames: &[usize]) -> Vec<(usize, Option<FrameResult>)> {
+    frames
+        .iter()
+        .map(|&k| (k, results.get(k).cloned()))
+        .collect()
+}
+
+/// Puts back the results a fit replaced (the undo of `what`).
+fn put_back_fits(
+    doc: &mut Document,
+    what: String,
+    before: Vec<(usize, Option<FrameResult>)>,
+) -> Undone {
+    for (k, r) in before {
+        doc.results.put_back(k, r);
+    }
+    Undone {
+        what,
+        pick: None,
+        pose: None,
+    }
+}
+
 /// Undoes the newest edit of `doc`; `None` when there is none.
 pub fn undo(doc: &mut Document) -> Option<Undone> {
     let (what, edit) = doc.history.edits.pop_back()?;
     doc.unsaved = true;
     match edit {
-        Edit::Fits(before) => {
-            for (k, r) in before {
-                doc.results.put_back(k, r);
-            }
-            return Some(Undone {
-                what,
-                pick: None,
-                pose: None,
-            });
-        }
+        Edit::Fits(before) => return Some(put_back_fits(doc, what, before)),
         Edit::Resized { fits, setup } => {
-            for (k, r) in fits {
-                doc.results.put_back(k, r);
-            }
+            // a size fit also changed the table's torus
             if let Some(p) = doc.particles.as_mut() {
                 p.set_setup(setup);
             }
-            return Some(Undone {
-                what,
-                pick: None,
-                pose: None,
-            });
+            return Some(put_back_fits(doc, what, fits));
         }
         Edit::Pose { frame, controls } => {
             doc.history.last_pose = None;

@@ -368,10 +368,7 @@ impl ParticleDoc {
 
     /// The table's torus `[R, r]`, nm (`None` for an image field).
     pub fn table_torus_nm(&self) -> Option<[f64; 2]> {
-        match &self.source {
-            FieldSource::Table { setup, .. } => Some(setup.torus_nm),
-            FieldSource::Image { .. } => None,
-        }
+        self.table_setup().map(|s| s.torus_nm)
     }
 
     /// Whether the field is a localisation table (its picks count localisations).

@@ -66,7 +66,7 @@ impl PoseScopeApp {
                     )
                     .on_hover_text(
                         "Fit the torus's own R and r to the accepted picks' localisations, \
-                         alternating with their poses (from their fits and the torus in Opening tables)",
+                         every pose fitted again at each trial R (from the torus in Opening tables)",
                     )
                     .clicked()
             {

@@ -75,11 +75,11 @@ pub struct FitArgs {
     /// data cannot tell. The z_nm column is then negated too.
     #[arg(long)]
     flip_z: bool,
-    /// With a table: also fit the torus's own size (R, r) to the particles,
-    /// alternating with their poses from --torus (which must be within
-    /// about 1.5× of it). Prints the size with standard errors and the
-    /// spread of each particle's own; the CSV gets the poses fitted with it
-    /// and each particle's major_nm and tube_nm.
+    /// With a table: also fit the torus's own size (R, r) to the particles:
+    /// the profile likelihood of R, every pose fitted again at each trial R,
+    /// from --torus (which must be within 1.6× of it). Prints the size with
+    /// standard errors and the spread of each particle's own R; the CSV gets
+    /// the poses fitted with it and each particle's own R (major_nm).
     #[arg(long)]
     fit_size: bool,
     /// With a table from `synth --locs` (or an image of it rendered with its

@@ -117,7 +117,7 @@ pub fn run(a: TableFit<'_>) -> Result<()> {
         let report = torus_size::fit_size(&mut setup, &table, &grid, &picks, &mut results, round)
             .with_context(|| format!("{}: --fit-size", a.table.display()))?;
         println!("{} [{:.2} s]", report.describe(), t.elapsed().as_secs_f64());
-        locfits = report.fits.clone();
+        locfits = report.fits;
         Some(report.per_particle)
     } else {
         None

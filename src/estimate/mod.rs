@@ -21,8 +21,8 @@
 //!   and the comparison of a learned cloud with a known one.
 //! - [`particles`]: a pose for every pick of a table — particle frames, the
 //!   image fit, then the localisation fit — shared by the CLI and the viewer.
-//! - [`torus_size`]: the torus's own size learned from a table's particles,
-//!   alternating with their localisation fits.
+//! - [`torus_size`]: the torus's own size learned from a table's particles
+//!   (the profile likelihood of R, their localisation fits run at each R).
 //! - [`image_particles`]: the same for the picks of an image — crops
 //!   resampled into particle frames, the fit, centres back in image pixels.
 //!

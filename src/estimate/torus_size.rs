@@ -13,7 +13,7 @@
 use rayon::prelude::*;
 
 use super::locfit::size::{self, ProfileError, ProfilePoint, SizeOptions};
-use super::locfit::LocFit;
+use super::locfit::{quartiles, LocFit};
 use super::particles::{reach_nm, ParticleError, ParticleSetup};
 use super::pick::{Grid, Pick};
 use super::pose::pipeline::ModelSpec;
@@ -56,11 +56,16 @@ pub struct SizeReport {
 }
 
 impl SizeReport {
+    /// The quartiles and median of the particles' own `R`.
+    fn own_quartiles(&self) -> Option<[f64; 3]> {
+        quartiles(self.per_particle.iter().flatten().copied())
+    }
+
     /// Whether the joint `R` and the median of the particles' own differ
     /// by more than twice the standard error: then the size is poorly
     /// determined (on held-out 2D fields one of ten did).
     pub fn disagrees(&self) -> bool {
-        let Some([_, mid, _]) = size::quartiles(self.per_particle.iter().flatten().copied()) else {
+        let Some([_, mid, _]) = self.own_quartiles() else {
             return false;
         };
         let se = self.se_nm[0];
@@ -77,12 +82,9 @@ impl SizeReport {
                 String::new()
             }
         };
-        let spread = size::quartiles(self.per_particle.iter().flatten().copied()).map_or(
-            String::new(),
-            |[lo, mid, hi]| {
-                format!("; each particle's own R: median {mid:.1}, quartiles {lo:.1}–{hi:.1} nm")
-            },
-        );
+        let spread = self.own_quartiles().map_or(String::new(), |[lo, mid, hi]| {
+            format!("; each particle's own R: median {mid:.1}, quartiles {lo:.1}–{hi:.1} nm")
+        });
         let [r0, t0] = self.start_nm;
         let warn = if self.disagrees() {
             "; warning: the joint R and the median of the particles' own differ by more than \

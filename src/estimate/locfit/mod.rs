@@ -335,6 +335,18 @@ impl TangentPlane {
     }
 }
 
+/// The lower quartile, median and upper quartile of `values` (non-finite
+/// ones dropped; each the nearest-rank value); `None` when none is left.
+pub fn quartiles(values: impl IntoIterator<Item = f64>) -> Option<[f64; 3]> {
+    let mut v: Vec<f64> = values.into_iter().filter(|v| v.is_finite()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+    Some([q(0.25), q(0.5), q(0.75)])
+}
+
 /// About `n` axes spread evenly (a Fibonacci lattice) over the quarter
 /// sphere `z ≥ 0, y ≥ 0`: one of each set of directions an orthographic
 /// image of an axial particle cannot tell apart.

@@ -204,6 +204,27 @@ fn vertex(x: f64, h: f64, [a, b, c]: [f64; 3]) -> (f64, f64) {
     (x + shift, curv)
 }
 
+/// Each point's sum of the terms of the particles marked in `mask`.
+fn sums_of(window: &[ProfilePoint], mask: &[bool]) -> Vec<f64> {
+    window
+        .iter()
+        .map(|p| {
+            p.tube
+                .terms
+                .iter()
+                .zip(mask)
+                .filter(|(_, k)| **k)
+                .map(|(v, _)| v)
+                .sum()
+        })
+        .collect()
+}
+
+/// The index of the smallest of `values` (the first of equals).
+fn argmin(values: &[f64]) -> Option<usize> {
+    (0..values.len()).min_by(|&a, &b| values[a].total_cmp(&values[b]))
+}
+
 /// The profile likelihood of `R` from `start` (nm). `round(size, reach)`
 /// fits every particle's pose with the torus `size` and returns them, one
 /// entry per particle in a fixed order (`None` where its fit failed), the
@@ -258,19 +279,8 @@ pub fn profile(
         }
         // the profile sums the particles fitted at every point
         let keep = fitted_everywhere.unwrap_or_default();
-        let total = |p: &ProfilePoint| -> f64 {
-            p.tube
-                .terms
-                .iter()
-                .zip(&keep)
-                .filter(|(_, k)| **k)
-                .map(|(v, _)| v)
-                .sum()
-        };
-        let totals: Vec<f64> = window.iter().map(total).collect();
-        let best = (0..WINDOW)
-            .min_by(|&a, &b| totals[a].total_cmp(&totals[b]))
-            .unwrap_or(WINDOW / 2);
+        let totals = sums_of(&window, &keep);
+        let best = argmin(&totals).unwrap_or(WINDOW / 2);
         tube = window[best].tube.tube_nm;
         if best == 0 || best == WINDOW - 1 {
             // the minimum lies beyond: a window further on
@@ -288,7 +298,7 @@ pub fn profile(
                 if !keep[i] || !t.iter().all(|v| v.is_finite()) {
                     return None;
                 }
-                let k = (0..WINDOW).min_by(|&a, &b| t[a].total_cmp(&t[b]))?;
+                let k = argmin(&t)?;
                 (k > 0 && k < WINDOW - 1).then(|| vertex(rs[k], h, [t[k - 1], t[k], t[k + 1]]).0)
             })
             .collect();
@@ -296,19 +306,8 @@ pub fn profile(
         // that jumped to another pose or took in a neighbour) would pull the
         // sum about: the vertex sums the others when enough are left
         let inside: Vec<bool> = per_particle.iter().map(Option::is_some).collect();
-        let robust: Vec<f64> = window
-            .iter()
-            .map(|p| {
-                p.tube
-                    .terms
-                    .iter()
-                    .zip(&inside)
-                    .filter(|(_, k)| **k)
-                    .map(|(v, _)| v)
-                    .sum()
-            })
-            .collect();
-        let robust_best = (0..WINDOW).min_by(|&a, &b| robust[a].total_cmp(&robust[b]));
+        let robust = sums_of(&window, &inside);
+        let robust_best = argmin(&robust);
         let enough = inside.iter().filter(|k| **k).count() >= MIN_INSIDE;
         let (sums, best) = match robust_best {
             Some(b) if enough && b > 0 && b < WINDOW - 1 => (&robust, b),
@@ -333,22 +332,10 @@ pub fn profile(
     Err(ProfileError::RanAway(centre, max_factor))
 }
 
-/// The median and quartiles of `values` (non-finite ones dropped); `None`
-/// when none is left.
-pub fn quartiles(values: impl IntoIterator<Item = f64>) -> Option<[f64; 3]> {
-    let mut v: Vec<f64> = values.into_iter().filter(|v| v.is_finite()).collect();
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
-    Some([q(0.25), q(0.5), q(0.75)])
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::tests::particle_3d;
-    use super::super::{fit_axis, LocFitOptions};
+    use super::super::{fit_axis, quartiles, LocFitOptions};
     use super::*;
     use crate::geometry::Quat;
     use rand::SeedableRng;

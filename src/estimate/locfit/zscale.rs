@@ -113,17 +113,12 @@ impl ZScale {
         if fits.len() < Self::MIN_PARTICLES {
             return None;
         }
-        let sorted = |v: fn(&ZFit) -> f64| {
-            let mut x: Vec<f64> = fits.iter().map(|f| v(f)).collect();
-            x.sort_by(f64::total_cmp);
-            x
-        };
-        let (scale, precision) = (sorted(|f| f.scale), sorted(|f| f.precision));
-        let q = |x: &[f64], p: f64| x[((x.len() - 1) as f64 * p).round() as usize];
+        let [lo, median, hi] = super::quartiles(fits.iter().map(|f| f.scale))?;
+        let [_, precision, _] = super::quartiles(fits.iter().map(|f| f.precision))?;
         Some(Self {
-            median: q(&scale, 0.5),
-            quartiles: [q(&scale, 0.25), q(&scale, 0.75)],
-            precision: q(&precision, 0.5),
+            median,
+            quartiles: [lo, hi],
+            precision,
             particles: fits.len(),
         })
     }
